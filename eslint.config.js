@@ -1,0 +1,34 @@
+// @ts-check
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', '.wrangler/**', 'migrations/**', '.latchkey/**', 'coverage/**'] },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-console': ['error', { allow: ['error'] }],
+      eqeqeq: ['error', 'always'],
+    },
+  },
+  {
+    // The CLI, the benchmarks, the vector generator and tests print to stdout by design.
+    files: ['src/cli/**', 'bench/**', 'spec/**', 'test/**', '.ci/**'],
+    rules: { 'no-console': 'off' },
+  },
+  {
+    // The protocol core is pure: no Node built-ins, no I/O, no process globals.
+    files: ['src/protocol/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['fs', 'path', 'crypto', 'buffer', 'zlib', 'os'],
+          patterns: ['node:*', '**/server/**', '**/db/**', '**/agent/**', '**/relay/**', '**/cli/**', '**/runtime/**'],
+        },
+      ],
+      'no-restricted-globals': ['error', 'process', 'Buffer', 'Date', 'setTimeout', 'setInterval', 'fetch'],
+    },
+  },
+);

@@ -1,0 +1,10 @@
+// `latchkey agent …`: what runs on an agent machine.
+import type { Command } from 'commander';
+import { registerAgentEnroll } from './agent-enroll.js';
+import { registerAgentMessaging } from './agent-messaging.js';
+
+export function registerAgentCommands(program: Command): void {
+  const agent = program.command('agent').description('Agent-side commands: enroll, seal, send, run.');
+  registerAgentEnroll(agent);
+  registerAgentMessaging(agent);
+}

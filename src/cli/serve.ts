@@ -1,0 +1,67 @@
+// `latchkey serve` and `latchkey migrate`.
+import { resolve } from 'node:path';
+import { Option, type Command } from 'commander';
+import { openDatabase } from '../db/client.js';
+import { applyMigrations } from '../db/migrate.js';
+import { readMigrations } from '../db/migrations-fs.js';
+import type { ServeConfig } from '../runtime/config.js';
+import { createLogger, handleSignals, startServer, StartupError } from '../runtime/node.js';
+import { CliError } from './run.js';
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError('usage', `invalid port: ${JSON.stringify(value)}`, 2);
+  return n;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('Run the Latchkey server (embedded PGlite unless a database URL is given).')
+    .addOption(new Option('--host <host>', 'address to listen on').env('HOST').default('127.0.0.1'))
+    .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').env('PORT').default(8080).argParser(parsePort))
+    .addOption(new Option('--data-dir <dir>', 'identity, bootstrap admin credential and embedded database').env('LATCHKEY_DATA_DIR').default('./.latchkey'))
+    .addOption(new Option('--database-url <url>', 'PostgreSQL URL; embedded PGlite when absent').env('DATABASE_URL'))
+    .addOption(new Option('--identity <secret>', 'server identity given as a secret (see `latchkey identity generate`)').env('LATCHKEY_IDENTITY').hideHelp())
+    .addOption(new Option('--identity-file <path>', 'read the server identity from this file instead of <data-dir>/identity.key').env('LATCHKEY_IDENTITY_FILE'))
+    .addOption(new Option('--log-level <level>', 'log level').env('LOG_LEVEL').default('info').choices(['debug', 'info', 'warn', 'error', 'silent']))
+    .addOption(new Option('--crypto <backend>', 'primitive backend (default: native when available)').env('LATCHKEY_CRYPTO').choices(['native', 'noble']))
+    .action(async (opts: Record<string, string | number | undefined>) => {
+      const config: ServeConfig = {
+        host: String(opts.host),
+        port: typeof opts.port === 'number' ? opts.port : parsePort(String(opts.port)),
+        dataDir: resolve(String(opts.dataDir)),
+        databaseUrl: opts.databaseUrl === undefined || opts.databaseUrl === '' ? undefined : String(opts.databaseUrl),
+        identity: opts.identity === undefined ? undefined : String(opts.identity),
+        identityFile: opts.identityFile === undefined ? undefined : String(opts.identityFile),
+        logLevel: String(opts.logLevel),
+        crypto: opts.crypto as ServeConfig['crypto'],
+      };
+      const logger = createLogger(config.logLevel);
+      try {
+        const running = await startServer(config, logger);
+        // The two lines a person starting the server wants; also in the JSON log.
+        process.stdout.write(`latchkey listening on ${running.url}\nserver key fingerprint ${running.fingerprint}\n`);
+        handleSignals(running, logger);
+      } catch (err) {
+        if (err instanceof StartupError) throw new CliError('startup_failed', err.message);
+        throw err;
+      }
+    });
+
+  program
+    .command('migrate')
+    .description('Apply database migrations and exit (the Worker does not migrate by itself).')
+    .addOption(new Option('--database-url <url>', 'PostgreSQL URL').env('DATABASE_URL').makeOptionMandatory())
+    .action(async (opts: { databaseUrl: string }) => {
+      const database = await openDatabase({ url: opts.databaseUrl }).catch(() => {
+        throw new CliError('startup_failed', 'cannot connect to the database');
+      });
+      try {
+        const applied = await applyMigrations(database, await readMigrations());
+        process.stdout.write(applied.length ? `applied ${applied.join(', ')}\n` : 'database is up to date\n');
+      } finally {
+        await database.close();
+      }
+    });
+}

@@ -1,0 +1,30 @@
+// What the rest of Latchkey sees of its database, whichever driver is underneath.
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type * as schema from './schema.js';
+
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+export type Row = Record<string, unknown>;
+
+/** Raw SQL on one session (advisory locks, migrations, test set-up). */
+export interface SqlExecutor {
+  withSession<T>(fn: (run: (sql: string) => Promise<Row[]>) => Promise<T>): Promise<T>;
+}
+
+export interface Database extends SqlExecutor {
+  readonly db: Db;
+  readonly kind: 'pglite' | 'postgres';
+  /** The schema tables live in (search_path). */
+  readonly schemaName: string;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class DatabaseConfigError extends Error {}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export function checkSchemaName(name: string): string {
+  if (!SCHEMA_NAME.test(name)) throw new DatabaseConfigError('schema name must be a lower-case SQL identifier');
+  return name;
+}

@@ -1,0 +1,174 @@
+// The one drizzle schema. Tables carry no schema qualifier: the connection's search_path picks the
+// schema, which is how tests isolate themselves (one schema per test) on a shared database.
+// Changing this file means `npm run db:generate` and committing the new file under migrations/.
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+
+/** Raw bytes (hashes, public keys, message ids) as Uint8Array on both drivers. */
+export const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
+  dataType: () => 'bytea',
+  fromDriver: (v) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
+  toDriver: (v) => v,
+});
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/** Admin API credentials: the bootstrap one (scope `*`) and keys admins create. Only hashes are kept. */
+export const adminKeys = pgTable('admin_keys', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  secretHash: bytea('secret_hash').notNull(),
+  scopes: jsonb('scopes').$type<string[]>().notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  createdBy: text('created_by'),
+  revokedAt: ts('revoked_at'),
+  lastUsedAt: ts('last_used_at'),
+});
+
+/** Enrollment tokens. `secretHash` is SHA-256 over a domain label and the secret (spec: token). */
+export const enrollmentTokens = pgTable('enrollment_tokens', {
+  id: text('id').primaryKey(),
+  secretHash: bytea('secret_hash').notNull(),
+  role: text('role').$type<'agent' | 'relay'>().notNull(),
+  usesTotal: integer('uses_total').notNull(),
+  usesLeft: integer('uses_left').notNull(),
+  expiresAt: ts('expires_at').notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  createdBy: text('created_by'),
+  revokedAt: ts('revoked_at'),
+  cidr: text('cidr'),
+  namePattern: text('name_pattern'),
+  labels: jsonb('labels').$type<Record<string, string>>().notNull().default({}),
+});
+
+/** One row per successful use of a token, so "token already used" can be investigated. */
+export const tokenUses = pgTable(
+  'token_uses',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    tokenId: text('token_id').notNull().references(() => enrollmentTokens.id),
+    agentId: text('agent_id').notNull(),
+    usedAt: ts('used_at').notNull().defaultNow(),
+    sourceAddr: text('source_addr'),
+  },
+  (t) => [index('token_uses_token_idx').on(t.tokenId)],
+);
+
+export const agents = pgTable('agents', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull().unique(),
+  role: text('role').$type<'agent' | 'relay'>().notNull(),
+  labels: jsonb('labels').$type<Record<string, string>>().notNull().default({}),
+  status: text('status').$type<'active' | 'revoked'>().notNull().default('active'),
+  tokenId: text('token_id'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  revokedAt: ts('revoked_at'),
+  lastSeenAt: ts('last_seen_at'),
+  sendIntervalSeconds: integer('send_interval_seconds'),
+});
+
+/**
+ * An agent's key set: one Ed25519 signing key and one X25519 agreement key, introduced together at
+ * enrollment or renewal. `sigKid` is what envelope headers name as the sender.
+ * `maxCounter` is the highest counter accepted so far (replay window, spec: freshness).
+ */
+export const agentKeys = pgTable(
+  'agent_keys',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    agentId: text('agent_id')
+      .notNull()
+      .references(() => agents.id),
+    sigKid: text('sig_kid').notNull(),
+    sigPub: bytea('sig_pub').notNull(),
+    kxKid: text('kx_kid').notNull(),
+    kxPub: bytea('kx_pub').notNull(),
+    status: text('status').$type<'active' | 'superseded' | 'revoked'>().notNull().default('active'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    expiresAt: ts('expires_at').notNull(),
+    revokedAt: ts('revoked_at'),
+    maxCounter: bigint('max_counter', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [
+    uniqueIndex('agent_keys_sig_kid_idx').on(t.sigKid),
+    uniqueIndex('agent_keys_kx_kid_idx').on(t.kxKid),
+    index('agent_keys_agent_idx').on(t.agentId),
+  ],
+);
+
+/** Replay records: a message id is accepted at most once per sender key. */
+export const seenMessages = pgTable(
+  'seen_messages',
+  {
+    sigKid: text('sig_kid').notNull(),
+    messageId: bytea('message_id').notNull(),
+    counter: bigint('counter', { mode: 'number' }).notNull(),
+    receivedAt: ts('received_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.sigKid, t.messageId] }), index('seen_messages_received_idx').on(t.receivedAt)],
+);
+
+/** Every accepted inventory, as received (jsonb keeps unknown fields). */
+export const inventories = pgTable(
+  'inventories',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    agentId: text('agent_id')
+      .notNull()
+      .references(() => agents.id),
+    messageId: bytea('message_id').notNull(),
+    receivedAt: ts('received_at').notNull().defaultNow(),
+    size: integer('size').notNull(),
+    content: jsonb('content').notNull(),
+  },
+  (t) => [index('inventories_agent_received_idx').on(t.agentId, t.receivedAt.desc())],
+);
+
+/** Revocations of tokens, keys and agents; `id` doubles as the revocation list version. */
+export const revocations = pgTable(
+  'revocations',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    kind: text('kind').$type<'token' | 'key' | 'agent'>().notNull(),
+    subject: text('subject').notNull(),
+    at: ts('at').notNull().defaultNow(),
+    reason: text('reason'),
+    actor: text('actor'),
+  },
+  (t) => [uniqueIndex('revocations_subject_idx').on(t.kind, t.subject)],
+);
+
+/**
+ * Append-only, hash-chained audit log. `hash` = SHA-256(prev_hash || canonical entry bytes);
+ * appends serialise on an advisory transaction lock so the chain never forks.
+ */
+export const auditLog = pgTable(
+  'audit_log',
+  {
+    seq: bigint('seq', { mode: 'number' }).primaryKey(),
+    at: ts('at').notNull(),
+    actor: text('actor').notNull(),
+    action: text('action').notNull(),
+    outcome: text('outcome').$type<'success' | 'failure'>().notNull(),
+    code: text('code'),
+    sourceAddr: text('source_addr'),
+    tokenId: text('token_id'),
+    agentId: text('agent_id'),
+    details: jsonb('details').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    prevHash: bytea('prev_hash').notNull(),
+    hash: bytea('hash').notNull(),
+  },
+  (t) => [index('audit_log_at_idx').on(t.at)],
+);

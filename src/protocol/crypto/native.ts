@@ -1,0 +1,129 @@
+// The fast backend: WebCrypto Ed25519 and X25519 (Node 20, Workers), and a runtime-injected native
+// ChaCha20-Poly1305 (Node: node:crypto) with noble as the fallback. Decisions equal noble's: the same
+// pre-checks run before WebCrypto (which alone would accept small-order Ed25519 keys and, for
+// X25519, may return an all-zero secret), proven by test/protocol/crypto-differential.test.ts.
+import { CryptoError } from '../errors.js';
+import { acceptableEd25519PublicKey, checkSharedSecret, nobleCrypto } from './noble.js';
+import type { AeadPrimitive, CryptoBackend } from './types.js';
+
+const ED25519_PKCS8 = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
+const X25519_PKCS8 = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20]);
+const CACHE_SIZE = 1024;
+
+type CryptoKey = Awaited<ReturnType<typeof globalThis.crypto.subtle.importKey>>;
+
+function need(bytes: Uint8Array, length: number, what: string): void {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== length) throw new CryptoError(`${what} must be ${length} bytes`);
+}
+
+/** A small LRU of imported keys: the server verifies the same agents' keys over and over. */
+class KeyCache {
+  private readonly map = new Map<string, Promise<CryptoKey>>();
+  get(bytes: Uint8Array, make: () => Promise<CryptoKey>): Promise<CryptoKey> {
+    let id = '';
+    for (const b of bytes) id += String.fromCharCode(b);
+    const hit = this.map.get(id);
+    if (hit) {
+      this.map.delete(id);
+      this.map.set(id, hit);
+      return hit;
+    }
+    const made = make();
+    made.catch(() => this.map.delete(id));
+    this.map.set(id, made);
+    if (this.map.size > CACHE_SIZE) this.map.delete(this.map.keys().next().value!);
+    return made;
+  }
+}
+
+const pkcs8 = (header: Uint8Array, key: Uint8Array): Uint8Array => {
+  const out = new Uint8Array(header.length + key.length);
+  out.set(header);
+  out.set(key, header.length);
+  return out;
+};
+
+export function createNativeCrypto(opts: { aead?: AeadPrimitive } = {}): CryptoBackend {
+  const subtle = globalThis.crypto.subtle;
+  const edPriv = new KeyCache();
+  const edPub = new KeyCache();
+  const xPriv = new KeyCache();
+  const xPub = new KeyCache();
+  const importEdPriv = (seed: Uint8Array) => edPriv.get(seed, () => subtle.importKey('pkcs8', pkcs8(ED25519_PKCS8, seed), { name: 'Ed25519' }, false, ['sign']));
+  const importXPriv = (k: Uint8Array) => xPriv.get(k, () => subtle.importKey('pkcs8', pkcs8(X25519_PKCS8, k), { name: 'X25519' }, false, ['deriveBits']));
+  const aead = opts.aead;
+
+  return {
+    name: aead ? 'native' : 'native-webcrypto',
+    // Public keys from private ones are rare (key generation): noble is simplest and exact.
+    ed25519PublicKey: (seed) => nobleCrypto.ed25519PublicKey(seed),
+    x25519PublicKey: (k) => nobleCrypto.x25519PublicKey(k),
+    async ed25519Sign(seed, message) {
+      need(seed, 32, 'Ed25519 seed');
+      return new Uint8Array(await subtle.sign('Ed25519', await importEdPriv(seed), message));
+    },
+    async ed25519Verify(publicKey, message, signature) {
+      if (!(signature instanceof Uint8Array) || signature.length !== 64) return false;
+      if (!acceptableEd25519PublicKey(publicKey)) return false;
+      if (!canonicalS(signature)) return false;
+      try {
+        const key = await edPub.get(publicKey, () => subtle.importKey('raw', publicKey, { name: 'Ed25519' }, false, ['verify']));
+        return await subtle.verify('Ed25519', key, signature, message);
+      } catch {
+        return false;
+      }
+    },
+    async x25519(privateKey, peerPublicKey) {
+      need(privateKey, 32, 'X25519 private key');
+      need(peerPublicKey, 32, 'X25519 public key');
+      let bits: ArrayBuffer;
+      try {
+        const pub = await xPub.get(peerPublicKey, () => subtle.importKey('raw', peerPublicKey, { name: 'X25519' }, false, []));
+        bits = await subtle.deriveBits({ name: 'X25519', public: pub }, await importXPriv(privateKey), 256);
+      } catch {
+        throw new CryptoError('low-order X25519 public key');
+      }
+      return checkSharedSecret(new Uint8Array(bits));
+    },
+    async aeadSeal(key, nonce, aad, plaintext) {
+      if (!aead) return nobleCrypto.aeadSeal(key, nonce, aad, plaintext);
+      need(key, 32, 'AEAD key');
+      need(nonce, 12, 'AEAD nonce');
+      return aead.seal(key, nonce, aad, plaintext);
+    },
+    async aeadOpen(key, nonce, aad, sealed) {
+      if (!aead) return nobleCrypto.aeadOpen(key, nonce, aad, sealed);
+      need(key, 32, 'AEAD key');
+      need(nonce, 12, 'AEAD nonce');
+      if (sealed.length < 16) return null;
+      return aead.open(key, nonce, aad, sealed);
+    },
+  };
+}
+
+/** L = 2^252 + 27742317777372353535851937790883648493, little-endian: S must be < L (RFC 8032 §5.1.7). */
+const L = Uint8Array.from([
+  0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+]);
+function canonicalS(signature: Uint8Array): boolean {
+  for (let i = 31; i >= 0; i--) {
+    const s = signature[32 + i]!;
+    if (s < L[i]!) return true;
+    if (s > L[i]!) return false;
+  }
+  return false; // S == L
+}
+
+/** True when this runtime's WebCrypto has Ed25519 and X25519. */
+export async function nativeCryptoAvailable(): Promise<boolean> {
+  try {
+    const subtle = globalThis.crypto?.subtle;
+    if (!subtle) return false;
+    const seed = new Uint8Array(32).fill(7);
+    await subtle.importKey('pkcs8', pkcs8(ED25519_PKCS8, seed), { name: 'Ed25519' }, false, ['sign']);
+    await subtle.importKey('pkcs8', pkcs8(X25519_PKCS8, seed), { name: 'X25519' }, false, ['deriveBits']);
+    return true;
+  } catch {
+    return false;
+  }
+}

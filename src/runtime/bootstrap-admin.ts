@@ -1,0 +1,39 @@
+// The bootstrap admin credential: created on first start, written once to <data-dir>/admin.token
+// (0600) and never logged. Instances sharing one database share one bootstrap key: a later instance
+// registers its existing file, or finds the key already made by another instance and writes nothing.
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { eq, sql } from 'drizzle-orm';
+import type { Database } from '../db/client.js';
+import { adminKeys } from '../db/schema.js';
+import { adminSecretMatches, generateAdminCredential, hashAdminSecret, parseAdminCredential } from '../server/services/admin-credentials.js';
+import { writeSecretFile } from './fs-secure.js';
+
+export type BootstrapOutcome = 'created' | 'existing' | 'registered' | 'held-by-another-instance';
+
+const BOOTSTRAP_LOCK = 0x6c6b_6164_6d69_6e00n; // "lkadmin"
+
+export async function ensureBootstrapAdmin(database: Database, dataDir: string): Promise<BootstrapOutcome> {
+  const file = join(dataDir, 'admin.token');
+  const fromFile = await readFile(file, 'utf8').then(parseAdminCredential, () => undefined);
+  return database.db.transaction(async (tx) => {
+    await tx.execute(sql`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK})`);
+    const rows = await tx.select().from(adminKeys).where(eq(adminKeys.name, 'bootstrap'));
+    const live = rows.filter((r) => r.revokedAt === null);
+    if (fromFile) {
+      const mine = rows.find((r) => r.id === fromFile.id);
+      if (mine && adminSecretMatches(fromFile.secret, mine.secretHash)) return 'existing';
+      if (live.length === 0 && !mine) {
+        await tx.insert(adminKeys).values({ id: fromFile.id, name: 'bootstrap', secretHash: hashAdminSecret(fromFile.secret), scopes: ['*'] });
+        return 'registered';
+      }
+      return 'held-by-another-instance';
+    }
+    if (live.length > 0) return 'held-by-another-instance';
+    const made = generateAdminCredential((n) => new Uint8Array(randomBytes(n)));
+    await tx.insert(adminKeys).values({ id: made.id, name: 'bootstrap', secretHash: made.secretHash, scopes: ['*'] });
+    await writeSecretFile(file, `${made.credential}\n`);
+    return 'created';
+  });
+}

@@ -1,0 +1,12 @@
+// Resolved settings of `latchkey serve` (flags beat environment beats defaults; see README).
+export interface ServeConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  /** A server identity given as a secret (string) instead of the data dir's identity.key. */
+  identity: string | undefined;
+  identityFile: string | undefined;
+  logLevel: string;
+  crypto: 'native' | 'noble' | undefined;
+}

@@ -1,0 +1,29 @@
+// Writing secrets to disk: mode 0600 from the first byte, atomically (temp file + rename), so a
+// crash never leaves a half-written key and no other user can read one.
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+export async function writeSecretFile(path: string, contents: string, opts: { exclusive?: boolean } = {}): Promise<void> {
+  const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(contents, 'utf8');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    if (opts.exclusive) {
+      // Fails when the file appeared meanwhile (another process won): keep theirs.
+      const { link } = await import('node:fs/promises');
+      await link(tmp, path);
+      await rm(tmp);
+    } else {
+      await rename(tmp, path);
+    }
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}

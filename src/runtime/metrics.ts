@@ -1,0 +1,48 @@
+// prom-client behind the app's Telemetry interface (Node only). Counters for domain events are
+// created on first use, so features add theirs by calling telemetry.count('name', labels).
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Telemetry } from '../server/telemetry.js';
+
+const METRIC_NAME = /^[a-z_][a-z0-9_]*$/;
+
+export function createPromTelemetry(): Telemetry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'latchkey_' });
+  const requests = new Counter({
+    name: 'latchkey_http_requests_total',
+    help: 'HTTP requests by method, matched route and status.',
+    labelNames: ['method', 'route', 'status'],
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: 'latchkey_http_request_duration_seconds',
+    help: 'HTTP request latency by method, matched route and status.',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const counters = new Map<string, Counter>();
+
+  return {
+    request(method, route, status, seconds) {
+      const labels = { method, route, status: String(status) };
+      requests.inc(labels);
+      latency.observe(labels, seconds);
+    },
+    count(name, labels = {}, value = 1) {
+      const full = `latchkey_${name}`;
+      if (!METRIC_NAME.test(full)) return;
+      let counter = counters.get(full);
+      if (!counter) {
+        counter = new Counter({ name: full, help: `Latchkey ${name.replaceAll('_', ' ')}.`, labelNames: Object.keys(labels), registers: [registry] });
+        counters.set(full, counter);
+      }
+      try {
+        counter.inc(labels, value);
+      } catch {
+        // A label set that differs from the first use is a programming error; metrics never fail a request.
+      }
+    },
+    exposition: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+  };
+}

@@ -1,0 +1,203 @@
+// `latchkey serve` on Node: bind the port first (so a port in use fails before anything is written),
+// then open the database, migrate, load or create the identity and the bootstrap admin credential,
+// and serve the one app. SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the database.
+import { randomBytes } from 'node:crypto';
+import { access, constants, mkdir, rm, stat } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { pino } from 'pino';
+import { openDatabase, type Database } from '../db/client.js';
+import { applyMigrations } from '../db/migrate.js';
+import { readMigrations } from '../db/migrations-fs.js';
+import type { ProtocolContext } from '../protocol/crypto/types.js';
+import { createApp, type App } from '../server/app.js';
+import type { Logger } from '../server/logger.js';
+import { ensureBootstrapAdmin } from './bootstrap-admin.js';
+import type { ServeConfig } from './config.js';
+import { selectCrypto } from './crypto.js';
+import { StartupError } from './startup-error.js';
+import { loadOrCreateIdentity } from './identity-store.js';
+import { createPromTelemetry } from './metrics.js';
+
+export { StartupError };
+
+export interface RunningServer {
+  url: string;
+  app: App;
+  database: Database;
+  fingerprint: string;
+  close(): Promise<void>;
+}
+
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    base: { service: 'latchkey' },
+    // Defence in depth: these keys never carry secrets in our code, but redact them if they ever do.
+    redact: { paths: ['token', 'secret', 'authorization', '*.token', '*.secret', '*.authorization'], censor: '[redacted]' },
+  });
+}
+
+export async function startServer(config: ServeConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  // Everything that only reads comes first; nothing is created until the port is ours.
+  if (config.databaseUrl !== undefined) validateDatabaseUrl(config.databaseUrl);
+  await checkDataDir(config.dataDir);
+
+  let app: App | undefined;
+  const server = createAdaptorServer({
+    fetch: (req, env) => (app ? app.fetch(req, env) : new Response('{"error":{"code":"unavailable","message":"starting"}}', { status: 503 })),
+    hostname: config.host,
+  });
+  await listen(server, config.port, config.host);
+
+  const createdDataDir = !(await exists(config.dataDir));
+  let database: Database | undefined;
+  try {
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    database = await openAndMigrate(config);
+    const crypto = await selectCrypto(config.crypto);
+    const ctx: ProtocolContext = { crypto, random: (n) => new Uint8Array(randomBytes(n)), now: () => Date.now() };
+    const identity = await loadOrCreateIdentity(crypto, config);
+    const admin = await ensureBootstrapAdmin(database, config.dataDir);
+    const telemetry = createPromTelemetry();
+    app = createApp({
+      database,
+      identity,
+      ctx,
+      logger,
+      telemetry,
+      clientAddress: (c) => getConnInfo(c).remote.address,
+    });
+    const addr = server.address() as AddressInfo;
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    const url = `http://${host}:${addr.port}`;
+    logger.info({ url, fingerprint: identity.fingerprint, database: database.kind, bootstrapAdmin: admin }, 'latchkey listening');
+    const db = database;
+    return {
+      url,
+      app,
+      database: db,
+      fingerprint: identity.fingerprint,
+      close: async () => {
+        await closeServer(server);
+        await db.close();
+      },
+    };
+  } catch (err) {
+    await closeServer(server);
+    await database?.close().catch(() => {});
+    if (createdDataDir) await rm(config.dataDir, { recursive: true, force: true });
+    throw err instanceof StartupError ? err : new StartupError(startupMessage(err));
+  }
+}
+
+async function openAndMigrate(config: ServeConfig): Promise<Database> {
+  let database: Database;
+  try {
+    database = await openDatabase(config.databaseUrl ? { url: config.databaseUrl } : { dataDir: `${config.dataDir}/pglite` });
+    await database.ping();
+  } catch (err) {
+    throw new StartupError(`cannot connect to the database: ${startupMessage(err)}`);
+  }
+  try {
+    await applyMigrations(database, await readMigrations());
+  } catch (err) {
+    await database.close().catch(() => {});
+    throw new StartupError(`database migration failed: ${startupMessage(err)}`);
+  }
+  return database;
+}
+
+function validateDatabaseUrl(url: string): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new StartupError('DATABASE_URL is not a valid URL (expected postgres://user@host:port/database)');
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    throw new StartupError('DATABASE_URL must start with postgres:// or postgresql://');
+  }
+}
+
+async function checkDataDir(dir: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(dir);
+  } catch {
+    return; // absent: created later
+  }
+  if (!info.isDirectory()) throw new StartupError(`data dir ${dir} is not a directory`);
+  try {
+    await access(dir, constants.R_OK | constants.W_OK | constants.X_OK);
+  } catch {
+    throw new StartupError(`data dir ${dir} is not readable and writable`);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function listen(server: ReturnType<typeof createAdaptorServer>, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      if (err.code === 'EADDRINUSE') reject(new StartupError(`port ${port} on ${host} is already in use`));
+      else if (err.code === 'EACCES') reject(new StartupError(`no permission to listen on ${host}:${port}`));
+      else reject(new StartupError(`cannot listen on ${host}:${port}: ${err.code ?? err.message}`));
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(port, host);
+  });
+}
+
+function closeServer(server: ReturnType<typeof createAdaptorServer>): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    // Idle keep-alive sockets would hold close() open; in-flight requests still finish.
+    if ('closeIdleConnections' in server) (server as { closeIdleConnections(): void }).closeIdleConnections();
+  });
+}
+
+/** One line, no stack, no secrets (connection strings are never echoed). */
+function startupMessage(err: unknown): string {
+  if (err instanceof StartupError) return err.message;
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'ECONNREFUSED') return 'connection refused';
+  if (e?.code === 'ENOTFOUND') return 'host not found';
+  if (e?.code === 'CONNECT_TIMEOUT' || e?.code === 'ETIMEDOUT') return 'connection timed out';
+  if (e?.code === 'EACCES') return 'permission denied';
+  if (typeof e?.message === 'string') return e.message.split('\n')[0]!.replace(/postgres(ql)?:\/\/\S+/g, '<database-url>');
+  return 'unknown error';
+}
+
+/** Graceful shutdown on SIGTERM/SIGINT; a second signal or 15 s forces the exit. */
+export function handleSignals(running: RunningServer, logger: Logger): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    running.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

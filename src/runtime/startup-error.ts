@@ -1,0 +1,2 @@
+/** A startup failure with one clear line for stderr (no stack, no secrets). */
+export class StartupError extends Error {}

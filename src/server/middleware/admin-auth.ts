@@ -1,0 +1,36 @@
+// Admin bearer authentication with scopes. `*` (the bootstrap key) may do anything; otherwise the
+// route's scope must be granted explicitly. Missing or wrong credentials: 401 `unauthorized`;
+// a valid credential without the scope: 403 `forbidden`. The credential is never logged or echoed.
+import { eq } from 'drizzle-orm';
+import type { MiddlewareHandler } from 'hono';
+import { adminKeys } from '../../db/schema.js';
+import type { AppEnv } from '../app.js';
+import { ApiError } from '../errors.js';
+import { adminSecretMatches, parseAdminCredential, type AdminScope } from '../services/admin-credentials.js';
+
+export interface AdminPrincipal {
+  id: string;
+  name: string;
+  scopes: string[];
+}
+
+export function requireAdmin(scope: Exclude<AdminScope, '*'>): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const header = c.req.header('authorization') ?? '';
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match) throw new ApiError('unauthorized', 'admin credential required');
+    const credential = parseAdminCredential(match[1]!);
+    if (!credential) throw new ApiError('unauthorized', 'invalid admin credential');
+    const { db } = c.get('deps').database;
+    const [row] = await db.select().from(adminKeys).where(eq(adminKeys.id, credential.id)).limit(1);
+    // Same answer for unknown id, wrong secret and revoked key: nothing to enumerate.
+    if (!row || row.revokedAt !== null || !adminSecretMatches(credential.secret, row.secretHash)) {
+      throw new ApiError('unauthorized', 'invalid admin credential');
+    }
+    if (!row.scopes.includes('*') && !row.scopes.includes(scope)) {
+      throw new ApiError('forbidden', `this credential lacks the ${scope} scope`);
+    }
+    c.set('admin', { id: row.id, name: row.name, scopes: row.scopes });
+    await next();
+  };
+}

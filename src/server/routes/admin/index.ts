@@ -1,0 +1,3 @@
+import type { App } from '../../app.js';
+
+export function registerAdminRoutes(_app: App): void {}

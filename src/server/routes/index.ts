@@ -1,0 +1,13 @@
+// Every feature's routes, mounted in one place. Each feature file exports a `register…(app)`.
+import type { App } from '../app.js';
+import { registerAdminRoutes } from './admin/index.js';
+import { registerEnrollRoutes } from './enroll.js';
+import { registerMessageRoutes } from './messages.js';
+import { registerInventoryRoutes } from './admin/inventories.js';
+
+export function registerRoutes(app: App): void {
+  registerAdminRoutes(app);
+  registerEnrollRoutes(app);
+  registerMessageRoutes(app);
+  registerInventoryRoutes(app);
+}

@@ -1,0 +1,73 @@
+// The real app over real HTTP (loopback, port 0) on a fresh, isolated test database, in-process so
+// tests can also look at the database. Each call: own schema, own identity, own bootstrap admin.
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { adminKeys } from '../../src/db/schema.js';
+import type { ProtocolContext } from '../../src/protocol/crypto/types.js';
+import { selectCrypto } from '../../src/runtime/crypto.js';
+import { createApp, type App, type AppLimits } from '../../src/server/app.js';
+import { deriveIdentity, type ServerIdentity } from '../../src/server/identity.js';
+import { silentLogger, type Logger } from '../../src/server/logger.js';
+import { generateAdminCredential } from '../../src/server/services/admin-credentials.js';
+import { noTelemetry, type Telemetry } from '../../src/server/telemetry.js';
+import { createTestDatabase, type DbKind, type TestDatabase } from './db.js';
+
+export interface TestServer {
+  url: string;
+  app: App;
+  database: TestDatabase;
+  identity: ServerIdentity;
+  ctx: ProtocolContext;
+  /** A bootstrap-scope (`*`) admin credential. */
+  adminToken: string;
+  close(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  limits?: Partial<AppLimits>;
+  logger?: Logger;
+  telemetry?: Telemetry;
+  /** Override the clock (ms since epoch). */
+  now?: () => number;
+  /** Reuse an identity (e.g. two servers as one deployment). */
+  identity?: ServerIdentity;
+  /** Reuse a database (e.g. two instances on one schema). */
+  database?: TestDatabase;
+}
+
+export const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
+
+export async function startTestServer(kind: DbKind, opts: TestServerOptions = {}): Promise<TestServer> {
+  const crypto = await selectCrypto();
+  const ctx: ProtocolContext = { crypto, random, now: opts.now ?? (() => Date.now()) };
+  const database = opts.database ?? (await createTestDatabase(kind));
+  const identity = opts.identity ?? (await deriveIdentity(crypto, random(32), random(32)));
+  const admin = generateAdminCredential(random);
+  await database.db.insert(adminKeys).values({ id: admin.id, name: 'bootstrap', secretHash: admin.secretHash, scopes: ['*'] });
+  const app = createApp({
+    database,
+    identity,
+    ctx,
+    logger: opts.logger ?? silentLogger,
+    telemetry: opts.telemetry ?? noTelemetry,
+    clientAddress: (c) => getConnInfo(c).remote.address,
+    limits: opts.limits,
+  });
+  const server = createAdaptorServer({ fetch: app.fetch, hostname: '127.0.0.1' });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    app,
+    database,
+    identity,
+    ctx,
+    adminToken: admin.credential,
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (!opts.database) await database.dispose();
+    },
+  };
+}

@@ -1,0 +1,51 @@
+// The uniform error layer, in-process over real HTTP.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../helpers/app.js';
+import { dbKinds } from '../helpers/db.js';
+
+describe.each(dbKinds)('error layer on %s', (kind) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer(kind);
+    server.app.get('/test/boom', () => {
+      throw new Error('secret internals at /srv/app.ts:12');
+    });
+  });
+  afterAll(() => server.close());
+
+  it('answers unknown routes with a JSON 404', async () => {
+    const res = await fetch(`${server.url}/v1/nothing-here`, { method: 'POST' });
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toMatch(/application\/json/);
+    expect(await res.json()).toEqual({ error: { code: 'not_found', message: 'no such route' } });
+  });
+
+  it('turns an unexpected failure into a 500 with no stack or detail', async () => {
+    const res = await fetch(`${server.url}/test/boom`);
+    expect(res.status).toBe(500);
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({ error: { code: 'internal_error', message: 'internal error' } });
+    expect(text).not.toMatch(/secret internals|\.ts:|at /);
+  });
+
+  it('refuses a body over the limit before parsing, by Content-Length and by streamed size', async () => {
+    const declared = await fetch(`${server.url}/v1/enroll`, { method: 'POST', body: '{'.repeat(70_000) });
+    expect(declared.status).toBe(413);
+    expect(((await declared.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
+
+    const chunk = new TextEncoder().encode('a'.repeat(16_384));
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 8) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    const streamed = await fetch(`${server.url}/v1/enroll`, { method: 'POST', body: stream, duplex: 'half' } as RequestInit);
+    expect(streamed.status).toBe(413);
+  });
+
+  it('reports readiness from the database', async () => {
+    expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+  });
+});

@@ -1,0 +1,211 @@
+// RFC 9180 HPKE for exactly one suite (spec/PROTOCOL.md §Sealing):
+//   KEM  0x0020 DHKEM(X25519, HKDF-SHA256)   KDF 0x0001 HKDF-SHA256   AEAD 0x0003 ChaCha20-Poly1305
+// Modes Base (0x00) and Auth (0x02). DH and AEAD go through the CryptoBackend; HKDF is @noble/hashes.
+// Checked against the official RFC 9180 vectors (test/protocol/hpke.test.ts).
+import { extract, expand } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { concatBytes, utf8 } from './bytes.js';
+import type { CryptoBackend } from './crypto/types.js';
+import { CryptoError, ProtocolError } from './errors.js';
+
+export const MODE_BASE = 0x00;
+export const MODE_AUTH = 0x02;
+const KEM_ID = 0x0020;
+const KDF_ID = 0x0001;
+const AEAD_ID = 0x0003;
+const NK = 32;
+const NN = 12;
+const NSECRET = 32;
+
+const i2osp = (n: number, w: number): Uint8Array => {
+  const out = new Uint8Array(w);
+  for (let i = w - 1, x = n; i >= 0; i--, x = Math.floor(x / 256)) out[i] = x & 0xff;
+  return out;
+};
+
+const HPKE_V1 = utf8('HPKE-v1');
+const KEM_SUITE = concatBytes(utf8('KEM'), i2osp(KEM_ID, 2));
+const HPKE_SUITE = concatBytes(utf8('HPKE'), i2osp(KEM_ID, 2), i2osp(KDF_ID, 2), i2osp(AEAD_ID, 2));
+const EMPTY = new Uint8Array(0);
+
+function labeledExtract(suite: Uint8Array, salt: Uint8Array, label: string, ikm: Uint8Array): Uint8Array {
+  return extract(sha256, concatBytes(HPKE_V1, suite, utf8(label), ikm), salt);
+}
+
+function labeledExpand(suite: Uint8Array, prk: Uint8Array, label: string, info: Uint8Array, length: number): Uint8Array {
+  return expand(sha256, prk, concatBytes(i2osp(length, 2), HPKE_V1, suite, utf8(label), info), length);
+}
+
+/** RFC 9180 §7.1.3 DeriveKeyPair for X25519 (used by the vector tests). */
+export async function deriveKeyPair(c: CryptoBackend, ikm: Uint8Array): Promise<{ privateKey: Uint8Array; publicKey: Uint8Array }> {
+  const prk = labeledExtract(KEM_SUITE, EMPTY, 'dkp_prk', ikm);
+  const privateKey = labeledExpand(KEM_SUITE, prk, 'sk', EMPTY, 32);
+  return { privateKey, publicKey: await c.x25519PublicKey(privateKey) };
+}
+
+function extractAndExpand(dh: Uint8Array, kemContext: Uint8Array): Uint8Array {
+  const prk = labeledExtract(KEM_SUITE, EMPTY, 'eae_prk', dh);
+  return labeledExpand(KEM_SUITE, prk, 'shared_secret', kemContext, NSECRET);
+}
+
+/**
+ * The static-static DH of Auth mode is constant per (our key, peer key): cache it so a server
+ * opening many messages from one agent pays one X25519 per message, not two. Bounded LRU, keyed by
+ * both keys' bytes; entries are secrets and live only in memory.
+ */
+const STATIC_CACHE_SIZE = 4096;
+const staticCache = new Map<string, Promise<Uint8Array>>();
+
+function cachedStaticDh(c: CryptoBackend, sk: Uint8Array, pk: Uint8Array): Promise<Uint8Array> {
+  let id = c.name;
+  for (const b of sk) id += String.fromCharCode(b);
+  for (const b of pk) id += String.fromCharCode(b);
+  const hit = staticCache.get(id);
+  if (hit) return hit;
+  const made = c.x25519(sk, pk);
+  made.catch(() => staticCache.delete(id));
+  staticCache.set(id, made);
+  if (staticCache.size > STATIC_CACHE_SIZE) staticCache.delete(staticCache.keys().next().value!);
+  return made;
+}
+
+/** An HPKE context: the sequence number lives inside; callers never choose nonces. */
+export class HpkeContext {
+  private seq = 0;
+  constructor(
+    private readonly c: CryptoBackend,
+    private readonly key: Uint8Array,
+    private readonly baseNonce: Uint8Array,
+    private readonly exporterSecret: Uint8Array,
+  ) {}
+
+  private nextNonce(): Uint8Array {
+    // 2^53 messages in one context is far beyond any use here; refuse rather than wrap.
+    if (this.seq >= Number.MAX_SAFE_INTEGER) throw new CryptoError('HPKE sequence number overflow');
+    const nonce = i2osp(this.seq, NN);
+    for (let i = 0; i < NN; i++) nonce[i]! ^= this.baseNonce[i]!;
+    this.seq++;
+    return nonce;
+  }
+
+  seal(aad: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array> {
+    return this.c.aeadSeal(this.key, this.nextNonce(), aad, plaintext);
+  }
+
+  async open(aad: Uint8Array, ciphertext: Uint8Array): Promise<Uint8Array> {
+    const nonce = i2osp(this.seq, NN);
+    for (let i = 0; i < NN; i++) nonce[i]! ^= this.baseNonce[i]!;
+    const pt = await this.c.aeadOpen(this.key, nonce, aad, ciphertext);
+    if (pt === null) throw new ProtocolError('decrypt_failed');
+    this.seq++;
+    return pt;
+  }
+
+  export(exporterContext: Uint8Array, length: number): Uint8Array {
+    return labeledExpand(HPKE_SUITE, this.exporterSecret, 'sec', exporterContext, length);
+  }
+}
+
+function keySchedule(c: CryptoBackend, mode: number, sharedSecret: Uint8Array, info: Uint8Array): HpkeContext {
+  const pskIdHash = labeledExtract(HPKE_SUITE, EMPTY, 'psk_id_hash', EMPTY);
+  const infoHash = labeledExtract(HPKE_SUITE, EMPTY, 'info_hash', info);
+  const context = concatBytes(new Uint8Array([mode]), pskIdHash, infoHash);
+  const secret = labeledExtract(HPKE_SUITE, sharedSecret, 'secret', EMPTY);
+  return new HpkeContext(
+    c,
+    labeledExpand(HPKE_SUITE, secret, 'key', context, NK),
+    labeledExpand(HPKE_SUITE, secret, 'base_nonce', context, NN),
+    labeledExpand(HPKE_SUITE, secret, 'exp', context, 32),
+  );
+}
+
+/** Receiver-side DH failures (low-order peer keys) look exactly like any other decryption failure. */
+async function receiverDh<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof CryptoError) throw new ProtocolError('decrypt_failed');
+    throw err;
+  }
+}
+
+export async function setupBaseS(c: CryptoBackend, pkR: Uint8Array, info: Uint8Array, skE: Uint8Array): Promise<{ enc: Uint8Array; ctx: HpkeContext }> {
+  const enc = await c.x25519PublicKey(skE);
+  const dh = await c.x25519(skE, pkR);
+  return { enc, ctx: keySchedule(c, MODE_BASE, extractAndExpand(dh, concatBytes(enc, pkR)), info) };
+}
+
+export async function setupBaseR(c: CryptoBackend, enc: Uint8Array, skR: Uint8Array, info: Uint8Array): Promise<HpkeContext> {
+  return receiverDh(async () => {
+    const pkR = await c.x25519PublicKey(skR);
+    const dh = await c.x25519(skR, enc);
+    return keySchedule(c, MODE_BASE, extractAndExpand(dh, concatBytes(enc, pkR)), info);
+  });
+}
+
+export async function setupAuthS(
+  c: CryptoBackend,
+  pkR: Uint8Array,
+  info: Uint8Array,
+  skS: Uint8Array,
+  skE: Uint8Array,
+  pkS?: Uint8Array,
+): Promise<{ enc: Uint8Array; ctx: HpkeContext }> {
+  const enc = await c.x25519PublicKey(skE);
+  const senderPub = pkS ?? (await c.x25519PublicKey(skS));
+  const dh = concatBytes(await c.x25519(skE, pkR), await cachedStaticDh(c, skS, pkR));
+  return { enc, ctx: keySchedule(c, MODE_AUTH, extractAndExpand(dh, concatBytes(enc, pkR, senderPub)), info) };
+}
+
+export async function setupAuthR(
+  c: CryptoBackend,
+  enc: Uint8Array,
+  skR: Uint8Array,
+  info: Uint8Array,
+  pkS: Uint8Array,
+  pkR?: Uint8Array,
+): Promise<HpkeContext> {
+  return receiverDh(async () => {
+    const recipientPub = pkR ?? (await c.x25519PublicKey(skR));
+    const dh = concatBytes(await c.x25519(skR, enc), await cachedStaticDh(c, skR, pkS));
+    return keySchedule(c, MODE_AUTH, extractAndExpand(dh, concatBytes(enc, recipientPub, pkS)), info);
+  });
+}
+
+/** Single-shot Base mode: one message per context (RFC 9180 §6.1). */
+export async function sealBase(c: CryptoBackend, pkR: Uint8Array, info: Uint8Array, aad: Uint8Array, pt: Uint8Array, skE: Uint8Array) {
+  const { enc, ctx } = await setupBaseS(c, pkR, info, skE);
+  return { enc, ct: await ctx.seal(aad, pt) };
+}
+
+export async function openBase(c: CryptoBackend, enc: Uint8Array, skR: Uint8Array, info: Uint8Array, aad: Uint8Array, ct: Uint8Array) {
+  return (await setupBaseR(c, enc, skR, info)).open(aad, ct);
+}
+
+/** Single-shot Auth mode: the AEAD also authenticates the sender's static X25519 key. */
+export async function sealAuth(
+  c: CryptoBackend,
+  pkR: Uint8Array,
+  info: Uint8Array,
+  aad: Uint8Array,
+  pt: Uint8Array,
+  skS: Uint8Array,
+  skE: Uint8Array,
+  pkS?: Uint8Array,
+) {
+  const { enc, ctx } = await setupAuthS(c, pkR, info, skS, skE, pkS);
+  return { enc, ct: await ctx.seal(aad, pt) };
+}
+
+export async function openAuth(
+  c: CryptoBackend,
+  enc: Uint8Array,
+  skR: Uint8Array,
+  info: Uint8Array,
+  aad: Uint8Array,
+  ct: Uint8Array,
+  pkS: Uint8Array,
+  pkR?: Uint8Array,
+) {
+  return (await setupAuthR(c, enc, skR, info, pkS, pkR)).open(aad, ct);
+}

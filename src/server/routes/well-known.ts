@@ -2,8 +2,8 @@
 // (spec/PROTOCOL.md §Discovery). Agents never trust this blindly: they recompute the fingerprint
 // from these keys and compare it with the one their token carries.
 import { Hono } from 'hono';
-import { base64url } from 'jose';
-import { PROTOCOL_VERSION } from '../../protocol/version.js';
+import { serverJwk } from '../../protocol/credential.js';
+import { discoveryDocument } from '../../protocol/discovery.js';
 import type { AppEnv } from '../app.js';
 
 export function wellKnownRoutes(): Hono<AppEnv> {
@@ -11,23 +11,12 @@ export function wellKnownRoutes(): Hono<AppEnv> {
   r.get('/.well-known/latchkey', (c) => {
     const { identity } = c.get('deps');
     c.header('Cache-Control', 'public, max-age=300');
-    return c.json({
-      protocol: 'latchkey',
-      versions: [PROTOCOL_VERSION],
-      fingerprint: identity.fingerprint,
-      keys: {
-        signing: { alg: 'Ed25519', kid: identity.signing.kid, publicKey: base64url.encode(identity.signing.publicKey) },
-        agreement: { alg: 'X25519', kid: identity.agreement.kid, publicKey: base64url.encode(identity.agreement.publicKey) },
-      },
-      jwksUri: '/.well-known/jwks.json',
-    });
+    return c.json(discoveryDocument(identity));
   });
   r.get('/.well-known/jwks.json', (c) => {
     const { identity } = c.get('deps');
     c.header('Cache-Control', 'public, max-age=300');
-    return c.json({
-      keys: [{ kty: 'OKP', crv: 'Ed25519', x: base64url.encode(identity.signing.publicKey), kid: identity.signing.kid, use: 'sig', alg: 'EdDSA' }],
-    });
+    return c.json({ keys: [serverJwk(identity.signing)] });
   });
   return r;
 }

@@ -1,0 +1,93 @@
+// Receipts (spec/PROTOCOL.md §Receipts): the server's signed answer to each message.
+// A signed object of type "receipt" whose body is
+//   {"mid":M,"snd":S,"status":"accepted"|"rejected","code"?:C,"rat":ms,"dir"?:{"enc":b64u,"ct":b64u}}
+// `dir` carries directives sealed to the agent's X25519 key (HPKE Base, info "latchkey/1 directives",
+// aad = lp(mid) || lp(snd)); only that agent can read them, and the signature covers them.
+import { b64u, concatBytes, fromB64u, fromB64uExact, lengthPrefixed, utf8 } from './bytes.js';
+import type { ProtocolContext } from './crypto/types.js';
+import { PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from './errors.js';
+import { openBase, sealBase } from './hpke.js';
+import { parseJsonObject, type JsonObject } from './json.js';
+import { signObject, verifySignedObject, type SignedObject } from './signed.js';
+
+export const RECEIPT_TYPE = 'receipt';
+const DIRECTIVES_INFO = utf8('latchkey/1 directives');
+
+/** What the server may tell an agent to do. Agents act only after verifying the receipt. */
+export interface Directives {
+  /** Renew keys and credential now (e.g. after a suspected compromise or before expiry). */
+  renewNow?: boolean;
+  /** New send interval, seconds. */
+  sendIntervalSeconds?: number;
+  /** A new server key the agent should pin (with the old key's endorsement, spec §Server key rotation). */
+  serverKey?: { sig: string; kx: string; fp: string; endorsement: SignedObject };
+}
+
+export interface Receipt {
+  mid: string;
+  snd: string;
+  status: 'accepted' | 'rejected';
+  code?: ProtocolErrorCode;
+  /** Received-at, ms since the epoch. */
+  rat: number;
+  directives?: Directives;
+}
+
+const aad = (mid: string, snd: string) => concatBytes(lengthPrefixed(utf8(mid)), lengthPrefixed(utf8(snd)));
+
+export async function signReceipt(
+  ctx: ProtocolContext,
+  server: { privateKey: Uint8Array; kid: string },
+  receipt: Receipt,
+  agentAgreementKey?: Uint8Array,
+): Promise<SignedObject> {
+  const body: JsonObject = { mid: receipt.mid, snd: receipt.snd, status: receipt.status, rat: receipt.rat };
+  if (receipt.code) body.code = receipt.code;
+  if (receipt.directives && agentAgreementKey) {
+    const { enc, ct } = await sealBase(
+      ctx.crypto,
+      agentAgreementKey,
+      DIRECTIVES_INFO,
+      aad(receipt.mid, receipt.snd),
+      utf8(JSON.stringify(receipt.directives)),
+      ctx.random(32),
+    );
+    body.dir = { enc: b64u(enc), ct: b64u(ct) };
+  }
+  return signObject(ctx.crypto, server, RECEIPT_TYPE, body);
+}
+
+/**
+ * Agent side: verifies the server's signature, that the receipt answers `expect` (our message id and
+ * key), and opens directives with our X25519 key. Nothing in a receipt is used before this returns.
+ */
+export async function verifyReceipt(
+  ctx: ProtocolContext,
+  server: { publicKey: Uint8Array; kid: string },
+  input: unknown,
+  expect: { mid: string; snd: string },
+  agentAgreementPrivateKey: Uint8Array,
+): Promise<Receipt> {
+  const bad = 'envelope_malformed' as const;
+  const b = await verifySignedObject(ctx.crypto, server, RECEIPT_TYPE, input);
+  if (b.mid !== expect.mid || b.snd !== expect.snd) throw new ProtocolError('signature_invalid', 'receipt is for another message');
+  if ((b.status !== 'accepted' && b.status !== 'rejected') || typeof b.rat !== 'number') throw new ProtocolError(bad, 'invalid receipt');
+  const receipt: Receipt = { mid: b.mid, snd: b.snd, status: b.status, rat: b.rat };
+  if (b.code !== undefined) {
+    if (!(PROTOCOL_ERROR_CODES as readonly unknown[]).includes(b.code)) throw new ProtocolError(bad, 'unknown code');
+    receipt.code = b.code as ProtocolErrorCode;
+  }
+  if (b.dir !== undefined) {
+    const dir = b.dir as JsonObject;
+    const pt = await openBase(
+      ctx.crypto,
+      fromB64uExact(String(dir.enc), 32, bad),
+      agentAgreementPrivateKey,
+      DIRECTIVES_INFO,
+      aad(expect.mid, expect.snd),
+      fromB64u(String(dir.ct), bad),
+    );
+    receipt.directives = parseJsonObject(pt, bad) as Directives;
+  }
+  return receipt;
+}

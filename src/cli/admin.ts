@@ -1,3 +1,98 @@
+// Admin commands: tokens, agents, audit, admin keys. All go through the admin API.
 import type { Command } from 'commander';
+import { adminCall, parseDuration, printRows, withAdminOptions, type AdminOptions } from './admin-options.js';
+import { CliError } from './run.js';
 
-export function registerAdminCommands(_program: Command): void {}
+const out = (v: unknown) => console.log(JSON.stringify(v, null, 2));
+
+function collectLabel(value: string, previous: Record<string, string>): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new CliError('usage', `--label takes k=v, got ${JSON.stringify(value)}`, 2);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+export function registerAdminCommands(program: Command): void {
+  const token = program.command('token').description('Enrollment tokens (admin).');
+  withAdminOptions(token.command('create').description('Create a one-time enrollment token; prints it once.'))
+    .option('--ttl <duration>', 'lifetime (30m, 1h, 7d)', '1h')
+    .option('--uses <n>', 'how many enrollments it allows', '1')
+    .option('--role <role>', 'agent or relay', 'agent')
+    .option('--cidr <cidr>', 'allowed source network, e.g. 10.0.0.0/8')
+    .option('--name-pattern <glob>', 'allowed agent names, e.g. web-*')
+    .option('--label <k=v>', 'label given to the enrolled agent (repeatable)', collectLabel, {})
+    .action(async (o: AdminOptions & { ttl: string; uses: string; role: string; cidr?: string; namePattern?: string; label: Record<string, string> }) => {
+      if (o.role !== 'agent' && o.role !== 'relay') throw new CliError('usage', '--role must be agent or relay', 2);
+      const uses = Number(o.uses);
+      if (!Number.isInteger(uses) || uses < 1) throw new CliError('usage', '--uses must be a positive integer', 2);
+      const body: Record<string, unknown> = { ttlSeconds: parseDuration(o.ttl), uses, role: o.role, labels: o.label };
+      if (o.cidr) body.cidr = o.cidr;
+      if (o.namePattern) body.namePattern = o.namePattern;
+      const r = (await adminCall(o, 'POST', '/v1/admin/tokens', body)) as { token: string; id: string; expiresAt: string };
+      if (o.json) out(r);
+      else console.log(`${r.token}\n\ntoken id ${r.id}, expires ${r.expiresAt}; shown once: it cannot be recovered.`);
+    });
+  withAdminOptions(token.command('list').description('List tokens and their uses (never secrets).')).action(async (o: AdminOptions) => {
+    const r = (await adminCall(o, 'GET', '/v1/admin/tokens')) as { tokens: Record<string, unknown>[] };
+    if (o.json) return out(r.tokens);
+    printRows(
+      r.tokens.map((t) => ({ ...t, usesLeft: `${String(t.usesLeft)}/${String(t.usesTotal)}`, usedBy: (t.uses as { agentId: string; sourceAddr: string | null; usedAt: string }[]).map((u) => `${u.agentId}@${u.sourceAddr ?? '?'} ${u.usedAt}`).join('; ') })),
+      ['id', 'role', 'status', 'usesLeft', 'expiresAt', 'cidr', 'namePattern', 'usedBy'],
+    );
+  });
+  withAdminOptions(token.command('revoke').description('Revoke a token.').argument('<id>', 'token id')).action(async (id: string, o: AdminOptions) => {
+    const r = await adminCall(o, 'POST', `/v1/admin/tokens/${encodeURIComponent(id)}/revoke`, {});
+    if (o.json) out(r);
+    else console.log(`revoked token ${id}`);
+  });
+
+  const agents = program.command('agents').description('Enrolled agents and relays (admin).');
+  withAdminOptions(agents.command('list').description('List agents.')).action(async (o: AdminOptions) => {
+    const r = (await adminCall(o, 'GET', '/v1/admin/agents')) as { agents: Record<string, unknown>[] };
+    if (o.json) return out(r.agents);
+    printRows(
+      r.agents.map((a) => ({ ...a, keyIds: (a.keys as { sigKid: string; status: string }[]).filter((k) => k.status === 'active').map((k) => k.sigKid).join(',') })),
+      ['id', 'name', 'role', 'status', 'labels', 'keyIds', 'expiresAt', 'lastSeenAt'],
+    );
+  });
+  withAdminOptions(agents.command('revoke').description('Revoke an agent and all its keys.').argument('<id>', 'agent id'))
+    .option('--reason <text>', 'why (kept in the audit log)')
+    .action(async (id: string, o: AdminOptions & { reason?: string }) => {
+      const r = await adminCall(o, 'POST', `/v1/admin/agents/${encodeURIComponent(id)}/revoke`, o.reason ? { reason: o.reason } : {});
+      if (o.json) out(r);
+      else console.log(`revoked agent ${id}`);
+    });
+
+  const audit = withAdminOptions(program.command('audit').description('Read the audit log (admin).'))
+    .option('--after <seq>', 'entries after this sequence number', '0')
+    .option('--limit <n>', 'at most this many entries', '1000')
+    .action(async (o: AdminOptions & { after: string; limit: string }) => {
+      const r = (await adminCall(o, 'GET', `/v1/admin/audit?after=${Number(o.after) || 0}&limit=${Number(o.limit) || 1000}`)) as { entries: Record<string, unknown>[] };
+      if (o.json) return out(r.entries);
+      printRows(r.entries, ['seq', 'at', 'actor', 'action', 'outcome', 'code', 'sourceAddr', 'tokenId', 'agentId']);
+    });
+  withAdminOptions(audit.command('verify').description('Recompute the audit hash chain; non-zero exit when broken.')).action(async (o: AdminOptions) => {
+    const r = (await adminCall(o, 'GET', '/v1/admin/audit/verify')) as { ok: boolean; entries: number; brokenAt?: number; headHash?: string };
+    if (o.json) out(r);
+    if (!r.ok) throw new CliError('audit_chain_broken', `audit chain broken at entry ${r.brokenAt}`);
+    if (!o.json) console.log(`audit chain intact: ${r.entries} entries, head ${r.headHash}`);
+  });
+
+  const keys = program.command('admin').description('Admin API keys (needs a full admin credential).').command('keys').description('Admin API keys.');
+  withAdminOptions(keys.command('create').description('Create an admin API key; prints it once.').argument('<name>'))
+    .requiredOption('--scope <scope...>', 'tokens:write, agents:write, read')
+    .action(async (name: string, o: AdminOptions & { scope: string[] }) => {
+      const r = (await adminCall(o, 'POST', '/v1/admin/keys', { name, scopes: o.scope })) as { credential: string };
+      if (o.json) out(r);
+      else console.log(r.credential);
+    });
+  withAdminOptions(keys.command('list').description('List admin API keys.')).action(async (o: AdminOptions) => {
+    const r = (await adminCall(o, 'GET', '/v1/admin/keys')) as { keys: Record<string, unknown>[] };
+    if (o.json) return out(r.keys);
+    printRows(r.keys, ['id', 'name', 'scopes', 'createdAt', 'revokedAt']);
+  });
+  withAdminOptions(keys.command('revoke').description('Revoke an admin API key.').argument('<id>')).action(async (id: string, o: AdminOptions) => {
+    const r = await adminCall(o, 'POST', `/v1/admin/admin-keys/${encodeURIComponent(id)}/revoke`);
+    if (o.json) out(r);
+    else console.log(`revoked admin key ${id}`);
+  });
+}

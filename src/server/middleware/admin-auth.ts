@@ -14,7 +14,8 @@ export interface AdminPrincipal {
   scopes: string[];
 }
 
-export function requireAdmin(scope: Exclude<AdminScope, '*'>): MiddlewareHandler<AppEnv> {
+/** `scope` '*' admits only full (bootstrap-grade) credentials, e.g. for managing admin keys. */
+export function requireAdmin(scope: AdminScope): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const header = c.req.header('authorization') ?? '';
     const match = /^Bearer\s+(\S+)$/i.exec(header);
@@ -28,7 +29,7 @@ export function requireAdmin(scope: Exclude<AdminScope, '*'>): MiddlewareHandler
       throw new ApiError('unauthorized', 'invalid admin credential');
     }
     if (!row.scopes.includes('*') && !row.scopes.includes(scope)) {
-      throw new ApiError('forbidden', `this credential lacks the ${scope} scope`);
+      throw new ApiError('forbidden', scope === '*' ? 'this action needs a full admin credential' : `this credential lacks the ${scope} scope`);
     }
     c.set('admin', { id: row.id, name: row.name, scopes: row.scopes });
     await next();

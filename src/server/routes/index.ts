@@ -4,10 +4,12 @@ import { registerAdminRoutes } from './admin/index.js';
 import { registerEnrollRoutes } from './enroll.js';
 import { registerMessageRoutes } from './messages.js';
 import { registerInventoryRoutes } from './admin/inventories.js';
+import { registerDocsRoutes } from './docs.js';
 
 export function registerRoutes(app: App): void {
   registerAdminRoutes(app);
   registerEnrollRoutes(app);
   registerMessageRoutes(app);
   registerInventoryRoutes(app);
+  registerDocsRoutes(app);
 }

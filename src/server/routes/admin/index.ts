@@ -1,3 +1,217 @@
+// The admin API under /v1/admin/, every route behind an admin bearer credential with a scope.
+// Routes are declared with zod schemas, from which /openapi.json is generated.
+import { createRoute, z } from '@hono/zod-openapi';
 import type { App } from '../../app.js';
+import { requireAdmin } from '../../middleware/admin-auth.js';
+import { createAdminKey, listAdminKeys, revokeAdminKey } from '../../services/admin-keys.js';
+import { listAgents, revokeAgent, revokeKey } from '../../services/agents.js';
+import { verifyAuditChain } from '../../services/audit.js';
+import { createToken, listTokens, revokeToken } from '../../services/tokens.js';
+import { listAudit } from '../../services/audit-read.js';
+import { ErrorSchema } from '../schemas.js';
 
-export function registerAdminRoutes(_app: App): void {}
+const security = [{ adminBearer: [] }];
+const errors = {
+  400: { description: 'Invalid request', content: { 'application/json': { schema: ErrorSchema } } },
+  401: { description: 'Missing or invalid admin credential', content: { 'application/json': { schema: ErrorSchema } } },
+  403: { description: 'Credential lacks the scope', content: { 'application/json': { schema: ErrorSchema } } },
+};
+const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
+
+const Labels = z.record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), z.string().max(256)).refine((l) => Object.keys(l).length <= 32, 'at most 32 labels');
+const CreateToken = z
+  .object({
+    ttlSeconds: z.number().int().min(60).max(30 * 24 * 3600).default(3600),
+    uses: z.number().int().min(1).max(10_000).default(1),
+    role: z.enum(['agent', 'relay']).default('agent'),
+    cidr: z.string().max(64).optional(),
+    namePattern: z.string().max(128).optional(),
+    labels: Labels.optional(),
+  })
+  .strict()
+  .openapi('CreateToken');
+const TokenUse = z.object({ usedAt: z.string(), sourceAddr: z.string().nullable(), agentId: z.string() });
+const Token = z
+  .object({
+    id: z.string(),
+    role: z.enum(['agent', 'relay']),
+    usesTotal: z.number(),
+    usesLeft: z.number(),
+    createdAt: z.string(),
+    createdBy: z.string().nullable(),
+    expiresAt: z.string(),
+    revokedAt: z.string().nullable(),
+    status: z.enum(['active', 'expired', 'used', 'revoked']),
+    cidr: z.string().nullable(),
+    namePattern: z.string().nullable(),
+    labels: z.record(z.string(), z.string()),
+    uses: z.array(TokenUse),
+  })
+  .openapi('Token');
+const Agent = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    role: z.enum(['agent', 'relay']),
+    labels: z.record(z.string(), z.string()),
+    status: z.enum(['active', 'revoked']),
+    createdAt: z.string(),
+    lastSeenAt: z.string().nullable(),
+    expiresAt: z.string().nullable(),
+    keys: z.array(z.object({ sigKid: z.string(), kxKid: z.string(), status: z.string(), expiresAt: z.string() })),
+  })
+  .openapi('Agent');
+const Reason = z.object({ reason: z.string().max(500).optional() }).strict();
+const IdParam = z.object({ id: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/) });
+const AuditEntry = z
+  .object({
+    seq: z.number(),
+    at: z.string(),
+    actor: z.string(),
+    action: z.string(),
+    outcome: z.enum(['success', 'failure']),
+    code: z.string().nullable(),
+    sourceAddr: z.string().nullable(),
+    tokenId: z.string().nullable(),
+    agentId: z.string().nullable(),
+    details: z.record(z.string(), z.unknown()),
+    hash: z.string(),
+  })
+  .openapi('AuditEntry');
+const Scope = z.enum(['tokens:write', 'agents:write', 'read']);
+
+export function registerAdminRoutes(app: App): void {
+  app.openAPIRegistry.registerComponent('securitySchemes', 'adminBearer', { type: 'http', scheme: 'bearer', description: 'lka.… admin credential' });
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/v1/admin/tokens', tags: ['admin'], summary: 'Create an enrollment token (the secret is shown once)', security,
+      middleware: [requireAdmin('tokens:write')] as const,
+      request: { body: { required: true, content: { 'application/json': { schema: CreateToken } } } },
+      responses: { 201: json(z.object({ token: z.string(), id: z.string(), expiresAt: z.string() }), 'Created'), ...errors },
+    }),
+    async (c) => {
+      const { database, ctx, identity } = c.get('deps');
+      const body = c.req.valid('json');
+      return c.json(await createToken(database.db, ctx, identity.fingerprint, c.get('admin').id, body), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/admin/tokens', tags: ['admin'], summary: 'List tokens and their uses (never secrets)', security,
+      middleware: [requireAdmin('read')] as const,
+      responses: { 200: json(z.object({ tokens: z.array(Token) }), 'Tokens'), ...errors },
+    }),
+    async (c) => c.json({ tokens: await listTokens(c.get('deps').database.db, c.get('deps').ctx.now()) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/v1/admin/tokens/{id}/revoke', tags: ['admin'], summary: 'Revoke a token', security,
+      middleware: [requireAdmin('tokens:write')] as const,
+      request: { params: IdParam, body: { required: false, content: { 'application/json': { schema: Reason } } } },
+      responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), 404: json(ErrorSchema, 'No such token'), ...errors },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      await revokeToken(c.get('deps').database.db, c.get('admin').id, id, (await c.req.json().catch(() => ({})) as { reason?: string }).reason);
+      return c.json({ id, revoked: true as const }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/admin/agents', tags: ['admin'], summary: 'List agents and relays', security,
+      middleware: [requireAdmin('read')] as const,
+      responses: { 200: json(z.object({ agents: z.array(Agent) }), 'Agents'), ...errors },
+    }),
+    async (c) => c.json({ agents: await listAgents(c.get('deps').database.db) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/v1/admin/agents/{id}/revoke', tags: ['admin'], summary: 'Revoke an agent and all its keys', security,
+      middleware: [requireAdmin('agents:write')] as const,
+      request: { params: IdParam, body: { required: false, content: { 'application/json': { schema: Reason } } } },
+      responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), 404: json(ErrorSchema, 'No such agent'), ...errors },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      await revokeAgent(c.get('deps').database.db, c.get('admin').id, id, (await c.req.json().catch(() => ({})) as { reason?: string }).reason);
+      return c.json({ id, revoked: true as const }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/v1/admin/keys/{id}/revoke', tags: ['admin'], summary: "Revoke one agent key (by its signing key id)", security,
+      middleware: [requireAdmin('agents:write')] as const,
+      request: { params: IdParam, body: { required: false, content: { 'application/json': { schema: Reason } } } },
+      responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), 404: json(ErrorSchema, 'No such key'), ...errors },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      await revokeKey(c.get('deps').database.db, c.get('admin').id, id, (await c.req.json().catch(() => ({})) as { reason?: string }).reason);
+      return c.json({ id, revoked: true as const }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/admin/audit', tags: ['admin'], summary: 'Read the audit log (newest last)', security,
+      middleware: [requireAdmin('read')] as const,
+      request: { query: z.object({ after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(1000).default(100) }) },
+      responses: { 200: json(z.object({ entries: z.array(AuditEntry), next: z.number().nullable() }), 'Entries'), ...errors },
+    }),
+    async (c) => {
+      const { after, limit } = c.req.valid('query');
+      return c.json(await listAudit(c.get('deps').database.db, after, limit), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/admin/audit/verify', tags: ['admin'], summary: 'Recompute the audit hash chain', security,
+      middleware: [requireAdmin('read')] as const,
+      responses: { 200: json(z.object({ ok: z.boolean(), entries: z.number(), brokenAt: z.number().optional(), headHash: z.string().optional() }), 'Chain status'), ...errors },
+    }),
+    async (c) => c.json(await verifyAuditChain(c.get('deps').database.db), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/v1/admin/keys', tags: ['admin'], summary: 'Create an admin API key (needs a full admin credential)', security,
+      middleware: [requireAdmin('*')] as const,
+      request: { body: { required: true, content: { 'application/json': { schema: z.object({ name: z.string().regex(/^[A-Za-z0-9._ -]{1,64}$/), scopes: z.array(Scope).min(1) }).strict() } } } },
+      responses: { 201: json(z.object({ id: z.string(), name: z.string(), scopes: z.array(z.string()), credential: z.string() }), 'Created (the credential is shown once)'), ...errors },
+    }),
+    async (c) => {
+      const { name, scopes } = c.req.valid('json');
+      return c.json(await createAdminKey(c.get('deps').database.db, c.get('deps').ctx.random, c.get('admin').id, name, [...new Set(scopes)]), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/admin/keys', tags: ['admin'], summary: 'List admin API keys', security,
+      middleware: [requireAdmin('*')] as const,
+      responses: { 200: json(z.object({ keys: z.array(z.object({ id: z.string(), name: z.string(), scopes: z.array(z.string()), createdAt: z.string(), createdBy: z.string().nullable(), revokedAt: z.string().nullable() })) }), 'Keys'), ...errors },
+    }),
+    async (c) => c.json({ keys: await listAdminKeys(c.get('deps').database.db) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/v1/admin/admin-keys/{id}/revoke', tags: ['admin'], summary: 'Revoke an admin API key', security,
+      middleware: [requireAdmin('*')] as const,
+      request: { params: IdParam },
+      responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), ...errors },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      await revokeAdminKey(c.get('deps').database.db, c.get('admin').id, id);
+      return c.json({ id, revoked: true as const }, 200);
+    },
+  );
+}

@@ -1,0 +1,47 @@
+// `latchkey agent enroll`: keys are made here and never leave; the server is pinned from the token
+// before its secret is sent; the response is verified before anything is kept.
+import { fromB64uExact } from '../protocol/bytes.js';
+import type { ProtocolContext } from '../protocol/crypto/types.js';
+import { verifyCredential } from '../protocol/credential.js';
+import { pinServer } from '../protocol/discovery.js';
+import { sealEnrollRequest, verifyEnrollResponse } from '../protocol/enrollment.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { generateKeySet } from '../protocol/keys.js';
+import { parseToken } from '../protocol/token.js';
+import { endpoint, getJson, postJson } from './http.js';
+import { prepareStateDir, saveEnrollment, type AgentRecord } from './state.js';
+
+export interface EnrollOptions {
+  serverUrl: string;
+  token: string;
+  stateDir: string;
+  name?: string | undefined;
+  force?: boolean;
+}
+
+export async function enrollAgent(ctx: ProtocolContext, opts: EnrollOptions): Promise<AgentRecord> {
+  const token = parseToken(opts.token); // token_malformed here, before any request
+  await prepareStateDir(opts.stateDir, opts.force ?? false);
+  const server = pinServer(await getJson(endpoint(opts.serverUrl, '/.well-known/latchkey')), token.serverFingerprint);
+  const keys = await generateKeySet(ctx);
+  const { request, nonce } = await sealEnrollRequest(ctx, token, server, keys, opts.name ?? null);
+  const body = await verifyEnrollResponse(ctx.crypto, server, await postJson(endpoint(opts.serverUrl, '/v1/enroll'), request), nonce);
+  const claims = await verifyCredential(body.credential, server.signing, server.fingerprint, ctx.now());
+  if (claims.sub !== body.agentId || claims.cnf.sig_kid !== keys.signing.kid || claims.cnf.kx_kid !== keys.agreement.kid) {
+    throw new ProtocolError('credential_invalid', 'credential does not name this agent and its keys');
+  }
+  fromB64uExact(body.server.sig, 32);
+  const agent: AgentRecord = {
+    v: 1,
+    agentId: body.agentId,
+    name: body.name,
+    role: body.role,
+    labels: body.labels,
+    serverUrl: opts.serverUrl,
+    credential: body.credential,
+    expiresAt: body.expiresAt,
+    server: body.server,
+  };
+  await saveEnrollment(opts.stateDir, keys, agent);
+  return agent;
+}

@@ -1,0 +1,64 @@
+// The agent's HTTP: JSON in, JSON out, bounded in time. A JSON error answer becomes a ProtocolError
+// (spec codes) or an HttpError with the server's code; a network failure is `unreachable`.
+import { PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
+
+export class HttpError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status?: number,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export interface RequestOptions {
+  headers?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+export async function getJson(url: string, opts: RequestOptions = {}): Promise<unknown> {
+  return request(url, { method: 'GET' }, opts);
+}
+
+export async function postJson(url: string, body: unknown, opts: RequestOptions = {}): Promise<unknown> {
+  return request(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }, opts);
+}
+
+export async function request(url: string, init: RequestInit, opts: RequestOptions = {}): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      ...init,
+      headers: { accept: 'application/json', ...(init.headers as Record<string, string>), ...opts.headers },
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+    });
+  } catch (err) {
+    const reason = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
+    throw new HttpError('unreachable', `${new URL(url).origin} ${reason}`);
+  }
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  if (res.ok) {
+    if (json === undefined) throw new HttpError('bad_response', `non-JSON answer from ${new URL(url).origin}`, res.status);
+    return json;
+  }
+  const error = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  const code = typeof error?.code === 'string' ? error.code : `http_${res.status}`;
+  const message = typeof error?.message === 'string' ? error.message.slice(0, 300) : res.statusText;
+  if ((PROTOCOL_ERROR_CODES as readonly string[]).includes(code)) throw new ProtocolError(code as ProtocolErrorCode, message);
+  const retry = Number(res.headers.get('retry-after'));
+  throw new HttpError(code, message, res.status, Number.isFinite(retry) ? retry : undefined);
+}
+
+/** Joins a base URL and a path without losing a base path (relays may live under a prefix). */
+export function endpoint(base: string, path: string): string {
+  return `${base.replace(/\/+$/, '')}${path}`;
+}

@@ -1,0 +1,61 @@
+// What every admin command shares: where the server is, which admin credential to use, --json.
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Option, type Command } from 'commander';
+import { ProtocolError } from '../protocol/errors.js';
+import { endpoint, HttpError, request } from '../agent/http.js';
+import { CliError } from './run.js';
+
+export interface AdminOptions {
+  server: string;
+  adminToken?: string;
+  dataDir: string;
+  json?: boolean;
+}
+
+export function withAdminOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--server <url>', 'Latchkey server URL').env('LATCHKEY_SERVER').default('http://127.0.0.1:8080'))
+    .addOption(new Option('--admin-token <credential>', 'admin credential (default: <data-dir>/admin.token)').env('LATCHKEY_ADMIN_TOKEN'))
+    .addOption(new Option('--data-dir <dir>', 'where admin.token lives').env('LATCHKEY_DATA_DIR').default('./.latchkey'))
+    .option('--json', 'machine-readable output');
+}
+
+async function credential(opts: AdminOptions): Promise<string> {
+  if (opts.adminToken) return opts.adminToken.trim();
+  const file = join(resolve(opts.dataDir), 'admin.token');
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    throw new CliError('unauthorized', `no admin credential: pass --admin-token, set LATCHKEY_ADMIN_TOKEN, or run where ${file} exists`);
+  }
+}
+
+/** One admin API call; server errors surface as their stable code. */
+export async function adminCall(opts: AdminOptions, method: string, path: string, body?: unknown): Promise<unknown> {
+  const headers: Record<string, string> = { authorization: `Bearer ${await credential(opts)}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  try {
+    return await request(endpoint(opts.server, path), { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  } catch (err) {
+    if (err instanceof HttpError) throw new CliError(err.code, err.message);
+    if (err instanceof ProtocolError) throw err;
+    throw err;
+  }
+}
+
+/** Prints JSON, or a plain table of the given columns. */
+export function printRows(rows: Record<string, unknown>[], columns: string[]): void {
+  const cell = (v: unknown) => (v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  console.log(line(columns.map((c) => c.toUpperCase())));
+  for (const r of rows) console.log(line(columns.map((c) => cell(r[c]))));
+}
+
+/** `30s`, `15m`, `1h`, `7d`, or plain seconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+)\s*(s|m|h|d)?$/.exec(text.trim());
+  if (!m) throw new CliError('usage', `invalid duration ${JSON.stringify(text)} (use e.g. 30m, 1h, 7d)`, 2);
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+}

@@ -1,0 +1,36 @@
+// Admin API keys: created by a `*` admin with a subset of the scopes, shown once, stored hashed.
+import { asc, eq } from 'drizzle-orm';
+import type { Db } from '../../db/database.js';
+import { adminKeys } from '../../db/schema.js';
+import { ApiError } from '../errors.js';
+import { generateAdminCredential, type AdminScope } from './admin-credentials.js';
+import { appendAudit } from './audit.js';
+
+export async function createAdminKey(db: Db, random: (n: number) => Uint8Array, actor: string, name: string, scopes: Exclude<AdminScope, '*'>[]) {
+  const made = generateAdminCredential(random);
+  await db.transaction(async (tx) => {
+    await tx.insert(adminKeys).values({ id: made.id, name, secretHash: made.secretHash, scopes, createdBy: actor });
+    await appendAudit(tx, { actor, action: 'admin_key.create', outcome: 'success', details: { keyId: made.id, name, scopes } });
+  });
+  return { id: made.id, name, scopes, credential: made.credential };
+}
+
+export async function listAdminKeys(db: Db) {
+  const rows = await db.select().from(adminKeys).orderBy(asc(adminKeys.createdAt));
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    scopes: r.scopes,
+    createdAt: r.createdAt.toISOString(),
+    createdBy: r.createdBy,
+    revokedAt: r.revokedAt?.toISOString() ?? null,
+  }));
+}
+
+export async function revokeAdminKey(db: Db, actor: string, id: string): Promise<void> {
+  await db.transaction(async (tx) => {
+    const [row] = await tx.update(adminKeys).set({ revokedAt: new Date() }).where(eq(adminKeys.id, id)).returning({ id: adminKeys.id });
+    if (!row) throw new ApiError('not_found', 'no such admin key');
+    await appendAudit(tx, { actor, action: 'admin_key.revoke', outcome: 'success', details: { keyId: id } });
+  });
+}

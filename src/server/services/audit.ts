@@ -1,0 +1,95 @@
+// The append-only, hash-chained audit log. Each entry's hash is
+//   SHA-256(prev_hash || canonical JSON of [seq, at, actor, action, outcome, code, sourceAddr, tokenId, agentId, details])
+// with the genesis prev_hash = 32 zero bytes. Appends take a transaction-scoped advisory lock so
+// concurrent writers (on any instance) extend one chain; verifyAuditChain recomputes it.
+import { sha256 } from '@noble/hashes/sha2.js';
+import { asc, desc, sql } from 'drizzle-orm';
+import { b64u, concatBytes, constantTimeEqual, utf8 } from '../../protocol/bytes.js';
+import type { Db, Tx } from '../../db/database.js';
+import { auditLog } from '../../db/schema.js';
+
+const AUDIT_LOCK = 0x6c6b_6175_6469_7400n; // "lkaudit"
+const GENESIS = new Uint8Array(32);
+
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  outcome: 'success' | 'failure';
+  code?: string | null;
+  sourceAddr?: string | null;
+  tokenId?: string | null;
+  agentId?: string | null;
+  details?: Record<string, unknown>;
+  /** Defaults to now. */
+  at?: Date;
+}
+
+/** JSON with object keys sorted at every level: jsonb does not keep key order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const keys = Object.keys(value as object).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
+
+function entryHash(prev: Uint8Array, row: { seq: number; at: Date; actor: string; action: string; outcome: string; code: string | null; sourceAddr: string | null; tokenId: string | null; agentId: string | null; details: Record<string, unknown> }): Uint8Array {
+  const body = canonicalJson([row.seq, row.at.toISOString(), row.actor, row.action, row.outcome, row.code, row.sourceAddr, row.tokenId, row.agentId, row.details]);
+  return sha256(concatBytes(prev, utf8(body)));
+}
+
+/** Appends inside the caller's transaction: the entry commits or rolls back with the action. */
+export async function appendAudit(tx: Tx | Db, entry: AuditEntry): Promise<number> {
+  await tx.execute(sql`SELECT pg_advisory_xact_lock(${AUDIT_LOCK})`);
+  const [last] = await tx.select({ seq: auditLog.seq, hash: auditLog.hash }).from(auditLog).orderBy(desc(auditLog.seq)).limit(1);
+  const row = {
+    seq: (last?.seq ?? 0) + 1,
+    at: new Date(Math.floor((entry.at ?? new Date()).getTime())),
+    actor: entry.actor,
+    action: entry.action,
+    outcome: entry.outcome,
+    code: entry.code ?? null,
+    sourceAddr: entry.sourceAddr ?? null,
+    tokenId: entry.tokenId ?? null,
+    agentId: entry.agentId ?? null,
+    details: entry.details ?? {},
+  };
+  const prevHash = last?.hash ?? GENESIS;
+  await tx.insert(auditLog).values({ ...row, prevHash, hash: entryHash(prevHash, row) });
+  return row.seq;
+}
+
+/** Appends in a transaction of its own (for failures whose action transaction rolled back). */
+export function appendAuditAlone(db: Db, entry: AuditEntry): Promise<number> {
+  return db.transaction((tx) => appendAudit(tx, entry));
+}
+
+export interface ChainStatus {
+  ok: boolean;
+  entries: number;
+  /** First sequence number whose entry or link does not verify. */
+  brokenAt?: number;
+  headHash?: string;
+}
+
+export async function verifyAuditChain(db: Db): Promise<ChainStatus> {
+  let prev: Uint8Array = GENESIS;
+  let expectedSeq = 1;
+  let count = 0;
+  const pageSize = 1000;
+  for (let offset = 0; ; offset += pageSize) {
+    const rows = await db.select().from(auditLog).orderBy(asc(auditLog.seq)).limit(pageSize).offset(offset);
+    for (const r of rows) {
+      const recomputed = entryHash(prev, { ...r, details: r.details ?? {} });
+      if (r.seq !== expectedSeq || !constantTimeEqual(r.prevHash, prev) || !constantTimeEqual(r.hash, recomputed)) {
+        return { ok: false, entries: count, brokenAt: r.seq };
+      }
+      prev = r.hash;
+      expectedSeq++;
+      count++;
+    }
+    if (rows.length < pageSize) break;
+  }
+  return { ok: true, entries: count, headHash: b64u(prev) };
+}

@@ -1,0 +1,114 @@
+// Enrollment tokens as admins see them: create (the secret is shown once and only its hash is
+// kept), list (with every use: when, from where, by which agent), revoke.
+import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
+import type { Db } from '../../db/database.js';
+import { enrollmentTokens, revocations, tokenUses } from '../../db/schema.js';
+import { generateToken } from '../../protocol/token.js';
+import { ApiError } from '../errors.js';
+import { appendAudit } from './audit.js';
+import { parseCidr } from './cidr.js';
+import { NAME_PATTERN } from './name-rules.js';
+
+export interface CreateTokenInput {
+  ttlSeconds: number;
+  uses: number;
+  role: 'agent' | 'relay';
+  cidr?: string | undefined;
+  namePattern?: string | undefined;
+  labels?: Record<string, string> | undefined;
+}
+
+export interface TokenView {
+  id: string;
+  role: 'agent' | 'relay';
+  usesTotal: number;
+  usesLeft: number;
+  createdAt: string;
+  createdBy: string | null;
+  expiresAt: string;
+  revokedAt: string | null;
+  status: 'active' | 'expired' | 'used' | 'revoked';
+  cidr: string | null;
+  namePattern: string | null;
+  labels: Record<string, string>;
+  uses: { usedAt: string; sourceAddr: string | null; agentId: string }[];
+}
+
+export async function createToken(
+  db: Db,
+  ctx: { random: (n: number) => Uint8Array; now: () => number },
+  fingerprint: string,
+  actor: string,
+  input: CreateTokenInput,
+): Promise<{ token: string; id: string; expiresAt: string }> {
+  if (input.cidr !== undefined && !parseCidr(input.cidr)) throw new ApiError('request_invalid', 'cidr is not a valid IPv4 or IPv6 CIDR');
+  if (input.namePattern !== undefined && !NAME_PATTERN.test(input.namePattern)) {
+    throw new ApiError('request_invalid', 'namePattern may use letters, digits, - _ . and the wildcards * ?');
+  }
+  const { token, tokenId, secretHash } = generateToken(ctx.random, fingerprint);
+  const expiresAt = new Date(ctx.now() + input.ttlSeconds * 1000);
+  await db.transaction(async (tx) => {
+    await tx.insert(enrollmentTokens).values({
+      id: tokenId,
+      secretHash,
+      role: input.role,
+      usesTotal: input.uses,
+      usesLeft: input.uses,
+      expiresAt,
+      createdBy: actor,
+      cidr: input.cidr ?? null,
+      namePattern: input.namePattern ?? null,
+      labels: input.labels ?? {},
+    });
+    await appendAudit(tx, {
+      actor,
+      action: 'token.create',
+      outcome: 'success',
+      tokenId,
+      details: { role: input.role, uses: input.uses, ttlSeconds: input.ttlSeconds, cidr: input.cidr ?? null, namePattern: input.namePattern ?? null },
+    });
+  });
+  return { token, id: tokenId, expiresAt: expiresAt.toISOString() };
+}
+
+export async function listTokens(db: Db, now: number): Promise<TokenView[]> {
+  const rows = await db.select().from(enrollmentTokens).orderBy(asc(enrollmentTokens.createdAt));
+  const uses = rows.length
+    ? await db.select().from(tokenUses).where(inArray(tokenUses.tokenId, rows.map((r) => r.id))).orderBy(asc(tokenUses.usedAt))
+    : [];
+  return rows.map((r) => ({
+    id: r.id,
+    role: r.role,
+    usesTotal: r.usesTotal,
+    usesLeft: r.usesLeft,
+    createdAt: r.createdAt.toISOString(),
+    createdBy: r.createdBy,
+    expiresAt: r.expiresAt.toISOString(),
+    revokedAt: r.revokedAt?.toISOString() ?? null,
+    status: r.revokedAt ? 'revoked' : r.usesLeft <= 0 ? 'used' : r.expiresAt.getTime() <= now ? 'expired' : 'active',
+    cidr: r.cidr,
+    namePattern: r.namePattern,
+    labels: r.labels,
+    uses: uses
+      .filter((u) => u.tokenId === r.id)
+      .map((u) => ({ usedAt: u.usedAt.toISOString(), sourceAddr: u.sourceAddr, agentId: u.agentId })),
+  }));
+}
+
+/** Revokes a token; effective on the next enrollment attempt on every instance (it is a row). */
+export async function revokeToken(db: Db, actor: string, id: string, reason?: string): Promise<void> {
+  await db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(enrollmentTokens)
+      .set({ revokedAt: new Date() })
+      .where(and(eq(enrollmentTokens.id, id), isNull(enrollmentTokens.revokedAt)))
+      .returning({ id: enrollmentTokens.id });
+    if (!row) {
+      const [exists] = await tx.select({ id: enrollmentTokens.id }).from(enrollmentTokens).where(eq(enrollmentTokens.id, id));
+      if (!exists) throw new ApiError('token_unknown', 'no such token', 404);
+      return; // already revoked: idempotent
+    }
+    await tx.insert(revocations).values({ kind: 'token', subject: id, reason: reason ?? null, actor }).onConflictDoNothing();
+    await appendAudit(tx, { actor, action: 'token.revoke', outcome: 'success', tokenId: id, details: { reason: reason ?? null } });
+  });
+}

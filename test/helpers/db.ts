@@ -34,6 +34,8 @@ async function findPostgres(): Promise<string | undefined> {
 export const dbKinds: DbKind[] = postgresUrl ? ['pglite', 'postgres'] : ['pglite'];
 
 let sharedPglite: Promise<PGlite> | undefined;
+/** PGlite is one session: its search_path is global, so only one test database may use it at a time. */
+let sharedInUse = false;
 const migrations = readMigrations();
 
 export interface TestDatabase extends Database {
@@ -47,9 +49,20 @@ export async function createTestDatabase(kind: DbKind): Promise<TestDatabase> {
   if (kind === 'postgres') {
     if (!postgresUrl) throw new Error('PostgreSQL not reachable');
     database = await openDatabase({ url: postgresUrl, schema, maxConnections: 20 });
-  } else {
+  } else if (!sharedInUse) {
+    sharedInUse = true;
     sharedPglite ??= PGlite.create();
     database = await openDatabase({ pglite: await sharedPglite, schema });
+    const opened = database;
+    database = Object.assign(opened, {
+      close: async () => {
+        await opened.withSession((run) => run(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)).catch(() => {});
+        sharedInUse = false;
+      },
+    });
+  } else {
+    // A second database alive at the same time (two servers in one test): its own instance.
+    database = await openDatabase({ schema });
   }
   await applyMigrations(database, await migrations);
   return Object.assign(database, {

@@ -50,6 +50,23 @@ export function createEnrollmentLimiter(now?: () => number): EnrollmentLimiter {
   };
 }
 
+/**
+ * Failures that come before the token secret is proven: what a guesser or a broken client produces.
+ * Later failures (used, expired, revoked, constraints, names) prove knowledge of the secret, so
+ * they do not spend the budget: 32 agents racing for one token get token_used, not rate_limited.
+ */
+const GUESSING_CODES = new Set<ProtocolErrorCode>([
+  'envelope_malformed',
+  'token_malformed',
+  'version_unsupported',
+  'recipient_mismatch',
+  'decrypt_failed',
+  'payload_invalid',
+  'server_key_mismatch',
+  'signature_invalid',
+  'token_unknown',
+]);
+
 export class RateLimitedError extends ProtocolError {
   constructor(readonly retryAfterSeconds: number) {
     super('rate_limited', 'too many failed enrollment attempts; retry later');
@@ -82,7 +99,7 @@ export async function enroll(deps: EnrollmentDeps, body: unknown, sourceAddr: st
     return result.response;
   } catch (err) {
     const code: ProtocolErrorCode = err instanceof ProtocolError ? err.code : 'payload_invalid';
-    if (!(err instanceof RateLimitedError)) {
+    if (GUESSING_CODES.has(code)) {
       deps.limiter.bySource.take(source);
       if (tokenId) deps.limiter.byToken.take(tokenId);
     }

@@ -116,7 +116,7 @@ describe.each(dbKinds)('enrollment on %s', (kind) => {
       const { token } = await newToken(other);
       const sent: string[] = [];
       const realFetch = globalThis.fetch;
-      globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      globalThis.fetch = (async (input: string | URL | Request, init?: RequestInit) => {
         sent.push(`${init?.method ?? 'GET'} ${String(input)}`);
         return realFetch(input, init);
       }) as typeof fetch;
@@ -157,7 +157,7 @@ describe.each(dbKinds)('enrollment on %s', (kind) => {
     const { secret } = parseToken(token);
     const bodies: string[] = [];
     const realFetch = globalThis.fetch;
-    globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    globalThis.fetch = (async (input: string | URL | Request, init?: RequestInit) => {
       bodies.push(String(input), typeof init?.body === 'string' ? init.body : '');
       return realFetch(input, init);
     }) as typeof fetch;

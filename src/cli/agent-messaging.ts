@@ -1,3 +1,98 @@
+// `latchkey agent send | seal | run`.
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { runDaemon } from '../agent/daemon.js';
+import { HttpError } from '../agent/http.js';
+import { readInventory, sealInventory, submitEnvelope } from '../agent/send.js';
+import { loadState, StateError } from '../agent/state.js';
+import type { ProtocolContext } from '../protocol/crypto/types.js';
+import { parseEnvelope } from '../protocol/envelope.js';
+import { selectCrypto } from '../runtime/crypto.js';
+import { writeSecretFile } from '../runtime/fs-secure.js';
+import { parseDuration } from './admin-options.js';
+import { CliError } from './run.js';
 
-export function registerAgentMessaging(_program: Command): void {}
+async function context(): Promise<ProtocolContext> {
+  return { crypto: await selectCrypto(), random: (n) => new Uint8Array(randomBytes(n)), now: () => Date.now() };
+}
+
+/** Agent-side failures surface as their code (state_missing, unreachable, replay_detected…). */
+async function asCli<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof StateError || err instanceof HttpError) throw new CliError(err.code, err.message);
+    throw err;
+  }
+}
+
+export function registerAgentMessaging(agent: Command): void {
+  agent
+    .command('send')
+    .description('Seal an inventory and send it (or submit a sealed envelope); verifies the signed receipt.')
+    .requiredOption('--state-dir <dir>', 'the enrolled agent state dir')
+    .option('--file <inventory.json>', 'GLPI native inventory to seal and send')
+    .option('--envelope <file>', 'an envelope sealed earlier with `agent seal`')
+    .option('--via <url>', 'send through this relay or proxy instead of the server')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { stateDir: string; file?: string; envelope?: string; via?: string; json?: boolean }) => {
+      if (!o.file === !o.envelope) throw new CliError('usage', 'give exactly one of --file or --envelope', 2);
+      const ctx = await context();
+      await asCli(async () => {
+        const state = await loadState(ctx.crypto, resolve(o.stateDir));
+        const envelope = o.envelope
+          ? parseEnvelope(await readFile(o.envelope)).wire
+          : await sealInventory(ctx, state, await readInventory(o.file!));
+        const { receipt } = await submitEnvelope(ctx, state, envelope, o.via);
+        if (o.json) console.log(JSON.stringify({ status: receipt.status, messageId: receipt.mid, receivedAt: new Date(receipt.rat).toISOString(), directives: receipt.directives ?? null }, null, 2));
+        else console.log(`accepted ${receipt.mid} at ${new Date(receipt.rat).toISOString()}`);
+      });
+    });
+
+  agent
+    .command('seal')
+    .description('Seal an inventory into an envelope file for offline transfer (air-gapped sites).')
+    .requiredOption('--state-dir <dir>', 'the enrolled agent state dir')
+    .requiredOption('--file <inventory.json>', 'GLPI native inventory')
+    .requiredOption('--out <envelope>', 'where to write the envelope')
+    .action(async (o: { stateDir: string; file: string; out: string }) => {
+      const ctx = await context();
+      await asCli(async () => {
+        const state = await loadState(ctx.crypto, resolve(o.stateDir));
+        const envelope = await sealInventory(ctx, state, await readInventory(o.file));
+        await writeSecretFile(resolve(o.out), JSON.stringify(envelope));
+        console.log(`sealed ${parseEnvelope(envelope).header.mid} to ${o.out}`);
+      });
+    });
+
+  agent
+    .command('run')
+    .description('Send inventories on an interval, retrying with backoff while the server is away.')
+    .requiredOption('--state-dir <dir>', 'the enrolled agent state dir')
+    .option('--file <inventory.json>', 'send this file each time')
+    .option('--command <cmd>', 'run this command each time; its stdout is the inventory')
+    .option('--interval <duration>', 'time between sends (30s, 5m, 1h)', '1h')
+    .option('--via <url>', 'send through this relay or proxy')
+    .action(async (o: { stateDir: string; file?: string; command?: string; interval: string; via?: string }) => {
+      if (!o.file === !o.command) throw new CliError('usage', 'give exactly one of --file or --command', 2);
+      const intervalSeconds = parseDuration(o.interval);
+      if (intervalSeconds < 1) throw new CliError('usage', '--interval must be at least 1s', 2);
+      const ctx = await context();
+      const stop = new AbortController();
+      process.once('SIGTERM', () => stop.abort());
+      process.once('SIGINT', () => stop.abort());
+      await asCli(() =>
+        runDaemon(ctx, {
+          stateDir: resolve(o.stateDir),
+          file: o.file,
+          command: o.command,
+          intervalSeconds,
+          via: o.via,
+          signal: stop.signal,
+          log: (event) => console.log(JSON.stringify({ time: new Date().toISOString(), ...event })),
+        }),
+      );
+    });
+}

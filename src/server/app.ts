@@ -12,6 +12,7 @@ import type { ServerIdentity } from './identity.js';
 import type { Logger } from './logger.js';
 import type { AdminPrincipal } from './middleware/admin-auth.js';
 import type { Telemetry } from './telemetry.js';
+import type { IngestPolicy } from './services/ingest.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { wellKnownRoutes } from './routes/well-known.js';
@@ -38,6 +39,8 @@ export interface AppDeps {
   /** The peer address as this runtime sees it (Node socket, Workers cf-connecting-ip). */
   clientAddress: (c: Context) => string | undefined;
   limits?: Partial<AppLimits>;
+  /** Ingest policy overrides (freshness, per-agent budgets); defaults in services/ingest.ts. */
+  ingestPolicy?: Partial<IngestPolicy>;
 }
 
 export interface AppEnv {
@@ -70,7 +73,7 @@ export function createApp(deps: AppDeps): App {
   app.route('/', healthRoutes());
   app.route('/', wellKnownRoutes());
   app.route('/', metricsRoutes());
-  registerRoutes(app);
+  registerRoutes(app, deps);
 
   app.notFound((c) => c.json(errorBody('not_found', 'no such route'), 404));
   app.onError((err, c) => toErrorResponse(err, c, deps.logger));

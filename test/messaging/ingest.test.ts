@@ -1,0 +1,256 @@
+// Sealed inventory messaging over real HTTP, on PGlite and PostgreSQL: round trips of real GLPI
+// inventories, and every refusal with its code and nothing stored.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { eq, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enrollAgent } from '../../src/agent/enroll.js';
+import { sealInventory, submitEnvelope } from '../../src/agent/send.js';
+import { loadState, type AgentState } from '../../src/agent/state.js';
+import { agentKeys, agents, inventories, seenMessages } from '../../src/db/schema.js';
+import { b64u, fromB64u, fromUtf8, utf8 } from '../../src/protocol/bytes.js';
+import { sealEnvelope, type Envelope } from '../../src/protocol/envelope.js';
+import { ProtocolError } from '../../src/protocol/errors.js';
+import { generateKeySet } from '../../src/protocol/keys.js';
+import { verifyReceipt } from '../../src/protocol/receipt.js';
+import { startTestServer, type TestServer } from '../helpers/app.js';
+import { dbKinds } from '../helpers/db.js';
+import { testContext } from '../helpers/protocol.js';
+
+const ctx = testContext();
+const fixture = (name: string) => readFile(new URL(`../fixtures/glpi/${name}`, import.meta.url), 'utf8');
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'latchkey-msg-'));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+let n = 0;
+
+describe.each(dbKinds)('messaging on %s', (kind) => {
+  let server: TestServer;
+  let alice: AgentState;
+  let bob: AgentState;
+
+  const post = (body: unknown) => fetch(`${server.url}/v1/messages`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const codeOf = async (res: Response) => ((await res.json()) as { error?: { code: string } }).error?.code ?? `status ${res.status}`;
+  const stored = async () => ({
+    inventories: (await server.database.db.select({ c: sql<number>`count(*)::int` }).from(inventories))[0]!.c,
+    seen: (await server.database.db.select({ c: sql<number>`count(*)::int` }).from(seenMessages))[0]!.c,
+  });
+  async function newAgent(name: string): Promise<AgentState> {
+    const res = await fetch(`${server.url}/v1/admin/tokens`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    const { token } = (await res.json()) as { token: string };
+    const stateDir = join(dir, `${kind}-${n++}`);
+    await enrollAgent(ctx, { serverUrl: server.url, token, stateDir, name });
+    return loadState(ctx.crypto, stateDir);
+  }
+  const seal = async (agent: AgentState, inventory: string, over: Partial<Parameters<typeof sealEnvelope>[1]> = {}, c = ctx) =>
+    (await sealEnvelope(c, {
+      sender: agent.keys,
+      recipient: agent.server.agreement,
+      type: 'inventory',
+      contentType: 'application/json',
+      contentEncoding: 'gzip',
+      counter: Date.now(),
+      plaintext: new Uint8Array(gzipSync(inventory)),
+      credential: agent.agent.credential,
+      ...over,
+    })).envelope;
+
+  beforeAll(async () => {
+    server = await startTestServer(kind);
+    alice = await newAgent(`alice-${kind}`);
+    bob = await newAgent(`bob-${kind}`);
+  });
+  afterAll(() => server.close());
+
+  it('round-trips real GLPI inventories (up to the 1.4 MB sample) exactly, with signed receipts', async () => {
+    for (const name of ['format/computer_3_updated.json', 'format/networkequipment_2.json', 'format/phone_1.json', 'core/lxc-server-1.json']) {
+      const text = await fixture(name);
+      const { receipt } = await submitEnvelope(ctx, alice, await sealInventory(ctx, alice, utf8(text)));
+      expect(receipt.status).toBe('accepted');
+      const res = await fetch(`${server.url}/v1/admin/agents/${alice.agent.agentId}/inventory`, { headers: { authorization: `Bearer ${server.adminToken}` } });
+      const body = (await res.json()) as { inventory: unknown; messageId: string; size: number };
+      expect(body.inventory, name).toEqual(JSON.parse(text));
+      expect(body.messageId).toBe(receipt.mid);
+      expect(body.size).toBe(utf8(text).length);
+    }
+    const [a] = await server.database.db.select().from(agents).where(eq(agents.id, alice.agent.agentId));
+    expect(a!.lastSeenAt).not.toBeNull();
+  });
+
+  it('accepts an envelope once: a second submission, even concurrent, is replay_detected', async () => {
+    const env = await seal(alice, await fixture('format/printer_1.json'));
+    expect((await post(env)).status).toBe(200);
+    const again = await post(env);
+    expect(again.status).toBe(409);
+    expect(await codeOf(again)).toBe('replay_detected');
+
+    const twin = await seal(alice, await fixture('format/printer_2.json'));
+    const both = await Promise.all([post(twin), post(twin), post(twin)]);
+    expect(both.map((r) => r.status).sort()).toEqual([200, 409, 409]);
+  });
+
+  it('refuses tampering in every region of the envelope and stores nothing', async () => {
+    const env = await seal(alice, await fixture('format/printer_3.json'));
+    const before = await stored();
+    const flip = (s: string, at = 10) => {
+      const b = fromB64u(s);
+      b[Math.min(at, b.length - 1)]! ^= 0x01;
+      return b64u(b);
+    };
+    const cases: [string, Envelope | string, string][] = [
+      ['header', { ...env, header: flip(env.header) }, 'signature_invalid|envelope_malformed'],
+      ['enc', { ...env, enc: flip(env.enc) }, 'signature_invalid'],
+      ['ct', { ...env, ct: flip(env.ct, 40) }, 'signature_invalid'],
+      ['sig', { ...env, sig: flip(env.sig) }, 'signature_invalid'],
+      ['cred', { ...env, cred: `${env.cred}x` }, 'signature_invalid'],
+      ['cred removed', (({ cred: _c, ...rest }) => rest)(env) as Envelope, 'signature_invalid'],
+      ['version', { ...env, v: 2 } as unknown as Envelope, 'version_unsupported'],
+      ['extra field', { ...env, extra: 1 } as unknown as Envelope, 'envelope_malformed'],
+      ['not json', '{"v":1,', 'envelope_malformed'],
+    ];
+    for (const [region, body, expected] of cases) {
+      const res = await post(body);
+      expect(res.status, region).toBeGreaterThanOrEqual(400);
+      expect(res.status, region).toBeLessThan(500);
+      expect(expected.split('|'), region).toContain(await codeOf(res));
+    }
+    expect(await stored()).toEqual(before);
+    expect((await post(env)).status).toBe(200);
+  });
+
+  it('refuses a wrong recipient, an unknown sender, a forged sender, stale and future messages', async () => {
+    const before = await stored();
+    const otherServer = await generateKeySet(ctx);
+    expect(await codeOf(await post(await seal(alice, await fixture('format/printer_1.json'), { recipient: otherServer.agreement })))).toBe('recipient_mismatch');
+    const stranger = await generateKeySet(ctx);
+    expect(await codeOf(await post(await seal({ ...alice, keys: stranger }, await fixture('format/printer_1.json'))))).toBe('key_unknown');
+    // Bob's keys claiming Alice's key id: the signature cannot verify against Alice's key.
+    const forged = { ...bob.keys, signing: { ...bob.keys.signing, kid: alice.keys.signing.kid } };
+    expect(await codeOf(await post(await seal({ ...bob, keys: forged }, await fixture('format/printer_1.json'))))).toBe('signature_invalid');
+    // Alice's signing key with Bob's agreement key: the HPKE Auth mode binding fails.
+    const mixed = { ...alice.keys, agreement: bob.keys.agreement };
+    expect(await codeOf(await post(await seal({ ...alice, keys: mixed }, await fixture('format/printer_1.json'))))).toBe('decrypt_failed');
+    const past = testContext(ctx.crypto, () => Date.now() - 8 * 24 * 3600_000);
+    const future = testContext(ctx.crypto, () => Date.now() + 10 * 60_000);
+    expect(await codeOf(await post(await seal(alice, await fixture('format/printer_1.json'), {}, past)))).toBe('stale_message');
+    expect(await codeOf(await post(await seal(alice, await fixture('format/printer_1.json'), {}, future)))).toBe('stale_message');
+    expect(await codeOf(await post(await seal(alice, await fixture('format/printer_1.json'), { counter: 1 })))).toBe('stale_message');
+    expect(await stored()).toEqual(before);
+  });
+
+  it('one agent cannot send as another: what Bob sends is stored as Bob, whatever deviceid it names', async () => {
+    const aliceInventory = JSON.parse(await fixture('format/computer_1.json')) as { deviceid: string };
+    await submitEnvelope(ctx, bob, await sealInventory(ctx, bob, utf8(JSON.stringify(aliceInventory))));
+    const rows = await server.database.db.select({ agentId: inventories.agentId }).from(inventories).where(sql`${inventories.content}->>'deviceid' = ${aliceInventory.deviceid}`);
+    expect(rows.map((r) => r.agentId)).toEqual([bob.agent.agentId]);
+  });
+
+  it('refuses oversize bodies, a gzip bomb and an invalid inventory, storing nothing', async () => {
+    const before = await stored();
+    const huge = await fetch(`${server.url}/v1/messages`, { method: 'POST', body: 'x'.repeat(9 * 1024 * 1024), headers: { 'content-type': 'application/json' } });
+    expect(huge.status).toBe(413);
+    expect(await codeOf(huge)).toBe('payload_too_large');
+
+    const bomb = gzipSync(Buffer.alloc(40 * 1024 * 1024), { level: 9 });
+    expect(bomb.length).toBeLessThan(100_000);
+    const bombEnv = (await sealEnvelope(ctx, { sender: alice.keys, recipient: alice.server.agreement, type: 'inventory', contentType: 'application/json', contentEncoding: 'gzip', counter: Date.now(), plaintext: new Uint8Array(bomb) })).envelope;
+    const b = await post(bombEnv);
+    expect(b.status).toBe(413);
+    expect(await codeOf(b)).toBe('payload_too_large');
+
+    for (const bad of ['{"deviceid":"x"}', '{"deviceid":"x","content":{}}', '{"deviceid":1,"content":{"versionclient":"x"}}', '{"deviceid":"x","content":{"versionclient":"x"},"unknown":1}', 'not json']) {
+      const res = await post(await seal(alice, bad));
+      expect(await codeOf(res), bad).toBe('payload_invalid');
+    }
+    expect(await stored()).toEqual(before);
+  });
+
+  it('a plaintext marker inside the inventory never appears in the bytes on the wire', async () => {
+    const marker = `MARKER-${b64u(ctx.random(12))}`;
+    const inv = JSON.parse(await fixture('format/computer_2.json')) as { content: Record<string, unknown> };
+    inv.content.marker = marker;
+    const sent: string[] = [];
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = (async (input: string | URL | Request, init?: RequestInit) => {
+      sent.push(String(init?.body ?? ''));
+      const res = await realFetch(input, init);
+      sent.push(await res.clone().text());
+      return res;
+    }) as typeof fetch;
+    try {
+      const { receipt } = await submitEnvelope(ctx, alice, await sealInventory(ctx, alice, utf8(JSON.stringify(inv))));
+      expect(receipt.status).toBe('accepted');
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    expect(sent.join('')).not.toContain(marker);
+    expect(sent.join('')).not.toContain(b64u(utf8(marker)));
+    // Uncompressed too (identity encoding).
+    const plain = await seal(alice, JSON.stringify(inv), { contentEncoding: 'identity', plaintext: utf8(JSON.stringify(inv)) });
+    expect(JSON.stringify(plain)).not.toContain(marker);
+  });
+
+  it('batches: one signed result per envelope, in order', async () => {
+    const good = await seal(alice, await fixture('format/printer_2.json'));
+    const res = await post({ envelopes: [good, { ...good, sig: good.enc }, good] });
+    expect(res.status).toBe(200);
+    const { results } = (await res.json()) as { results: { receipt?: unknown; error?: { code: string } }[] };
+    expect(results.map((r) => r.error?.code ?? 'accepted')).toEqual(['accepted', 'envelope_malformed', 'replay_detected']);
+    const first = await verifyReceipt(ctx, alice.server.signing, results[0]!.receipt, { mid: JSON.parse(fromUtf8(fromB64u(good.header))).mid, snd: alice.keys.signing.kid }, alice.keys.agreement.privateKey);
+    expect(first.status).toBe('accepted');
+    expect(await codeOf(await post({ envelopes: [] }))).toBe('envelope_malformed');
+  });
+
+  it('revoking a key or an agent, or its expiry, takes effect on the very next message', async () => {
+    const carol = await newAgent(`carol-${kind}`);
+    const dave = await newAgent(`dave-${kind}`);
+    const erin = await newAgent(`erin-${kind}`);
+    const inv = await fixture('format/printer_1.json');
+    const admin = (path: string) => fetch(`${server.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    expect((await post(await seal(carol, inv))).status).toBe(200);
+    expect((await admin(`/v1/admin/agents/${carol.agent.agentId}/revoke`)).status).toBe(200);
+    expect(await codeOf(await post(await seal(carol, inv)))).toBe('agent_revoked');
+    expect((await admin(`/v1/admin/keys/${dave.keys.signing.kid}/revoke`)).status).toBe(200);
+    expect(await codeOf(await post(await seal(dave, inv)))).toBe('key_revoked');
+    await server.database.db.update(agentKeys).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(agentKeys.sigKid, erin.keys.signing.kid));
+    expect(await codeOf(await post(await seal(erin, inv)))).toBe('key_expired');
+  });
+
+  it('signed receipts carry sealed directives the agent applies after verifying them', async () => {
+    const frank = await newAgent(`frank-${kind}`);
+    await server.database.db.update(agents).set({ sendIntervalSeconds: 900 }).where(eq(agents.id, frank.agent.agentId));
+    const { receipt } = await submitEnvelope(ctx, frank, await sealInventory(ctx, frank, utf8(await fixture('format/printer_1.json'))));
+    expect(receipt.directives).toEqual({ sendIntervalSeconds: 900 });
+    expect((await loadState(ctx.crypto, frank.dir)).agent.sendIntervalSeconds).toBe(900);
+    // A receipt not signed by the pinned server key is refused before anything is applied.
+    const impostor = await generateKeySet(ctx);
+    await expect(submitEnvelope(ctx, { ...frank, server: { ...frank.server, signing: impostor.signing } }, await sealInventory(ctx, frank, utf8(await fixture('format/printer_1.json'))))).rejects.toSatisfy(
+      (e) => e instanceof ProtocolError && e.code === 'signature_invalid',
+    );
+  });
+});
+
+describe.each(dbKinds)('per-agent budgets on %s', (kind) => {
+  it('refuses messages over the per-agent rate with rate_limited and Retry-After', async () => {
+    const server = await startTestServer(kind, { ingestPolicy: { messageBurst: 2, messagesPerSecond: 0.01 } });
+    try {
+      const res = await fetch(`${server.url}/v1/admin/tokens`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+      const stateDir = join(dir, `budget-${kind}`);
+      await enrollAgent(ctx, { serverUrl: server.url, token: ((await res.json()) as { token: string }).token, stateDir, name: 'budget' });
+      const agent = await loadState(ctx.crypto, stateDir);
+      const inv = utf8(await fixture('format/printer_1.json'));
+      for (let i = 0; i < 2; i++) expect((await submitEnvelope(ctx, agent, await sealInventory(ctx, agent, inv))).receipt.status).toBe('accepted');
+      const third = await fetch(`${server.url}/v1/messages`, { method: 'POST', body: JSON.stringify(await sealInventory(ctx, agent, inv)), headers: { 'content-type': 'application/json' } });
+      expect(third.status).toBe(429);
+      expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(((await third.json()) as { error: { code: string } }).error.code).toBe('rate_limited');
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -19,7 +19,7 @@ import { formatToken, hashTokenSecret, parseToken } from '../src/protocol/token.
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 /** Fixed "random" bytes: SHA-256 of a name, stretched. Deterministic and labelled. */
 const fixed = (name: string, length: number) => {
-  let out = new Uint8Array(0);
+  let out: Uint8Array = new Uint8Array(0);
   for (let i = 0; out.length < length; i++) out = concatBytes(out, sha256(utf8(`latchkey vectors/${name}/${i}`)));
   return out.slice(0, length);
 };

@@ -36,6 +36,25 @@ class KeyCache {
   }
 }
 
+const BASEPOINT = Uint8Array.from([9, ...new Array<number>(31).fill(0)]);
+
+/** Remembers a pure predicate's verdict per key (bounded). */
+class VerdictCache {
+  private readonly map = new Map<string, boolean>();
+  constructor(private readonly check: (key: Uint8Array) => boolean) {}
+  get(key: Uint8Array): boolean {
+    let id = '';
+    for (const b of key) id += String.fromCharCode(b);
+    let v = this.map.get(id);
+    if (v === undefined) {
+      v = this.check(key);
+      this.map.set(id, v);
+      if (this.map.size > CACHE_SIZE) this.map.delete(this.map.keys().next().value!);
+    }
+    return v;
+  }
+}
+
 const pkcs8 = (header: Uint8Array, key: Uint8Array): Uint8Array => {
   const out = new Uint8Array(header.length + key.length);
   out.set(header);
@@ -52,19 +71,27 @@ export function createNativeCrypto(opts: { aead?: AeadPrimitive } = {}): CryptoB
   const importEdPriv = (seed: Uint8Array) => edPriv.get(seed, () => subtle.importKey('pkcs8', pkcs8(ED25519_PKCS8, seed), { name: 'Ed25519' }, false, ['sign']));
   const importXPriv = (k: Uint8Array) => xPriv.get(k, () => subtle.importKey('pkcs8', pkcs8(X25519_PKCS8, k), { name: 'X25519' }, false, ['deriveBits']));
   const aead = opts.aead;
+  // The small-order and canonical-encoding check decodes a point (slow in JS): once per key.
+  const acceptable = new VerdictCache(acceptableEd25519PublicKey);
 
   return {
     name: aead ? 'native' : 'native-webcrypto',
-    // Public keys from private ones are rare (key generation): noble is simplest and exact.
+    // Ed25519 public keys are derived only at key generation: noble is simplest and exact.
     ed25519PublicKey: (seed) => nobleCrypto.ed25519PublicKey(seed),
-    x25519PublicKey: (k) => nobleCrypto.x25519PublicKey(k),
+    // X25519 public keys are derived for every HPKE ephemeral key: X25519(k, 9) natively.
+    async x25519PublicKey(k) {
+      need(k, 32, 'X25519 private key');
+      const base = await xPub.get(BASEPOINT, () => subtle.importKey('raw', BASEPOINT, { name: 'X25519' }, false, []));
+      // Through the import cache: the HPKE sender's next call, X25519(ephemeral, server), reuses it.
+      return new Uint8Array(await subtle.deriveBits({ name: 'X25519', public: base }, await importXPriv(k), 256));
+    },
     async ed25519Sign(seed, message) {
       need(seed, 32, 'Ed25519 seed');
       return new Uint8Array(await subtle.sign('Ed25519', await importEdPriv(seed), message));
     },
     async ed25519Verify(publicKey, message, signature) {
       if (!(signature instanceof Uint8Array) || signature.length !== 64) return false;
-      if (!acceptableEd25519PublicKey(publicKey)) return false;
+      if (!acceptable.get(publicKey)) return false;
       if (!canonicalS(signature)) return false;
       try {
         const key = await edPub.get(publicKey, () => subtle.importKey('raw', publicKey, { name: 'Ed25519' }, false, ['verify']));

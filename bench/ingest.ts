@@ -1,0 +1,118 @@
+// End-to-end ingest over HTTP on loopback into PostgreSQL: the sealed path (POST /v1/messages,
+// every check, signed receipts) against a baseline taking the same JSON unsealed and
+// unauthenticated into the same table. Load comes from a separate process (bench/load.ts,
+// autocannon). Envelopes are sealed beforehand (agents seal on their own machines), each sent once.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+import { getJson, postJson } from '../src/agent/http.js';
+import { pinServer } from '../src/protocol/discovery.js';
+import { sealEnrollRequest, verifyEnrollResponse } from '../src/protocol/enrollment.js';
+import { sealEnvelope } from '../src/protocol/envelope.js';
+import { generateKeySet, type KeySet } from '../src/protocol/keys.js';
+import { parseToken } from '../src/protocol/token.js';
+import { mountBaseline } from './baseline-route.js';
+import { createToken, inventoryOfSize, startBenchServer, type BenchServer } from './fixtures.js';
+
+const run = promisify(execFile);
+
+/** BENCH_PROFILE=1: a CPU profile of the server process during the sealed load only. */
+async function startProfile(): Promise<(file: string) => Promise<void>> {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async (file) => {
+    const { profile } = await session.post('Profiler.stop');
+    await writeFile(file, JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+const LOAD = fileURLToPath(new URL('./load.ts', import.meta.url));
+const AGENTS = 16;
+const CONNECTIONS = 16;
+
+async function enrollAgents(server: BenchServer): Promise<{ keys: KeySet; agentId: string }[]> {
+  const token = await createToken(server, AGENTS);
+  const t = parseToken(token);
+  const pinned = pinServer(await getJson(`${server.url}/.well-known/latchkey`), t.serverFingerprint);
+  const out = [];
+  for (let i = 0; i < AGENTS; i++) {
+    const keys = await generateKeySet(server.ctx);
+    const { request, nonce } = await sealEnrollRequest(server.ctx, t, pinned, keys, `ingest-${i}`);
+    const body = await verifyEnrollResponse(server.ctx.crypto, pinned, await postJson(`${server.url}/v1/enroll`, request), nonce);
+    out.push({ keys, agentId: body.agentId });
+  }
+  return out;
+}
+
+async function load(url: string, path: string, file: string, repeatSeconds?: number) {
+  const args = ['--import', 'tsx', LOAD, url, path, file, String(CONNECTIONS), ...(repeatSeconds ? [String(repeatSeconds)] : [])];
+  const { stdout } = await run(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 });
+  return JSON.parse(stdout) as { requests: number; seconds: number; reqPerSec: number; latencyMs: { p50: number; p99: number }; non2xx: number; errors: number };
+}
+
+export async function benchIngest(opts: { envelopes?: Record<number, number> } = {}): Promise<Record<string, unknown>> {
+  const counts = opts.envelopes ?? { 4096: 6000, 65536: 3000 };
+  const server = await startBenchServer({ ingestPolicy: { messageBurst: 1e9, messagesPerSecond: 1e9, byteBurst: 1e15, bytesPerSecond: 1e15 } }, (app) => {
+    mountBaseline(app, 'baseline');
+  });
+  const dir = await mkdtemp(join(tmpdir(), 'latchkey-bench-'));
+  try {
+    const agents = await enrollAgents(server);
+    // The baseline stores under an agent row too (inventories.agent_id is a foreign key).
+    await server.database.withSession((run) => run(`INSERT INTO agents (id, name, role) VALUES ('baseline', 'baseline', 'agent')`));
+    const results: Record<string, unknown> = {
+      database: 'postgresql',
+      crypto: server.ctx.crypto.name,
+      connections: CONNECTIONS,
+      agents: AGENTS,
+      note: 'sealed bodies are gzip-compressed before sealing, as the agent sends them; the baseline body is the plain JSON',
+    };
+    for (const [size, count] of Object.entries(counts).map(([s, c]) => [Number(s), c] as const)) {
+      const inventory = inventoryOfSize(size, `bench-${size}`);
+      const sealStart = performance.now();
+      const lines: string[] = [];
+      for (let i = 0; i < count; i++) {
+        const agent = agents[i % AGENTS]!;
+        const { envelope } = await sealEnvelope(server.ctx, {
+          sender: agent.keys,
+          recipient: server.identity.agreement,
+          type: 'inventory',
+          contentType: 'application/json',
+          contentEncoding: 'gzip',
+          counter: i + 1,
+          plaintext: new Uint8Array(gzipSync(inventory)),
+        });
+        lines.push(JSON.stringify(envelope));
+      }
+      const sealPerSecond = Math.round(count / ((performance.now() - sealStart) / 1000));
+      const sealedFile = join(dir, `sealed-${size}.jsonl`);
+      await writeFile(sealedFile, lines.join('\n'));
+      const plainFile = join(dir, `plain-${size}.jsonl`);
+      await writeFile(plainFile, inventory);
+
+      const stopProfile = process.env.BENCH_PROFILE ? await startProfile() : undefined;
+      const sealed = await load(server.url, '/v1/messages', sealedFile);
+      await stopProfile?.(`/tmp/ingest-${size}.cpuprofile`);
+      const baseline = await load(server.url, '/bench/baseline', plainFile, 5);
+      results[`${size / 1024}KiB`] = {
+        inventoryBytes: inventory.length,
+        envelopeBytes: lines[0]!.length,
+        agentSealPerSecond: sealPerSecond,
+        sealed,
+        baseline,
+        ratio: Number((sealed.reqPerSec / baseline.reqPerSec).toFixed(2)),
+      };
+    }
+    return results;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    await server.close();
+  }
+}

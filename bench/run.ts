@@ -1,0 +1,26 @@
+// `npm run bench`: every benchmark, one JSON document on stdout. Figures, never assertions.
+import { benchCrypto } from './crypto.js';
+import { benchEnvelope } from './envelope.js';
+import { benchEnroll } from './enroll.js';
+import { benchIngest } from './ingest.js';
+import { nobleCrypto } from '../src/protocol/crypto/noble.js';
+import { createNativeCrypto } from '../src/protocol/crypto/native.js';
+import { nodeChaCha20Poly1305 } from '../src/runtime/node-aead.js';
+
+const only = new Set(process.argv.slice(2));
+const want = (name: string) => only.size === 0 || only.has(name);
+
+const result: Record<string, unknown> = {
+  machine: { node: process.version, platform: `${process.platform}-${process.arch}` },
+  startedAt: new Date().toISOString(),
+};
+if (want('crypto')) result.crypto = await benchCrypto();
+if (want('envelope')) {
+  result.envelope = await benchEnvelope([
+    { name: 'noble', crypto: nobleCrypto },
+    { name: 'native', crypto: createNativeCrypto({ aead: nodeChaCha20Poly1305 }) },
+  ]);
+}
+if (want('enroll')) result.enroll = await benchEnroll();
+if (want('ingest')) result.ingest = await benchIngest();
+console.log(JSON.stringify(result, null, 2));

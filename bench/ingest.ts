@@ -74,6 +74,8 @@ export async function benchIngest(opts: { envelopes?: Record<number, number> } =
       agents: AGENTS,
       note: 'sealed bodies are gzip-compressed before sealing, as the agent sends them; the baseline body is the plain JSON',
     };
+    // Counters keep rising across phases, as a real agent's do (the server enforces the window).
+    let counter = 0;
     for (const [size, count] of Object.entries(counts).map(([s, c]) => [Number(s), c] as const)) {
       const inventory = inventoryOfSize(size, `bench-${size}`);
       const sealStart = performance.now();
@@ -86,7 +88,7 @@ export async function benchIngest(opts: { envelopes?: Record<number, number> } =
           type: 'inventory',
           contentType: 'application/json',
           contentEncoding: 'gzip',
-          counter: i + 1,
+          counter: ++counter,
           plaintext: new Uint8Array(gzipSync(inventory)),
         });
         lines.push(JSON.stringify(envelope));
@@ -101,6 +103,7 @@ export async function benchIngest(opts: { envelopes?: Record<number, number> } =
       const sealed = await load(server.url, '/v1/messages', sealedFile);
       await stopProfile?.(`/tmp/ingest-${size}.cpuprofile`);
       const baseline = await load(server.url, '/bench/baseline', plainFile, 5);
+      if (sealed.non2xx > 0) throw new Error(`sealed load had ${sealed.non2xx} rejections: ${JSON.stringify(sealed)}`);
       results[`${size / 1024}KiB`] = {
         inventoryBytes: inventory.length,
         envelopeBytes: lines[0]!.length,

@@ -30,6 +30,7 @@ console.log(
     reqPerSec: Math.round(r.requests.total / r.duration),
     latencyMs: { p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max },
     non2xx: r.non2xx,
+    statusCodes: r.statusCodeStats,
     errors: r.errors,
     timeouts: r.timeouts,
   }),

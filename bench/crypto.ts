@@ -5,6 +5,7 @@ import { nobleCrypto } from '../src/protocol/crypto/noble.js';
 import type { CryptoBackend } from '../src/protocol/crypto/types.js';
 import { openAuth, sealAuth } from '../src/protocol/hpke.js';
 import { nodeChaCha20Poly1305 } from '../src/runtime/node-aead.js';
+import { createNodeCrypto } from '../src/runtime/node-crypto.js';
 import { opsPerSecond, SIZES, sizeName } from './measure.js';
 
 const rnd = (n: number) => new Uint8Array(randomBytes(n));
@@ -12,7 +13,8 @@ const rnd = (n: number) => new Uint8Array(randomBytes(n));
 export async function benchCrypto(): Promise<Record<string, unknown>> {
   const backends: [string, CryptoBackend][] = [
     ['noble', nobleCrypto],
-    ['native', createNativeCrypto({ aead: nodeChaCha20Poly1305 })],
+    ['webcrypto', createNativeCrypto({ aead: nodeChaCha20Poly1305 })],
+    ['node', createNodeCrypto()],
   ];
   const out: Record<string, unknown> = { unit: 'ops/s' };
   for (const [name, c] of backends) {

@@ -6,6 +6,7 @@ import { benchIngest } from './ingest.js';
 import { nobleCrypto } from '../src/protocol/crypto/noble.js';
 import { createNativeCrypto } from '../src/protocol/crypto/native.js';
 import { nodeChaCha20Poly1305 } from '../src/runtime/node-aead.js';
+import { createNodeCrypto } from '../src/runtime/node-crypto.js';
 
 const only = new Set(process.argv.slice(2));
 const want = (name: string) => only.size === 0 || only.has(name);
@@ -18,7 +19,8 @@ if (want('crypto')) result.crypto = await benchCrypto();
 if (want('envelope')) {
   result.envelope = await benchEnvelope([
     { name: 'noble', crypto: nobleCrypto },
-    { name: 'native', crypto: createNativeCrypto({ aead: nodeChaCha20Poly1305 }) },
+    { name: 'webcrypto', crypto: createNativeCrypto({ aead: nodeChaCha20Poly1305 }) },
+    { name: 'node', crypto: createNodeCrypto() },
   ]);
 }
 if (want('enroll')) result.enroll = await benchEnroll();

@@ -25,7 +25,7 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--identity <secret>', 'server identity given as a secret (see `latchkey identity generate`)').env('LATCHKEY_IDENTITY').hideHelp())
     .addOption(new Option('--identity-file <path>', 'read the server identity from this file instead of <data-dir>/identity.key').env('LATCHKEY_IDENTITY_FILE'))
     .addOption(new Option('--log-level <level>', 'log level').env('LOG_LEVEL').default('info').choices(['debug', 'info', 'warn', 'error', 'silent']))
-    .addOption(new Option('--crypto <backend>', 'primitive backend (default: native when available)').env('LATCHKEY_CRYPTO').choices(['native', 'noble']))
+    .addOption(new Option('--crypto <backend>', 'primitive backend: native (node:crypto), webcrypto, noble (pure JS)').env('LATCHKEY_CRYPTO').choices(['native', 'webcrypto', 'noble']))
     .action(async (opts: Record<string, string | number | undefined>) => {
       const config: ServeConfig = {
         host: String(opts.host),

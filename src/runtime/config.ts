@@ -8,5 +8,5 @@ export interface ServeConfig {
   identity: string | undefined;
   identityFile: string | undefined;
   logLevel: string;
-  crypto: 'native' | 'noble' | undefined;
+  crypto: 'native' | 'webcrypto' | 'noble' | undefined;
 }

@@ -17,9 +17,9 @@ function need(bytes: Uint8Array, length: number, what: string): void {
 }
 
 /** A small LRU of imported keys: the server verifies the same agents' keys over and over. */
-class KeyCache {
-  private readonly map = new Map<string, Promise<CryptoKey>>();
-  get(bytes: Uint8Array, make: () => Promise<CryptoKey>): Promise<CryptoKey> {
+export class KeyCache<T = CryptoKey> {
+  private readonly map = new Map<string, Promise<T>>();
+  get(bytes: Uint8Array, make: () => Promise<T>): Promise<T> {
     let id = '';
     for (const b of bytes) id += String.fromCharCode(b);
     const hit = this.map.get(id);
@@ -39,7 +39,7 @@ class KeyCache {
 const BASEPOINT = Uint8Array.from([9, ...new Array<number>(31).fill(0)]);
 
 /** Remembers a pure predicate's verdict per key (bounded). */
-class VerdictCache {
+export class VerdictCache {
   private readonly map = new Map<string, boolean>();
   constructor(private readonly check: (key: Uint8Array) => boolean) {}
   get(key: Uint8Array): boolean {
@@ -132,7 +132,7 @@ export function createNativeCrypto(opts: { aead?: AeadPrimitive } = {}): CryptoB
 const L = Uint8Array.from([
   0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
 ]);
-function canonicalS(signature: Uint8Array): boolean {
+export function canonicalS(signature: Uint8Array): boolean {
   for (let i = 31; i >= 0; i--) {
     const s = signature[32 + i]!;
     if (s < L[i]!) return true;

@@ -1,6 +1,7 @@
 // The admin API under /v1/admin/, every route behind an admin bearer credential with a scope.
 // Routes are declared with zod schemas, from which /openapi.json is generated.
 import { createRoute, z } from '@hono/zod-openapi';
+import type { Db } from '../../../db/database.js';
 import type { App } from '../../app.js';
 import { requireAdmin } from '../../middleware/admin-auth.js';
 import { createAdminKey, listAdminKeys, revokeAdminKey } from '../../services/admin-keys.js';
@@ -108,20 +109,6 @@ export function registerAdminRoutes(app: App): void {
 
   app.openapi(
     createRoute({
-      method: 'post', path: '/v1/admin/tokens/{id}/revoke', tags: ['admin'], summary: 'Revoke a token', security,
-      middleware: [requireAdmin('tokens:write')] as const,
-      request: { params: IdParam, body: { required: false, content: { 'application/json': { schema: Reason } } } },
-      responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), 404: json(ErrorSchema, 'No such token'), ...errors },
-    }),
-    async (c) => {
-      const { id } = c.req.valid('param');
-      await revokeToken(c.get('deps').database.db, c.get('admin').id, id, (await c.req.json().catch(() => ({})) as { reason?: string }).reason);
-      return c.json({ id, revoked: true as const }, 200);
-    },
-  );
-
-  app.openapi(
-    createRoute({
       method: 'get', path: '/v1/admin/agents', tags: ['admin'], summary: 'List agents and relays', security,
       middleware: [requireAdmin('read')] as const,
       responses: { 200: json(z.object({ agents: z.array(Agent) }), 'Agents'), ...errors },
@@ -129,33 +116,9 @@ export function registerAdminRoutes(app: App): void {
     async (c) => c.json({ agents: await listAgents(c.get('deps').database.db) }, 200),
   );
 
-  app.openapi(
-    createRoute({
-      method: 'post', path: '/v1/admin/agents/{id}/revoke', tags: ['admin'], summary: 'Revoke an agent and all its keys', security,
-      middleware: [requireAdmin('agents:write')] as const,
-      request: { params: IdParam, body: { required: false, content: { 'application/json': { schema: Reason } } } },
-      responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), 404: json(ErrorSchema, 'No such agent'), ...errors },
-    }),
-    async (c) => {
-      const { id } = c.req.valid('param');
-      await revokeAgent(c.get('deps').database.db, c.get('admin').id, id, (await c.req.json().catch(() => ({})) as { reason?: string }).reason);
-      return c.json({ id, revoked: true as const }, 200);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: 'post', path: '/v1/admin/keys/{id}/revoke', tags: ['admin'], summary: "Revoke one agent key (by its signing key id)", security,
-      middleware: [requireAdmin('agents:write')] as const,
-      request: { params: IdParam, body: { required: false, content: { 'application/json': { schema: Reason } } } },
-      responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), 404: json(ErrorSchema, 'No such key'), ...errors },
-    }),
-    async (c) => {
-      const { id } = c.req.valid('param');
-      await revokeKey(c.get('deps').database.db, c.get('admin').id, id, (await c.req.json().catch(() => ({})) as { reason?: string }).reason);
-      return c.json({ id, revoked: true as const }, 200);
-    },
-  );
+  registerRevoke(app, '/v1/admin/tokens/{id}/revoke', 'Revoke a token', 'tokens:write', 'No such token', revokeToken);
+  registerRevoke(app, '/v1/admin/agents/{id}/revoke', 'Revoke an agent and all its keys', 'agents:write', 'No such agent', revokeAgent);
+  registerRevoke(app, '/v1/admin/keys/{id}/revoke', 'Revoke one agent key (by its signing key id)', 'agents:write', 'No such key', revokeKey);
 
   app.openapi(
     createRoute({
@@ -211,6 +174,31 @@ export function registerAdminRoutes(app: App): void {
     async (c) => {
       const { id } = c.req.valid('param');
       await revokeAdminKey(c.get('deps').database.db, c.get('admin').id, id);
+      return c.json({ id, revoked: true as const }, 200);
+    },
+  );
+}
+
+/** POST …/{id}/revoke with an optional {"reason"}: the same contract for tokens, agents and keys. */
+function registerRevoke(
+  app: App,
+  path: string,
+  summary: string,
+  scope: 'tokens:write' | 'agents:write',
+  notFound: string,
+  revoke: (db: Db, actor: string, id: string, reason?: string) => Promise<void>,
+): void {
+  app.openapi(
+    createRoute({
+      method: 'post', path, tags: ['admin'], summary, security,
+      middleware: [requireAdmin(scope)] as const,
+      request: { params: IdParam, body: { required: false, content: { 'application/json': { schema: Reason } } } },
+      responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), 404: json(ErrorSchema, notFound), ...errors },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const body = (await c.req.json().catch(() => ({}))) as { reason?: unknown };
+      await revoke(c.get('deps').database.db, c.get('admin').id, id, typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined);
       return c.json({ id, revoked: true as const }, 200);
     },
   );

@@ -14,6 +14,14 @@ function parsePort(value: string): number {
   return n;
 }
 
+function positiveInt(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new CliError('usage', `${flag} must be a positive integer`, 2);
+    return n;
+  };
+}
+
 export function registerServe(program: Command): void {
   program
     .command('serve')
@@ -26,6 +34,8 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--identity-file <path>', 'read the server identity from this file instead of <data-dir>/identity.key').env('LATCHKEY_IDENTITY_FILE'))
     .addOption(new Option('--log-level <level>', 'log level').env('LOG_LEVEL').default('info').choices(['debug', 'info', 'warn', 'error', 'silent']))
     .addOption(new Option('--crypto <backend>', 'primitive backend: native (node:crypto), webcrypto, noble (pure JS)').env('LATCHKEY_CRYPTO').choices(['native', 'webcrypto', 'noble']))
+    .addOption(new Option('--retention-days <days>', 'drop stored inventories older than this').env('LATCHKEY_RETENTION_DAYS').default(90).argParser(positiveInt('--retention-days')))
+    .addOption(new Option('--retention-per-agent <n>', 'keep at most this many inventories per agent').env('LATCHKEY_RETENTION_PER_AGENT').default(1000).argParser(positiveInt('--retention-per-agent')))
     .action(async (opts: Record<string, string | number | undefined>) => {
       const config: ServeConfig = {
         host: String(opts.host),
@@ -36,6 +46,8 @@ export function registerServe(program: Command): void {
         identityFile: opts.identityFile === undefined ? undefined : String(opts.identityFile),
         logLevel: String(opts.logLevel),
         crypto: opts.crypto as ServeConfig['crypto'],
+        retentionDays: Number(opts.retentionDays),
+        retentionPerAgent: Number(opts.retentionPerAgent),
       };
       const logger = createLogger(config.logLevel);
       try {

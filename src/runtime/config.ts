@@ -9,4 +9,7 @@ export interface ServeConfig {
   identityFile: string | undefined;
   logLevel: string;
   crypto: 'native' | 'webcrypto' | 'noble' | undefined;
+  /** Inventory retention: drop older than this many days; keep at most this many per agent. */
+  retentionDays: number;
+  retentionPerAgent: number;
 }

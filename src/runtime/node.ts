@@ -11,7 +11,9 @@ import { openDatabase, type Database } from '../db/client.js';
 import { applyMigrations } from '../db/migrate.js';
 import { readMigrations } from '../db/migrations-fs.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
+import { DEFAULT_FRESHNESS } from '../protocol/envelope.js';
 import { createApp, type App } from '../server/app.js';
+import { pruneInventories } from '../server/services/inventory-store.js';
 import type { Logger } from '../server/logger.js';
 import { ensureBootstrapAdmin } from './bootstrap-admin.js';
 import type { ServeConfig } from './config.js';
@@ -74,12 +76,14 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
     const url = `http://${host}:${addr.port}`;
     logger.info({ url, fingerprint: identity.fingerprint, database: database.kind, bootstrapAdmin: admin }, 'latchkey listening');
     const db = database;
+    const stopRetention = startRetention(db, config, logger);
     return {
       url,
       app,
       database: db,
       fingerprint: identity.fingerprint,
       close: async () => {
+        stopRetention();
         await closeServer(server);
         await db.close();
       },
@@ -90,6 +94,25 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
     if (createdDataDir) await rm(config.dataDir, { recursive: true, force: true });
     throw err instanceof StartupError ? err : new StartupError(startupMessage(err));
   }
+}
+
+/** Prunes stored inventories and old replay records at start and every 10 minutes. */
+function startRetention(database: Database, config: ServeConfig, logger: Logger): () => void {
+  const policy = {
+    maxAgeDays: config.retentionDays,
+    maxPerAgent: config.retentionPerAgent,
+    // Replay records older than the freshness window can go: such messages are refused as stale.
+    replayRecordMs: DEFAULT_FRESHNESS.maxAgeMs + 3600_000,
+  };
+  const run = () =>
+    pruneInventories(database.db, policy, Date.now()).then(
+      (pruned) => (pruned.inventories || pruned.replayRecords ? logger.info({ pruned }, 'retention') : undefined),
+      (err: unknown) => logger.warn({ err: String(err) }, 'retention failed'),
+    );
+  void run();
+  const timer = setInterval(run, 10 * 60_000);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 async function openAndMigrate(config: ServeConfig): Promise<Database> {

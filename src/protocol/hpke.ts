@@ -1,9 +1,7 @@
 // RFC 9180 HPKE for exactly one suite (spec/PROTOCOL.md §Sealing):
 //   KEM  0x0020 DHKEM(X25519, HKDF-SHA256)   KDF 0x0001 HKDF-SHA256   AEAD 0x0003 ChaCha20-Poly1305
-// Modes Base (0x00) and Auth (0x02). DH and AEAD go through the CryptoBackend; HKDF is @noble/hashes.
-// Checked against the official RFC 9180 vectors (test/protocol/hpke.test.ts).
-import { extract, expand } from '@noble/hashes/hkdf.js';
-import { sha256 } from '@noble/hashes/sha2.js';
+// Modes Base (0x00) and Auth (0x02). DH, AEAD and HMAC-SHA256 (under HKDF) go through the
+// CryptoBackend. Checked against the official RFC 9180 vectors (test/protocol/hpke.test.ts).
 import { concatBytes, utf8 } from './bytes.js';
 import type { CryptoBackend } from './crypto/types.js';
 import { CryptoError, ProtocolError } from './errors.js';
@@ -27,25 +25,43 @@ const HPKE_V1 = utf8('HPKE-v1');
 const KEM_SUITE = concatBytes(utf8('KEM'), i2osp(KEM_ID, 2));
 const HPKE_SUITE = concatBytes(utf8('HPKE'), i2osp(KEM_ID, 2), i2osp(KDF_ID, 2), i2osp(AEAD_ID, 2));
 const EMPTY = new Uint8Array(0);
+const ZERO_SALT = new Uint8Array(32);
 
-function labeledExtract(suite: Uint8Array, salt: Uint8Array, label: string, ikm: Uint8Array): Uint8Array {
-  return extract(sha256, concatBytes(HPKE_V1, suite, utf8(label), ikm), salt);
+/** RFC 5869 HKDF-Extract with HMAC-SHA256 (an empty salt means 32 zero bytes, §2.2). */
+export function hkdfExtract(c: CryptoBackend, salt: Uint8Array, ikm: Uint8Array): Uint8Array {
+  return c.hmacSha256(salt.length ? salt : ZERO_SALT, ikm);
 }
 
-function labeledExpand(suite: Uint8Array, prk: Uint8Array, label: string, info: Uint8Array, length: number): Uint8Array {
-  return expand(sha256, prk, concatBytes(i2osp(length, 2), HPKE_V1, suite, utf8(label), info), length);
+/** RFC 5869 HKDF-Expand with HMAC-SHA256; length ≤ 255 × 32. */
+export function hkdfExpand(c: CryptoBackend, prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  if (length > 255 * 32) throw new CryptoError('HKDF output too long');
+  const out = new Uint8Array(length);
+  let t: Uint8Array = EMPTY;
+  for (let i = 1, at = 0; at < length; i++, at += 32) {
+    t = c.hmacSha256(prk, concatBytes(t, info, new Uint8Array([i])));
+    out.set(t.subarray(0, Math.min(32, length - at)), at);
+  }
+  return out;
+}
+
+function labeledExtract(c: CryptoBackend, suite: Uint8Array, salt: Uint8Array, label: string, ikm: Uint8Array): Uint8Array {
+  return hkdfExtract(c, salt, concatBytes(HPKE_V1, suite, utf8(label), ikm));
+}
+
+function labeledExpand(c: CryptoBackend, suite: Uint8Array, prk: Uint8Array, label: string, info: Uint8Array, length: number): Uint8Array {
+  return hkdfExpand(c, prk, concatBytes(i2osp(length, 2), HPKE_V1, suite, utf8(label), info), length);
 }
 
 /** RFC 9180 §7.1.3 DeriveKeyPair for X25519 (used by the vector tests). */
 export async function deriveKeyPair(c: CryptoBackend, ikm: Uint8Array): Promise<{ privateKey: Uint8Array; publicKey: Uint8Array }> {
-  const prk = labeledExtract(KEM_SUITE, EMPTY, 'dkp_prk', ikm);
-  const privateKey = labeledExpand(KEM_SUITE, prk, 'sk', EMPTY, 32);
+  const prk = labeledExtract(c, KEM_SUITE, EMPTY, 'dkp_prk', ikm);
+  const privateKey = labeledExpand(c, KEM_SUITE, prk, 'sk', EMPTY, 32);
   return { privateKey, publicKey: await c.x25519PublicKey(privateKey) };
 }
 
-function extractAndExpand(dh: Uint8Array, kemContext: Uint8Array): Uint8Array {
-  const prk = labeledExtract(KEM_SUITE, EMPTY, 'eae_prk', dh);
-  return labeledExpand(KEM_SUITE, prk, 'shared_secret', kemContext, NSECRET);
+function extractAndExpand(c: CryptoBackend, dh: Uint8Array, kemContext: Uint8Array): Uint8Array {
+  const prk = labeledExtract(c, KEM_SUITE, EMPTY, 'eae_prk', dh);
+  return labeledExpand(c, KEM_SUITE, prk, 'shared_secret', kemContext, NSECRET);
 }
 
 /**
@@ -72,11 +88,13 @@ function cachedStaticDh(c: CryptoBackend, sk: Uint8Array, pk: Uint8Array): Promi
 /** An HPKE context: the sequence number lives inside; callers never choose nonces. */
 export class HpkeContext {
   private seq = 0;
+  private exporterSecret: Uint8Array | undefined;
   constructor(
     private readonly c: CryptoBackend,
     private readonly key: Uint8Array,
     private readonly baseNonce: Uint8Array,
-    private readonly exporterSecret: Uint8Array,
+    /** secret and key_schedule_context, kept to derive the exporter secret only when asked for. */
+    private readonly schedule: { secret: Uint8Array; context: Uint8Array },
   ) {}
 
   private nextNonce(): Uint8Array {
@@ -102,21 +120,30 @@ export class HpkeContext {
   }
 
   export(exporterContext: Uint8Array, length: number): Uint8Array {
-    return labeledExpand(HPKE_SUITE, this.exporterSecret, 'sec', exporterContext, length);
+    this.exporterSecret ??= labeledExpand(this.c, HPKE_SUITE, this.schedule.secret, 'exp', this.schedule.context, 32);
+    return labeledExpand(this.c, HPKE_SUITE, this.exporterSecret, 'sec', exporterContext, length);
   }
 }
 
+/**
+ * psk_id_hash is a constant and info_hash depends only on `info` (a handful of protocol constants):
+ * both are computed once per info, not per message. Keyed by the info bytes; bounded.
+ */
+const INFO_MEMO_SIZE = 64;
+const infoHashes = new Map<string, { pskIdHash: Uint8Array; infoHash: Uint8Array }>();
+
 function keySchedule(c: CryptoBackend, mode: number, sharedSecret: Uint8Array, info: Uint8Array): HpkeContext {
-  const pskIdHash = labeledExtract(HPKE_SUITE, EMPTY, 'psk_id_hash', EMPTY);
-  const infoHash = labeledExtract(HPKE_SUITE, EMPTY, 'info_hash', info);
-  const context = concatBytes(new Uint8Array([mode]), pskIdHash, infoHash);
-  const secret = labeledExtract(HPKE_SUITE, sharedSecret, 'secret', EMPTY);
-  return new HpkeContext(
-    c,
-    labeledExpand(HPKE_SUITE, secret, 'key', context, NK),
-    labeledExpand(HPKE_SUITE, secret, 'base_nonce', context, NN),
-    labeledExpand(HPKE_SUITE, secret, 'exp', context, 32),
-  );
+  let id = '';
+  for (const b of info) id += String.fromCharCode(b);
+  let fixed = infoHashes.get(id);
+  if (!fixed) {
+    fixed = { pskIdHash: labeledExtract(c, HPKE_SUITE, EMPTY, 'psk_id_hash', EMPTY), infoHash: labeledExtract(c, HPKE_SUITE, EMPTY, 'info_hash', info) };
+    if (infoHashes.size >= INFO_MEMO_SIZE) infoHashes.clear();
+    infoHashes.set(id, fixed);
+  }
+  const context = concatBytes(new Uint8Array([mode]), fixed.pskIdHash, fixed.infoHash);
+  const secret = labeledExtract(c, HPKE_SUITE, sharedSecret, 'secret', EMPTY);
+  return new HpkeContext(c, labeledExpand(c, HPKE_SUITE, secret, 'key', context, NK), labeledExpand(c, HPKE_SUITE, secret, 'base_nonce', context, NN), { secret, context });
 }
 
 /** Receiver-side DH failures (low-order peer keys) look exactly like any other decryption failure. */
@@ -132,14 +159,14 @@ async function receiverDh<T>(fn: () => Promise<T>): Promise<T> {
 export async function setupBaseS(c: CryptoBackend, pkR: Uint8Array, info: Uint8Array, skE: Uint8Array): Promise<{ enc: Uint8Array; ctx: HpkeContext }> {
   const enc = await c.x25519PublicKey(skE);
   const dh = await c.x25519(skE, pkR);
-  return { enc, ctx: keySchedule(c, MODE_BASE, extractAndExpand(dh, concatBytes(enc, pkR)), info) };
+  return { enc, ctx: keySchedule(c, MODE_BASE, extractAndExpand(c, dh, concatBytes(enc, pkR)), info) };
 }
 
 export async function setupBaseR(c: CryptoBackend, enc: Uint8Array, skR: Uint8Array, info: Uint8Array): Promise<HpkeContext> {
   return receiverDh(async () => {
     const pkR = await c.x25519PublicKey(skR);
     const dh = await c.x25519(skR, enc);
-    return keySchedule(c, MODE_BASE, extractAndExpand(dh, concatBytes(enc, pkR)), info);
+    return keySchedule(c, MODE_BASE, extractAndExpand(c, dh, concatBytes(enc, pkR)), info);
   });
 }
 
@@ -154,7 +181,7 @@ export async function setupAuthS(
   const enc = await c.x25519PublicKey(skE);
   const senderPub = pkS ?? (await c.x25519PublicKey(skS));
   const dh = concatBytes(await c.x25519(skE, pkR), await cachedStaticDh(c, skS, pkR));
-  return { enc, ctx: keySchedule(c, MODE_AUTH, extractAndExpand(dh, concatBytes(enc, pkR, senderPub)), info) };
+  return { enc, ctx: keySchedule(c, MODE_AUTH, extractAndExpand(c, dh, concatBytes(enc, pkR, senderPub)), info) };
 }
 
 export async function setupAuthR(
@@ -168,7 +195,7 @@ export async function setupAuthR(
   return receiverDh(async () => {
     const recipientPub = pkR ?? (await c.x25519PublicKey(skR));
     const dh = concatBytes(await c.x25519(skR, enc), await cachedStaticDh(c, skR, pkS));
-    return keySchedule(c, MODE_AUTH, extractAndExpand(dh, concatBytes(enc, recipientPub, pkS)), info);
+    return keySchedule(c, MODE_AUTH, extractAndExpand(c, dh, concatBytes(enc, recipientPub, pkS)), info);
   });
 }
 

@@ -3,7 +3,7 @@
 // `npm run bench`). Decisions equal the noble reference's: the same pre-checks run first (small-order
 // and non-canonical Ed25519 keys, S ≥ L, all-zero X25519 secrets), and the differential test holds
 // it to noble byte for byte. Workers keep the WebCrypto backend (src/protocol/crypto/native.ts).
-import { createPrivateKey, createPublicKey, diffieHellman, sign, verify, type KeyObject } from 'node:crypto';
+import { createHmac, createPrivateKey, createPublicKey, diffieHellman, sign, verify, type KeyObject } from 'node:crypto';
 import { CryptoError } from '../protocol/errors.js';
 import { canonicalS, KeyCache, VerdictCache } from '../protocol/crypto/native.js';
 import { acceptableEd25519PublicKey, checkSharedSecret, nobleCrypto } from '../protocol/crypto/noble.js';
@@ -32,6 +32,7 @@ export function createNodeCrypto(): CryptoBackend {
   return {
     name: 'node',
     ed25519PublicKey: (seed) => nobleCrypto.ed25519PublicKey(seed),
+    hmacSha256: (key, data) => new Uint8Array(createHmac('sha256', key).update(data).digest()),
     async x25519PublicKey(k) {
       need(k, 32, 'X25519 private key');
       return rawPublic(createPublicKey(await importXPriv(k)));

@@ -78,6 +78,8 @@ export function createNativeCrypto(opts: { aead?: AeadPrimitive } = {}): CryptoB
     name: aead ? 'native' : 'native-webcrypto',
     // Ed25519 public keys are derived only at key generation: noble is simplest and exact.
     ed25519PublicKey: (seed) => nobleCrypto.ed25519PublicKey(seed),
+    // WebCrypto's HMAC is asynchronous only; the key schedule needs it synchronously.
+    hmacSha256: nobleCrypto.hmacSha256,
     // X25519 public keys are derived for every HPKE ephemeral key: X25519(k, 9) natively.
     async x25519PublicKey(k) {
       need(k, 32, 'X25519 private key');

@@ -1,6 +1,8 @@
 // The reference backend: @noble only, runs anywhere (spec/PROTOCOL.md §Primitives).
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { CryptoError } from '../errors.js';
 import type { CryptoBackend } from './types.js';
 
@@ -56,6 +58,7 @@ export const nobleCrypto: CryptoBackend = {
       return false;
     }
   },
+  hmacSha256: (key, data) => hmac(sha256, key, data),
   async x25519PublicKey(privateKey) {
     need(privateKey, 32, 'X25519 private key');
     return x25519.getPublicKey(privateKey);

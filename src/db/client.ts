@@ -39,6 +39,7 @@ async function openPglite(opts: OpenOptions): Promise<Database> {
     schemaName,
     // PGlite is a single session already; queries are serialised by PGlite itself.
     withSession: (fn) => fn(async (text) => (await pg.query<Row>(text)).rows),
+    prepared: (text) => async (params) => (await pg.query<Row>(text, params as unknown[])).rows,
     ping: async () => {
       await pg.query('SELECT 1');
     },

@@ -16,6 +16,11 @@ export interface Database extends SqlExecutor {
   readonly kind: 'pglite' | 'postgres';
   /** The schema tables live in (search_path). */
   readonly schemaName: string;
+  /**
+   * A server-side prepared statement for a hot path: parsed and planned once per connection, then
+   * one round trip per call. Placeholders are $1…$n; cast each one in the text.
+   */
+  prepared(text: string): (params: readonly unknown[]) => Promise<Row[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

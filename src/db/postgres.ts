@@ -49,6 +49,7 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
     kind: 'postgres',
     schemaName,
     withSession,
+    prepared: (text) => async (params) => [...(await client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }))] as Row[],
     ping: async () => {
       await client`SELECT 1`;
     },

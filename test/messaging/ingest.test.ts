@@ -212,13 +212,47 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
     const erin = await newAgent(`erin-${kind}`);
     const inv = await fixture('format/printer_1.json');
     const admin = (path: string) => fetch(`${server.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
-    expect((await post(await seal(carol, inv))).status).toBe(200);
+    // Each sends once first, so the server already knows the key when its status changes.
+    for (const a of [carol, dave, erin]) expect((await post(await seal(a, inv))).status).toBe(200);
+    const before = await stored();
     expect((await admin(`/v1/admin/agents/${carol.agent.agentId}/revoke`)).status).toBe(200);
     expect(await codeOf(await post(await seal(carol, inv)))).toBe('agent_revoked');
     expect((await admin(`/v1/admin/keys/${dave.keys.signing.kid}/revoke`)).status).toBe(200);
     expect(await codeOf(await post(await seal(dave, inv)))).toBe('key_revoked');
     await server.database.db.update(agentKeys).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(agentKeys.sigKid, erin.keys.signing.kid));
     expect(await codeOf(await post(await seal(erin, inv)))).toBe('key_expired');
+    // And again: still refused, now on the full lookup path.
+    expect(await codeOf(await post(await seal(carol, inv)))).toBe('agent_revoked');
+    expect(await codeOf(await post(await seal(dave, inv)))).toBe('key_revoked');
+    expect(await stored()).toEqual(before);
+  });
+
+  it('a second instance on the same database: revocation, replay and counters hold across both', async () => {
+    const other = await startTestServer(kind, { database: server.database, identity: server.identity });
+    try {
+      const postTo = (url: string, body: unknown) => fetch(`${url}/v1/messages`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+      const gina = await newAgent(`gina-${kind}`);
+      const inv = await fixture('format/printer_1.json');
+      // Both instances learn Gina's key.
+      expect((await postTo(server.url, await seal(gina, inv))).status).toBe(200);
+      expect((await postTo(other.url, await seal(gina, inv))).status).toBe(200);
+      // Accepted by one, replayed to the other.
+      const once = await seal(gina, inv);
+      expect((await postTo(server.url, once)).status).toBe(200);
+      expect(await codeOf(await postTo(other.url, once))).toBe('replay_detected');
+      // A counter far beyond, accepted by one: the other refuses one below the window.
+      const high = Date.now() + 1_000_000;
+      expect((await postTo(server.url, await seal(gina, inv, { counter: high }))).status).toBe(200);
+      expect(await codeOf(await postTo(other.url, await seal(gina, inv, { counter: high - 5000 })))).toBe('stale_message');
+      // Revoked through one instance, refused by the other on the next message.
+      const before = await stored();
+      const res = await fetch(`${server.url}/v1/admin/agents/${gina.agent.agentId}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+      expect(res.status).toBe(200);
+      expect(await codeOf(await postTo(other.url, await seal(gina, inv, { counter: high + 1 })))).toBe('agent_revoked');
+      expect(await stored()).toEqual(before);
+    } finally {
+      await other.close();
+    }
   });
 
   it('signed receipts carry sealed directives the agent applies after verifying them', async () => {

@@ -4,7 +4,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { App } from '../app.js';
 import { errorBody, statusFor } from '../errors.js';
-import { createIngestLimits, DEFAULT_INGEST_POLICY, ingestOne, type IngestDeps, type IngestPolicy, type IngestResult } from '../services/ingest.js';
+import { createIngestLimits, createSenderKeyCache, DEFAULT_INGEST_POLICY, ingestOne, type IngestDeps, type IngestPolicy, type IngestResult } from '../services/ingest.js';
 import { ErrorSchema, SignedObjectSchema } from './schemas.js';
 
 export const MAX_BATCH = 100;
@@ -31,9 +31,10 @@ const route = createRoute({
 
 export function registerMessageRoutes(app: App, policy: IngestPolicy = DEFAULT_INGEST_POLICY): void {
   const limits = createIngestLimits(policy);
+  const senderKeys = createSenderKeyCache();
   app.openAPIRegistry.registerPath(route);
   app.post('/v1/messages', async (c) => {
-    const deps: IngestDeps = { ...c.get('deps'), policy, limits };
+    const deps: IngestDeps = { ...c.get('deps'), policy, limits, senderKeys };
     const body: unknown = await c.req.json().catch(() => undefined);
     const batch = body && typeof body === 'object' && !Array.isArray(body) && 'envelopes' in body ? (body as { envelopes: unknown }).envelopes : undefined;
     if (batch !== undefined) {

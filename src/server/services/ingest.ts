@@ -1,11 +1,12 @@
 // POST /v1/messages, one envelope at a time (spec/PROTOCOL.md §Envelope, §Replay and freshness).
 // Checks, cheapest first; nothing is stored unless every check passes:
-//   parse → sender key known and active (agent too) → signature → recipient → freshness →
-//   per-agent budget → replay pre-check → open (HPKE Auth) → bounded gunzip → GLPI validation →
-//   ONE transaction: replay record (unique per key), counter, inventory, last-seen → signed receipt.
-// The replay record's primary key makes a concurrent duplicate lose inside the transaction, so one
-// envelope submitted twice at once is accepted exactly once. Nothing about key or agent status is
-// cached across requests: a revocation is effective on the very next message on every instance.
+//   parse → sender key known (memory, else one lookup that also checks status and replay) →
+//   signature → recipient → freshness → per-agent budget → open (HPKE Auth) → bounded gunzip →
+//   GLPI validation → ONE statement that re-checks key and agent status, the counter window and the
+//   message id, and stores the replay record, counter, inventory and last-seen → signed receipt.
+// Mutable state (status, counter, seen ids) is only ever trusted from inside that statement, so a
+// revocation is effective on the very next message on every instance, and a concurrent duplicate
+// loses on the replay record's primary key: one envelope submitted twice at once is accepted once.
 import { eq, sql } from 'drizzle-orm';
 import { fromB64u, fromUtf8 } from '../../protocol/bytes.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
@@ -13,13 +14,14 @@ import { checkFreshness, DEFAULT_FRESHNESS, openEnvelope, parseEnvelope, verifyE
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
 import { signReceipt, type Directives } from '../../protocol/receipt.js';
 import type { SignedObject } from '../../protocol/signed.js';
-import type { Database, Db } from '../../db/database.js';
-import { agentKeys, agents, inventories, seenMessages } from '../../db/schema.js';
+import type { Database, Db, Row } from '../../db/database.js';
+import { agentKeys, agents, seenMessages } from '../../db/schema.js';
 import { validateInventory } from '../glpi/inventory-schema.js';
 import type { ServerIdentity } from '../identity.js';
 import type { Telemetry } from '../telemetry.js';
 import { gunzipBounded } from './decompress.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
+import { SenderKeyCache, type SenderKeyFacts } from './sender-keys.js';
 
 export interface IngestPolicy {
   freshness: FreshnessPolicy;
@@ -53,6 +55,12 @@ export interface IngestDeps {
   telemetry: Telemetry;
   policy: IngestPolicy;
   limits: { messages: RateLimiter; bytes: RateLimiter };
+  /** Immutable facts about sender keys already looked up by this instance. */
+  senderKeys: SenderKeyCache;
+}
+
+export function createSenderKeyCache(): SenderKeyCache {
+  return new SenderKeyCache();
 }
 
 export function createIngestLimits(policy: IngestPolicy): IngestDeps['limits'] {
@@ -66,7 +74,8 @@ export type IngestResult =
   | { ok: true; receipt: SignedObject; agentId: string }
   | { ok: false; code: ProtocolErrorCode; message: string; receipt?: SignedObject; retryAfterSeconds?: number };
 
-interface SenderKey {
+/** The full lookup, for a key this instance has not seen yet: facts, status and replay at once. */
+interface SenderRow {
   agentId: string;
   sigPub: Uint8Array;
   kxPub: Uint8Array;
@@ -75,7 +84,6 @@ interface SenderKey {
   keyExpiresAt: Date;
   maxCounter: number;
   agentStatus: string;
-  sendIntervalSeconds: number | null;
   /** This message id was already accepted from this key. */
   seen: boolean;
 }
@@ -83,27 +91,23 @@ interface SenderKey {
 /** The hot lookup, prepared once per database handle. */
 const lookups = new WeakMap<Db, ReturnType<typeof prepareLookup>>();
 function prepareLookup(db: Db) {
-  return {
-    key: db
-      .select({
-        agentId: agentKeys.agentId,
-        sigPub: agentKeys.sigPub,
-        kxPub: agentKeys.kxPub,
-        keyStatus: agentKeys.status,
-        keyCreatedAt: agentKeys.createdAt,
-        keyExpiresAt: agentKeys.expiresAt,
-        maxCounter: agentKeys.maxCounter,
-        agentStatus: agents.status,
-        sendIntervalSeconds: agents.sendIntervalSeconds,
-        // The replay pre-check rides along: one round trip for key, agent and message id.
-        seen: sql<boolean>`EXISTS (SELECT 1 FROM ${seenMessages} WHERE ${seenMessages.sigKid} = ${agentKeys.sigKid} AND ${seenMessages.messageId} = ${sql.placeholder('mid')}::bytea)`,
-      })
-      .from(agentKeys)
-      .innerJoin(agents, eq(agents.id, agentKeys.agentId))
-      .where(eq(agentKeys.sigKid, sql.placeholder('kid')))
-      .limit(1)
-      .prepare('latchkey_sender_key'),
-  };
+  return db
+    .select({
+      agentId: agentKeys.agentId,
+      sigPub: agentKeys.sigPub,
+      kxPub: agentKeys.kxPub,
+      keyStatus: agentKeys.status,
+      keyCreatedAt: agentKeys.createdAt,
+      keyExpiresAt: agentKeys.expiresAt,
+      maxCounter: agentKeys.maxCounter,
+      agentStatus: agents.status,
+      seen: sql<boolean>`EXISTS (SELECT 1 FROM ${seenMessages} WHERE ${seenMessages.sigKid} = ${agentKeys.sigKid} AND ${seenMessages.messageId} = ${sql.placeholder('mid')}::bytea)`,
+    })
+    .from(agentKeys)
+    .innerJoin(agents, eq(agents.id, agentKeys.agentId))
+    .where(eq(agentKeys.sigKid, sql.placeholder('kid')))
+    .limit(1)
+    .prepare('latchkey_sender_key');
 }
 
 class Rejection extends Error {
@@ -118,40 +122,41 @@ class Rejection extends Error {
 
 export async function ingestOne(deps: IngestDeps, input: unknown): Promise<IngestResult> {
   let env: ParsedEnvelope | undefined;
-  let sender: SenderKey | undefined;
+  let sender: SenderKeyFacts | undefined;
   try {
     env = parseEnvelope(input);
     const mid = fromB64u(env.header.mid);
-    sender = await findSender(deps, env.header.snd, mid);
+    sender = deps.senderKeys.get(env.header.snd) ?? (await lookUpSender(deps, env.header.snd, mid));
     await verifyEnvelopeSignature(deps.ctx, env, sender.sigPub);
     if (env.header.rcp !== deps.identity.agreement.kid) throw new ProtocolError('recipient_mismatch');
     const now = deps.ctx.now();
-    checkFreshness(env.header, now, sender.maxCounter, deps.policy.freshness);
+    // Expiry is immutable per key: checked from memory. Status is checked again when storing.
+    if (sender.expiresAt <= now) throw new ProtocolError('key_expired');
+    checkFreshness(env.header, now, sender.counterFloor, deps.policy.freshness);
     if (env.header.typ !== 'inventory') throw new ProtocolError('payload_invalid', 'this endpoint takes inventory messages');
     spendBudget(deps, sender.agentId, env.ct.length);
-    if (sender.seen) throw new ProtocolError('replay_detected');
 
     const sealed = await openEnvelope(deps.ctx, env, deps.identity.agreement, sender.kxPub);
     const content = env.header.cen === 'gzip' ? gunzipBounded(sealed, deps.policy.maxContentBytes) : sealed;
     if (content.length > deps.policy.maxContentBytes) throw new ProtocolError('payload_too_large');
     if (env.header.cty !== 'application/json') throw new ProtocolError('payload_invalid', 'content type must be application/json');
+    const text = fromUtf8(content);
     let inventory: unknown;
     try {
-      inventory = JSON.parse(fromUtf8(content));
+      inventory = JSON.parse(text);
     } catch {
       throw new ProtocolError('payload_invalid', 'inventory is not JSON');
     }
     const valid = validateInventory(inventory);
     if (!valid.ok) throw new ProtocolError('payload_invalid', `inventory does not match the GLPI schema at ${valid.issues.map((i) => i.path).join(', ')}`);
 
-    const receivedAt = new Date(now);
-    await store(deps, env, sender.agentId, mid, inventory, content.length, receivedAt);
+    const stored = await store(deps, env, sender, mid, text, content.length, now);
     deps.telemetry.count('messages_total', { outcome: 'accepted' });
     deps.telemetry.count('message_bytes_total', { outcome: 'accepted' }, content.length);
     const receipt = await signReceipt(
       deps.ctx,
       deps.identity.signing,
-      { mid: env.header.mid, snd: env.header.snd, status: 'accepted', rat: now, ...withDirectives(deps, sender, now) },
+      { mid: env.header.mid, snd: env.header.snd, status: 'accepted', rat: now, ...withDirectives(deps, sender, stored.sendIntervalSeconds, now) },
       sender.kxPub,
     );
     return { ok: true, receipt, agentId: sender.agentId };
@@ -169,14 +174,36 @@ export async function ingestOne(deps: IngestDeps, input: unknown): Promise<Inges
   }
 }
 
-async function findSender(deps: IngestDeps, kid: string, mid: Uint8Array): Promise<SenderKey> {
-  const q = lookups.get(deps.database.db) ?? lookups.set(deps.database.db, prepareLookup(deps.database.db)).get(deps.database.db)!;
-  const [row] = (await q.key.execute({ kid, mid })) as SenderKey[];
+/**
+ * First message from a key on this instance: one query for the key, its agent and the message id.
+ * Everything is checked here, before the signature; only a key in good standing is remembered.
+ */
+async function lookUpSender(deps: IngestDeps, kid: string, mid: Uint8Array): Promise<SenderKeyFacts> {
+  const db = deps.database.db;
+  let q = lookups.get(db);
+  if (!q) lookups.set(db, (q = prepareLookup(db)));
+  const [row] = (await q.execute({ kid, mid })) as SenderRow[];
   if (!row) throw new ProtocolError('key_unknown');
-  if (row.agentStatus === 'revoked') throw new ProtocolError('agent_revoked');
-  if (row.keyStatus === 'revoked') throw new ProtocolError('key_revoked');
-  if (row.keyStatus !== 'active' || row.keyExpiresAt.getTime() <= deps.ctx.now()) throw new ProtocolError('key_expired');
-  return row;
+  refuseForStatus(row.agentStatus, row.keyStatus);
+  if (row.keyExpiresAt.getTime() <= deps.ctx.now()) throw new ProtocolError('key_expired');
+  if (row.seen) throw new ProtocolError('replay_detected');
+  const facts: SenderKeyFacts = {
+    agentId: row.agentId,
+    sigPub: row.sigPub,
+    kxPub: row.kxPub,
+    createdAt: row.keyCreatedAt.getTime(),
+    expiresAt: row.keyExpiresAt.getTime(),
+    counterFloor: Number(row.maxCounter),
+  };
+  deps.senderKeys.set(kid, facts);
+  return facts;
+}
+
+function refuseForStatus(agentStatus: unknown, keyStatus: unknown): void {
+  if (agentStatus === 'revoked') throw new ProtocolError('agent_revoked');
+  if (keyStatus === 'revoked') throw new ProtocolError('key_revoked');
+  // Superseded by a renewal: the key's life is over.
+  if (keyStatus !== 'active' || agentStatus !== 'active') throw new ProtocolError('key_expired');
 }
 
 function spendBudget(deps: IngestDeps, agentId: string, bytes: number): void {
@@ -187,37 +214,79 @@ function spendBudget(deps: IngestDeps, agentId: string, bytes: number): void {
 }
 
 /**
- * The replay record, the counter, the inventory and last-seen in ONE statement (data-modifying CTEs
- * run atomically): one round trip instead of six. Every write is conditional on the replay record
- * being new, so a concurrent duplicate changes nothing and reads as a replay.
+ * ONE statement (data-modifying CTEs run atomically): the key's and agent's status and the counter
+ * window are read in the statement's own snapshot, and only if they hold are the replay record, the
+ * counter, the inventory and last-seen written. Every write is conditional on the replay record
+ * being new, so a concurrent duplicate changes nothing and reads as a replay. Prepared: planning it
+ * on every message cost more than running it.
+ *   $1 sig kid  $2 message id  $3 counter  $4 received-at  $5 agent id  $6 size  $7 inventory JSON
+ *   $8 counter window
  */
-async function store(deps: IngestDeps, env: ParsedEnvelope, agentId: string, mid: Uint8Array, inventory: unknown, size: number, receivedAt: Date): Promise<void> {
+const STORE_SQL = `
+  WITH k AS (
+    SELECT k.status AS key_status, a.status AS agent_status, k.expires_at > $4::timestamptz AS unexpired,
+           k.max_counter, a.send_interval_seconds
+    FROM agent_keys k JOIN agents a ON a.id = k.agent_id
+    WHERE k.sig_kid = $1::text AND k.agent_id = $5::text
+  ), seen AS (
+    INSERT INTO seen_messages (sig_kid, message_id, counter, received_at)
+    SELECT $1::text, $2::bytea, $3::bigint, $4::timestamptz FROM k
+    WHERE k.key_status = 'active' AND k.agent_status = 'active' AND k.unexpired AND $3::bigint > k.max_counter - $8::bigint
+    ON CONFLICT DO NOTHING RETURNING 1
+  ), counter AS (
+    UPDATE agent_keys SET max_counter = GREATEST(max_counter, $3::bigint)
+    WHERE sig_kid = $1::text AND EXISTS (SELECT 1 FROM seen) RETURNING 1
+  ), stored AS (
+    INSERT INTO inventories (agent_id, message_id, received_at, size, content)
+    SELECT $5::text, $2::bytea, $4::timestamptz, $6::int, $7::text::jsonb WHERE EXISTS (SELECT 1 FROM seen) RETURNING 1
+  ), seen_at AS (
+    UPDATE agents SET last_seen_at = $4::timestamptz WHERE id = $5::text AND EXISTS (SELECT 1 FROM seen) RETURNING 1
+  )
+  SELECT k.key_status, k.agent_status, k.unexpired, k.max_counter::text AS max_counter, k.send_interval_seconds,
+         (SELECT count(*) FROM seen)::int AS inserted
+  FROM k`;
+const storeStatements = new WeakMap<Database, (params: readonly unknown[]) => Promise<Row[]>>();
+
+async function store(
+  deps: IngestDeps,
+  env: ParsedEnvelope,
+  sender: SenderKeyFacts,
+  mid: Uint8Array,
+  inventoryJson: string,
+  size: number,
+  now: number,
+): Promise<{ sendIntervalSeconds: number | null }> {
+  let run = storeStatements.get(deps.database);
+  if (!run) storeStatements.set(deps.database, (run = deps.database.prepared(STORE_SQL)));
   const kid = env.header.snd;
-  const ctr = env.header.ctr;
-  // Raw SQL parameters bypass drizzle's column mapping: pass driver-neutral text and bytes, cast here.
-  const at = receivedAt.toISOString();
-  const rows = await deps.database.db.execute(sql`
-    WITH seen AS (
-      INSERT INTO ${seenMessages} (sig_kid, message_id, counter, received_at)
-      VALUES (${kid}, ${mid}::bytea, ${ctr}::bigint, ${at}::timestamptz) ON CONFLICT DO NOTHING RETURNING 1
-    ), counter AS (
-      UPDATE ${agentKeys} SET max_counter = GREATEST(max_counter, ${ctr}::bigint)
-      WHERE sig_kid = ${kid} AND EXISTS (SELECT 1 FROM seen) RETURNING 1
-    ), stored AS (
-      INSERT INTO ${inventories} (agent_id, message_id, received_at, size, content)
-      SELECT ${agentId}, ${mid}::bytea, ${at}::timestamptz, ${size}::int, ${JSON.stringify(inventory)}::jsonb WHERE EXISTS (SELECT 1 FROM seen) RETURNING 1
-    ), seen_at AS (
-      UPDATE ${agents} SET last_seen_at = ${at}::timestamptz WHERE id = ${agentId} AND EXISTS (SELECT 1 FROM seen) RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM seen)::int AS inserted`);
-  const first = (Array.isArray(rows) ? rows[0] : (rows as { rows: Record<string, unknown>[] }).rows[0]) as { inserted: number } | undefined;
-  if (!first || Number(first.inserted) !== 1) throw new ProtocolError('replay_detected');
+  // Driver-neutral parameters (text, bytes, numbers as text); the statement casts each one.
+  const window = deps.policy.freshness.counterWindow;
+  const [row] = await run([kid, mid, String(env.header.ctr), new Date(now).toISOString(), sender.agentId, size, inventoryJson, String(window)]);
+  if (!row) {
+    deps.senderKeys.forget(kid);
+    throw new ProtocolError('key_unknown');
+  }
+  try {
+    refuseForStatus(row.agent_status, row.key_status);
+    if (row.unexpired !== true) throw new ProtocolError('key_expired');
+  } catch (err) {
+    deps.senderKeys.forget(kid);
+    throw err;
+  }
+  const highest = Number(row.max_counter);
+  if (highest > sender.counterFloor) sender.counterFloor = highest;
+  if (Number(row.inserted) !== 1) {
+    if (env.header.ctr <= highest - window) throw new ProtocolError('stale_message', 'counter is below the window');
+    throw new ProtocolError('replay_detected');
+  }
+  if (env.header.ctr > sender.counterFloor) sender.counterFloor = env.header.ctr;
+  return { sendIntervalSeconds: row.send_interval_seconds === null || row.send_interval_seconds === undefined ? null : Number(row.send_interval_seconds) };
 }
 
-function withDirectives(deps: IngestDeps, sender: SenderKey, now: number): { directives?: Directives } {
+function withDirectives(deps: IngestDeps, sender: SenderKeyFacts, sendIntervalSeconds: number | null, now: number): { directives?: Directives } {
   const d: Directives = {};
-  if (sender.sendIntervalSeconds) d.sendIntervalSeconds = sender.sendIntervalSeconds;
-  const lifetime = sender.keyExpiresAt.getTime() - sender.keyCreatedAt.getTime();
-  if (lifetime > 0 && sender.keyExpiresAt.getTime() - now < lifetime * deps.policy.renewWhenRemaining) d.renewNow = true;
+  if (sendIntervalSeconds) d.sendIntervalSeconds = sendIntervalSeconds;
+  const lifetime = sender.expiresAt - sender.createdAt;
+  if (lifetime > 0 && sender.expiresAt - now < lifetime * deps.policy.renewWhenRemaining) d.renewNow = true;
   return Object.keys(d).length ? { directives: d } : {};
 }

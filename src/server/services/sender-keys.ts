@@ -1,0 +1,52 @@
+// What never changes about a registered sender key, kept in memory so that a known key costs no
+// database round trip before its message is stored (spec/PROTOCOL.md §8.1, §Revocation).
+//
+// Only immutable facts live here: the agent a key belongs to, its public keys and its validity
+// period. Whether the key and its agent are still active, the highest counter and whether a
+// message id was seen are mutable and shared by every instance, so they are checked inside the one
+// statement that stores the message (services/ingest.ts): a revocation committed before that
+// statement runs is always seen, on every instance, and nothing about it is ever cached here.
+
+export interface SenderKeyFacts {
+  agentId: string;
+  sigPub: Uint8Array;
+  kxPub: Uint8Array;
+  createdAt: number;
+  expiresAt: number;
+  /**
+   * A lower bound of the key's highest accepted counter (it only grows): lets a message far below
+   * the window be refused before it is opened. The store statement checks the exact value.
+   */
+  counterFloor: number;
+}
+
+/** A bounded map in least-recently-used order (a Map iterates in insertion order). */
+export class SenderKeyCache {
+  private readonly entries = new Map<string, SenderKeyFacts>();
+
+  constructor(private readonly capacity = 65_536) {}
+
+  get(kid: string): SenderKeyFacts | undefined {
+    const hit = this.entries.get(kid);
+    if (hit) {
+      this.entries.delete(kid);
+      this.entries.set(kid, hit);
+    }
+    return hit;
+  }
+
+  set(kid: string, facts: SenderKeyFacts): void {
+    this.entries.delete(kid);
+    this.entries.set(kid, facts);
+    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  /** After a refusal for status: the next message from this key takes the full lookup path. */
+  forget(kid: string): void {
+    this.entries.delete(kid);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}

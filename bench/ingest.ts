@@ -16,6 +16,7 @@ import { sealEnvelope } from '../src/protocol/envelope.js';
 import { generateKeySet, type KeySet } from '../src/protocol/keys.js';
 import { parseToken } from '../src/protocol/token.js';
 import { mountBaseline } from './baseline-route.js';
+import { cpuPerRequest, cpuSample } from './measure.js';
 import { createToken, inventoryOfSize, startBenchServer, type BenchServer } from './fixtures.js';
 
 const run = promisify(execFile);
@@ -53,8 +54,14 @@ async function enrollAgents(server: BenchServer): Promise<{ keys: KeySet; agentI
 
 async function load(url: string, path: string, file: string, repeatSeconds?: number) {
   const args = ['--import', 'tsx', LOAD, url, path, file, String(CONNECTIONS), ...(repeatSeconds ? [String(repeatSeconds)] : [])];
+  const before = cpuSample();
+  const elu = performance.eventLoopUtilization();
   const { stdout } = await run(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 });
-  return JSON.parse(stdout) as { requests: number; seconds: number; reqPerSec: number; latencyMs: { p50: number; p99: number }; non2xx: number; errors: number };
+  const after = cpuSample();
+  const result = JSON.parse(stdout) as { requests: number; seconds: number; reqPerSec: number; latencyMs: { p50: number; p99: number }; non2xx: number; errors: number };
+  // Includes the load generator's start-up, so per-request figures are slight over-estimates.
+  const eventLoopUtilization = Number(performance.eventLoopUtilization(elu).utilization.toFixed(2));
+  return { ...result, cpuPerRequest: { ...cpuPerRequest(before, after, result.requests), eventLoopUtilization } };
 }
 
 export async function benchIngest(opts: { envelopes?: Record<number, number> } = {}): Promise<Record<string, unknown>> {
@@ -102,7 +109,9 @@ export async function benchIngest(opts: { envelopes?: Record<number, number> } =
       const stopProfile = process.env.BENCH_PROFILE ? await startProfile() : undefined;
       const sealed = await load(server.url, '/v1/messages', sealedFile);
       await stopProfile?.(`/tmp/ingest-${size}.cpuprofile`);
+      const stopBaselineProfile = process.env.BENCH_PROFILE ? await startProfile() : undefined;
       const baseline = await load(server.url, '/bench/baseline', plainFile, 5);
+      await stopBaselineProfile?.(`/tmp/ingest-${size}-baseline.cpuprofile`);
       if (sealed.non2xx > 0) throw new Error(`sealed load had ${sealed.non2xx} rejections: ${JSON.stringify(sealed)}`);
       results[`${size / 1024}KiB`] = {
         inventoryBytes: inventory.length,

@@ -195,6 +195,16 @@ describe.each(dbKinds)('enrollment on %s', (kind) => {
     expect((await admin(server, 'POST', '/v1/admin/tokens', { ttlSeconds: 1 })).status).toBe(400);
   });
 
+  it('a NUL character in a label or a revocation reason is a 400 request_invalid, never a 500', async () => {
+    const bad = await admin(server, 'POST', '/v1/admin/tokens', { labels: { env: 'pr\u0000od' } });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('request_invalid');
+    const { id } = await newToken(server);
+    const reason = await admin(server, 'POST', `/v1/admin/tokens/${id}/revoke`, { reason: 'lost\u0000' });
+    expect(reason.status).toBe(400);
+    expect(((await reason.json()) as { error: { code: string } }).error.code).toBe('request_invalid');
+  });
+
   it('audits every attempt in a hash chain that detects tampering', async () => {
     const ok = (await (await admin(server, 'GET', '/v1/admin/audit/verify')).json()) as { ok: boolean; entries: number };
     expect(ok.ok).toBe(true);

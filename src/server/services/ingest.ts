@@ -22,6 +22,7 @@ import type { Telemetry } from '../telemetry.js';
 import { gunzipBounded } from './decompress.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
 import { SenderKeyCache, type SenderKeyFacts } from './sender-keys.js';
+import { isStorableJsonText } from './storable.js';
 
 export interface IngestPolicy {
   freshness: FreshnessPolicy;
@@ -147,6 +148,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown): Promise<Inges
     } catch {
       throw new ProtocolError('payload_invalid', 'inventory is not JSON');
     }
+    if (!isStorableJsonText(text)) throw new ProtocolError('payload_invalid', 'inventory contains a NUL character (\\u0000), which cannot be stored');
     const valid = validateInventory(inventory);
     if (!valid.ok) throw new ProtocolError('payload_invalid', `inventory does not match the GLPI schema at ${valid.issues.map((i) => i.path).join(', ')}`);
 

@@ -10,6 +10,7 @@ import { verifyAuditChain } from '../../services/audit.js';
 import { createToken, listTokens, revokeToken } from '../../services/tokens.js';
 import { listAudit } from '../../services/audit-read.js';
 import { ErrorSchema } from '../schemas.js';
+import { isStorableText } from '../../services/storable.js';
 
 const security = [{ adminBearer: [] }];
 const errors = {
@@ -19,7 +20,8 @@ const errors = {
 };
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 
-const Labels = z.record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), z.string().max(256)).refine((l) => Object.keys(l).length <= 32, 'at most 32 labels');
+const storable = (max: number) => z.string().max(max).refine(isStorableText, 'must not contain a NUL character');
+const Labels = z.record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), storable(256)).refine((l) => Object.keys(l).length <= 32, 'at most 32 labels');
 const CreateToken = z
   .object({
     ttlSeconds: z.number().int().min(60).max(30 * 24 * 3600).default(3600),
@@ -62,7 +64,7 @@ const Agent = z
     keys: z.array(z.object({ sigKid: z.string(), kxKid: z.string(), status: z.string(), expiresAt: z.string() })),
   })
   .openapi('Agent');
-const Reason = z.object({ reason: z.string().max(500).optional() }).strict();
+const Reason = z.object({ reason: storable(500).optional() }).strict();
 const IdParam = z.object({ id: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/) });
 const AuditEntry = z
   .object({

@@ -14,7 +14,7 @@ import { checkFreshness, DEFAULT_FRESHNESS, openEnvelope, parseEnvelope, verifyE
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
 import { signReceipt, type Directives } from '../../protocol/receipt.js';
 import type { SignedObject } from '../../protocol/signed.js';
-import type { Database, Db, Row } from '../../db/database.js';
+import type { Database, Db } from '../../db/database.js';
 import { agentKeys, agents, seenMessages } from '../../db/schema.js';
 import { validateInventory } from '../glpi/inventory-schema.js';
 import type { ServerIdentity } from '../identity.js';
@@ -23,6 +23,7 @@ import { gunzipBounded } from './decompress.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
 import { SenderKeyCache, type SenderKeyFacts } from './sender-keys.js';
 import { isStorableJsonText } from './storable.js';
+import { STORE_BATCH_SQL, StoreBatcher } from './store-batcher.js';
 
 export interface IngestPolicy {
   freshness: FreshnessPolicy;
@@ -148,7 +149,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown): Promise<Inges
     } catch {
       throw new ProtocolError('payload_invalid', 'inventory is not JSON');
     }
-    if (!isStorableJsonText(text)) throw new ProtocolError('payload_invalid', 'inventory contains a NUL character (\\u0000), which cannot be stored');
+    if (!isStorableJsonText(text)) throw new ProtocolError('payload_invalid', 'inventory contains a NUL character or an unpaired surrogate, which cannot be stored');
     const valid = validateInventory(inventory);
     if (!valid.ok) throw new ProtocolError('payload_invalid', `inventory does not match the GLPI schema at ${valid.issues.map((i) => i.path).join(', ')}`);
 
@@ -215,40 +216,13 @@ function spendBudget(deps: IngestDeps, agentId: string, bytes: number): void {
   if (!b.ok) throw new Rejection('rate_limited', 'byte budget exceeded for this agent', b.retryAfterSeconds);
 }
 
-/**
- * ONE statement (data-modifying CTEs run atomically): the key's and agent's status and the counter
- * window are read in the statement's own snapshot, and only if they hold are the replay record, the
- * counter, the inventory and last-seen written. Every write is conditional on the replay record
- * being new, so a concurrent duplicate changes nothing and reads as a replay. Prepared: planning it
- * on every message cost more than running it.
- *   $1 sig kid  $2 message id  $3 counter  $4 received-at  $5 agent id  $6 size  $7 inventory JSON
- *   $8 counter window
- */
-const STORE_SQL = `
-  WITH k AS (
-    SELECT k.status AS key_status, a.status AS agent_status, k.expires_at > $4::timestamptz AS unexpired,
-           k.max_counter, a.send_interval_seconds
-    FROM agent_keys k JOIN agents a ON a.id = k.agent_id
-    WHERE k.sig_kid = $1::text AND k.agent_id = $5::text
-  ), seen AS (
-    INSERT INTO seen_messages (sig_kid, message_id, counter, received_at)
-    SELECT $1::text, $2::bytea, $3::bigint, $4::timestamptz FROM k
-    WHERE k.key_status = 'active' AND k.agent_status = 'active' AND k.unexpired AND $3::bigint > k.max_counter - $8::bigint
-    ON CONFLICT DO NOTHING RETURNING 1
-  ), counter AS (
-    UPDATE agent_keys SET max_counter = GREATEST(max_counter, $3::bigint)
-    WHERE sig_kid = $1::text AND EXISTS (SELECT 1 FROM seen) RETURNING 1
-  ), stored AS (
-    INSERT INTO inventories (agent_id, message_id, received_at, size, content)
-    SELECT $5::text, $2::bytea, $4::timestamptz, $6::int, $7::text::jsonb WHERE EXISTS (SELECT 1 FROM seen) RETURNING 1
-  ), seen_at AS (
-    UPDATE agents SET last_seen_at = $4::timestamptz WHERE id = $5::text AND EXISTS (SELECT 1 FROM seen) RETURNING 1
-  )
-  SELECT k.key_status, k.agent_status, k.unexpired, k.max_counter::text AS max_counter, k.send_interval_seconds,
-         (SELECT count(*) FROM seen)::int AS inserted
-  FROM k`;
-const storeStatements = new WeakMap<Database, (params: readonly unknown[]) => Promise<Row[]>>();
+/** One batcher per database handle: messages arriving together share a statement and a commit. */
+const batchers = new WeakMap<Database, StoreBatcher>();
 
+/**
+ * Stores the message if, inside the storing statement, its key and agent are still active and
+ * unexpired, its counter is within the window and its id is new; otherwise says why not.
+ */
 async function store(
   deps: IngestDeps,
   env: ParsedEnvelope,
@@ -258,31 +232,29 @@ async function store(
   size: number,
   now: number,
 ): Promise<{ sendIntervalSeconds: number | null }> {
-  let run = storeStatements.get(deps.database);
-  if (!run) storeStatements.set(deps.database, (run = deps.database.prepared(STORE_SQL)));
+  let batcher = batchers.get(deps.database);
+  if (!batcher) batchers.set(deps.database, (batcher = new StoreBatcher(deps.database.prepared(STORE_BATCH_SQL))));
   const kid = env.header.snd;
-  // Driver-neutral parameters (text, bytes, numbers as text); the statement casts each one.
   const window = deps.policy.freshness.counterWindow;
-  const [row] = await run([kid, mid, String(env.header.ctr), new Date(now).toISOString(), sender.agentId, size, inventoryJson, String(window)]);
-  if (!row) {
+  const v = await batcher.store({ kid, mid, counter: env.header.ctr, window, at: now, agentId: sender.agentId, size, json: inventoryJson });
+  if (!v) {
     deps.senderKeys.forget(kid);
     throw new ProtocolError('key_unknown');
   }
   try {
-    refuseForStatus(row.agent_status, row.key_status);
-    if (row.unexpired !== true) throw new ProtocolError('key_expired');
+    refuseForStatus(v.agentStatus, v.keyStatus);
+    if (!v.unexpired) throw new ProtocolError('key_expired');
   } catch (err) {
     deps.senderKeys.forget(kid);
     throw err;
   }
-  const highest = Number(row.max_counter);
-  if (highest > sender.counterFloor) sender.counterFloor = highest;
-  if (Number(row.inserted) !== 1) {
-    if (env.header.ctr <= highest - window) throw new ProtocolError('stale_message', 'counter is below the window');
+  if (v.maxCounter > sender.counterFloor) sender.counterFloor = v.maxCounter;
+  if (!v.inserted) {
+    if (env.header.ctr <= v.maxCounter - window) throw new ProtocolError('stale_message', 'counter is below the window');
     throw new ProtocolError('replay_detected');
   }
   if (env.header.ctr > sender.counterFloor) sender.counterFloor = env.header.ctr;
-  return { sendIntervalSeconds: row.send_interval_seconds === null || row.send_interval_seconds === undefined ? null : Number(row.send_interval_seconds) };
+  return { sendIntervalSeconds: v.sendIntervalSeconds };
 }
 
 function withDirectives(deps: IngestDeps, sender: SenderKeyFacts, sendIntervalSeconds: number | null, now: number): { directives?: Directives } {

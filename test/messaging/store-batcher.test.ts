@@ -1,0 +1,88 @@
+// Group commit on the real databases: messages submitted together share statements, yet each is
+// decided alone — a message and its duplicate are stored once, a key's status and counter window
+// hold per row, and one message PostgreSQL refuses fails by itself, not its batch.
+import { randomBytes } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { afterEach, describe, expect, it } from 'vitest';
+import { agentKeys, agents, inventories, seenMessages } from '../../src/db/schema.js';
+import { STORE_BATCH_SQL, StoreBatcher, type StoreItem } from '../../src/server/services/store-batcher.js';
+import { createTestDatabase, dbKinds, type TestDatabase } from '../helpers/db.js';
+
+describe.each(dbKinds)('store batcher on %s', (kind) => {
+  let database: TestDatabase | undefined;
+  afterEach(async () => {
+    await database?.dispose();
+    database = undefined;
+  });
+
+  it('coalesces a burst into few statements and decides every message on its own', async () => {
+    database = await createTestDatabase(kind);
+    const { db } = database;
+    const day = 86400_000;
+    const now = Date.now();
+    await db.insert(agents).values([
+      { id: 'a1', name: 'a1', role: 'agent' },
+      { id: 'a2', name: 'a2', role: 'agent' },
+    ]);
+    const key = (agentId: string, kid: string, status: 'active' | 'revoked', maxCounter = 0) => ({
+      agentId,
+      sigKid: kid,
+      kxKid: `x${kid}`,
+      sigPub: new Uint8Array(32),
+      kxPub: new Uint8Array(32),
+      status,
+      expiresAt: new Date(now + day),
+      maxCounter,
+    });
+    await db.insert(agentKeys).values([key('a1', 'good', 'active'), key('a2', 'revoked', 'revoked'), key('a2', 'high', 'active', 100_000)]);
+
+    let statements = 0;
+    const run = database.prepared(STORE_BATCH_SQL);
+    const batcher = new StoreBatcher(async (params) => {
+      statements++;
+      return run(params);
+    });
+    const item = (kid: string, agentId: string, counter: number, json = `{"n":${counter}}`): StoreItem => ({
+      kid,
+      mid: new Uint8Array(randomBytes(16)),
+      counter,
+      window: 4096,
+      at: now,
+      agentId,
+      size: json.length,
+      json,
+    });
+    const good = Array.from({ length: 30 }, (_, i) => item('good', 'a1', i + 1));
+    const twins = good.slice(0, 5).map((g) => ({ ...g }));
+    const poison = item('good', 'a1', 99, '{"bad":"\\u0000"}');
+    const revoked = item('revoked', 'a2', 1);
+    const stale = item('high', 'a2', 100_000 - 4096);
+    const inWindow = item('high', 'a2', 100_000 - 4095);
+    const wrongAgent = item('good', 'a2', 200);
+
+    const all = [...good, ...twins, revoked, stale, inWindow, wrongAgent];
+    const verdicts = await Promise.all(all.map((i) => batcher.store(i)));
+    // 39 messages in a burst: a handful of statements.
+    expect(statements).toBeLessThanOrEqual(4);
+    expect(verdicts.slice(5, 30).every((v) => v?.inserted)).toBe(true);
+    // A message and its twin (same key and id), even in concurrent statements: exactly one is stored.
+    for (let i = 0; i < 5; i++) expect([verdicts[i]?.inserted, verdicts[30 + i]?.inserted].filter(Boolean)).toHaveLength(1);
+    const [vRevoked, vStale, vInWindow, vWrongAgent] = verdicts.slice(35);
+    expect(vRevoked).toMatchObject({ keyStatus: 'revoked', inserted: false });
+    expect(vStale).toMatchObject({ keyStatus: 'active', maxCounter: 100_000, inserted: false });
+    expect(vInWindow).toMatchObject({ inserted: true });
+    expect(vWrongAgent).toBeUndefined();
+
+    // A message PostgreSQL refuses, in a burst with others: it fails alone.
+    const after = [item('good', 'a1', 300), item('good', 'a1', 301)];
+    const second = await Promise.all([batcher.store(after[0]!), batcher.store(poison).then(() => 'stored', () => 'refused'), batcher.store(after[1]!)]);
+    expect(second[1]).toBe('refused');
+    expect([second[0], second[2]].map((v) => (v as { inserted: boolean }).inserted)).toEqual([true, true]);
+
+    const count = async (table: typeof inventories | typeof seenMessages) => (await db.select({ c: sql<number>`count(*)::int` }).from(table))[0]!.c;
+    expect(await count(inventories)).toBe(33);
+    expect(await count(seenMessages)).toBe(33);
+    const counters = await db.select({ kid: agentKeys.sigKid, max: agentKeys.maxCounter }).from(agentKeys);
+    expect(Object.fromEntries(counters.map((r) => [r.kid, r.max]))).toEqual({ good: 301, revoked: 0, high: 100_000 });
+  });
+});

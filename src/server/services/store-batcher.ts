@@ -88,11 +88,13 @@ interface Pending {
 export interface BatcherOptions {
   /** Most messages in one statement. */
   maxBatch: number;
+  /** Most inventory bytes in one statement (a larger message goes alone). */
+  maxBatchBytes: number;
   /** Most statements in flight at once (each holds a pooled connection). */
   maxInFlight: number;
 }
 
-export const DEFAULT_BATCHER_OPTIONS: BatcherOptions = { maxBatch: 64, maxInFlight: 2 };
+export const DEFAULT_BATCHER_OPTIONS: BatcherOptions = { maxBatch: 64, maxBatchBytes: 2 * 1024 * 1024, maxInFlight: 2 };
 
 export class StoreBatcher {
   private queue: Pending[] = [];
@@ -121,15 +123,18 @@ export class StoreBatcher {
     }
   }
 
-  /** The oldest messages, at most maxBatch, no two with the same key and message id. */
+  /** The oldest messages, within maxBatch and maxBatchBytes, no two with the same key and id. */
   private take(): Pending[] {
     const batch: Pending[] = [];
     const rest: Pending[] = [];
     const ids = new Set<string>();
+    let bytes = 0;
     for (const p of this.queue) {
       const id = `${p.item.kid}.${hex(p.item.mid)}`;
-      if (batch.length < this.opts.maxBatch && !ids.has(id)) {
+      const fits = batch.length === 0 || (batch.length < this.opts.maxBatch && bytes + p.item.json.length <= this.opts.maxBatchBytes);
+      if (fits && !ids.has(id)) {
         ids.add(id);
+        bytes += p.item.json.length;
         batch.push(p);
       } else {
         rest.push(p);

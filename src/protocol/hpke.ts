@@ -69,7 +69,7 @@ function extractAndExpand(c: CryptoBackend, dh: Uint8Array, kemContext: Uint8Arr
  * opening many messages from one agent pays one X25519 per message, not two. Bounded LRU, keyed by
  * both keys' bytes; entries are secrets and live only in memory.
  */
-const STATIC_CACHE_SIZE = 4096;
+const STATIC_CACHE_SIZE = 65_536;
 const staticCache = new Map<string, Promise<Uint8Array>>();
 
 function cachedStaticDh(c: CryptoBackend, sk: Uint8Array, pk: Uint8Array): Promise<Uint8Array> {

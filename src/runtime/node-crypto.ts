@@ -5,7 +5,7 @@
 // it to noble byte for byte. Workers keep the WebCrypto backend (src/protocol/crypto/native.ts).
 import { createHmac, createPrivateKey, createPublicKey, diffieHellman, sign, verify, type KeyObject } from 'node:crypto';
 import { CryptoError } from '../protocol/errors.js';
-import { canonicalS, KeyCache, VerdictCache } from '../protocol/crypto/native.js';
+import { canonicalS, KeyCache, PRIVATE_KEY_CACHE_SIZE, VerdictCache } from '../protocol/crypto/native.js';
 import { acceptableEd25519PublicKey, checkSharedSecret, nobleCrypto } from '../protocol/crypto/noble.js';
 import type { CryptoBackend } from '../protocol/crypto/types.js';
 import { nodeChaCha20Poly1305 } from './node-aead.js';
@@ -23,9 +23,9 @@ const jwkPublic = (crv: 'Ed25519' | 'X25519', key: Uint8Array) => createPublicKe
 const rawPublic = (k: KeyObject) => new Uint8Array(k.export({ format: 'der', type: 'spki' }).subarray(-32));
 
 export function createNodeCrypto(): CryptoBackend {
-  const edPriv = new KeyCache<KeyObject>();
+  const edPriv = new KeyCache<KeyObject>(PRIVATE_KEY_CACHE_SIZE);
   const edPub = new KeyCache<KeyObject>();
-  const xPriv = new KeyCache<KeyObject>();
+  const xPriv = new KeyCache<KeyObject>(PRIVATE_KEY_CACHE_SIZE);
   const acceptable = new VerdictCache(acceptableEd25519PublicKey);
   const importXPriv = (k: Uint8Array) => xPriv.get(k, async () => createPrivateKey({ key: der(X25519_PKCS8, k), format: 'der', type: 'pkcs8' }));
 

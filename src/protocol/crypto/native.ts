@@ -8,7 +8,12 @@ import type { AeadPrimitive, CryptoBackend } from './types.js';
 
 const ED25519_PKCS8 = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
 const X25519_PKCS8 = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20]);
-const CACHE_SIZE = 1024;
+// Sized for a fleet: a server verifies every agent's key over and over, and a miss costs an import
+// (~15 µs) or, for the verdict, a point decoding and small-order check in JS (~150 µs here).
+const KEY_CACHE_SIZE = 16_384;
+const VERDICT_CACHE_SIZE = 65_536;
+/** Private keys: our own few, and HPKE ephemeral keys for their second use only. Kept small. */
+export const PRIVATE_KEY_CACHE_SIZE = 64;
 
 type CryptoKey = Awaited<ReturnType<typeof globalThis.crypto.subtle.importKey>>;
 
@@ -16,9 +21,10 @@ function need(bytes: Uint8Array, length: number, what: string): void {
   if (!(bytes instanceof Uint8Array) || bytes.length !== length) throw new CryptoError(`${what} must be ${length} bytes`);
 }
 
-/** A small LRU of imported keys: the server verifies the same agents' keys over and over. */
+/** A bounded LRU of imported keys: the server verifies the same agents' keys over and over. */
 export class KeyCache<T = CryptoKey> {
   private readonly map = new Map<string, Promise<T>>();
+  constructor(private readonly size = KEY_CACHE_SIZE) {}
   get(bytes: Uint8Array, make: () => Promise<T>): Promise<T> {
     let id = '';
     for (const b of bytes) id += String.fromCharCode(b);
@@ -31,7 +37,7 @@ export class KeyCache<T = CryptoKey> {
     const made = make();
     made.catch(() => this.map.delete(id));
     this.map.set(id, made);
-    if (this.map.size > CACHE_SIZE) this.map.delete(this.map.keys().next().value!);
+    if (this.map.size > this.size) this.map.delete(this.map.keys().next().value!);
     return made;
   }
 }
@@ -41,7 +47,10 @@ const BASEPOINT = Uint8Array.from([9, ...new Array<number>(31).fill(0)]);
 /** Remembers a pure predicate's verdict per key (bounded). */
 export class VerdictCache {
   private readonly map = new Map<string, boolean>();
-  constructor(private readonly check: (key: Uint8Array) => boolean) {}
+  constructor(
+    private readonly check: (key: Uint8Array) => boolean,
+    private readonly size = VERDICT_CACHE_SIZE,
+  ) {}
   get(key: Uint8Array): boolean {
     let id = '';
     for (const b of key) id += String.fromCharCode(b);
@@ -49,7 +58,7 @@ export class VerdictCache {
     if (v === undefined) {
       v = this.check(key);
       this.map.set(id, v);
-      if (this.map.size > CACHE_SIZE) this.map.delete(this.map.keys().next().value!);
+      if (this.map.size > this.size) this.map.delete(this.map.keys().next().value!);
     }
     return v;
   }
@@ -64,9 +73,9 @@ const pkcs8 = (header: Uint8Array, key: Uint8Array): Uint8Array => {
 
 export function createNativeCrypto(opts: { aead?: AeadPrimitive } = {}): CryptoBackend {
   const subtle = globalThis.crypto.subtle;
-  const edPriv = new KeyCache();
+  const edPriv = new KeyCache(PRIVATE_KEY_CACHE_SIZE);
   const edPub = new KeyCache();
-  const xPriv = new KeyCache();
+  const xPriv = new KeyCache(PRIVATE_KEY_CACHE_SIZE);
   const xPub = new KeyCache();
   const importEdPriv = (seed: Uint8Array) => edPriv.get(seed, () => subtle.importKey('pkcs8', pkcs8(ED25519_PKCS8, seed), { name: 'Ed25519' }, false, ['sign']));
   const importXPriv = (k: Uint8Array) => xPriv.get(k, () => subtle.importKey('pkcs8', pkcs8(X25519_PKCS8, k), { name: 'X25519' }, false, ['deriveBits']));

@@ -7,7 +7,7 @@ import { b64u, concatBytes, fromB64u, fromB64uExact, lengthPrefixed, utf8 } from
 import type { ProtocolContext } from './crypto/types.js';
 import { PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from './errors.js';
 import { openBase, sealBase } from './hpke.js';
-import { parseJsonObject, type JsonObject } from './json.js';
+import { asObject, parseJsonObject, str, uint, type JsonObject } from './json.js';
 import { signObject, verifySignedObject, type SignedObject } from './signed.js';
 
 export const RECEIPT_TYPE = 'receipt';
@@ -87,7 +87,26 @@ export async function verifyReceipt(
       aad(expect.mid, expect.snd),
       fromB64u(String(dir.ct), bad),
     );
-    receipt.directives = parseJsonObject(pt, bad) as Directives;
+    receipt.directives = parseDirectives(parseJsonObject(pt, bad));
   }
   return receipt;
+}
+
+/**
+ * Known directives are type-checked (a wrong type refuses the receipt: `envelope_malformed`);
+ * unknown ones are dropped, so a newer server can add directives older agents simply ignore.
+ */
+export function parseDirectives(obj: JsonObject): Directives {
+  const bad = 'envelope_malformed' as const;
+  const d: Directives = {};
+  if (obj.renewNow !== undefined) {
+    if (typeof obj.renewNow !== 'boolean') throw new ProtocolError(bad, 'renewNow must be a boolean');
+    d.renewNow = obj.renewNow;
+  }
+  if (obj.sendIntervalSeconds !== undefined) d.sendIntervalSeconds = uint(obj, 'sendIntervalSeconds', bad);
+  if (obj.serverKey !== undefined) {
+    const k = asObject(obj.serverKey, bad);
+    d.serverKey = { sig: str(k, 'sig', bad, 64), kx: str(k, 'kx', bad, 64), fp: str(k, 'fp', bad, 128), endorsement: asObject(k.endorsement, bad) as unknown as SignedObject };
+  }
+  return d;
 }

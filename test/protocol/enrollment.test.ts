@@ -6,7 +6,7 @@ import { discoveryDocument, pinServer } from '../../src/protocol/discovery.js';
 import { openEnrollRequest, parseEnrollRequest, sealEnrollRequest, signEnrollResponse, verifyEnrollResponse, type ServerPublicKeys } from '../../src/protocol/enrollment.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { fingerprintOf, generateKeySet, type KeySet } from '../../src/protocol/keys.js';
-import { signReceipt, verifyReceipt } from '../../src/protocol/receipt.js';
+import { parseDirectives, signReceipt, verifyReceipt } from '../../src/protocol/receipt.js';
 import { generateToken, parseToken, tokenSecretMatches } from '../../src/protocol/token.js';
 import { testContext } from '../helpers/protocol.js';
 
@@ -97,5 +97,12 @@ describe('enrollment', () => {
     expect(await codeOf(verifyReceipt(ctx, server.keys.signing, receipt, { mid: 'm1', snd: agent.signing.kid }, other.agreement.privateKey))).toBe('decrypt_failed');
     const forged = { ...receipt, body: b64u(utf8(JSON.stringify({ mid: 'm1', snd: agent.signing.kid, status: 'accepted', rat: 6 }))) };
     expect(await codeOf(verifyReceipt(ctx, server.keys.signing, forged, { mid: 'm1', snd: agent.signing.kid }, agent.agreement.privateKey))).toBe('signature_invalid');
+  });
+
+  it('directives: known ones type-checked, unknown ones ignored', () => {
+    expect(parseDirectives({ renewNow: true, sendIntervalSeconds: 900, future: { x: 1 } })).toEqual({ renewNow: true, sendIntervalSeconds: 900 });
+    for (const bad of [{ renewNow: 'yes' }, { sendIntervalSeconds: -1 }, { sendIntervalSeconds: 1.5 }, { sendIntervalSeconds: '60' }, { serverKey: 'k' }, { serverKey: { sig: 1 } }]) {
+      expect(() => parseDirectives(bad), JSON.stringify(bad)).toThrow(ProtocolError);
+    }
   });
 });

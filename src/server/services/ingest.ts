@@ -8,22 +8,20 @@
 // revocation is effective on the very next message on every instance, and a concurrent duplicate
 // loses on the replay record's primary key: one envelope submitted twice at once is accepted once.
 import { eq, sql } from 'drizzle-orm';
-import { fromB64u, fromUtf8 } from '../../protocol/bytes.js';
+import { fromB64u } from '../../protocol/bytes.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
-import { checkFreshness, DEFAULT_FRESHNESS, openEnvelope, parseEnvelope, verifyEnvelopeSignature, type FreshnessPolicy, type ParsedEnvelope } from '../../protocol/envelope.js';
+import { checkFreshness, DEFAULT_FRESHNESS, parseEnvelope, verifyEnvelopeSignature, type FreshnessPolicy, type ParsedEnvelope } from '../../protocol/envelope.js';
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
 import { signReceipt, type Directives } from '../../protocol/receipt.js';
 import type { SignedObject } from '../../protocol/signed.js';
 import type { Database, Db } from '../../db/database.js';
 import { agentKeys, agents, seenMessages } from '../../db/schema.js';
-import { validateInventory } from '../glpi/inventory-schema.js';
 import type { ServerIdentity } from '../identity.js';
 import type { Telemetry } from '../telemetry.js';
-import { gunzipBounded } from './decompress.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
 import { SenderKeyCache, type SenderKeyFacts } from './sender-keys.js';
-import { isStorableJsonText } from './storable.js';
 import { STORE_BATCH_SQL, StoreBatcher } from './store-batcher.js';
+import { inlineUnsealer, type Unsealer } from './unseal.js';
 
 export interface IngestPolicy {
   freshness: FreshnessPolicy;
@@ -59,6 +57,8 @@ export interface IngestDeps {
   limits: { messages: RateLimiter; bytes: RateLimiter };
   /** Immutable facts about sender keys already looked up by this instance. */
   senderKeys: SenderKeyCache;
+  /** Where envelopes are opened and inventories checked; in line when absent. */
+  unseal?: Unsealer | undefined;
 }
 
 export function createSenderKeyCache(): SenderKeyCache {
@@ -138,24 +138,12 @@ export async function ingestOne(deps: IngestDeps, input: unknown): Promise<Inges
     if (env.header.typ !== 'inventory') throw new ProtocolError('payload_invalid', 'this endpoint takes inventory messages');
     spendBudget(deps, sender.agentId, env.ct.length);
 
-    const sealed = await openEnvelope(deps.ctx, env, deps.identity.agreement, sender.kxPub);
-    const content = env.header.cen === 'gzip' ? gunzipBounded(sealed, deps.policy.maxContentBytes) : sealed;
-    if (content.length > deps.policy.maxContentBytes) throw new ProtocolError('payload_too_large');
-    if (env.header.cty !== 'application/json') throw new ProtocolError('payload_invalid', 'content type must be application/json');
-    const text = fromUtf8(content);
-    let inventory: unknown;
-    try {
-      inventory = JSON.parse(text);
-    } catch {
-      throw new ProtocolError('payload_invalid', 'inventory is not JSON');
-    }
-    if (!isStorableJsonText(text)) throw new ProtocolError('payload_invalid', 'inventory contains a NUL character or an unpaired surrogate, which cannot be stored');
-    const valid = validateInventory(inventory);
-    if (!valid.ok) throw new ProtocolError('payload_invalid', `inventory does not match the GLPI schema at ${valid.issues.map((i) => i.path).join(', ')}`);
+    const unseal = deps.unseal ?? inlineUnsealer(deps.ctx, deps.identity.agreement);
+    const { text, size } = await unseal({ env, senderAgreementKey: sender.kxPub, maxContentBytes: deps.policy.maxContentBytes });
 
-    const stored = await store(deps, env, sender, mid, text, content.length, now);
+    const stored = await store(deps, env, sender, mid, text, size, now);
     deps.telemetry.count('messages_total', { outcome: 'accepted' });
-    deps.telemetry.count('message_bytes_total', { outcome: 'accepted' }, content.length);
+    deps.telemetry.count('message_bytes_total', { outcome: 'accepted' }, size);
     const receipt = await signReceipt(
       deps.ctx,
       deps.identity.signing,

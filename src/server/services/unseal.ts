@@ -1,0 +1,46 @@
+// Opening an accepted envelope and checking its inventory: HPKE open, bounded gunzip, UTF-8, JSON,
+// what PostgreSQL cannot store, the GLPI schema. Pure CPU work with no state: the Node server may
+// run it on worker threads (src/runtime/unseal-pool.ts); elsewhere it runs in line.
+import { fromUtf8 } from '../../protocol/bytes.js';
+import type { ProtocolContext } from '../../protocol/crypto/types.js';
+import { openEnvelope, type ParsedEnvelope } from '../../protocol/envelope.js';
+import { ProtocolError } from '../../protocol/errors.js';
+import { validateInventory } from '../glpi/inventory-schema.js';
+import { gunzipBounded } from './decompress.js';
+import { isStorableJsonText } from './storable.js';
+
+export interface UnsealJob {
+  env: Pick<ParsedEnvelope, 'header' | 'headerBytes' | 'enc' | 'ct'>;
+  senderAgreementKey: Uint8Array;
+  maxContentBytes: number;
+}
+
+/** The inventory's JSON text and its size in bytes; ProtocolError otherwise. */
+export type Unsealer = (job: UnsealJob) => Promise<{ text: string; size: number }>;
+
+export function inlineUnsealer(ctx: ProtocolContext, recipient: { privateKey: Uint8Array; publicKey: Uint8Array; kid: string }): Unsealer {
+  return (job) => unsealInventory(ctx, recipient, job);
+}
+
+export async function unsealInventory(
+  ctx: ProtocolContext,
+  recipient: { privateKey: Uint8Array; publicKey: Uint8Array; kid: string },
+  job: UnsealJob,
+): Promise<{ text: string; size: number }> {
+  const { env, maxContentBytes } = job;
+  const sealed = await openEnvelope(ctx, env as ParsedEnvelope, recipient, job.senderAgreementKey);
+  const content = env.header.cen === 'gzip' ? gunzipBounded(sealed, maxContentBytes) : sealed;
+  if (content.length > maxContentBytes) throw new ProtocolError('payload_too_large');
+  if (env.header.cty !== 'application/json') throw new ProtocolError('payload_invalid', 'content type must be application/json');
+  const text = fromUtf8(content);
+  let inventory: unknown;
+  try {
+    inventory = JSON.parse(text);
+  } catch {
+    throw new ProtocolError('payload_invalid', 'inventory is not JSON');
+  }
+  if (!isStorableJsonText(text)) throw new ProtocolError('payload_invalid', 'inventory contains a NUL character or an unpaired surrogate, which cannot be stored');
+  const valid = validateInventory(inventory);
+  if (!valid.ok) throw new ProtocolError('payload_invalid', `inventory does not match the GLPI schema at ${valid.issues.map((i) => i.path).join(', ')}`);
+  return { text, size: content.length };
+}

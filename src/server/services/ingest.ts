@@ -21,7 +21,7 @@ import type { Telemetry } from '../telemetry.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
 import { SenderKeyCache, type SenderKeyFacts } from './sender-keys.js';
 import { STORE_BATCH_SQL, StoreBatcher } from './store-batcher.js';
-import { inlineUnsealer, type Unsealer } from './unseal.js';
+import { unsealInventory } from './unseal.js';
 
 export interface IngestPolicy {
   freshness: FreshnessPolicy;
@@ -57,8 +57,6 @@ export interface IngestDeps {
   limits: { messages: RateLimiter; bytes: RateLimiter };
   /** Immutable facts about sender keys already looked up by this instance. */
   senderKeys: SenderKeyCache;
-  /** Where envelopes are opened and inventories checked; in line when absent. */
-  unseal?: Unsealer | undefined;
 }
 
 export function createSenderKeyCache(): SenderKeyCache {
@@ -138,8 +136,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown): Promise<Inges
     if (env.header.typ !== 'inventory') throw new ProtocolError('payload_invalid', 'this endpoint takes inventory messages');
     spendBudget(deps, sender.agentId, env.ct.length);
 
-    const unseal = deps.unseal ?? inlineUnsealer(deps.ctx, deps.identity.agreement);
-    const { text, size } = await unseal({ env, senderAgreementKey: sender.kxPub, maxContentBytes: deps.policy.maxContentBytes });
+    const { text, size } = await unsealInventory(deps.ctx, deps.identity.agreement, { env, senderAgreementKey: sender.kxPub, maxContentBytes: deps.policy.maxContentBytes });
 
     const stored = await store(deps, env, sender, mid, text, size, now);
     deps.telemetry.count('messages_total', { outcome: 'accepted' });

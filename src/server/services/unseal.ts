@@ -1,6 +1,6 @@
 // Opening an accepted envelope and checking its inventory: HPKE open, bounded gunzip, UTF-8, JSON,
-// what PostgreSQL cannot store, the GLPI schema. Pure CPU work with no state: the Node server may
-// run it on worker threads (src/runtime/unseal-pool.ts); elsewhere it runs in line.
+// what PostgreSQL cannot store, the GLPI schema. Pure CPU work with no state. (Running it on a worker
+// thread was measured: no gain on 2 cores, where the event loop is not what limits ingest.)
 import { fromUtf8 } from '../../protocol/bytes.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import { openEnvelope, type ParsedEnvelope } from '../../protocol/envelope.js';
@@ -16,12 +16,6 @@ export interface UnsealJob {
 }
 
 /** The inventory's JSON text and its size in bytes; ProtocolError otherwise. */
-export type Unsealer = (job: UnsealJob) => Promise<{ text: string; size: number }>;
-
-export function inlineUnsealer(ctx: ProtocolContext, recipient: { privateKey: Uint8Array; publicKey: Uint8Array; kid: string }): Unsealer {
-  return (job) => unsealInventory(ctx, recipient, job);
-}
-
 export async function unsealInventory(
   ctx: ProtocolContext,
   recipient: { privateKey: Uint8Array; publicKey: Uint8Array; kid: string },

@@ -1,5 +1,6 @@
 // Admin commands: tokens, agents, audit, admin keys. All go through the admin API.
 import type { Command } from 'commander';
+import { registerAdminBootstrap } from './admin-bootstrap.js';
 import { adminCall, parseDuration, printRows, withAdminOptions, type AdminOptions } from './admin-options.js';
 import { CliError } from './run.js';
 
@@ -77,7 +78,9 @@ export function registerAdminCommands(program: Command): void {
     if (!o.json) console.log(`audit chain intact: ${r.entries} entries, head ${r.headHash}`);
   });
 
-  const keys = program.command('admin').description('Admin API keys (needs a full admin credential).').command('keys').description('Admin API keys.');
+  const admin = program.command('admin').description('Admin API keys, and recovery of a lost bootstrap credential.');
+  registerAdminBootstrap(admin);
+  const keys = admin.command('keys').description('Admin API keys (needs a full admin credential).');
   withAdminOptions(keys.command('create').description('Create an admin API key; prints it once.').argument('<name>'))
     .requiredOption('--scope <scope...>', 'tokens:write, agents:write, read')
     .action(async (name: string, o: AdminOptions & { scope: string[] }) => {

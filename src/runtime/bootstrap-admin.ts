@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { eq, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
 import { adminKeys } from '../db/schema.js';
+import { appendAudit } from '../server/services/audit.js';
 import { adminSecretMatches, generateAdminCredential, hashAdminSecret, parseAdminCredential } from '../server/services/admin-credentials.js';
 import { writeSecretFile } from './fs-secure.js';
 
@@ -35,5 +36,29 @@ export async function ensureBootstrapAdmin(database: Database, dataDir: string):
     await tx.insert(adminKeys).values({ id: made.id, name: 'bootstrap', secretHash: made.secretHash, scopes: ['*'] });
     await writeSecretFile(file, `${made.credential}\n`);
     return 'created';
+  });
+}
+
+/**
+ * Break-glass recovery when the bootstrap credential is lost: whoever can reach the database directly
+ * (which already grants everything) mints a new full-scope bootstrap key. With `revokeOthers`, every
+ * earlier live bootstrap key is revoked in the same transaction. Audited; the secret is returned once.
+ */
+export async function recoverBootstrapAdmin(database: Database, opts: { revokeOthers: boolean; actor: string }): Promise<{ id: string; credential: string; revoked: string[] }> {
+  return database.db.transaction(async (tx) => {
+    await tx.execute(sql`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK})`);
+    const revoked: string[] = [];
+    if (opts.revokeOthers) {
+      const rows = await tx
+        .update(adminKeys)
+        .set({ revokedAt: new Date() })
+        .where(sql`${adminKeys.name} = 'bootstrap' AND ${adminKeys.revokedAt} IS NULL`)
+        .returning({ id: adminKeys.id });
+      revoked.push(...rows.map((r) => r.id));
+    }
+    const made = generateAdminCredential((n) => new Uint8Array(randomBytes(n)));
+    await tx.insert(adminKeys).values({ id: made.id, name: 'bootstrap', secretHash: made.secretHash, scopes: ['*'], createdBy: opts.actor });
+    await appendAudit(tx, { actor: opts.actor, action: 'admin-key.recover', outcome: 'success', details: { id: made.id, revoked } });
+    return { id: made.id, credential: made.credential, revoked };
   });
 }

@@ -163,7 +163,8 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
     expect(b.status).toBe(413);
     expect(await codeOf(b)).toBe('payload_too_large');
 
-    for (const bad of ['{"deviceid":"x\\u0000","content":{"versionclient":"x"}}', '{"deviceid":"x\\ud800","content":{"versionclient":"x"}}', '{"deviceid":"x"}', '{"deviceid":"x","content":{}}', '{"deviceid":1,"content":{"versionclient":"x"}}', '{"deviceid":"x","content":{"versionclient":"x"},"unknown":1}', 'not json']) {
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    for (const bad of [`{"deviceid":"x","content":{"versionclient":"x","big":1e200000}}`, `{"deviceid":"x","content":{"versionclient":"x","deep":${deep}}}`, '{"deviceid":"x\\u0000","content":{"versionclient":"x"}}', '{"deviceid":"x\\ud800","content":{"versionclient":"x"}}', '{"deviceid":"x"}', '{"deviceid":"x","content":{}}', '{"deviceid":1,"content":{"versionclient":"x"}}', '{"deviceid":"x","content":{"versionclient":"x"},"unknown":1}', 'not json']) {
       const res = await post(await seal(alice, bad));
       expect(await codeOf(res), bad).toBe('payload_invalid');
     }

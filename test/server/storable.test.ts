@@ -2,7 +2,7 @@
 // strings, and in JSON text only as escapes that are not themselves escaped, on arbitrary JSON.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isStorableJsonText, isStorableText } from '../../src/server/services/storable.js';
+import { isStorableJsonText, isStorableText, jsonDepthWithin, isUnstorableValueError } from '../../src/server/services/storable.js';
 
 const unstorable = (v: unknown): boolean =>
   typeof v === 'string'
@@ -48,5 +48,28 @@ describe('storable', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('depth: counts only brackets outside strings, escapes included', () => {
+    const nest = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    expect(jsonDepthWithin(nest(128))).toBe(true);
+    expect(jsonDepthWithin(nest(129))).toBe(false);
+    expect(jsonDepthWithin(JSON.stringify({ a: '[[[[[[', b: '\\"{{{{' }), 2)).toBe(true);
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 6 }), (v) => {
+        const depth = (x: unknown): number => (x !== null && typeof x === 'object' ? 1 + Math.max(0, ...Object.values(x).map(depth)) : 0);
+        const d = depth(v);
+        expect(jsonDepthWithin(JSON.stringify(v), d)).toBe(true);
+        if (d > 0) expect(jsonDepthWithin(JSON.stringify(v), d - 1)).toBe(false);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('database refusals a value alone can cause: data exceptions and program limits', () => {
+    for (const code of ['22003', '22P02', '54001']) expect(isUnstorableValueError({ code })).toBe(true);
+    for (const code of ['23505', '40001', '08006', undefined]) expect(isUnstorableValueError({ code })).toBe(false);
+    expect(isUnstorableValueError(null)).toBe(false);
+    expect(jsonDepthWithin('["abc')).toBe(false);
   });
 });

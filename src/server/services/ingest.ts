@@ -20,7 +20,8 @@ import type { ServerIdentity } from '../identity.js';
 import type { Telemetry } from '../telemetry.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
 import { SenderKeyCache, type SenderKeyFacts } from './sender-keys.js';
-import { STORE_BATCH_SQL, StoreBatcher } from './store-batcher.js';
+import { isUnstorableValueError } from './storable.js';
+import { STORE_BATCH_SQL, StoreBatcher, type StoreVerdict } from './store-batcher.js';
 import { unsealInventory } from './unseal.js';
 
 export interface IngestPolicy {
@@ -221,7 +222,14 @@ async function store(
   if (!batcher) batchers.set(deps.database, (batcher = new StoreBatcher(deps.database.prepared(STORE_BATCH_SQL))));
   const kid = env.header.snd;
   const window = deps.policy.freshness.counterWindow;
-  const v = await batcher.store({ kid, mid, counter: env.header.ctr, window, at: now, agentId: sender.agentId, size, json: inventoryJson });
+  let v: StoreVerdict | undefined;
+  try {
+    v = await batcher.store({ kid, mid, counter: env.header.ctr, window, at: now, agentId: sender.agentId, size, json: inventoryJson });
+  } catch (err) {
+    // The batcher retries a failing statement message by message, so this one is this message's.
+    if (isUnstorableValueError(err)) throw new ProtocolError('payload_invalid', 'inventory cannot be stored: a value is out of range or nested too deeply');
+    throw err;
+  }
   if (!v) {
     deps.senderKeys.forget(kid);
     throw new ProtocolError('key_unknown');

@@ -33,3 +33,46 @@ export function isStorableJsonText(text: string): boolean {
   }
   return pendingHigh < 0;
 }
+
+/**
+ * A database refusal that only the stored value can cause: a data exception (SQLSTATE class 22,
+ * e.g. a number beyond numeric's range) or a program limit (54xxx, e.g. nesting too deep for jsonb).
+ * Raised by a statement holding a single message, it is that message's fault: a 4xx, not a 500.
+ */
+export function isUnstorableValueError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(22|54)[0-9A-Z]{3}$/.test(code);
+}
+
+/** Deeper than this is refused: real inventories nest about six levels; databases have stack limits. */
+export const MAX_JSON_DEPTH = 128;
+
+/**
+ * Whether valid JSON text nests arrays and objects at most `max` deep. Strings are skipped with
+ * indexOf, so the scan costs little more than a pass over the structural characters. (PGlite
+ * silently returns nothing for jsonb nested thousands deep, and PostgreSQL fails the statement.)
+ */
+export function jsonDepthWithin(text: string, max = MAX_JSON_DEPTH): boolean {
+  const structural = /["[\]{}]/g; // the regex engine skips everything else natively
+  let depth = 0;
+  for (let m = structural.exec(text); m !== null; m = structural.exec(text)) {
+    const c = text.charCodeAt(m.index);
+    if (c === 0x22) {
+      // Find the closing quote: one not preceded by an odd number of backslashes.
+      let end = text.indexOf('"', m.index + 1);
+      for (;;) {
+        if (end < 0) return false; // unterminated string: not JSON
+        let slashes = 0;
+        while (text.charCodeAt(end - 1 - slashes) === 0x5c) slashes++;
+        if (slashes % 2 === 0) break;
+        end = text.indexOf('"', end + 1);
+      }
+      structural.lastIndex = end + 1;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return false;
+    } else {
+      depth--;
+    }
+  }
+  return true;
+}

@@ -7,7 +7,7 @@ import { openEnvelope, type ParsedEnvelope } from '../../protocol/envelope.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { validateInventory } from '../glpi/inventory-schema.js';
 import { gunzipBounded } from './decompress.js';
-import { isStorableJsonText } from './storable.js';
+import { isStorableJsonText, jsonDepthWithin, MAX_JSON_DEPTH } from './storable.js';
 
 export interface UnsealJob {
   env: Pick<ParsedEnvelope, 'header' | 'headerBytes' | 'enc' | 'ct'>;
@@ -33,6 +33,7 @@ export async function unsealInventory(
   } catch {
     throw new ProtocolError('payload_invalid', 'inventory is not JSON');
   }
+  if (!jsonDepthWithin(text)) throw new ProtocolError('payload_invalid', `inventory nests deeper than ${MAX_JSON_DEPTH} levels`);
   if (!isStorableJsonText(text)) throw new ProtocolError('payload_invalid', 'inventory contains a NUL character or an unpaired surrogate, which cannot be stored');
   const valid = validateInventory(inventory);
   if (!valid.ok) throw new ProtocolError('payload_invalid', `inventory does not match the GLPI schema at ${valid.issues.map((i) => i.path).join(', ')}`);

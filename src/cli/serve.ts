@@ -52,9 +52,11 @@ export function registerServe(program: Command): void {
       const logger = createLogger(config.logLevel);
       try {
         const running = await startServer(config, logger);
+        // Before announcing readiness: a SIGTERM sent the moment the line appears must find the
+        // graceful handler, not the default action (killed, no clean shutdown).
+        handleSignals(running, logger);
         // The two lines a person starting the server wants; also in the JSON log.
         process.stdout.write(`latchkey listening on ${running.url}\nserver key fingerprint ${running.fingerprint}\n`);
-        handleSignals(running, logger);
       } catch (err) {
         if (err instanceof StartupError) throw new CliError('startup_failed', err.message);
         throw err;

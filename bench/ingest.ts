@@ -61,7 +61,7 @@ async function load(url: string, path: string, file: string, repeatSeconds?: num
   const elu = performance.eventLoopUtilization();
   const { stdout } = await run(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 });
   const after = cpuSample();
-  const result = JSON.parse(stdout) as { requests: number; seconds: number; reqPerSec: number; latencyMs: { p50: number; p99: number }; non2xx: number; errors: number };
+  const result = JSON.parse(stdout) as { requests: number; seconds: number; reqPerSec: number; latencyMs: { p50: number; p99: number }; non2xx: number; errors: number; complete: boolean };
   // Includes the load generator's start-up, so per-request figures are slight over-estimates.
   const eventLoopUtilization = Number(performance.eventLoopUtilization(elu).utilization.toFixed(2));
   return { ...result, cpuPerRequest: { ...cpuPerRequest(before, after, result.requests), eventLoopUtilization } };
@@ -128,6 +128,7 @@ export async function benchIngest(opts: { envelopes?: Record<number, number>; ro
         const sealed = await load(server.url, '/v1/messages', sealedFile);
         await stopProfile?.(`/tmp/ingest-${size}.cpuprofile`);
         if (sealed.non2xx > 0) throw new Error(`sealed load had ${sealed.non2xx} rejections: ${JSON.stringify(sealed)}`);
+        if (!sealed.complete) throw new Error(`sealed load did not finish in time: ${JSON.stringify(sealed)}`);
         const baseline = await load(server.url, '/bench/baseline', plainFile, 5);
         const baselinePrepared = await load(server.url, '/bench/baseline-prepared', plainFile, 5);
         perRound.push({

@@ -1,5 +1,6 @@
 // The load generator, run as its own process: autocannon POSTs each body once (in order, cycling
-// over connections) and prints throughput and latency as JSON.
+// over connections) and prints throughput and latency as JSON. Every run is bounded in time: a
+// fixed-count run that has not finished after MAX_SECONDS is stopped and reported as incomplete.
 //   node --import tsx bench/load.ts URL PATH BODIES.jsonl CONNECTIONS [REPEAT_SECONDS]
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
@@ -34,7 +35,11 @@ const opts: autocannon.Options = {
   // Unique bodies (sealed envelopes) are each sent once; a repeatable body runs for a fixed time.
   ...(repeatSeconds ? { duration: Number(repeatSeconds) } : { amount: bodies.length }),
 };
-const r = await autocannon(opts);
+const MAX_SECONDS = 120;
+const r = await new Promise<autocannon.Result>((resolve, reject) => {
+  const instance = autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)));
+  setTimeout(() => instance.stop(), MAX_SECONDS * 1000).unref();
+});
 console.log(
   JSON.stringify({
     requests: r.requests.total,
@@ -45,5 +50,6 @@ console.log(
     statusCodes: r.statusCodeStats,
     errors: r.errors,
     timeouts: r.timeouts,
+    complete: repeatSeconds ? true : answered >= bodies.length,
   }),
 );

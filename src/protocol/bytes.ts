@@ -15,6 +15,13 @@ export function fromUtf8(b: Uint8Array, code: ProtocolErrorCode = 'payload_inval
   }
 }
 
+/** A Map key for byte strings: one UTF-16 code unit per byte, exact and cheap to build. */
+export function bytesKey(...parts: Uint8Array[]): string {
+  let id = '';
+  for (const p of parts) for (const b of p) id += String.fromCharCode(b);
+  return id;
+}
+
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   let n = 0;
   for (const p of parts) n += p.length;

@@ -2,9 +2,10 @@
 //   KEM  0x0020 DHKEM(X25519, HKDF-SHA256)   KDF 0x0001 HKDF-SHA256   AEAD 0x0003 ChaCha20-Poly1305
 // Modes Base (0x00) and Auth (0x02). DH, AEAD and HMAC-SHA256 (under HKDF) go through the
 // CryptoBackend. Checked against the official RFC 9180 vectors (test/protocol/hpke.test.ts).
-import { concatBytes, utf8 } from './bytes.js';
+import { bytesKey, concatBytes, utf8 } from './bytes.js';
 import type { CryptoBackend } from './crypto/types.js';
 import { CryptoError, ProtocolError } from './errors.js';
+import { Lru, memoizeAsync } from './lru.js';
 
 export const MODE_BASE = 0x00;
 export const MODE_AUTH = 0x02;
@@ -70,19 +71,10 @@ function extractAndExpand(c: CryptoBackend, dh: Uint8Array, kemContext: Uint8Arr
  * both keys' bytes; entries are secrets and live only in memory.
  */
 const STATIC_CACHE_SIZE = 65_536;
-const staticCache = new Map<string, Promise<Uint8Array>>();
+const staticCache = new Lru<string, Promise<Uint8Array>>(STATIC_CACHE_SIZE);
 
 function cachedStaticDh(c: CryptoBackend, sk: Uint8Array, pk: Uint8Array): Promise<Uint8Array> {
-  let id = c.name;
-  for (const b of sk) id += String.fromCharCode(b);
-  for (const b of pk) id += String.fromCharCode(b);
-  const hit = staticCache.get(id);
-  if (hit) return hit;
-  const made = c.x25519(sk, pk);
-  made.catch(() => staticCache.delete(id));
-  staticCache.set(id, made);
-  if (staticCache.size > STATIC_CACHE_SIZE) staticCache.delete(staticCache.keys().next().value!);
-  return made;
+  return memoizeAsync(staticCache, c.name + bytesKey(sk, pk), () => c.x25519(sk, pk));
 }
 
 /** An HPKE context: the sequence number lives inside; callers never choose nonces. */
@@ -129,16 +121,13 @@ export class HpkeContext {
  * psk_id_hash is a constant and info_hash depends only on `info` (a handful of protocol constants):
  * both are computed once per info, not per message. Keyed by the info bytes; bounded.
  */
-const INFO_MEMO_SIZE = 64;
-const infoHashes = new Map<string, { pskIdHash: Uint8Array; infoHash: Uint8Array }>();
+const infoHashes = new Lru<string, { pskIdHash: Uint8Array; infoHash: Uint8Array }>(64);
 
 function keySchedule(c: CryptoBackend, mode: number, sharedSecret: Uint8Array, info: Uint8Array): HpkeContext {
-  let id = '';
-  for (const b of info) id += String.fromCharCode(b);
+  const id = bytesKey(info);
   let fixed = infoHashes.get(id);
   if (!fixed) {
     fixed = { pskIdHash: labeledExtract(c, HPKE_SUITE, EMPTY, 'psk_id_hash', EMPTY), infoHash: labeledExtract(c, HPKE_SUITE, EMPTY, 'info_hash', info) };
-    if (infoHashes.size >= INFO_MEMO_SIZE) infoHashes.clear();
     infoHashes.set(id, fixed);
   }
   const context = concatBytes(new Uint8Array([mode]), fixed.pskIdHash, fixed.infoHash);

@@ -2,7 +2,9 @@
 // ChaCha20-Poly1305 (Node: node:crypto) with noble as the fallback. Decisions equal noble's: the same
 // pre-checks run before WebCrypto (which alone would accept small-order Ed25519 keys and, for
 // X25519, may return an all-zero secret), proven by test/protocol/crypto-differential.test.ts.
+import { bytesKey } from '../bytes.js';
 import { CryptoError } from '../errors.js';
+import { Lru, memoizeAsync } from '../lru.js';
 import { acceptableEd25519PublicKey, checkSharedSecret, nobleCrypto } from './noble.js';
 import type { AeadPrimitive, CryptoBackend } from './types.js';
 
@@ -23,22 +25,12 @@ function need(bytes: Uint8Array, length: number, what: string): void {
 
 /** A bounded LRU of imported keys: the server verifies the same agents' keys over and over. */
 export class KeyCache<T = CryptoKey> {
-  private readonly map = new Map<string, Promise<T>>();
-  constructor(private readonly size = KEY_CACHE_SIZE) {}
+  private readonly lru: Lru<string, Promise<T>>;
+  constructor(size = KEY_CACHE_SIZE) {
+    this.lru = new Lru(size);
+  }
   get(bytes: Uint8Array, make: () => Promise<T>): Promise<T> {
-    let id = '';
-    for (const b of bytes) id += String.fromCharCode(b);
-    const hit = this.map.get(id);
-    if (hit) {
-      this.map.delete(id);
-      this.map.set(id, hit);
-      return hit;
-    }
-    const made = make();
-    made.catch(() => this.map.delete(id));
-    this.map.set(id, made);
-    if (this.map.size > this.size) this.map.delete(this.map.keys().next().value!);
-    return made;
+    return memoizeAsync(this.lru, bytesKey(bytes), make);
   }
 }
 
@@ -46,19 +38,19 @@ const BASEPOINT = Uint8Array.from([9, ...new Array<number>(31).fill(0)]);
 
 /** Remembers a pure predicate's verdict per key (bounded). */
 export class VerdictCache {
-  private readonly map = new Map<string, boolean>();
+  private readonly lru: Lru<string, boolean>;
   constructor(
     private readonly check: (key: Uint8Array) => boolean,
-    private readonly size = VERDICT_CACHE_SIZE,
-  ) {}
+    size = VERDICT_CACHE_SIZE,
+  ) {
+    this.lru = new Lru(size);
+  }
   get(key: Uint8Array): boolean {
-    let id = '';
-    for (const b of key) id += String.fromCharCode(b);
-    let v = this.map.get(id);
+    const id = bytesKey(key);
+    let v = this.lru.get(id);
     if (v === undefined) {
       v = this.check(key);
-      this.map.set(id, v);
-      if (this.map.size > this.size) this.map.delete(this.map.keys().next().value!);
+      this.lru.set(id, v);
     }
     return v;
   }

@@ -4,7 +4,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { App } from '../app.js';
 import { errorBody, statusFor } from '../errors.js';
-import { createIngestLimits, createSenderKeyCache, DEFAULT_INGEST_POLICY, ingestOne, type IngestDeps, type IngestPolicy, type IngestResult } from '../services/ingest.js';
+import { createIngestLimits, DEFAULT_INGEST_POLICY, ingestOne, type IngestDeps, type IngestPolicy, type IngestResult } from '../services/ingest.js';
+import { SenderKeyCache } from '../services/sender-keys.js';
 import { ErrorSchema, SignedObjectSchema } from './schemas.js';
 
 export const MAX_BATCH = 100;
@@ -31,7 +32,7 @@ const route = createRoute({
 
 export function registerMessageRoutes(app: App, policy: IngestPolicy = DEFAULT_INGEST_POLICY): void {
   const limits = createIngestLimits(policy);
-  const senderKeys = createSenderKeyCache();
+  const senderKeys = new SenderKeyCache();
   app.openAPIRegistry.registerPath(route);
   app.post('/v1/messages', async (c) => {
     const deps: IngestDeps = { ...c.get('deps'), policy, limits, senderKeys };

@@ -19,7 +19,7 @@ import { agentKeys, agents, seenMessages } from '../../db/schema.js';
 import type { ServerIdentity } from '../identity.js';
 import type { Telemetry } from '../telemetry.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
-import { SenderKeyCache, type SenderKeyFacts } from './sender-keys.js';
+import type { SenderKeyCache, SenderKeyFacts } from './sender-keys.js';
 import { isUnstorableValueError } from './storable.js';
 import { STORE_BATCH_SQL, StoreBatcher, type StoreVerdict } from './store-batcher.js';
 import { unsealInventory } from './unseal.js';
@@ -58,10 +58,6 @@ export interface IngestDeps {
   limits: { messages: RateLimiter; bytes: RateLimiter };
   /** Immutable facts about sender keys already looked up by this instance. */
   senderKeys: SenderKeyCache;
-}
-
-export function createSenderKeyCache(): SenderKeyCache {
-  return new SenderKeyCache();
 }
 
 export function createIngestLimits(policy: IngestPolicy): IngestDeps['limits'] {
@@ -173,7 +169,8 @@ async function lookUpSender(deps: IngestDeps, kid: string, mid: Uint8Array): Pro
   if (!q) lookups.set(db, (q = prepareLookup(db)));
   const [row] = (await q.execute({ kid, mid })) as SenderRow[];
   if (!row) throw new ProtocolError('key_unknown');
-  refuseForStatus(row.agentStatus, row.keyStatus);
+  const refused = statusRefusal(row.agentStatus, row.keyStatus);
+  if (refused) throw new ProtocolError(refused);
   if (row.keyExpiresAt.getTime() <= deps.ctx.now()) throw new ProtocolError('key_expired');
   if (row.seen) throw new ProtocolError('replay_detected');
   const facts: SenderKeyFacts = {
@@ -188,11 +185,13 @@ async function lookUpSender(deps: IngestDeps, kid: string, mid: Uint8Array): Pro
   return facts;
 }
 
-function refuseForStatus(agentStatus: unknown, keyStatus: unknown): void {
-  if (agentStatus === 'revoked') throw new ProtocolError('agent_revoked');
-  if (keyStatus === 'revoked') throw new ProtocolError('key_revoked');
+/** Why an agent and key in these states may not send; undefined when both are active. */
+function statusRefusal(agentStatus: unknown, keyStatus: unknown): ProtocolErrorCode | undefined {
+  if (agentStatus === 'revoked') return 'agent_revoked';
+  if (keyStatus === 'revoked') return 'key_revoked';
   // Superseded by a renewal: the key's life is over.
-  if (keyStatus !== 'active' || agentStatus !== 'active') throw new ProtocolError('key_expired');
+  if (keyStatus !== 'active' || agentStatus !== 'active') return 'key_expired';
+  return undefined;
 }
 
 function spendBudget(deps: IngestDeps, agentId: string, bytes: number): void {
@@ -230,16 +229,11 @@ async function store(
     if (isUnstorableValueError(err)) throw new ProtocolError('payload_invalid', 'inventory cannot be stored: a value is out of range or nested too deeply');
     throw err;
   }
-  if (!v) {
-    deps.senderKeys.forget(kid);
-    throw new ProtocolError('key_unknown');
-  }
-  try {
-    refuseForStatus(v.agentStatus, v.keyStatus);
-    if (!v.unexpired) throw new ProtocolError('key_expired');
-  } catch (err) {
-    deps.senderKeys.forget(kid);
-    throw err;
+  const refused = v ? (statusRefusal(v.agentStatus, v.keyStatus) ?? (v.unexpired ? undefined : 'key_expired')) : 'key_unknown';
+  if (!v || refused) {
+    // The next message from this key takes the full lookup path, and is refused before its signature.
+    deps.senderKeys.delete(kid);
+    throw new ProtocolError(refused ?? 'key_unknown');
   }
   if (v.maxCounter > sender.counterFloor) sender.counterFloor = v.maxCounter;
   if (!v.inserted) {

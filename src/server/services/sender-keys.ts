@@ -1,3 +1,5 @@
+import { Lru } from '../../protocol/lru.js';
+
 // What never changes about a registered sender key, kept in memory so that a known key costs no
 // database round trip before its message is stored (spec/PROTOCOL.md §8.1, §Revocation).
 //
@@ -20,33 +22,9 @@ export interface SenderKeyFacts {
   counterFloor: number;
 }
 
-/** A bounded map in least-recently-used order (a Map iterates in insertion order). */
-export class SenderKeyCache {
-  private readonly entries = new Map<string, SenderKeyFacts>();
-
-  constructor(private readonly capacity = 65_536) {}
-
-  get(kid: string): SenderKeyFacts | undefined {
-    const hit = this.entries.get(kid);
-    if (hit) {
-      this.entries.delete(kid);
-      this.entries.set(kid, hit);
-    }
-    return hit;
-  }
-
-  set(kid: string, facts: SenderKeyFacts): void {
-    this.entries.delete(kid);
-    this.entries.set(kid, facts);
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
-  }
-
-  /** After a refusal for status: the next message from this key takes the full lookup path. */
-  forget(kid: string): void {
-    this.entries.delete(kid);
-  }
-
-  get size(): number {
-    return this.entries.size;
+/** Per instance, keyed by signing kid. A refusal for status deletes the entry (see ingest.ts). */
+export class SenderKeyCache extends Lru<string, SenderKeyFacts> {
+  constructor(capacity = 65_536) {
+    super(capacity);
   }
 }

@@ -81,6 +81,8 @@ export const STORE_BATCH_SQL = `
 
 interface Pending {
   item: StoreItem;
+  /** The message id in hex, as the statement takes it; also the batch's duplicate key with kid. */
+  midHex: string;
   resolve(v: StoreVerdict | undefined): void;
   reject(err: unknown): void;
 }
@@ -107,7 +109,7 @@ export class StoreBatcher {
 
   store(item: StoreItem): Promise<StoreVerdict | undefined> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
+      this.queue.push({ item, midHex: hex(item.mid), resolve, reject });
       this.pump();
     });
   }
@@ -130,7 +132,7 @@ export class StoreBatcher {
     const ids = new Set<string>();
     let bytes = 0;
     for (const p of this.queue) {
-      const id = `${p.item.kid}.${hex(p.item.mid)}`;
+      const id = `${p.item.kid}.${p.midHex}`;
       const fits = batch.length === 0 || (batch.length < this.opts.maxBatch && bytes + p.item.json.length <= this.opts.maxBatchBytes);
       if (fits && !ids.has(id)) {
         ids.add(id);
@@ -147,7 +149,7 @@ export class StoreBatcher {
   private async execute(batch: Pending[]): Promise<void> {
     let rows: Row[];
     try {
-      rows = await this.run([encodeBatch(batch.map((p) => p.item))]);
+      rows = await this.run([encodeBatch(batch)]);
     } catch (err) {
       if (batch.length === 1) return batch[0]!.reject(err);
       // Retry alone, in arrival order: a message that cannot be stored fails by itself, and of two
@@ -177,10 +179,10 @@ function verdictOf(row: Row | undefined): StoreVerdict | undefined {
  * The batch as one JSON text. Inventories go in as their own (validated) JSON text, so nothing is
  * serialised twice; every other field is a number or goes through JSON.stringify.
  */
-export function encodeBatch(items: readonly StoreItem[]): string {
-  const parts = items.map(
-    (it, n) =>
-      `{"n":${n},"k":${JSON.stringify(it.kid)},"m":"${hex(it.mid)}","c":${int(it.counter)},"w":${int(it.window)},"at":${int(it.at)},"a":${JSON.stringify(it.agentId)},"s":${int(it.size)},"i":${it.json}}`,
+function encodeBatch(batch: readonly Pending[]): string {
+  const parts = batch.map(
+    ({ item: it, midHex }, n) =>
+      `{"n":${n},"k":${JSON.stringify(it.kid)},"m":"${midHex}","c":${int(it.counter)},"w":${int(it.window)},"at":${int(it.at)},"a":${JSON.stringify(it.agentId)},"s":${int(it.size)},"i":${it.json}}`,
   );
   return `[${parts.join(',')}]`;
 }

@@ -10,7 +10,7 @@ import { gunzipBounded } from './decompress.js';
 import { isStorableJsonText, jsonDepthWithin, MAX_JSON_DEPTH } from './storable.js';
 
 export interface UnsealJob {
-  env: Pick<ParsedEnvelope, 'header' | 'headerBytes' | 'enc' | 'ct'>;
+  env: ParsedEnvelope;
   senderAgreementKey: Uint8Array;
   maxContentBytes: number;
 }
@@ -22,7 +22,7 @@ export async function unsealInventory(
   job: UnsealJob,
 ): Promise<{ text: string; size: number }> {
   const { env, maxContentBytes } = job;
-  const sealed = await openEnvelope(ctx, env as ParsedEnvelope, recipient, job.senderAgreementKey);
+  const sealed = await openEnvelope(ctx, env, recipient, job.senderAgreementKey);
   const content = env.header.cen === 'gzip' ? gunzipBounded(sealed, maxContentBytes) : sealed;
   if (content.length > maxContentBytes) throw new ProtocolError('payload_too_large');
   if (env.header.cty !== 'application/json') throw new ProtocolError('payload_invalid', 'content type must be application/json');

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
 import { adminKeys } from '../db/schema.js';
 import { appendAudit } from '../server/services/audit.js';
@@ -52,13 +52,13 @@ export async function recoverBootstrapAdmin(database: Database, opts: { revokeOt
       const rows = await tx
         .update(adminKeys)
         .set({ revokedAt: new Date() })
-        .where(sql`${adminKeys.name} = 'bootstrap' AND ${adminKeys.revokedAt} IS NULL`)
+        .where(and(eq(adminKeys.name, 'bootstrap'), isNull(adminKeys.revokedAt)))
         .returning({ id: adminKeys.id });
       revoked.push(...rows.map((r) => r.id));
     }
     const made = generateAdminCredential((n) => new Uint8Array(randomBytes(n)));
     await tx.insert(adminKeys).values({ id: made.id, name: 'bootstrap', secretHash: made.secretHash, scopes: ['*'], createdBy: opts.actor });
-    await appendAudit(tx, { actor: opts.actor, action: 'admin-key.recover', outcome: 'success', details: { id: made.id, revoked } });
+    await appendAudit(tx, { actor: opts.actor, action: 'admin_key.recover', outcome: 'success', details: { keyId: made.id, revoked } });
     return { id: made.id, credential: made.credential, revoked };
   });
 }

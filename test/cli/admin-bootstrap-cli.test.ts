@@ -47,7 +47,7 @@ describe.each(dbKinds)('admin bootstrap on %s', (kind) => {
       expect(refused.code).not.toBe(0);
       expect(refused.stderr).toContain('unauthorized');
       const audit = await runCli(['audit', '--json', '--admin-token', fresh], env);
-      expect(audit.stdout).toContain('admin-key.recover');
+      expect(audit.stdout).toContain('admin_key.recover');
     } finally {
       await server.stop();
     }

@@ -58,13 +58,11 @@ async function enrollAgents(server: BenchServer): Promise<{ keys: KeySet; agentI
 async function load(url: string, path: string, file: string, repeatSeconds?: number) {
   const args = ['--import', 'tsx', LOAD, url, path, file, String(CONNECTIONS), ...(repeatSeconds ? [String(repeatSeconds)] : [])];
   const before = cpuSample();
-  const elu = performance.eventLoopUtilization();
   const { stdout } = await run(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 });
   const after = cpuSample();
   const result = JSON.parse(stdout) as { requests: number; seconds: number; reqPerSec: number; latencyMs: { p50: number; p99: number }; non2xx: number; errors: number; complete: boolean };
   // Includes the load generator's start-up, so per-request figures are slight over-estimates.
-  const eventLoopUtilization = Number(performance.eventLoopUtilization(elu).utilization.toFixed(2));
-  return { ...result, cpuPerRequest: { ...cpuPerRequest(before, after, result.requests), eventLoopUtilization } };
+  return { ...result, cpuPerRequest: cpuPerRequest(before, after, result.requests) };
 }
 
 type LoadResult = Awaited<ReturnType<typeof load>>;

@@ -25,7 +25,8 @@ export interface CpuSample {
   server: NodeJS.CpuUsage;
   postgresTicks: number | undefined;
   machine: { busy: number; total: number } | undefined;
-  at: number;
+  /** The event loop's busy/idle time so far. */
+  elu: ReturnType<typeof performance.eventLoopUtilization>;
 }
 
 function procTicks(name: string): number | undefined {
@@ -60,10 +61,13 @@ function machineTicks(): { busy: number; total: number } | undefined {
 }
 
 export function cpuSample(): CpuSample {
-  return { server: process.cpuUsage(), postgresTicks: procTicks('postgres'), machine: machineTicks(), at: performance.now() };
+  return { server: process.cpuUsage(), postgresTicks: procTicks('postgres'), machine: machineTicks(), elu: performance.eventLoopUtilization() };
 }
 
-/** CPU milliseconds per request in each place, and how busy the machine was, between two samples. */
+/**
+ * CPU milliseconds per request in each place, how busy the machine was, and this process's
+ * event-loop utilisation, between two samples.
+ */
 export function cpuPerRequest(a: CpuSample, b: CpuSample, requests: number): Record<string, number> {
   const TICK_MS = 10; // USER_HZ is 100 on Linux
   const out: Record<string, number> = {};
@@ -74,6 +78,7 @@ export function cpuPerRequest(a: CpuSample, b: CpuSample, requests: number): Rec
     out.machineMs = round(((b.machine.busy - a.machine.busy) * TICK_MS) / requests);
     out.machineBusyShare = round((b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total));
   }
+  out.eventLoopUtilization = Number(performance.eventLoopUtilization(b.elu, a.elu).utilization.toFixed(2));
   return out;
 }
 

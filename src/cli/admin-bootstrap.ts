@@ -2,12 +2,13 @@
 // is lost. It needs direct access to the database (the same access that runs the server), not an
 // admin credential; the new secret goes to a 0600 file, never to a log.
 import { stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { openDatabase } from '../db/client.js';
 import { applyMigrations } from '../db/migrate.js';
 import { readMigrations } from '../db/migrations-fs.js';
 import { recoverBootstrapAdmin } from '../runtime/bootstrap-admin.js';
+import { dataDirLayout } from '../runtime/config.js';
 import { writeSecretFile } from '../runtime/fs-secure.js';
 import { CliError } from './run.js';
 
@@ -32,18 +33,19 @@ export function registerAdminBootstrap(admin: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (o: BootstrapOptions) => {
       const dataDir = resolve(o.dataDir);
+      const layout = dataDirLayout(dataDir);
       if (!o.databaseUrl) {
         // Never create an empty embedded database by mistake: recovery is for an existing server.
-        const found = await stat(join(dataDir, 'pglite')).catch(() => undefined);
+        const found = await stat(layout.embeddedDatabase).catch(() => undefined);
         if (!found?.isDirectory()) throw new CliError('not_found', `no embedded database in ${dataDir}; give --data-dir or --database-url`);
       }
-      const database = await openDatabase(o.databaseUrl ? { url: o.databaseUrl } : { dataDir: join(dataDir, 'pglite') }).catch(() => {
+      const database = await openDatabase(o.databaseUrl ? { url: o.databaseUrl } : { dataDir: layout.embeddedDatabase }).catch(() => {
         throw new CliError('startup_failed', 'cannot open the database');
       });
       try {
         await applyMigrations(database, await readMigrations());
         const made = await recoverBootstrapAdmin(database, { revokeOthers: o.revokeOthers ?? false, actor: 'cli:admin-bootstrap' });
-        const file = o.print ? undefined : resolve(o.out ?? join(dataDir, 'admin.token'));
+        const file = o.print ? undefined : resolve(o.out ?? layout.adminToken);
         if (file) await writeSecretFile(file, `${made.credential}\n`);
         const summary = { id: made.id, revoked: made.revoked, ...(file ? { file } : { credential: made.credential }) };
         if (o.json) console.log(JSON.stringify(summary, null, 2));

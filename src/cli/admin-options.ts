@@ -1,6 +1,7 @@
 // What every admin command shares: where the server is, which admin credential to use, --json.
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { dataDirLayout } from '../runtime/config.js';
 import { Option, type Command } from 'commander';
 import { ProtocolError } from '../protocol/errors.js';
 import { endpoint, HttpError, request } from '../agent/http.js';
@@ -23,7 +24,7 @@ export function withAdminOptions(cmd: Command): Command {
 
 async function credential(opts: AdminOptions): Promise<string> {
   if (opts.adminToken) return opts.adminToken.trim();
-  const file = join(resolve(opts.dataDir), 'admin.token');
+  const file = dataDirLayout(resolve(opts.dataDir)).adminToken;
   try {
     return (await readFile(file, 'utf8')).trim();
   } catch {

@@ -3,12 +3,12 @@
 // registers its existing file, or finds the key already made by another instance and writes nothing.
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
 import { adminKeys } from '../db/schema.js';
 import { appendAudit } from '../server/services/audit.js';
 import { adminSecretMatches, generateAdminCredential, hashAdminSecret, parseAdminCredential } from '../server/services/admin-credentials.js';
+import { dataDirLayout } from './config.js';
 import { writeSecretFile } from './fs-secure.js';
 
 export type BootstrapOutcome = 'created' | 'existing' | 'registered' | 'held-by-another-instance';
@@ -16,7 +16,7 @@ export type BootstrapOutcome = 'created' | 'existing' | 'registered' | 'held-by-
 const BOOTSTRAP_LOCK = 0x6c6b_6164_6d69_6e00n; // "lkadmin"
 
 export async function ensureBootstrapAdmin(database: Database, dataDir: string): Promise<BootstrapOutcome> {
-  const file = join(dataDir, 'admin.token');
+  const file = dataDirLayout(dataDir).adminToken;
   const fromFile = await readFile(file, 'utf8').then(parseAdminCredential, () => undefined);
   return database.db.transaction(async (tx) => {
     await tx.execute(sql`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK})`);

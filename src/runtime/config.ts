@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+
 // Resolved settings of `latchkey serve` (flags beat environment beats defaults; see README).
 export interface ServeConfig {
   host: string;
@@ -12,4 +14,9 @@ export interface ServeConfig {
   /** Inventory retention: drop older than this many days; keep at most this many per agent. */
   retentionDays: number;
   retentionPerAgent: number;
+}
+
+/** Where each thing lives inside a data dir; every command that opens one goes through this. */
+export function dataDirLayout(dataDir: string): { identity: string; adminToken: string; embeddedDatabase: string } {
+  return { identity: join(dataDir, 'identity.key'), adminToken: join(dataDir, 'admin.token'), embeddedDatabase: join(dataDir, 'pglite') };
 }

@@ -2,10 +2,9 @@
 // --identity-file, else <data-dir>/identity.key, created (0600, exclusively) on first start.
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { CryptoBackend } from '../protocol/crypto/types.js';
 import { decodeIdentitySecret, generateIdentitySecret, IdentityFormatError, type ServerIdentity } from '../server/identity.js';
-import type { ServeConfig } from './config.js';
+import { dataDirLayout, type ServeConfig } from './config.js';
 import { writeSecretFile } from './fs-secure.js';
 import { StartupError } from './startup-error.js';
 
@@ -17,7 +16,7 @@ export async function loadOrCreateIdentity(crypto: CryptoBackend, config: ServeC
     });
     return decode(crypto, text, config.identityFile);
   }
-  const file = join(config.dataDir, 'identity.key');
+  const file = dataDirLayout(config.dataDir).identity;
   const existing = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return undefined;
     throw new StartupError(`cannot read ${file}`);

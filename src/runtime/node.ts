@@ -16,7 +16,7 @@ import { createApp, type App } from '../server/app.js';
 import { pruneInventories } from '../server/services/inventory-store.js';
 import type { Logger } from '../server/logger.js';
 import { ensureBootstrapAdmin } from './bootstrap-admin.js';
-import type { ServeConfig } from './config.js';
+import { dataDirLayout, type ServeConfig } from './config.js';
 import { selectCrypto } from './crypto.js';
 import { StartupError } from './startup-error.js';
 import { loadOrCreateIdentity } from './identity-store.js';
@@ -118,7 +118,7 @@ function startRetention(database: Database, config: ServeConfig, logger: Logger)
 async function openAndMigrate(config: ServeConfig): Promise<Database> {
   let database: Database;
   try {
-    database = await openDatabase(config.databaseUrl ? { url: config.databaseUrl } : { dataDir: `${config.dataDir}/pglite` });
+    database = await openDatabase(config.databaseUrl ? { url: config.databaseUrl } : { dataDir: dataDirLayout(config.dataDir).embeddedDatabase });
     await database.ping();
   } catch (err) {
     throw new StartupError(`cannot connect to the database: ${startupMessage(err)}`);

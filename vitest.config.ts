@@ -11,7 +11,7 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    reporters: ['default', 'json'],
+    reporters: ['default', 'json', './test/helpers/databases-reporter.ts'],
     outputFile: { json: 'coverage/vitest-results.json' },
   },
 });

@@ -1,34 +1,22 @@
 // Every database test runs against PGlite and, when reachable, the real PostgreSQL
-// (DATABASE_URL, else 127.0.0.1:5432 database `test`). Each test gets its own schema, migrated
-// from migrations/; one PGlite instance is shared per test file (a fresh one costs ~3 s, 700 MiB).
+// (DATABASE_URL, else 127.0.0.1:5432 database `test`; required under CI). Each test gets its own
+// schema, migrated from migrations/; one PGlite instance is shared per test file (a fresh one costs
+// ~3 s, 700 MiB). Suites over dbKinds are named "… on %s" so the run's closing lines can count the
+// tests each database ran (databases-reporter.ts, .ci/summary.mjs).
 import { randomBytes } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
-import postgres from 'postgres';
+import { inject } from 'vitest';
 import { openDatabase, type Database } from '../../src/db/client.js';
 import { applyMigrations } from '../../src/db/migrate.js';
 import { readMigrations } from '../../src/db/migrations-fs.js';
 
 export type DbKind = 'pglite' | 'postgres';
 
-const LOCAL_URL = 'postgres://postgres@127.0.0.1:5432/test';
-
-/** The PostgreSQL URL tests use, or undefined when none is reachable (and none was demanded). */
-export const postgresUrl: string | undefined = await findPostgres();
-
-async function findPostgres(): Promise<string | undefined> {
-  const url = process.env.DATABASE_URL || LOCAL_URL;
-  const probe = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
-  try {
-    await probe`SELECT 1`;
-    return url;
-  } catch (err) {
-    // A URL someone set explicitly must work: fail loudly instead of silently skipping PostgreSQL.
-    if (process.env.DATABASE_URL) throw new Error(`DATABASE_URL is set but unreachable: ${(err as Error).message}`);
-    return undefined;
-  } finally {
-    await probe.end({ timeout: 1 });
-  }
-}
+/**
+ * The PostgreSQL URL tests use, or undefined when none answers and none is required: found once per
+ * run by global-setup (postgres.ts: DATABASE_URL, else the documented default).
+ */
+export const postgresUrl: string | undefined = inject('postgresUrl') || undefined;
 
 /** The kinds to run every database test against (for describe.each). */
 export const dbKinds: DbKind[] = postgresUrl ? ['pglite', 'postgres'] : ['pglite'];

@@ -1,7 +1,24 @@
-// Builds dist/ once before the run, so tests that start real `latchkey` processes run the code under
-// test (tsc is incremental: a no-op when nothing changed).
+// Once per run, before any test file: builds dist/ (tests that start real `latchkey` processes run
+// the code under test; tsc is incremental, a no-op when nothing changed), and finds the PostgreSQL
+// that every database test also runs on (see postgres.ts), handing its URL to the test workers.
 import { execFileSync } from 'node:child_process';
+import type { TestProject } from 'vitest/node';
+import { discoverPostgres, redactUrl } from './postgres.js';
 
-export default function setup(): void {
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** The PostgreSQL URL database tests use; '' when PGlite only. */
+    postgresUrl: string;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<void> {
   execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
+  const pg = await discoverPostgres();
+  project.provide('postgresUrl', pg.url ?? '');
+  console.log(
+    pg.url
+      ? `databases: PGlite and PostgreSQL at ${redactUrl(pg.url)} (from ${pg.source})`
+      : `databases: PGlite only, PostgreSQL skipped: ${pg.source}. Set DATABASE_URL or start PostgreSQL to run the database tests on it too.`,
+  );
 }

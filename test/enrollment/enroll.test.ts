@@ -2,10 +2,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eq, sql } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollAgent } from '../../src/agent/enroll.js';
-import { agents, auditLog, enrollmentTokens } from '../../src/db/schema.js';
+import { agentKeys, agents, auditLog, enrollmentTokens, tokenUses } from '../../src/db/schema.js';
 import { b64u } from '../../src/protocol/bytes.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { formatToken, parseToken } from '../../src/protocol/token.js';
@@ -142,14 +142,21 @@ describe.each(dbKinds)('enrollment on %s', (kind) => {
   });
 
   it('refuses names with SQL or shell metacharacters, too long or taken, cleanly', async () => {
-    const { token } = await newToken(server, { uses: 10 });
+    const { token, id } = await newToken(server, { uses: 10 });
     for (const name of ["x'; DROP TABLE agents;--", '$(rm -rf /)', 'a b', 'é', 'x'.repeat(129), '', '../../etc']) {
       expect(await codeOf(enroll(server, token, name)), name).toBe('name_invalid');
     }
     expect(await codeOf(enroll(server, token, `dup-${kind}`))).toBe('ok');
     expect(await codeOf(enroll(server, token, `dup-${kind}`))).toBe('name_taken');
     expect(await codeOf(enroll(server, token, 'x'.repeat(128)))).toBe('ok');
-    expect((await server.database.db.select().from(agents)).length).toBeGreaterThan(0);
+    // Cleanly: the eight refusals wrote nothing and spent no use; exactly the two enrollments are recorded.
+    const { db } = server.database;
+    const enrolled = await db.select({ id: agents.id, name: agents.name }).from(agents).where(eq(agents.tokenId, id));
+    expect(enrolled.map((a) => a.name).sort()).toEqual([`dup-${kind}`, 'x'.repeat(128)].sort());
+    expect(await db.select({ usesLeft: enrollmentTokens.usesLeft }).from(enrollmentTokens).where(eq(enrollmentTokens.id, id))).toEqual([{ usesLeft: 8 }]);
+    expect(await db.select().from(tokenUses).where(eq(tokenUses.tokenId, id))).toHaveLength(2);
+    const keys = await db.select({ agentId: agentKeys.agentId }).from(agentKeys).where(inArray(agentKeys.agentId, enrolled.map((a) => a.id)));
+    expect(keys).toHaveLength(2);
   });
 
   it('never lets the token secret appear in clear in a request body, a log line or a database row', async () => {

@@ -1,6 +1,7 @@
 // Enrollment request and response, credentials and receipts, end to end through the protocol core.
 import { describe, expect, it } from 'vitest';
-import { b64u, utf8 } from '../../src/protocol/bytes.js';
+import { b64u, concatBytes, fromB64u, fromUtf8, lengthPrefixed, utf8 } from '../../src/protocol/bytes.js';
+import { openBase, sealBase } from '../../src/protocol/hpke.js';
 import { issueCredential, verifyCredential } from '../../src/protocol/credential.js';
 import { discoveryDocument, pinServer } from '../../src/protocol/discovery.js';
 import { openEnrollRequest, parseEnrollRequest, sealEnrollRequest, signEnrollResponse, verifyEnrollResponse, type ServerPublicKeys } from '../../src/protocol/enrollment.js';
@@ -81,8 +82,29 @@ describe('enrollment', () => {
     // Sealed to A's key but naming another fingerprint: the agent pinned someone else.
     const wrongPin = await sealEnrollRequest(ctx, { ...token, serverFingerprint: b.pub.fingerprint }, { ...a.pub, fingerprint: b.pub.fingerprint }, agent, null);
     expect(await codeOf(openEnrollRequest(ctx, wrongPin.request, { agreement: a.keys.agreement, fingerprint: a.pub.fingerprint }))).toBe('server_key_mismatch');
-    // The tid in the clear must match the one inside.
+    // The tid in the clear is associated data: changed on the wire, the ciphertext does not open.
     expect(await codeOf(openEnrollRequest(ctx, { ...request, tid: b64u(new Uint8Array(16)) }, { agreement: a.keys.agreement, fingerprint: a.pub.fingerprint }))).toBe('decrypt_failed');
+  });
+
+  it('the server refuses a request whose sealed tid differs from the tid in the clear, all else valid', async () => {
+    const a = await makeServer();
+    const agent = await generateKeySet(ctx);
+    const outer = parseToken(generateToken(ctx.random, a.pub.fingerprint).token);
+    const inner = parseToken(generateToken(ctx.random, a.pub.fingerprint).token);
+    const { request } = await sealEnrollRequest(ctx, outer, a.pub, agent, null);
+    // Re-seal the same plaintext (proofs over the outer tid, which the server's transcript uses) with
+    // only its tid changed, under the associated data of the outer tid (spec: aad = lp(tid) || lp(rcp)).
+    const info = utf8('latchkey/1 enroll-request');
+    const aad = concatBytes(lengthPrefixed(utf8(request.tid)), lengthPrefixed(utf8(request.rcp)));
+    const plaintext = JSON.parse(fromUtf8(await openBase(ctx.crypto, fromB64u(request.enc), a.keys.agreement.privateKey, info, aad, fromB64u(request.ct))));
+    expect(plaintext.tid).toBe(outer.tokenId);
+    const resealed = await sealBase(ctx.crypto, a.keys.agreement.publicKey, info, aad, utf8(JSON.stringify({ ...plaintext, tid: inner.tokenId })), ctx.random(32));
+    const forged = { ...request, enc: b64u(resealed.enc), ct: b64u(resealed.ct) };
+    const server = { agreement: a.keys.agreement, fingerprint: a.pub.fingerprint };
+    expect(await codeOf(openEnrollRequest(ctx, forged, server))).toBe('payload_invalid');
+    // The control: the same re-sealing with the tid left alone opens.
+    const control = await sealBase(ctx.crypto, a.keys.agreement.publicKey, info, aad, utf8(JSON.stringify(plaintext)), ctx.random(32));
+    expect(await codeOf(openEnrollRequest(ctx, { ...request, enc: b64u(control.enc), ct: b64u(control.ct) }, server))).toBe('ok');
   });
 
   it('receipts: signed, bound to the message, directives readable only by the agent', async () => {

@@ -1,5 +1,8 @@
-// The uniform error layer, in-process over real HTTP.
+// The uniform error layer, in-process over real HTTP; readiness while the database goes away.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/db/client.js';
+import { applyMigrations } from '../../src/db/migrate.js';
+import { readMigrations } from '../../src/db/migrations-fs.js';
 import { startTestServer, type TestServer } from '../helpers/app.js';
 import { dbKinds } from '../helpers/db.js';
 
@@ -47,5 +50,36 @@ describe.each(dbKinds)('error layer on %s', (kind) => {
 
   it('reports readiness from the database', async () => {
     expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+  });
+});
+
+// A correctness bound, not a benchmark: an outage must be answered promptly, not by a hung request.
+const PROMPT_MS = 5_000;
+
+/** GET /readyz with its status, error code (if any) and how long the answer took. */
+async function readiness(server: TestServer): Promise<{ status: number; code: string | undefined; ms: number }> {
+  const started = performance.now();
+  // A hung answer fails here, within the test's time, rather than at the test timeout.
+  const res = await fetch(`${server.url}/readyz`, { signal: AbortSignal.timeout(2 * PROMPT_MS) });
+  const body = (await res.json()) as { error?: { code: string } };
+  return { status: res.status, code: body.error?.code, ms: performance.now() - started };
+}
+
+describe('readiness on pglite when the database goes away', () => {
+  it('answers 503 unavailable promptly once the PGlite under the running server is closed', async () => {
+    // Its own instance, not the file's shared one.
+    const own = await openDatabase({});
+    await applyMigrations(own, await readMigrations());
+    const server = await startTestServer('pglite', { database: Object.assign(own, { dispose: () => own.close() }) });
+    try {
+      expect(await readiness(server)).toMatchObject({ status: 200 });
+      await own.close();
+      const down = await readiness(server);
+      expect(down).toMatchObject({ status: 503, code: 'unavailable' });
+      expect(down.ms).toBeLessThan(PROMPT_MS);
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
   });
 });

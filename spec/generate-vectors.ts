@@ -13,7 +13,7 @@ import { issueCredential } from '../src/protocol/credential.js';
 import { discoveryDocument } from '../src/protocol/discovery.js';
 import { enrollRequestAad, enrollTranscript, kxProofKey, sealEnrollRequest, signEnrollResponse, type EnrollRequestWire } from '../src/protocol/enrollment.js';
 import { envelopeSignatureInput, sealEnvelope, serializeEnvelope, type ContentEncoding, type Envelope, type SealInput } from '../src/protocol/envelope.js';
-import { openBase } from '../src/protocol/hpke.js';
+import { openBase, setupAuthS, setupBaseS, type HpkeContext } from '../src/protocol/hpke.js';
 import { fingerprintOf, keySetFromPrivate, type KeySet } from '../src/protocol/keys.js';
 import { directivesAad, signReceipt } from '../src/protocol/receipt.js';
 import { signedInput, type SignedObject } from '../src/protocol/signed.js';
@@ -60,6 +60,16 @@ export function gzipStored(data: Uint8Array): Uint8Array {
     le(crc32(data), 4),
     le(data.length, 4),
   );
+}
+
+/**
+ * The AEAD key and base nonce (RFC 9180 §5.1) of the context a seal used, set up again from the same
+ * ephemeral key: with them an implementer can tell a KEM or key-schedule mistake from an AEAD one.
+ */
+async function hpkeSchedule(setup: Promise<{ enc: Uint8Array; ctx: HpkeContext }>) {
+  const { ctx } = await setup;
+  const inner = ctx as unknown as { key: Uint8Array; baseNonce: Uint8Array };
+  return { hpkeKeyHex: hex(inner.key), hpkeBaseNonceHex: hex(inner.baseNonce) };
 }
 
 /** The signed object's pieces an implementer needs: the body text and the exact signature input. */
@@ -150,6 +160,7 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
       hpkeInfo: 'latchkey/1 enroll-request',
       aadHex: hex(enrollRequestAad(request.tid, request.rcp)),
       hpkeEphemeralPublicHex: hex(fromB64u(request.enc)),
+      ...(await hpkeSchedule(setupBaseS(nobleCrypto, server.agreement.publicKey, utf8('latchkey/1 enroll-request'), enrollDraws[1]!.bytes))),
       credentialHeader: text(fromB64u(jwtHeader)),
       credentialClaims: text(fromB64u(jwtClaims)),
       credentialSigningInput: `${jwtHeader}.${jwtClaims}`,
@@ -174,12 +185,13 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
     plaintext: utf8(plaintext),
     credential,
   });
-  const envelopePieces = (e: Envelope) => {
+  const envelopePieces = async (e: Envelope, ephemeral: Uint8Array) => {
     const h = fromB64u(e.header);
     return {
       headerText: text(h),
       hpkeInfo: 'latchkey/1 envelope',
       aadHex: hex(h),
+      ...(await hpkeSchedule(setupAuthS(nobleCrypto, server.agreement.publicKey, utf8('latchkey/1 envelope'), agentKx, ephemeral, agent.agreement.publicKey))),
       signatureInputHex: hex(envelopeSignatureInput(h, fromB64u(e.enc), fromB64u(e.ct), e.cred)),
     };
   };
@@ -201,11 +213,11 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
   const envelopeVector = {
     source,
     inputs: { keys: 'keys.json', now, counter: 42, type: 'inventory', contentType: 'application/json', contentEncoding: 'identity', plaintext, credential: 'enrollment.json outputs.credential', randomDraws: listDraws(envDraws) },
-    intermediate: { ...envelopePieces(envelope), hpkePlaintextHex: hex(utf8(plaintext)) },
+    intermediate: { ...(await envelopePieces(envelope, envDraws[1]!.bytes)), hpkePlaintextHex: hex(utf8(plaintext)) },
     outputs: { header, envelope, wire: text(serializeEnvelope(envelope)) },
     gzip: {
       inputs: { keys: 'keys.json', now, counter: 10_000, type: 'inventory', contentType: 'application/json', contentEncoding: 'gzip', plaintext, credential: 'enrollment.json outputs.credential', randomDraws: listDraws(gzDraws) },
-      intermediate: { gzipHex: hex(gzipped), ...envelopePieces(gz.envelope), hpkePlaintextHex: hex(gzipped) },
+      intermediate: { gzipHex: hex(gzipped), ...(await envelopePieces(gz.envelope, gzDraws[1]!.bytes)), hpkePlaintextHex: hex(gzipped) },
       outputs: { header: gz.header, envelope: gz.envelope, wire: text(serializeEnvelope(gz.envelope)) },
     },
   };
@@ -218,7 +230,13 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
     source,
     inputs: { keys: 'keys.json', mid: header.mid, snd: header.snd, rat: now + 5, directives: { sendIntervalSeconds: 3600 }, randomDraws: listDraws(receiptDraws), rejected: { code: 'replay_detected', rat: now + 6 } },
     intermediate: {
-      accepted: { ...signedPieces(receipt), directivesPlaintext: JSON.stringify({ sendIntervalSeconds: 3600 }), directivesInfo: 'latchkey/1 directives', directivesAadHex: hex(directivesAad(header.mid, header.snd)) },
+      accepted: {
+        ...signedPieces(receipt),
+        directivesPlaintext: JSON.stringify({ sendIntervalSeconds: 3600 }),
+        directivesInfo: 'latchkey/1 directives',
+        directivesAadHex: hex(directivesAad(header.mid, header.snd)),
+        directives: await hpkeSchedule(setupBaseS(nobleCrypto, agent.agreement.publicKey, utf8('latchkey/1 directives'), receiptDraws[0]!.bytes)),
+      },
       rejected: signedPieces(rejected),
     },
     outputs: { accepted: receipt, rejected },

@@ -82,7 +82,7 @@ function keySchedule(mode: number, ss: Uint8Array, info: Uint8Array) {
 function sealBase(pkR: Uint8Array, info: Uint8Array, aad: Uint8Array, pt: Uint8Array, skE: Uint8Array) {
   const enc = x25519.getPublicKey(skE);
   const { key, nonce } = keySchedule(0, sharedSecret(dh(skE, pkR), cat(enc, pkR)), info);
-  return { enc, ct: chacha20poly1305(key, nonce, aad).encrypt(pt) };
+  return { enc, ct: chacha20poly1305(key, nonce, aad).encrypt(pt), schedule: { hpkeKeyHex: toHex(key), hpkeBaseNonceHex: toHex(nonce) } };
 }
 function openBase(enc: Uint8Array, skR: Uint8Array, info: Uint8Array, aad: Uint8Array, ct: Uint8Array) {
   const { key, nonce } = keySchedule(0, sharedSecret(dh(skR, enc), cat(enc, x25519.getPublicKey(skR))), info);
@@ -92,7 +92,7 @@ function sealAuth(pkR: Uint8Array, info: Uint8Array, aad: Uint8Array, pt: Uint8A
   const enc = x25519.getPublicKey(skE);
   const ss = sharedSecret(cat(dh(skE, pkR), dh(skS, pkR)), cat(enc, pkR, x25519.getPublicKey(skS)));
   const { key, nonce } = keySchedule(2, ss, info);
-  return { enc, ct: chacha20poly1305(key, nonce, aad).encrypt(pt) };
+  return { enc, ct: chacha20poly1305(key, nonce, aad).encrypt(pt), schedule: { hpkeKeyHex: toHex(key), hpkeBaseNonceHex: toHex(nonce) } };
 }
 function openAuth(enc: Uint8Array, skR: Uint8Array, info: Uint8Array, aad: Uint8Array, ct: Uint8Array, pkS: Uint8Array) {
   const ss = sharedSecret(cat(dh(skR, enc), dh(skR, pkS)), cat(enc, x25519.getPublicKey(skR), pkS));
@@ -172,7 +172,9 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
     );
     expect([popSig, toHex(kPop), popKx, text(P)]).toEqual([enrollment.intermediate.popSig, enrollment.intermediate.kxPopKeyHex, enrollment.intermediate.popKx, enrollment.intermediate.plaintext]);
     const aad = cat(lp(utf8(T)), lp(utf8(serverKxKid)));
-    const { enc, ct } = sealBase(server.kx, utf8('latchkey/1 enroll-request'), aad, P, ephemeral!);
+    const { enc, ct, schedule } = sealBase(server.kx, utf8('latchkey/1 enroll-request'), aad, P, ephemeral!);
+    expect(toHex(aad)).toBe(enrollment.intermediate.aadHex);
+    expect(schedule).toEqual({ hpkeKeyHex: enrollment.intermediate.hpkeKeyHex, hpkeBaseNonceHex: enrollment.intermediate.hpkeBaseNonceHex });
     const request = { v: 1, tid: T, rcp: serverKxKid, enc: b64u(enc), ct: b64u(ct) };
     expect(request).toEqual(enrollment.outputs.request);
     expect(JSON.stringify(request)).toBe(enrollment.outputs.wire);
@@ -230,7 +232,8 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
       const H = utf8(JSON.stringify(header));
       // Any valid gzip will do for the protocol; the vector fixes one to reproduce its bytes.
       const content = i.contentEncoding === 'gzip' ? hex(v.intermediate.gzipHex) : utf8(i.plaintext);
-      const { enc, ct } = sealAuth(server.kx, utf8('latchkey/1 envelope'), H, content, agent.kxPriv, ephemeral!);
+      const { enc, ct, schedule } = sealAuth(server.kx, utf8('latchkey/1 envelope'), H, content, agent.kxPriv, ephemeral!);
+      expect([text(H), schedule]).toEqual([v.intermediate.headerText, { hpkeKeyHex: v.intermediate.hpkeKeyHex, hpkeBaseNonceHex: v.intermediate.hpkeBaseNonceHex }]);
       const cred = enrollment.outputs.credential as string;
       const sigInput = cat(label('latchkey/1 envelope-signature'), lp(H), lp(enc), lp(ct), lp(utf8(cred)));
       expect(toHex(sigInput)).toBe(v.intermediate.signatureInputHex);
@@ -250,7 +253,8 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
   it('§10: receipts with sealed directives, byte for byte; the agent verifies and opens them', () => {
     const i = receipt.inputs;
     const aad = cat(lp(utf8(i.mid)), lp(utf8(i.snd)));
-    const { enc, ct } = sealBase(agent.kx, utf8('latchkey/1 directives'), aad, utf8(JSON.stringify(i.directives)), hex(i.randomDraws[0].hex));
+    const { enc, ct, schedule } = sealBase(agent.kx, utf8('latchkey/1 directives'), aad, utf8(JSON.stringify(i.directives)), hex(i.randomDraws[0].hex));
+    expect([toHex(aad), schedule]).toEqual([receipt.intermediate.accepted.directivesAadHex, receipt.intermediate.accepted.directives]);
     expect(signObject('receipt', { mid: i.mid, snd: i.snd, status: 'accepted', rat: i.rat, dir: { enc: b64u(enc), ct: b64u(ct) } })).toEqual(receipt.outputs.accepted);
     expect(signObject('receipt', { mid: i.mid, snd: i.snd, status: 'rejected', rat: i.rejected.rat, code: i.rejected.code })).toEqual(receipt.outputs.rejected);
 

@@ -126,6 +126,8 @@ describe.each(backends)('intermediate values through the library on %s', (_name,
     expect(toHex(enrollRequestAad(r.tid, r.rcp))).toBe(im.aadHex);
     const pt = await openBase(crypto, fromB64u(r.enc), server.agreement.privateKey, utf8(im.hpkeInfo), hex(im.aadHex), fromB64u(r.ct));
     expect(new TextDecoder().decode(pt)).toBe(im.plaintext);
+    // The key schedule's output alone opens the ciphertext (sequence number 0: the base nonce).
+    expect(await crypto.aeadOpen(hex(im.hpkeKeyHex), hex(im.hpkeBaseNonceHex), hex(im.aadHex), fromB64u(r.ct))).toEqual(pt);
     expect([P.pop_sig, P.pop_kx, P.nonce, P.iat]).toEqual([im.popSig, im.popKx, im.nonce, enrollment.inputs.now]);
     expect(JSON.stringify(enrollment.outputs.request)).toBe(enrollment.outputs.wire);
     const resp = enrollment.outputs.response;
@@ -149,6 +151,7 @@ describe.each(backends)('intermediate values through the library on %s', (_name,
       expect(await crypto.ed25519Verify(hex(keys.outputs.agentEd25519Public), hex(v.intermediate.signatureInputHex), fromB64u(w.sig))).toBe(true);
       const pt = await openEnvelope({ crypto, random: () => new Uint8Array(0), now: () => v.inputs.now }, env, server.agreement, hex(keys.outputs.agentX25519Public));
       expect(toHex(pt)).toBe(v.intermediate.hpkePlaintextHex);
+      expect(await crypto.aeadOpen(hex(v.intermediate.hpkeKeyHex), hex(v.intermediate.hpkeBaseNonceHex), env.headerBytes, env.ct)).toEqual(pt);
       const content = v.outputs.header.cen === 'gzip' ? new Uint8Array(gunzipSync(pt)) : pt;
       expect(new TextDecoder().decode(content)).toBe(v.inputs.plaintext);
     }
@@ -168,6 +171,7 @@ describe.each(backends)('intermediate values through the library on %s', (_name,
     const dir = JSON.parse(im.bodyText).dir;
     const pt = await openBase(crypto, fromB64u(dir.enc), hex(keys.inputs.agentX25519Private), utf8(im.directivesInfo), hex(im.directivesAadHex), fromB64u(dir.ct));
     expect(new TextDecoder().decode(pt)).toBe(im.directivesPlaintext);
+    expect(await crypto.aeadOpen(hex(im.directives.hpkeKeyHex), hex(im.directives.hpkeBaseNonceHex), hex(im.directivesAadHex), fromB64u(dir.ct))).toEqual(pt);
   });
 });
 

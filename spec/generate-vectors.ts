@@ -9,7 +9,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { b64u, concatBytes, fromB64u, utf8 } from '../src/protocol/bytes.js';
 import { nobleCrypto } from '../src/protocol/crypto/noble.js';
 import type { ProtocolContext } from '../src/protocol/crypto/types.js';
-import { issueCredential } from '../src/protocol/credential.js';
+import { issueCredential, serverJwk } from '../src/protocol/credential.js';
 import { discoveryDocument } from '../src/protocol/discovery.js';
 import { enrollRequestAad, enrollTranscript, kxProofKey, sealEnrollRequest, signEnrollResponse, type EnrollRequestWire } from '../src/protocol/enrollment.js';
 import { envelopeSignatureInput, sealEnvelope, serializeEnvelope, type ContentEncoding, type Envelope, type SealInput } from '../src/protocol/envelope.js';
@@ -104,6 +104,7 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
       agentSigningKid: agent.signing.kid,
       agentAgreementKid: agent.agreement.kid,
       discovery: discoveryDocument(serverPub),
+      jwks: { keys: [serverJwk(server.signing)] },
     },
   };
 

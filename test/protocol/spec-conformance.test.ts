@@ -156,6 +156,21 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
     expect(toHex(sha256(cat(label('latchkey/1 token-secret'), id, secret)))).toBe(token.outputs.storedSecretHash);
   });
 
+  it('§6.1, §7: the discovery document and the JWKS entry; the agent pins by recomputing the fingerprint', () => {
+    const doc = {
+      protocol: 'latchkey',
+      versions: [1],
+      fingerprint: F,
+      keys: { signing: { alg: 'Ed25519', kid: serverSigKid, publicKey: b64u(server.sig) }, agreement: { alg: 'X25519', kid: serverKxKid, publicKey: b64u(server.kx) } },
+      jwksUri: '/.well-known/jwks.json',
+    };
+    expect(JSON.stringify(doc)).toBe(JSON.stringify(keys.outputs.discovery));
+    const d = keys.outputs.discovery;
+    expect(fingerprint(unb64u(d.keys.signing.publicKey), unb64u(d.keys.agreement.publicKey))).toBe(token.inputs.serverFingerprint);
+    const jwk = { kty: 'OKP', crv: 'Ed25519', x: b64u(server.sig), kid: serverSigKid, use: 'sig', alg: 'EdDSA' };
+    expect(JSON.stringify({ keys: [jwk] })).toBe(JSON.stringify(keys.outputs.jwks));
+  });
+
   it('§6.2: the enrollment request, byte for byte; the server opens it and checks both proofs', () => {
     const T = b64u(hex(token.inputs.tokenId));
     const N = enrollment.inputs.name as string;

@@ -17,6 +17,7 @@ import { openBase } from '../../src/protocol/hpke.js';
 import { fingerprintOf, keySetFromPrivate } from '../../src/protocol/keys.js';
 import { directivesAad, verifyReceipt } from '../../src/protocol/receipt.js';
 import { signedInput, verifySignedObject } from '../../src/protocol/signed.js';
+import { ProtocolError } from '../../src/protocol/errors.js';
 import { hashTokenSecret, parseToken } from '../../src/protocol/token.js';
 import { deriveIdentity } from '../../src/server/identity.js';
 import { startTestServer, type TestServer } from '../helpers/app.js';
@@ -172,6 +173,27 @@ describe.each(backends)('intermediate values through the library on %s', (_name,
     const pt = await openBase(crypto, fromB64u(dir.enc), hex(keys.inputs.agentX25519Private), utf8(im.directivesInfo), hex(im.directivesAadHex), fromB64u(dir.ct));
     expect(new TextDecoder().decode(pt)).toBe(im.directivesPlaintext);
     expect(await crypto.aeadOpen(hex(im.directives.hpkeKeyHex), hex(im.directives.hpkeBaseNonceHex), hex(im.directivesAadHex), fromB64u(dir.ct))).toEqual(pt);
+  });
+});
+
+describe.each(backends)("http.json's negative message vectors through the protocol functions on %s", (_name, crypto) => {
+  // The stateless checks of §8, in the server's order; the stateful ones (replay, counter window,
+  // content type, budgets) are decided by the server and checked over HTTP below.
+  const stateless = new Set(['signature_invalid', 'decrypt_failed', 'recipient_mismatch', 'stale_message', 'envelope_malformed', 'version_unsupported', 'key_unknown']);
+  const steps = (http.messages.steps as HttpStep[]).filter((s) => s.expect.code && stateless.has(s.expect.code) && s.name !== 'stale-counter' && !s.body.startsWith('{"envelopes"'));
+
+  it.each(steps.map((s) => [s.name, s] as const))('%s', async (_n, step) => {
+    const server = await keySetFromPrivate({ crypto }, hex(keys.inputs.serverEd25519Seed), hex(keys.inputs.serverX25519Private));
+    const ctx = { crypto, random: () => new Uint8Array(0), now: () => http.inputs.now as number };
+    const verdict = async () => {
+      const env = parseEnvelope(utf8(step.body));
+      if (env.header.snd !== keys.outputs.agentSigningKid) throw new ProtocolError('key_unknown');
+      await verifyEnvelopeSignature(ctx, env, hex(keys.outputs.agentEd25519Public));
+      if (env.header.rcp !== server.agreement.kid) throw new ProtocolError('recipient_mismatch');
+      checkFreshness(env.header, ctx.now(), 0);
+      await openEnvelope(ctx, env, server.agreement, hex(keys.outputs.agentX25519Public));
+    };
+    await expect(verdict()).rejects.toMatchObject({ code: step.expect.code });
   });
 });
 

@@ -336,6 +336,8 @@ async function httpVectors(v: {
   const toOtherServer = await seal('wrong-recipient', { recipient: other.agreement });
   const old = await seal('stale-iat', {}, now - 7 * 24 * 3600_000 - 1);
   const future = await seal('future-iat', {}, now + 5 * 60_000 + 1);
+  const oldest = await seal('oldest-iat', { counter: 45 }, now - 7 * 24 * 3600_000);
+  const latest = await seal('latest-iat', { counter: 46 }, now + 5 * 60_000);
   const brotli = await seal('unknown-content-encoding', { contentEncoding: 'br' as ContentEncoding });
   const textPlain = await seal('wrong-content-type', { contentType: 'text/plain' });
   const unknown = await seal('unknown-sender', { sender: stranger });
@@ -351,6 +353,8 @@ async function httpVectors(v: {
     { name: 'wrong-recipient', what: 'sealed to another server X25519 key and naming it in rcp', ...msg, randomDraws: toOtherServer.randomDraws, body: toOtherServer.body, expect: { status: 400, code: 'recipient_mismatch', receipt: 'rejected' } },
     { name: 'stale-iat', what: 'iat one millisecond older than 7 days', ...msg, randomDraws: old.randomDraws, body: old.body, expect: { status: 400, code: 'stale_message', receipt: 'rejected' } },
     { name: 'future-iat', what: 'iat one millisecond more than 5 minutes ahead', ...msg, randomDraws: future.randomDraws, body: future.body, expect: { status: 400, code: 'stale_message', receipt: 'rejected' } },
+    { name: 'oldest-iat', what: 'iat exactly 7 days old: the bound is included', ...msg, randomDraws: oldest.randomDraws, body: oldest.body, expect: { status: 200, receipt: 'accepted' } },
+    { name: 'latest-iat', what: 'iat exactly 5 minutes ahead: the bound is included', ...msg, randomDraws: latest.randomDraws, body: latest.body, expect: { status: 200, receipt: 'accepted' } },
     { name: 'replayed', what: 'envelope.json again', ...msg, body: single, expect: { status: 409, code: 'replay_detected', receipt: 'rejected' } },
     { name: 'unknown-content-encoding', what: 'header "cen":"br"', ...msg, randomDraws: brotli.randomDraws, body: brotli.body, expect: { status: 400, code: 'envelope_malformed' } },
     { name: 'wrong-content-type', what: 'header "cty":"text/plain" on an inventory', ...msg, randomDraws: textPlain.randomDraws, body: textPlain.body, expect: { status: 400, code: 'payload_invalid', receipt: 'rejected' } },

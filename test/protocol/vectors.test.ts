@@ -176,7 +176,7 @@ describe.each(backends)('intermediate values through the library on %s', (_name,
   });
 });
 
-describe.each(backends)("http.json's negative message vectors through the protocol functions on %s", (_name, crypto) => {
+describe.each(backends)("http.json's negative vectors through the protocol functions on %s", (_name, crypto) => {
   // The stateless checks of §8, in the server's order; the stateful ones (replay, counter window,
   // content type, budgets) are decided by the server and checked over HTTP below.
   const stateless = new Set(['signature_invalid', 'decrypt_failed', 'recipient_mismatch', 'stale_message', 'envelope_malformed', 'version_unsupported', 'key_unknown']);
@@ -194,6 +194,14 @@ describe.each(backends)("http.json's negative message vectors through the protoc
       await openEnvelope(ctx, env, server.agreement, hex(keys.outputs.agentX25519Public));
     };
     await expect(verdict()).rejects.toMatchObject({ code: step.expect.code });
+  });
+
+  const enrollSteps = (http.enrollment.steps as HttpStep[]).filter((s) => s.expect.code === 'recipient_mismatch' || s.expect.code === 'decrypt_failed');
+  it.each(enrollSteps.map((s) => [s.name, s] as const))('%s', async (_n, step) => {
+    const server = await keySetFromPrivate({ crypto }, hex(keys.inputs.serverEd25519Seed), hex(keys.inputs.serverX25519Private));
+    const ctx = { crypto, random: () => new Uint8Array(0), now: () => http.inputs.now as number };
+    const open = async () => openEnrollRequest(ctx, parseEnrollRequest(JSON.parse(step.body)), { agreement: server.agreement, fingerprint: keys.outputs.serverFingerprint });
+    await expect(open()).rejects.toMatchObject({ code: step.expect.code });
   });
 });
 

@@ -4,9 +4,10 @@
 //   T = token id (in the clear: not secret; lets the server rate-limit and look up before decrypting)
 //   K = the server X25519 key id the agent pinned
 //   C = HPKE Base mode to the server's X25519 key, info "latchkey/1 enroll-request",
-//       aad = lp(T) || lp(K), plaintext = JSON {tid, secret, fp, name, sig, kx, iat, nonce, pop_sig, pop_kx}
+//       aad = lp(utf8(T)) || lp(utf8(K)), plaintext = JSON {tid, secret, fp, name, sig, kx, iat, nonce, pop_sig, pop_kx}
 // Proof of possession of both new keys, over the transcript
-//   X = label("latchkey/1 enroll-transcript") || lp(tid) || lp(fp) || lp(sig) || lp(kx) || lp(name) || u64(iat) || lp(nonce)
+//   X = label("latchkey/1 enroll-transcript") || lp(utf8(tid)) || lp(utf8(fp)) || lp(sig) || lp(kx)
+//       || lp(utf8(name or "")) || u64(iat) || lp(utf8(nonce))     (nonce: its base64url text, not its 16 bytes)
 //   pop_sig = Ed25519(new signing key, X)
 //   pop_kx  = HMAC-SHA256(HKDF-SHA256(ikm = X25519(new agreement key, server X25519 key), salt = "",
 //                                      info = "latchkey/1 enroll-kx-pop", 32), X)
@@ -62,7 +63,8 @@ function u64(n: number): Uint8Array {
   return out;
 }
 
-function transcript(tid: string, fp: string, sig: Uint8Array, kx: Uint8Array, name: string | null, iat: number, nonce: string): Uint8Array {
+/** The proof-of-possession transcript X (spec §6.2). Exported for the vectors. */
+export function enrollTranscript(tid: string, fp: string, sig: Uint8Array, kx: Uint8Array, name: string | null, iat: number, nonce: string): Uint8Array {
   return concatBytes(
     TRANSCRIPT_LABEL,
     lengthPrefixed(utf8(tid)),
@@ -75,12 +77,17 @@ function transcript(tid: string, fp: string, sig: Uint8Array, kx: Uint8Array, na
   );
 }
 
-async function kxProof(c: CryptoBackend, agentKx: Uint8Array, peerKx: Uint8Array, x: Uint8Array): Promise<Uint8Array> {
-  const key = hkdf(sha256, await c.x25519(agentKx, peerKx), new Uint8Array(0), KX_POP_INFO, 32);
-  return hmac(sha256, key, x);
+/** The pop_kx MAC key: HKDF-SHA256 of the X25519 result, empty salt, info without a zero byte (spec §6.2). */
+export async function kxProofKey(c: CryptoBackend, ownKx: Uint8Array, peerKx: Uint8Array): Promise<Uint8Array> {
+  return hkdf(sha256, await c.x25519(ownKx, peerKx), new Uint8Array(0), KX_POP_INFO, 32);
 }
 
-const aadFor = (tid: string, rcp: string) => concatBytes(lengthPrefixed(utf8(tid)), lengthPrefixed(utf8(rcp)));
+async function kxProof(c: CryptoBackend, ownKx: Uint8Array, peerKx: Uint8Array, x: Uint8Array): Promise<Uint8Array> {
+  return hmac(sha256, await kxProofKey(c, ownKx, peerKx), x);
+}
+
+/** The HPKE associated data of an enrollment request: lp(utf8(tid)) || lp(utf8(rcp)). */
+export const enrollRequestAad = (tid: string, rcp: string) => concatBytes(lengthPrefixed(utf8(tid)), lengthPrefixed(utf8(rcp)));
 
 /**
  * Agent side: seals an enrollment request to a server whose keys were already checked against the
@@ -95,7 +102,7 @@ export async function sealEnrollRequest(
 ): Promise<{ request: EnrollRequestWire; nonce: string }> {
   const iat = ctx.now();
   const nonce = b64u(ctx.random(16));
-  const x = transcript(token.tokenId, server.fingerprint, agent.signing.publicKey, agent.agreement.publicKey, name, iat, nonce);
+  const x = enrollTranscript(token.tokenId, server.fingerprint, agent.signing.publicKey, agent.agreement.publicKey, name, iat, nonce);
   const plaintext: JsonObject = {
     tid: token.tokenId,
     secret: b64u(token.secret),
@@ -112,7 +119,7 @@ export async function sealEnrollRequest(
     ctx.crypto,
     server.agreement.publicKey,
     INFO,
-    aadFor(token.tokenId, server.agreement.kid),
+    enrollRequestAad(token.tokenId, server.agreement.kid),
     utf8(JSON.stringify(plaintext)),
     ctx.random(32),
   );
@@ -144,7 +151,7 @@ export async function openEnrollRequest(
   if (wire.rcp !== server.agreement.kid) throw new ProtocolError('recipient_mismatch');
   const enc = fromB64uExact(wire.enc, 32, 'envelope_malformed');
   const ct = fromB64u(wire.ct, 'envelope_malformed');
-  const pt = await openBase(ctx.crypto, enc, server.agreement.privateKey, INFO, aadFor(wire.tid, wire.rcp), ct);
+  const pt = await openBase(ctx.crypto, enc, server.agreement.privateKey, INFO, enrollRequestAad(wire.tid, wire.rcp), ct);
   const bad = 'payload_invalid' as const;
   const p = parseJsonObject(pt, bad);
   onlyKeys(p, ['tid', 'secret', 'fp', 'name', 'sig', 'kx', 'iat', 'nonce', 'pop_sig', 'pop_kx'], [], bad);
@@ -161,7 +168,7 @@ export async function openEnrollRequest(
   const popSig = fromB64uExact(str(p, 'pop_sig', bad, 128), 64, bad);
   const popKx = fromB64uExact(str(p, 'pop_kx', bad, 64), 32, bad);
 
-  const x = transcript(wire.tid, fp, sig, kx, name, iat, nonce);
+  const x = enrollTranscript(wire.tid, fp, sig, kx, name, iat, nonce);
   if (!(await ctx.crypto.ed25519Verify(sig, x, popSig))) throw new ProtocolError('signature_invalid');
   let expected: Uint8Array;
   try {

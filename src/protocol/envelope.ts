@@ -71,7 +71,8 @@ export interface ParsedEnvelope {
 const HEADER_KEYS = ['v', 'typ', 'snd', 'rcp', 'mid', 'ctr', 'iat', 'cty', 'cen'] as const;
 const KID = /^[A-Za-z0-9_-]{22}$/;
 
-function signatureInput(headerBytes: Uint8Array, enc: Uint8Array, ct: Uint8Array, cred: string | undefined): Uint8Array {
+/** What the envelope signature covers (spec §8): decoded bytes, never their base64url text. */
+export function envelopeSignatureInput(headerBytes: Uint8Array, enc: Uint8Array, ct: Uint8Array, cred: string | undefined): Uint8Array {
   return concatBytes(SIG_LABEL, lengthPrefixed(headerBytes), lengthPrefixed(enc), lengthPrefixed(ct), lengthPrefixed(utf8(cred ?? '')));
 }
 
@@ -114,7 +115,7 @@ export async function sealEnvelope(ctx: ProtocolContext, input: SealInput): Prom
     ctx.random(32),
     input.sender.agreement.publicKey,
   );
-  const sig = await ctx.crypto.ed25519Sign(input.sender.signing.privateKey, signatureInput(headerBytes, enc, ct, input.credential));
+  const sig = await ctx.crypto.ed25519Sign(input.sender.signing.privateKey, envelopeSignatureInput(headerBytes, enc, ct, input.credential));
   const envelope: Envelope = { v: PROTOCOL_VERSION, header: b64u(headerBytes), enc: b64u(enc), ct: b64u(ct), sig: b64u(sig) };
   if (input.credential !== undefined) envelope.cred = input.credential;
   return { envelope, header };
@@ -181,7 +182,7 @@ function parseHeader(bytes: Uint8Array): EnvelopeHeader {
 
 /** Checks the sender's Ed25519 signature over the whole envelope; `signature_invalid` otherwise. */
 export async function verifyEnvelopeSignature(ctx: ProtocolContext, env: ParsedEnvelope, senderSigningKey: Uint8Array): Promise<void> {
-  const ok = await ctx.crypto.ed25519Verify(senderSigningKey, signatureInput(env.headerBytes, env.enc, env.ct, env.cred), env.sig);
+  const ok = await ctx.crypto.ed25519Verify(senderSigningKey, envelopeSignatureInput(env.headerBytes, env.enc, env.ct, env.cred), env.sig);
   if (!ok) throw new ProtocolError('signature_invalid');
 }
 

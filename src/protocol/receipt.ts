@@ -33,7 +33,8 @@ export interface Receipt {
   directives?: Directives;
 }
 
-const aad = (mid: string, snd: string) => concatBytes(lengthPrefixed(utf8(mid)), lengthPrefixed(utf8(snd)));
+/** The directives' associated data: lp(utf8(mid)) || lp(utf8(snd)) (spec §10). */
+export const directivesAad = (mid: string, snd: string) => concatBytes(lengthPrefixed(utf8(mid)), lengthPrefixed(utf8(snd)));
 
 export async function signReceipt(
   ctx: ProtocolContext,
@@ -48,7 +49,7 @@ export async function signReceipt(
       ctx.crypto,
       agentAgreementKey,
       DIRECTIVES_INFO,
-      aad(receipt.mid, receipt.snd),
+      directivesAad(receipt.mid, receipt.snd),
       utf8(JSON.stringify(receipt.directives)),
       ctx.random(32),
     );
@@ -84,7 +85,7 @@ export async function verifyReceipt(
       fromB64uExact(String(dir.enc), 32, bad),
       agentAgreementPrivateKey,
       DIRECTIVES_INFO,
-      aad(expect.mid, expect.snd),
+      directivesAad(expect.mid, expect.snd),
       fromB64u(String(dir.ct), bad),
     );
     receipt.directives = parseDirectives(parseJsonObject(pt, bad));

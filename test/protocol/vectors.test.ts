@@ -1,17 +1,28 @@
-// spec/vectors: (1) a fresh generation equals the checked-in files byte for byte; (2) every vector
-// verifies through the library's public functions on every backend, and the envelope signature is
-// recomputed from the spec's formula by hand.
+// spec/vectors: (1) a fresh generation equals the checked-in files byte for byte; (2) every vector,
+// intermediate values included, verifies through the library's public functions on every backend,
+// and the envelope signature is recomputed from the spec's formula by hand; (3) http.json's
+// exchanges, negative vectors included, get exactly their status and code from the real server over
+// real HTTP, on PGlite and PostgreSQL.
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateVectors } from '../../spec/generate-vectors.js';
+import { agentKeys, agents, enrollmentTokens } from '../../src/db/schema.js';
 import { b64u, concatBytes, fromB64u, label, lengthPrefixed, utf8 } from '../../src/protocol/bytes.js';
+import { nobleCrypto } from '../../src/protocol/crypto/noble.js';
 import { verifyCredential } from '../../src/protocol/credential.js';
-import { openEnrollRequest, parseEnrollRequest, verifyEnrollResponse } from '../../src/protocol/enrollment.js';
-import { checkFreshness, openEnvelope, parseEnvelope, verifyEnvelopeSignature } from '../../src/protocol/envelope.js';
+import { enrollRequestAad, enrollTranscript, kxProofKey, openEnrollRequest, parseEnrollRequest, verifyEnrollResponse } from '../../src/protocol/enrollment.js';
+import { checkFreshness, envelopeSignatureInput, openEnvelope, parseEnvelope, verifyEnvelopeSignature } from '../../src/protocol/envelope.js';
+import { openBase } from '../../src/protocol/hpke.js';
 import { fingerprintOf, keySetFromPrivate } from '../../src/protocol/keys.js';
-import { verifyReceipt } from '../../src/protocol/receipt.js';
+import { directivesAad, verifyReceipt } from '../../src/protocol/receipt.js';
+import { signedInput, verifySignedObject } from '../../src/protocol/signed.js';
+import { ProtocolError } from '../../src/protocol/errors.js';
 import { hashTokenSecret, parseToken } from '../../src/protocol/token.js';
+import { deriveIdentity } from '../../src/server/identity.js';
+import { startTestServer, type TestServer } from '../helpers/app.js';
 import { backends, hex, toHex } from '../helpers/backends.js';
+import { dbKinds } from '../helpers/db.js';
 
 const load = (name: string) => JSON.parse(readFileSync(new URL(`../../spec/vectors/${name}`, import.meta.url), 'utf8'));
 const keys = load('keys.json');
@@ -19,6 +30,7 @@ const token = load('token.json');
 const enrollment = load('enrollment.json');
 const envelope = load('envelope.json');
 const receipt = load('receipt.json');
+const http = load('http.json');
 
 it('a fresh generation equals the checked-in vectors byte for byte', async () => {
   for (const [name, value] of Object.entries(await generateVectors())) {
@@ -93,5 +105,187 @@ describe.each(backends)('vectors through the library on %s', (_name, crypto) => 
     expect(ok.directives).toEqual({ sendIntervalSeconds: 3600 });
     const no = await verifyReceipt(at(0), server.signing, receipt.outputs.rejected, expectMid, hex(i.agentX25519Private));
     expect(no).toMatchObject({ status: 'rejected', code: 'replay_detected' });
+  });
+});
+
+describe.each(backends)('intermediate values through the library on %s', (_name, crypto) => {
+  const serverKeys = () => keySetFromPrivate({ crypto }, hex(keys.inputs.serverEd25519Seed), hex(keys.inputs.serverX25519Private));
+
+  it('enrollment: transcript X, pop_sig, pop_kx, plaintext P, associated data, response signature input', async () => {
+    const server = await serverKeys();
+    const im = enrollment.intermediate;
+    const r = enrollment.outputs.request;
+    const P = JSON.parse(im.plaintext);
+    expect(im.nonce).toBe(b64u(hex(enrollment.inputs.randomDraws[0].hex)));
+    const x = enrollTranscript(r.tid, keys.outputs.serverFingerprint, hex(keys.outputs.agentEd25519Public), hex(keys.outputs.agentX25519Public), enrollment.inputs.name, enrollment.inputs.now, im.nonce);
+    expect(toHex(x)).toBe(im.transcriptHex);
+    expect(await crypto.ed25519Verify(hex(keys.outputs.agentEd25519Public), x, fromB64u(im.popSig))).toBe(true);
+    expect(toHex(await crypto.x25519(hex(keys.inputs.agentX25519Private), server.agreement.publicKey))).toBe(im.kxPopSharedSecretHex);
+    // Both sides derive the same key: the agent from its private key, the server from its own.
+    expect(toHex(await kxProofKey(crypto, hex(keys.inputs.agentX25519Private), server.agreement.publicKey))).toBe(im.kxPopKeyHex);
+    expect(toHex(await kxProofKey(crypto, server.agreement.privateKey, hex(keys.outputs.agentX25519Public)))).toBe(im.kxPopKeyHex);
+    expect(toHex(enrollRequestAad(r.tid, r.rcp))).toBe(im.aadHex);
+    const pt = await openBase(crypto, fromB64u(r.enc), server.agreement.privateKey, utf8(im.hpkeInfo), hex(im.aadHex), fromB64u(r.ct));
+    expect(new TextDecoder().decode(pt)).toBe(im.plaintext);
+    // The key schedule's output alone opens the ciphertext (sequence number 0: the base nonce).
+    expect(await crypto.aeadOpen(hex(im.hpkeKeyHex), hex(im.hpkeBaseNonceHex), hex(im.aadHex), fromB64u(r.ct))).toEqual(pt);
+    expect([P.pop_sig, P.pop_kx, P.nonce, P.iat]).toEqual([im.popSig, im.popKx, im.nonce, enrollment.inputs.now]);
+    expect(JSON.stringify(enrollment.outputs.request)).toBe(enrollment.outputs.wire);
+    const resp = enrollment.outputs.response;
+    expect(new TextDecoder().decode(fromB64u(resp.body))).toBe(im.response.bodyText);
+    expect(toHex(signedInput(resp.typ, resp.kid, fromB64u(resp.body)))).toBe(im.response.signatureInputHex);
+    expect(await crypto.ed25519Verify(server.signing.publicKey, hex(im.response.signatureInputHex), fromB64u(resp.sig))).toBe(true);
+    const [h, c, sig] = enrollment.outputs.credential.split('.');
+    expect([new TextDecoder().decode(fromB64u(h)), new TextDecoder().decode(fromB64u(c)), `${h}.${c}`]).toEqual([im.credentialHeader, im.credentialClaims, im.credentialSigningInput]);
+    expect(await crypto.ed25519Verify(server.signing.publicKey, utf8(im.credentialSigningInput), fromB64u(sig))).toBe(true);
+  });
+
+  it('envelopes (identity and gzip): header text, associated data, signature input, HPKE plaintext', async () => {
+    const server = await serverKeys();
+    for (const v of [envelope, envelope.gzip]) {
+      const w = v.outputs.envelope;
+      const env = parseEnvelope(utf8(v.outputs.wire));
+      expect(new TextDecoder().decode(env.headerBytes)).toBe(v.intermediate.headerText);
+      expect(JSON.parse(v.intermediate.headerText)).toEqual(v.outputs.header);
+      expect(toHex(env.headerBytes)).toBe(v.intermediate.aadHex);
+      expect(toHex(envelopeSignatureInput(env.headerBytes, env.enc, env.ct, w.cred))).toBe(v.intermediate.signatureInputHex);
+      expect(await crypto.ed25519Verify(hex(keys.outputs.agentEd25519Public), hex(v.intermediate.signatureInputHex), fromB64u(w.sig))).toBe(true);
+      const pt = await openEnvelope({ crypto, random: () => new Uint8Array(0), now: () => v.inputs.now }, env, server.agreement, hex(keys.outputs.agentX25519Public));
+      expect(toHex(pt)).toBe(v.intermediate.hpkePlaintextHex);
+      expect(await crypto.aeadOpen(hex(v.intermediate.hpkeKeyHex), hex(v.intermediate.hpkeBaseNonceHex), env.headerBytes, env.ct)).toEqual(pt);
+      const content = v.outputs.header.cen === 'gzip' ? new Uint8Array(gunzipSync(pt)) : pt;
+      expect(new TextDecoder().decode(content)).toBe(v.inputs.plaintext);
+    }
+    expect(envelope.gzip.intermediate.gzipHex).toBe(envelope.gzip.intermediate.hpkePlaintextHex);
+  });
+
+  it('receipts: body text, signature input, directives associated data and plaintext', async () => {
+    const server = await serverKeys();
+    for (const [name, o] of [['accepted', receipt.outputs.accepted], ['rejected', receipt.outputs.rejected]] as const) {
+      const im = receipt.intermediate[name];
+      expect(new TextDecoder().decode(fromB64u(o.body))).toBe(im.bodyText);
+      expect(toHex(signedInput(o.typ, o.kid, fromB64u(o.body)))).toBe(im.signatureInputHex);
+      expect(await crypto.ed25519Verify(server.signing.publicKey, hex(im.signatureInputHex), fromB64u(o.sig))).toBe(true);
+    }
+    const im = receipt.intermediate.accepted;
+    expect(toHex(directivesAad(receipt.inputs.mid, receipt.inputs.snd))).toBe(im.directivesAadHex);
+    const dir = JSON.parse(im.bodyText).dir;
+    const pt = await openBase(crypto, fromB64u(dir.enc), hex(keys.inputs.agentX25519Private), utf8(im.directivesInfo), hex(im.directivesAadHex), fromB64u(dir.ct));
+    expect(new TextDecoder().decode(pt)).toBe(im.directivesPlaintext);
+    expect(await crypto.aeadOpen(hex(im.directives.hpkeKeyHex), hex(im.directives.hpkeBaseNonceHex), hex(im.directivesAadHex), fromB64u(dir.ct))).toEqual(pt);
+  });
+});
+
+describe.each(backends)("http.json's negative vectors through the protocol functions on %s", (_name, crypto) => {
+  // The stateless checks of §8, in the server's order; the stateful ones (replay, counter window,
+  // content type, budgets) are decided by the server and checked over HTTP below.
+  const stateless = new Set(['signature_invalid', 'decrypt_failed', 'recipient_mismatch', 'stale_message', 'envelope_malformed', 'version_unsupported', 'key_unknown']);
+  const steps = (http.messages.steps as HttpStep[]).filter((s) => s.expect.code && stateless.has(s.expect.code) && s.name !== 'stale-counter' && !s.body.startsWith('{"envelopes"'));
+
+  it.each(steps.map((s) => [s.name, s] as const))('%s', async (_n, step) => {
+    const server = await keySetFromPrivate({ crypto }, hex(keys.inputs.serverEd25519Seed), hex(keys.inputs.serverX25519Private));
+    const ctx = { crypto, random: () => new Uint8Array(0), now: () => http.inputs.now as number };
+    const verdict = async () => {
+      const env = parseEnvelope(utf8(step.body));
+      if (env.header.snd !== keys.outputs.agentSigningKid) throw new ProtocolError('key_unknown');
+      await verifyEnvelopeSignature(ctx, env, hex(keys.outputs.agentEd25519Public));
+      if (env.header.rcp !== server.agreement.kid) throw new ProtocolError('recipient_mismatch');
+      checkFreshness(env.header, ctx.now(), 0);
+      await openEnvelope(ctx, env, server.agreement, hex(keys.outputs.agentX25519Public));
+    };
+    await expect(verdict()).rejects.toMatchObject({ code: step.expect.code });
+  });
+
+  const enrollSteps = (http.enrollment.steps as HttpStep[]).filter((s) => s.expect.code === 'recipient_mismatch' || s.expect.code === 'decrypt_failed');
+  it.each(enrollSteps.map((s) => [s.name, s] as const))('%s', async (_n, step) => {
+    const server = await keySetFromPrivate({ crypto }, hex(keys.inputs.serverEd25519Seed), hex(keys.inputs.serverX25519Private));
+    const ctx = { crypto, random: () => new Uint8Array(0), now: () => http.inputs.now as number };
+    const open = async () => openEnrollRequest(ctx, parseEnrollRequest(JSON.parse(step.body)), { agreement: server.agreement, fingerprint: keys.outputs.serverFingerprint });
+    await expect(open()).rejects.toMatchObject({ code: step.expect.code });
+  });
+});
+
+interface HttpStep {
+  name: string;
+  body: string;
+  path: string;
+  expect: { status: number; code?: string; receipt?: 'accepted' | 'rejected'; results?: { receipt: 'accepted' | 'rejected'; code?: string }[] };
+}
+
+describe.each(dbKinds)('http.json through the real server on %s', (kind) => {
+  const now = http.inputs.now as number;
+  const serverPub = {
+    signing: { publicKey: hex(keys.outputs.serverEd25519Public), kid: keys.outputs.serverSigningKid },
+    agreement: { publicKey: hex(keys.outputs.serverX25519Public), kid: keys.outputs.serverAgreementKid },
+    fingerprint: keys.outputs.serverFingerprint,
+  };
+  let server: TestServer;
+  beforeAll(async () => {
+    const identity = await deriveIdentity(nobleCrypto, hex(keys.inputs.serverEd25519Seed), hex(keys.inputs.serverX25519Private));
+    server = await startTestServer(kind, { identity, now: () => now });
+  });
+  afterAll(() => server.close());
+
+  const post = (s: HttpStep) => fetch(`${server.url}${s.path}`, { method: 'POST', body: s.body, headers: { 'content-type': 'application/json' } });
+  /** A signed receipt from the vector server answering this envelope, with the expected status and code. */
+  async function checkReceipt(r: unknown, envelopeJson: unknown, status: 'accepted' | 'rejected', code: string | undefined) {
+    const body = await verifySignedObject(nobleCrypto, serverPub.signing, 'receipt', r);
+    const header = parseEnvelope(envelopeJson).header;
+    expect({ mid: body.mid, snd: body.snd, status: body.status, code: body.code }).toEqual({ mid: header.mid, snd: header.snd, status, code });
+  }
+
+  it('enrollment steps, in order', async () => {
+    const t = http.enrollment.state.token;
+    await server.database.db.insert(enrollmentTokens).values({
+      id: t.id,
+      secretHash: hashTokenSecret(t.id, hex(token.inputs.secret)),
+      role: t.role,
+      usesTotal: t.usesLeft,
+      usesLeft: t.usesLeft,
+      expiresAt: new Date(t.expiresAt),
+      labels: t.labels,
+    });
+    for (const step of http.enrollment.steps as HttpStep[]) {
+      const res = await post(step);
+      const answer = (await res.json()) as { error?: { code: string } };
+      expect({ step: step.name, status: res.status, code: answer.error?.code }).toEqual({ step: step.name, status: step.expect.status, code: step.expect.code });
+      if (step.expect.status === 200) {
+        const body = await verifyEnrollResponse(nobleCrypto, serverPub, answer, enrollment.intermediate.nonce);
+        const claims = await verifyCredential(body.credential, serverPub.signing, serverPub.fingerprint, now);
+        expect([body.name, claims.sub, claims.cnf.sig_kid, claims.cnf.kx_kid]).toEqual(['web-01', body.agentId, keys.outputs.agentSigningKid, keys.outputs.agentAgreementKid]);
+      }
+    }
+  });
+
+  it('message steps, negative vectors included, in order', async () => {
+    const { agent, key } = http.messages.state;
+    await server.database.db.insert(agents).values({ id: agent.id, name: `${agent.name}-${kind}`, role: agent.role, labels: agent.labels, status: agent.status });
+    // The enrollment test above registered these keys under another agent id: replace them.
+    await server.database.db.delete(agentKeys);
+    await server.database.db.insert(agentKeys).values({
+      agentId: agent.id,
+      sigKid: key.sigKid,
+      sigPub: hex(keys.outputs.agentEd25519Public),
+      kxKid: key.kxKid,
+      kxPub: hex(keys.outputs.agentX25519Public),
+      status: key.status,
+      expiresAt: new Date(key.expiresAt),
+      maxCounter: key.maxCounter,
+    });
+    for (const step of http.messages.steps as HttpStep[]) {
+      const res = await post(step);
+      const answer = (await res.json()) as { error?: { code: string }; receipt?: unknown; results?: { receipt?: unknown; error?: { code: string } }[] };
+      const sent = JSON.parse(step.body);
+      if (step.expect.results) {
+        expect(res.status, step.name).toBe(200);
+        expect(answer.results?.map((r) => r.error?.code), step.name).toEqual(step.expect.results.map((r) => r.code));
+        for (const [i, r] of step.expect.results.entries()) await checkReceipt(answer.results![i]!.receipt, sent.envelopes[i], r.receipt, r.code);
+        continue;
+      }
+      expect({ step: step.name, status: res.status, code: answer.error?.code }).toEqual({ step: step.name, status: step.expect.status, code: step.expect.code });
+      const signed = step.expect.status === 200 ? answer : answer.receipt;
+      if (step.expect.receipt) await checkReceipt(signed, sent, step.expect.receipt, step.expect.code);
+      else expect(signed, step.name).toBeUndefined();
+    }
   });
 });

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollAgent } from '../../src/agent/enroll.js';
-import { sealInventory } from '../../src/agent/send.js';
+import { sealInventory, submitEnvelope } from '../../src/agent/send.js';
 import { loadState } from '../../src/agent/state.js';
 import { utf8 } from '../../src/protocol/bytes.js';
-import { ERROR_CODES, ERRORS, isErrorCode, statusFor } from '../../src/protocol/errors.js';
+import { ERROR_CODES, ERRORS, isErrorCode, ProtocolError, statusFor } from '../../src/protocol/errors.js';
 import { parseEnvelope } from '../../src/protocol/envelope.js';
 import { verifyReceipt } from '../../src/protocol/receipt.js';
 import { parseErrorTable, withErrorTable } from '../../spec/error-table.js';
@@ -134,6 +134,10 @@ describe.each(dbKinds)('one error model over HTTP on %s', (kind) => {
     const { header } = parseEnvelope(envelope);
     const receipt = await verifyReceipt(ctx, agent.server.signing, body.receipt, { mid: header.mid, snd: header.snd }, agent.keys.agreement.privateKey);
     expect(receipt).toMatchObject({ status: 'rejected', code: 'rate_limited' });
+    // The agent receives the same error, Retry-After included.
+    await expect(submitEnvelope(ctx, agent, await sealInventory(ctx, agent, inventory))).rejects.toSatisfy(
+      (e) => e instanceof ProtocolError && e.code === 'rate_limited' && e.status === 429 && (e.retryAfterSeconds ?? 0) > 0,
+    );
 
     const batch = (await (await post({ envelopes: [envelope] })).json()) as { results: { error?: { code: string }; receipt?: unknown }[] };
     expect(batch.results).toHaveLength(1);

@@ -32,7 +32,8 @@ export function errorBodyOf(err: LatchkeyError): ErrorBody {
 
 /**
  * Any thrown value as the error a client may see. Hono's own 4xx (malformed JSON, body too large)
- * get their codes; anything that is not a LatchkeyError is a bug, answered as `internal_error`.
+ * get their codes; an unreachable database is `unavailable` (503, the rule for infrastructure
+ * faults); anything else that is not a LatchkeyError is a bug, answered as `internal_error`.
  * `internal` tells the caller to log it: its message and stack never leave the server.
  */
 export function toLatchkeyError(err: unknown): { error: LatchkeyError; internal: boolean } {
@@ -43,7 +44,23 @@ export function toLatchkeyError(err: unknown): { error: LatchkeyError; internal:
   if (err instanceof HTTPException && err.status < 500) {
     return { error: err.status === 413 ? new LatchkeyError('payload_too_large', 'request body too large') : new LatchkeyError('request_invalid', 'malformed request'), internal: false };
   }
+  if (infrastructureFault(err)) return { error: new LatchkeyError('unavailable', 'a backing service is unavailable; retry later'), internal: true };
   return { error: new LatchkeyError('internal_error'), internal: true };
+}
+
+/** Network errors of the database driver (Node's and postgres.js's codes). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT']);
+/** SQLSTATE classes of a database that cannot serve now: 08 connection, 53 resources, 57P0x shutdown. */
+const UNAVAILABLE_SQLSTATE = /^(08...|53...|57P0.)$/;
+
+/** An infrastructure fault (the database unreachable or refusing work), anywhere in the cause chain. */
+function infrastructureFault(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && typeof e === 'object' && e !== null; depth++, e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (UNREACHABLE.has(code) || UNAVAILABLE_SQLSTATE.test(code))) return true;
+  }
+  return false;
 }
 
 /** The one mapping of an error to HTTP. */

@@ -2,16 +2,24 @@
 // and the OpenAPI document a real app serves agree; and over real HTTP every error answers with its
 // code's one status, its Retry-After and its signed receipt going through the one error path.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createAdaptorServer } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollAgent } from '../../src/agent/enroll.js';
 import { sealInventory, submitEnvelope } from '../../src/agent/send.js';
 import { loadState } from '../../src/agent/state.js';
+import { openDatabase } from '../../src/db/client.js';
 import { utf8 } from '../../src/protocol/bytes.js';
 import { ERROR_CODES, ERRORS, isErrorCode, ProtocolError, statusFor } from '../../src/protocol/errors.js';
 import { parseEnvelope } from '../../src/protocol/envelope.js';
 import { verifyReceipt } from '../../src/protocol/receipt.js';
+import { createApp } from '../../src/server/app.js';
+import { deriveIdentity } from '../../src/server/identity.js';
+import { silentLogger } from '../../src/server/logger.js';
+import { generateAdminCredential } from '../../src/server/services/admin-credentials.js';
+import { noTelemetry } from '../../src/server/telemetry.js';
 import { parseErrorTable, withErrorTable } from '../../spec/error-table.js';
 import { startTestServer, type TestServer } from '../helpers/app.js';
 import { dbKinds } from '../helpers/db.js';
@@ -145,5 +153,29 @@ describe.each(dbKinds)('one error model over HTTP on %s', (kind) => {
     expect(Object.keys(batch.results[0]!)).toEqual(['error', 'receipt']);
     await expectError(await post({ envelopes: [] }), 'envelope_malformed');
     await expectError(await post({ v: 1 }), 'envelope_malformed');
+  });
+});
+
+describe('infrastructure faults', () => {
+  it('answers 503 unavailable, not 500, when the database is unreachable', async () => {
+    // A port nothing listens on: bound, then closed.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const database = await openDatabase({ url: `postgres://postgres@127.0.0.1:${port}/none` });
+    const random = (n: number) => ctx.random(n);
+    const app = createApp({ database, identity: await deriveIdentity(ctx.crypto, random(32), random(32)), ctx, logger: silentLogger, telemetry: noTelemetry, clientAddress: () => '127.0.0.1' });
+    const http = createAdaptorServer({ fetch: app.fetch, hostname: '127.0.0.1' });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    try {
+      const admin = generateAdminCredential(random).credential;
+      await expectError(await fetch(`${url}/v1/admin/tokens`, { headers: { authorization: `Bearer ${admin}` } }), 'unavailable');
+      await expectError(await fetch(`${url}/readyz`), 'unavailable');
+    } finally {
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await database.close();
+    }
   });
 });

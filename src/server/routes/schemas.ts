@@ -17,8 +17,8 @@ export const ErrorSchema = z
 /** OpenAPI extension naming the codes a response status stands for; checked by test/server/error-table.test.ts. */
 export const ERROR_CODES_EXTENSION = 'x-error-codes' as const;
 
-/** Every route can fail this way. */
-const ALWAYS: readonly ErrorCode[] = ['internal_error'];
+/** Every documented route can fail this way: its database unreachable, or a bug. */
+const ALWAYS: readonly ErrorCode[] = ['unavailable', 'internal_error'];
 
 /**
  * The error responses of a route that can fail with these codes: one entry per status, the shared

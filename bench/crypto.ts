@@ -1,6 +1,6 @@
 // Primitive rates per backend (ops/s, one core): what the interface in src/protocol/crypto buys.
 import { randomBytes } from 'node:crypto';
-import { createNativeCrypto } from '../src/protocol/crypto/native.js';
+import { createWebCrypto } from '../src/protocol/crypto/webcrypto.js';
 import { nobleCrypto } from '../src/protocol/crypto/noble.js';
 import type { CryptoBackend } from '../src/protocol/crypto/types.js';
 import { openAuth, sealAuth } from '../src/protocol/hpke.js';
@@ -13,7 +13,7 @@ const rnd = (n: number) => new Uint8Array(randomBytes(n));
 export async function benchCrypto(): Promise<Record<string, unknown>> {
   const backends: [string, CryptoBackend][] = [
     ['noble', nobleCrypto],
-    ['webcrypto', createNativeCrypto({ aead: nodeChaCha20Poly1305 })],
+    ['webcrypto', createWebCrypto({ aead: nodeChaCha20Poly1305 })],
     ['node', createNodeCrypto()],
   ];
   const out: Record<string, unknown> = { unit: 'ops/s' };

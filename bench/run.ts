@@ -4,7 +4,7 @@ import { benchEnvelope } from './envelope.js';
 import { benchEnroll } from './enroll.js';
 import { benchIngest } from './ingest.js';
 import { nobleCrypto } from '../src/protocol/crypto/noble.js';
-import { createNativeCrypto } from '../src/protocol/crypto/native.js';
+import { createWebCrypto } from '../src/protocol/crypto/webcrypto.js';
 import { nodeChaCha20Poly1305 } from '../src/runtime/node-aead.js';
 import { createNodeCrypto } from '../src/runtime/node-crypto.js';
 
@@ -19,7 +19,7 @@ if (want('crypto')) result.crypto = await benchCrypto();
 if (want('envelope')) {
   result.envelope = await benchEnvelope([
     { name: 'noble', crypto: nobleCrypto },
-    { name: 'webcrypto', crypto: createNativeCrypto({ aead: nodeChaCha20Poly1305 }) },
+    { name: 'webcrypto', crypto: createWebCrypto({ aead: nodeChaCha20Poly1305 }) },
     { name: 'node', crypto: createNodeCrypto() },
   ]);
 }

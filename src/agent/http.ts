@@ -53,9 +53,11 @@ export async function request(url: string, init: RequestInit, opts: RequestOptio
   const error = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
   const code = typeof error?.code === 'string' ? error.code : `http_${res.status}`;
   const message = typeof error?.message === 'string' ? error.message.slice(0, 300) : res.statusText;
-  if ((PROTOCOL_ERROR_CODES as readonly string[]).includes(code)) throw new ProtocolError(code as ProtocolErrorCode, message);
-  const retry = Number(res.headers.get('retry-after'));
-  throw new HttpError(code, message, res.status, Number.isFinite(retry) ? retry : undefined);
+  const retryHeader = res.headers.get('retry-after');
+  const retry = retryHeader === null ? undefined : Number(retryHeader);
+  const retryAfterSeconds = retry !== undefined && Number.isFinite(retry) ? retry : undefined;
+  if ((PROTOCOL_ERROR_CODES as readonly string[]).includes(code)) throw new ProtocolError(code as ProtocolErrorCode, message, { retryAfterSeconds });
+  throw new HttpError(code, message, res.status, retryAfterSeconds);
 }
 
 /** Joins a base URL and a path without losing a base path (relays may live under a prefix). */

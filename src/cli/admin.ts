@@ -84,12 +84,12 @@ export function registerAdminCommands(program: Command): void {
   withAdminOptions(keys.command('create').description('Create an admin API key; prints it once.').argument('<name>'))
     .requiredOption('--scope <scope...>', 'tokens:write, agents:write, read')
     .action(async (name: string, o: AdminOptions & { scope: string[] }) => {
-      const r = (await adminCall(o, 'POST', '/v1/admin/keys', { name, scopes: o.scope })) as { credential: string };
+      const r = (await adminCall(o, 'POST', '/v1/admin/admin-keys', { name, scopes: o.scope })) as { credential: string };
       if (o.json) out(r);
       else console.log(r.credential);
     });
   withAdminOptions(keys.command('list').description('List admin API keys.')).action(async (o: AdminOptions) => {
-    const r = (await adminCall(o, 'GET', '/v1/admin/keys')) as { keys: Record<string, unknown>[] };
+    const r = (await adminCall(o, 'GET', '/v1/admin/admin-keys')) as { keys: Record<string, unknown>[] };
     if (o.json) return out(r.keys);
     printRows(r.keys, ['id', 'name', 'scopes', 'createdAt', 'revokedAt']);
   });

@@ -5,6 +5,7 @@ import { openDatabase } from '../db/client.js';
 import { applyMigrations } from '../db/migrate.js';
 import { readMigrations } from '../db/migrations-fs.js';
 import type { ServeConfig } from '../runtime/config.js';
+import { CRYPTO_ALIASES, CRYPTO_CHOICES, cryptoChoice } from '../runtime/crypto.js';
 import { createLogger, handleSignals, startServer, StartupError } from '../runtime/node.js';
 import { CliError } from './run.js';
 
@@ -33,7 +34,7 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--identity <secret>', 'server identity given as a secret (see `latchkey identity generate`)').env('LATCHKEY_IDENTITY').hideHelp())
     .addOption(new Option('--identity-file <path>', 'read the server identity from this file instead of <data-dir>/identity.key').env('LATCHKEY_IDENTITY_FILE'))
     .addOption(new Option('--log-level <level>', 'log level').env('LOG_LEVEL').default('info').choices(['debug', 'info', 'warn', 'error', 'silent']))
-    .addOption(new Option('--crypto <backend>', 'primitive backend: native (node:crypto), webcrypto, noble (pure JS)').env('LATCHKEY_CRYPTO').choices(['native', 'webcrypto', 'noble']))
+    .addOption(new Option('--crypto <backend>', 'primitive backend: node (node:crypto), webcrypto, noble (pure JS); native is the old name of node').env('LATCHKEY_CRYPTO').choices([...CRYPTO_CHOICES, ...Object.keys(CRYPTO_ALIASES)]))
     .addOption(new Option('--retention-days <days>', 'drop stored inventories older than this').env('LATCHKEY_RETENTION_DAYS').default(90).argParser(positiveInt('--retention-days')))
     .addOption(new Option('--retention-per-agent <n>', 'keep at most this many inventories per agent').env('LATCHKEY_RETENTION_PER_AGENT').default(1000).argParser(positiveInt('--retention-per-agent')))
     .action(async (opts: Record<string, string | number | undefined>) => {
@@ -45,7 +46,7 @@ export function registerServe(program: Command): void {
         identity: opts.identity === undefined ? undefined : String(opts.identity),
         identityFile: opts.identityFile === undefined ? undefined : String(opts.identityFile),
         logLevel: String(opts.logLevel),
-        crypto: opts.crypto as ServeConfig['crypto'],
+        crypto: cryptoChoice(opts.crypto === undefined ? undefined : String(opts.crypto)),
         retentionDays: Number(opts.retentionDays),
         retentionPerAgent: Number(opts.retentionPerAgent),
       };

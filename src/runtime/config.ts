@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { CryptoChoice } from './crypto.js';
 
 // Resolved settings of `latchkey serve` (flags beat environment beats defaults; see README).
 export interface ServeConfig {
@@ -10,7 +11,7 @@ export interface ServeConfig {
   identity: string | undefined;
   identityFile: string | undefined;
   logLevel: string;
-  crypto: 'native' | 'webcrypto' | 'noble' | undefined;
+  crypto: CryptoChoice | undefined;
   /** Inventory retention: drop older than this many days; keep at most this many per agent. */
   retentionDays: number;
   retentionPerAgent: number;

@@ -1,8 +1,9 @@
-// Native ChaCha20-Poly1305 from node:crypto (OpenSSL), injected into the native backend on Node.
+// ChaCha20-Poly1305 from node:crypto (OpenSSL), injected into the webcrypto backend on Node.
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import type { AeadPrimitive } from '../protocol/crypto/types.js';
 
 export const nodeChaCha20Poly1305: AeadPrimitive = {
+  name: 'node',
   seal(key, nonce, aad, plaintext) {
     const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
     c.setAAD(aad, { plaintextLength: plaintext.length });

@@ -2,10 +2,10 @@
 // X25519 run 2–4× faster than through WebCrypto (spec/PROTOCOL.md §Primitives; measured in
 // `npm run bench`). Decisions equal the noble reference's: the same pre-checks run first (small-order
 // and non-canonical Ed25519 keys, S ≥ L, all-zero X25519 secrets), and the differential test holds
-// it to noble byte for byte. Workers keep the WebCrypto backend (src/protocol/crypto/native.ts).
+// it to noble byte for byte. Workers run the webcrypto backend (src/protocol/crypto/webcrypto.ts).
 import { createHmac, createPrivateKey, createPublicKey, diffieHellman, sign, verify, type KeyObject } from 'node:crypto';
 import { CryptoError } from '../protocol/errors.js';
-import { canonicalS, KeyCache, PRIVATE_KEY_CACHE_SIZE, VerdictCache } from '../protocol/crypto/native.js';
+import { canonicalS, KeyCache, PRIVATE_KEY_CACHE_SIZE, VerdictCache } from '../protocol/crypto/webcrypto.js';
 import { acceptableEd25519PublicKey, checkSharedSecret, nobleCrypto } from '../protocol/crypto/noble.js';
 import type { CryptoBackend } from '../protocol/crypto/types.js';
 import { nodeChaCha20Poly1305 } from './node-aead.js';

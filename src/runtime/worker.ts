@@ -1,7 +1,7 @@
 // Cloudflare Workers entry: the same app, on PostgreSQL through Hyperdrive, with the identity from
 // the LATCHKEY_IDENTITY secret. One database client per request (Hyperdrive pools connections).
 import { openPostgres } from '../db/postgres.js';
-import { createNativeCrypto } from '../protocol/crypto/native.js';
+import { createWebCrypto } from '../protocol/crypto/webcrypto.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { createApp } from '../server/app.js';
 import { decodeIdentitySecret, type ServerIdentity } from '../server/identity.js';
@@ -17,7 +17,7 @@ interface ExecutionContext {
   waitUntil(promise: Promise<unknown>): void;
 }
 
-const crypto = createNativeCrypto();
+const crypto = createWebCrypto();
 const ctx: ProtocolContext = {
   crypto,
   random: (n) => globalThis.crypto.getRandomValues(new Uint8Array(n)),

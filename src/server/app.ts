@@ -3,11 +3,9 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { HTTPException } from 'hono/http-exception';
-import { ProtocolError } from '../protocol/errors.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import type { Database } from '../db/database.js';
-import { ApiError, errorBody, statusFor } from './errors.js';
+import { errorResponse, LatchkeyError, toLatchkeyError } from './errors.js';
 import type { ServerIdentity } from './identity.js';
 import type { Logger } from './logger.js';
 import type { AdminPrincipal } from './middleware/admin-auth.js';
@@ -63,7 +61,7 @@ export function createApp(deps: AppDeps): App {
   });
 
   // Sizes are checked before any parsing: Content-Length first, then the streamed byte count.
-  const tooLarge = (c: Context) => c.json(errorBody('payload_too_large', 'request body too large'), 413);
+  const tooLarge = (c: Context) => errorResponse(c, new LatchkeyError('payload_too_large', 'request body too large'));
   app.use('/v1/messages', bodyLimit({ maxSize: limits.maxMessageBodyBytes, onError: tooLarge }));
   app.use('*', async (c, next) => {
     if (c.req.path === '/v1/messages') return next();
@@ -75,26 +73,15 @@ export function createApp(deps: AppDeps): App {
   app.route('/', metricsRoutes());
   registerRoutes(app, deps);
 
-  app.notFound((c) => c.json(errorBody('not_found', 'no such route'), 404));
+  app.notFound((c) => errorResponse(c, new LatchkeyError('not_found', 'no such route')));
   app.onError((err, c) => toErrorResponse(err, c, deps.logger));
   return app;
 }
 
 function toErrorResponse(err: unknown, c: Context, logger: Logger): Response {
-  if (err instanceof ApiError) {
-    return c.json(errorBody(err.code, err.message), err.status as 400);
-  }
-  if (err instanceof ProtocolError) {
-    return c.json(errorBody(err.code, err.message), statusFor(err.code) as 400);
-  }
-  if (err instanceof HTTPException) {
-    // Hono's own 4xx (malformed JSON body and the like).
-    const status = err.status;
-    if (status === 413) return c.json(errorBody('payload_too_large', 'request body too large'), 413);
-    if (status < 500) return c.json(errorBody('request_invalid', 'malformed request'), status as 400);
-  }
-  logger.error({ err: describe(err), route: c.req.routePath, method: c.req.method }, 'unhandled error');
-  return c.json(errorBody('internal_error', 'internal error'), 500);
+  const { error, internal } = toLatchkeyError(err);
+  if (internal) logger.error({ err: describe(err), route: c.req.routePath, method: c.req.method }, 'unhandled error');
+  return errorResponse(c, error);
 }
 
 /** Stack and message for the server log only; never sent to a client. */
@@ -112,5 +99,5 @@ function zodFailure(
     .slice(0, 5)
     .map((i) => i.path.map(String).join('.') || '(body)')
     .join(', ');
-  return c.json(errorBody('request_invalid', `invalid request: ${where}`), 400);
+  return errorResponse(c, new LatchkeyError('request_invalid', `invalid request: ${where}`));
 }

@@ -1,68 +1,70 @@
-// The uniform error layer: every failure a client sees is `{"error":{"code","message"}}` with a
-// stable code and a 4xx/5xx status. Protocol codes come from src/protocol/errors.ts; the rest are
-// HTTP-level codes listed here. Messages are fixed strings, never attacker input or secrets.
-import type { ProtocolErrorCode } from '../protocol/errors.js';
+// The uniform error layer: every failure a client sees is `{"error":{"code","message"},"receipt"?}`
+// with the status of its code in the one table (src/protocol/errors.ts), and `Retry-After` when the
+// error carries one. Services and routes throw LatchkeyError (ApiError, ProtocolError); the app's
+// onError is the one place that calls errorResponse. Messages are fixed strings, never attacker
+// input or secrets.
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { LatchkeyError, type ErrorCode } from '../protocol/errors.js';
 
-export const HTTP_ERROR_CODES = [
-  'not_found',
-  'method_not_allowed',
-  'request_invalid',
-  'unauthorized',
-  'forbidden',
-  'conflict',
-  'unavailable',
-  'internal_error',
-] as const;
+export { ERRORS, ERROR_CODES, HTTP_ERROR_CODES, isErrorCode, LatchkeyError, statusFor } from '../protocol/errors.js';
+export type { ErrorCode, HttpErrorCode, LatchkeyErrorOptions } from '../protocol/errors.js';
 
-export type HttpErrorCode = (typeof HTTP_ERROR_CODES)[number];
-export type ErrorCode = ProtocolErrorCode | HttpErrorCode;
-
-/** HTTP status for each code that has a fixed one. Unlisted codes are 400. */
-const STATUS: Partial<Record<ErrorCode, number>> = {
-  not_found: 404,
-  method_not_allowed: 405,
-  unauthorized: 401,
-  forbidden: 403,
-  conflict: 409,
-  unavailable: 503,
-  internal_error: 500,
-  payload_too_large: 413,
-  rate_limited: 429,
-  token_unknown: 401,
-  token_expired: 401,
-  token_used: 409,
-  token_revoked: 401,
-  token_constraint_failed: 403,
-  signature_invalid: 401,
-  decrypt_failed: 400,
-  key_unknown: 401,
-  key_expired: 401,
-  key_revoked: 401,
-  agent_revoked: 403,
-  credential_invalid: 401,
-  replay_detected: 409,
-  name_taken: 409,
-};
-
-export function statusFor(code: ErrorCode): number {
-  return STATUS[code] ?? 400;
-}
-
-export class ApiError extends Error {
-  readonly code: ErrorCode;
-  readonly status: number;
-  constructor(code: ErrorCode, message?: string, status?: number) {
-    super(message ?? code);
-    this.name = 'ApiError';
-    this.code = code;
-    this.status = status ?? statusFor(code);
-  }
-}
+/** The server's name for the base error; `new ApiError(code, message?, { retryAfterSeconds, receipt })`. */
+export const ApiError = LatchkeyError;
+export type ApiError = LatchkeyError;
 
 export interface ErrorBody {
   error: { code: ErrorCode; message: string };
+  /** A signed rejection receipt (spec §10), when the error answers a registered sender. */
+  receipt?: unknown;
 }
 
 export function errorBody(code: ErrorCode, message: string): ErrorBody {
   return { error: { code, message } };
+}
+
+/** The wire body of an error: the same for a single answer and for one item of a batch. */
+export function errorBodyOf(err: LatchkeyError): ErrorBody {
+  return { ...errorBody(err.code, err.message), ...(err.receipt !== undefined ? { receipt: err.receipt } : {}) };
+}
+
+/**
+ * Any thrown value as the error a client may see. Hono's own 4xx (malformed JSON, body too large)
+ * get their codes; an unreachable database is `unavailable` (503, the rule for infrastructure
+ * faults); anything else that is not a LatchkeyError is a bug, answered as `internal_error`.
+ * `internal` tells the caller to log it: its message and stack never leave the server.
+ */
+export function toLatchkeyError(err: unknown): { error: LatchkeyError; internal: boolean } {
+  if (err instanceof LatchkeyError) {
+    if (err.code !== 'internal_error') return { error: err, internal: false };
+    return { error: new LatchkeyError('internal_error'), internal: true };
+  }
+  if (err instanceof HTTPException && err.status < 500) {
+    return { error: err.status === 413 ? new LatchkeyError('payload_too_large', 'request body too large') : new LatchkeyError('request_invalid', 'malformed request'), internal: false };
+  }
+  if (infrastructureFault(err)) return { error: new LatchkeyError('unavailable', 'a backing service is unavailable; retry later'), internal: true };
+  return { error: new LatchkeyError('internal_error'), internal: true };
+}
+
+/** Network errors of the database driver (Node's and postgres.js's codes). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT']);
+/** SQLSTATE classes of a database that cannot serve now: 08 connection, 53 resources, 57P0x shutdown. */
+const UNAVAILABLE_SQLSTATE = /^(08...|53...|57P0.)$/;
+
+/** An infrastructure fault (the database unreachable or refusing work), anywhere in the cause chain. */
+function infrastructureFault(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && typeof e === 'object' && e !== null; depth++, e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (UNREACHABLE.has(code) || UNAVAILABLE_SQLSTATE.test(code))) return true;
+  }
+  return false;
+}
+
+/** The one mapping of an error to HTTP. */
+export function errorResponse(c: Context, err: LatchkeyError): Response {
+  const headers: Record<string, string> = err.retryAfterSeconds !== undefined ? { 'Retry-After': String(Math.max(1, Math.ceil(err.retryAfterSeconds))) } : {};
+  return c.json(errorBodyOf(err), err.status as ContentfulStatusCode, headers);
 }

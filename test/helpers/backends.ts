@@ -1,6 +1,6 @@
-// Both primitive backends, for describe.each: the noble reference and the native one (WebCrypto +
-// node:crypto ChaCha20-Poly1305), plus native without the injected AEAD (what Workers run).
-import { createNativeCrypto } from '../../src/protocol/crypto/native.js';
+// Every primitive backend, by its name, for describe.each: the noble reference, webcrypto with
+// node:crypto's ChaCha20-Poly1305 (--crypto webcrypto), webcrypto alone (what Workers run), node.
+import { createWebCrypto } from '../../src/protocol/crypto/webcrypto.js';
 import { nobleCrypto } from '../../src/protocol/crypto/noble.js';
 import type { CryptoBackend } from '../../src/protocol/crypto/types.js';
 import { nodeChaCha20Poly1305 } from '../../src/runtime/node-aead.js';
@@ -8,8 +8,8 @@ import { createNodeCrypto } from '../../src/runtime/node-crypto.js';
 
 export const backends: [string, CryptoBackend][] = [
   ['noble', nobleCrypto],
-  ['native', createNativeCrypto({ aead: nodeChaCha20Poly1305 })],
-  ['native-webcrypto', createNativeCrypto()],
+  ['webcrypto+node-aead', createWebCrypto({ aead: nodeChaCha20Poly1305 })],
+  ['webcrypto', createWebCrypto()],
   ['node', createNodeCrypto()],
 ];
 

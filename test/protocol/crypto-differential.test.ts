@@ -1,4 +1,4 @@
-// The native backends must decide and produce exactly what the noble reference does, on random
+// The webcrypto and node backends must decide and produce exactly what the noble reference does, on random
 // inputs (fast-check) and on tampered ones.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';

@@ -1,7 +1,8 @@
 // The one small interface every primitive goes through (spec/PROTOCOL.md §Primitives).
-// `noble.ts` is the reference that runs anywhere; `native.ts` uses WebCrypto (Node 20, Workers) and,
-// when the runtime injects it, a native ChaCha20-Poly1305. Both MUST produce identical bytes:
-// test/protocol/crypto-differential.test.ts runs every vector and random inputs through both.
+// Three backends, one name each: `noble` (noble.ts, the reference that runs anywhere), `webcrypto`
+// (webcrypto.ts: WebCrypto on Node 20 and Workers, with a ChaCha20-Poly1305 the runtime may inject)
+// and `node` (src/runtime/node-crypto.ts, node:crypto). All MUST produce identical bytes:
+// test/protocol/crypto-differential.test.ts runs every vector and random inputs through each.
 //
 // Keys are raw bytes: Ed25519 private keys are 32-byte seeds (RFC 8032), X25519 private keys are
 // 32-byte scalars (RFC 7748; clamping happens inside). All lengths are checked here, at the boundary.
@@ -26,7 +27,7 @@ export interface CryptoBackend {
 
   /**
    * HMAC-SHA256 (RFC 2104), the PRF under HKDF. Synchronous: HPKE's key schedule calls it five times
-   * per message, and a native one is ~4× faster than pure JS there.
+   * per message, and node:crypto's is ~4× faster than pure JS there.
    */
   hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
 
@@ -37,10 +38,12 @@ export interface CryptoBackend {
 }
 
 /**
- * A native ChaCha20-Poly1305 a runtime may inject into the native backend (Node: node:crypto).
+ * A platform ChaCha20-Poly1305 a runtime may inject into the webcrypto backend (Node: node:crypto's).
  * Same contract as CryptoBackend.aeadSeal / aeadOpen.
  */
 export interface AeadPrimitive {
+  /** Where it comes from (`node`); part of the backend's name. */
+  readonly name: string;
   seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
   open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
 }

@@ -2,9 +2,8 @@
 // checked by the protocol parser, so the OpenAPI schema here documents rather than validates.
 import { createRoute, z } from '@hono/zod-openapi';
 import type { App } from '../app.js';
-import { errorBody } from '../errors.js';
-import { createEnrollmentLimiter, enroll, RateLimitedError } from '../services/enrollment.js';
-import { ErrorSchema, SignedObjectSchema } from './schemas.js';
+import { createEnrollmentLimiter, enroll } from '../services/enrollment.js';
+import { errorResponses, SignedObjectSchema } from './schemas.js';
 
 const route = createRoute({
   method: 'post',
@@ -25,11 +24,12 @@ const route = createRoute({
   },
   responses: {
     200: { description: 'Server-signed enrollment response', content: { 'application/json': { schema: SignedObjectSchema } } },
-    400: { description: 'Malformed request or failed decryption', content: { 'application/json': { schema: ErrorSchema } } },
-    401: { description: 'Unknown, expired or revoked token', content: { 'application/json': { schema: ErrorSchema } } },
-    403: { description: 'Token constraint failed', content: { 'application/json': { schema: ErrorSchema } } },
-    409: { description: 'Token already used, or name taken', content: { 'application/json': { schema: ErrorSchema } } },
-    429: { description: 'Too many failures from this source or for this token', content: { 'application/json': { schema: ErrorSchema } } },
+    // In the order of spec/PROTOCOL.md §6.3.
+    ...errorResponses(
+      'payload_too_large', 'envelope_malformed', 'token_malformed', 'version_unsupported', 'rate_limited', 'recipient_mismatch', 'decrypt_failed',
+      'payload_invalid', 'server_key_mismatch', 'signature_invalid', 'token_unknown', 'token_revoked', 'token_expired', 'token_used',
+      'name_invalid', 'token_constraint_failed', 'name_taken',
+    ),
   },
 });
 
@@ -40,13 +40,7 @@ export function registerEnrollRoutes(app: App): void {
   app.post('/v1/enroll', async (c) => {
     const deps = c.get('deps');
     const body: unknown = await c.req.json().catch(() => undefined); // undefined → envelope_malformed
-    try {
-      return c.json(await enroll({ ...deps, limiter }, body, deps.clientAddress(c)), 200);
-    } catch (err) {
-      if (err instanceof RateLimitedError) {
-        return c.json(errorBody('rate_limited', err.message), 429, { 'Retry-After': String(err.retryAfterSeconds) });
-      }
-      throw err;
-    }
+    // Failures (rate_limited with its Retry-After included) are thrown to the app's onError.
+    return c.json(await enroll({ ...deps, limiter }, body, deps.clientAddress(c)), 200);
   });
 }

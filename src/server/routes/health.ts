@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import type { AppEnv } from '../app.js';
-import { errorBody } from '../errors.js';
+import { LatchkeyError } from '../errors.js';
 
 /** GET /healthz: the process is up. GET /readyz: the database answers. */
 export function healthRoutes(): Hono<AppEnv> {
@@ -10,8 +10,8 @@ export function healthRoutes(): Hono<AppEnv> {
     try {
       await c.get('deps').database.ping();
       return c.json({ status: 'ready' });
-    } catch {
-      return c.json(errorBody('unavailable', 'database unreachable'), 503);
+    } catch (cause) {
+      throw new LatchkeyError('unavailable', 'database unreachable', { cause });
     }
   });
   return r;

@@ -3,10 +3,11 @@
 // result per envelope, in order. Receipts are sent only after the inventory is committed.
 import { createRoute, z } from '@hono/zod-openapi';
 import type { App } from '../app.js';
-import { errorBody, statusFor } from '../errors.js';
+import { errorBodyOf, type ErrorBody } from '../errors.js';
+import { ProtocolError } from '../../protocol/errors.js';
 import { createIngestLimits, DEFAULT_INGEST_POLICY, ingestOne, type IngestDeps, type IngestPolicy, type IngestResult } from '../services/ingest.js';
 import { SenderKeyCache } from '../services/sender-keys.js';
-import { ErrorSchema, SignedObjectSchema } from './schemas.js';
+import { ErrorSchema, errorResponses, SignedObjectSchema } from './schemas.js';
 
 export const MAX_BATCH = 100;
 
@@ -22,11 +23,10 @@ const route = createRoute({
   request: { body: { required: true, content: { 'application/json': { schema: z.union([Envelope, z.object({ envelopes: z.array(Envelope).max(MAX_BATCH) })]) } } } },
   responses: {
     200: { description: 'Signed receipt(s)', content: { 'application/json': { schema: z.union([SignedObjectSchema, z.object({ results: z.array(z.object({ receipt: SignedObjectSchema.optional(), error: ErrorSchema.shape.error.optional() })) })]) } } },
-    400: { description: 'Malformed, undecryptable or invalid', content: { 'application/json': { schema: ErrorSchema } } },
-    401: { description: 'Unknown, expired or revoked key; bad signature', content: { 'application/json': { schema: ErrorSchema } } },
-    409: { description: 'Replay', content: { 'application/json': { schema: ErrorSchema } } },
-    413: { description: 'Too large', content: { 'application/json': { schema: ErrorSchema } } },
-    429: { description: 'Per-agent budget exceeded', content: { 'application/json': { schema: ErrorSchema } } },
+    ...errorResponses(
+      'envelope_malformed', 'version_unsupported', 'key_unknown', 'agent_revoked', 'key_revoked', 'key_expired', 'replay_detected',
+      'signature_invalid', 'recipient_mismatch', 'stale_message', 'rate_limited', 'decrypt_failed', 'payload_too_large', 'payload_invalid',
+    ),
   },
 });
 
@@ -40,21 +40,20 @@ export function registerMessageRoutes(app: App, policy: IngestPolicy = DEFAULT_I
     const batch = body && typeof body === 'object' && !Array.isArray(body) && 'envelopes' in body ? (body as { envelopes: unknown }).envelopes : undefined;
     if (batch !== undefined) {
       if (!Array.isArray(batch) || batch.length === 0 || batch.length > MAX_BATCH) {
-        return c.json(errorBody('envelope_malformed', `a batch holds 1 to ${MAX_BATCH} envelopes`), 400);
+        throw new ProtocolError('envelope_malformed', `a batch holds 1 to ${MAX_BATCH} envelopes`);
       }
-      const results: { receipt?: unknown; error?: { code: string; message: string } }[] = [];
+      const results: (ErrorBody | { receipt: unknown })[] = [];
       // In order, one at a time: a batch from one agent keeps its counter order.
       for (const item of batch) results.push(view(await ingestOne(deps, item)));
       return c.json({ results }, 200);
     }
     const r = await ingestOne(deps, body);
     if (r.ok) return c.json(r.receipt, 200);
-    const headers: Record<string, string> = r.retryAfterSeconds ? { 'Retry-After': String(r.retryAfterSeconds) } : {};
-    return c.json({ ...errorBody(r.code, r.message), ...(r.receipt ? { receipt: r.receipt } : {}) }, statusFor(r.code) as 400, headers);
+    throw r.error; // the app's onError answers with its status, body, receipt and Retry-After
   });
 }
 
-function view(r: IngestResult): { receipt?: unknown; error?: { code: string; message: string } } {
-  if (r.ok) return { receipt: r.receipt };
-  return { error: { code: r.code, message: r.message }, ...(r.receipt ? { receipt: r.receipt } : {}) };
+/** One batch item: the receipt, or the same body a single envelope's error has. */
+function view(r: IngestResult): ErrorBody | { receipt: unknown } {
+  return r.ok ? { receipt: r.receipt } : errorBodyOf(r.error);
 }

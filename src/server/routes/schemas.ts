@@ -1,10 +1,44 @@
-// OpenAPI schemas shared by several routes.
+// OpenAPI schemas shared by several routes, and every route's error responses, built from the one
+// error table (src/protocol/errors.ts) so the document, the spec and the code cannot disagree.
 import { z } from '@hono/zod-openapi';
-
-export const ErrorSchema = z
-  .object({ error: z.object({ code: z.string().openapi({ example: 'token_used' }), message: z.string() }) })
-  .openapi('Error');
+import { ERROR_CODES, statusFor, type ErrorCode } from '../errors.js';
 
 export const SignedObjectSchema = z
   .object({ v: z.literal(1), typ: z.string(), kid: z.string(), body: z.string(), sig: z.string() })
   .openapi('SignedObject', { description: 'A server-signed object; see spec/PROTOCOL.md §Signed objects' });
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({ code: z.enum(ERROR_CODES as [ErrorCode, ...ErrorCode[]]).openapi({ example: 'token_used' }), message: z.string() }),
+    receipt: SignedObjectSchema.optional().openapi({ description: 'A signed rejection receipt (POST /v1/messages, when the sender key is registered)' }),
+  })
+  .openapi('Error', { description: 'Every error body; the status of each code is in spec/PROTOCOL.md §15' });
+
+/** OpenAPI extension naming the codes a response status stands for; checked by test/server/error-table.test.ts. */
+export const ERROR_CODES_EXTENSION = 'x-error-codes' as const;
+
+/** Every documented route can fail this way: its database unreachable, or a bug. */
+const ALWAYS: readonly ErrorCode[] = ['unavailable', 'internal_error'];
+
+/**
+ * The error responses of a route that can fail with these codes: one entry per status, the shared
+ * Error schema, the codes listed, and `Retry-After` where `rate_limited` can occur.
+ */
+export function errorResponses(...codes: ErrorCode[]) {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of new Set([...codes, ...ALWAYS])) {
+    const status = statusFor(code);
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  const responses: Record<string, { description: string; content: { 'application/json': { schema: typeof ErrorSchema } }; headers?: Record<string, unknown>; [ERROR_CODES_EXTENSION]: ErrorCode[] }> = {};
+  for (const [status, list] of [...byStatus].sort(([a], [b]) => a - b)) {
+    const retry = list.includes('rate_limited');
+    responses[status] = {
+      description: list.map((c) => `\`${c}\``).join(', '),
+      content: { 'application/json': { schema: ErrorSchema } },
+      ...(retry ? { headers: { 'Retry-After': { description: 'seconds to wait before retrying', schema: { type: 'integer', minimum: 1 } } } } : {}),
+      [ERROR_CODES_EXTENSION]: list,
+    };
+  }
+  return responses;
+}

@@ -56,7 +56,7 @@ export async function revokeAgent(db: Db, actor: string, id: string, reason?: st
 export async function revokeKey(db: Db, actor: string, sigKid: string, reason?: string): Promise<void> {
   await db.transaction(async (tx) => {
     const [row] = await tx.update(agentKeys).set({ status: 'revoked', revokedAt: new Date() }).where(eq(agentKeys.sigKid, sigKid)).returning({ agentId: agentKeys.agentId });
-    if (!row) throw new ApiError('key_unknown', 'no such key', 404);
+    if (!row) throw new ApiError('key_unknown', 'no such key');
     await tx.insert(revocations).values({ kind: 'key', subject: sigKid, reason: reason ?? null, actor }).onConflictDoNothing();
     await appendAudit(tx, { actor, action: 'key.revoke', outcome: 'success', agentId: row.agentId, details: { sigKid, reason: reason ?? null } });
   });

@@ -68,8 +68,8 @@ const GUESSING_CODES = new Set<ProtocolErrorCode>([
 ]);
 
 export class RateLimitedError extends ProtocolError {
-  constructor(readonly retryAfterSeconds: number) {
-    super('rate_limited', 'too many failed enrollment attempts; retry later');
+  constructor(retryAfterSeconds: number) {
+    super('rate_limited', 'too many failed enrollment attempts; retry later', { retryAfterSeconds });
   }
 }
 

@@ -69,7 +69,8 @@ export function createIngestLimits(policy: IngestPolicy): IngestDeps['limits'] {
 
 export type IngestResult =
   | { ok: true; receipt: SignedObject; agentId: string }
-  | { ok: false; code: ProtocolErrorCode; message: string; receipt?: SignedObject; retryAfterSeconds?: number };
+  /** The refusal, with its signed rejection receipt when the sender's key is registered. */
+  | { ok: false; error: ProtocolError };
 
 /** The full lookup, for a key this instance has not seen yet: facts, status and replay at once. */
 interface SenderRow {
@@ -107,16 +108,6 @@ function prepareLookup(db: Db) {
     .prepare('latchkey_sender_key');
 }
 
-class Rejection extends Error {
-  constructor(
-    readonly code: ProtocolErrorCode,
-    message: string,
-    readonly retryAfterSeconds?: number,
-  ) {
-    super(message);
-  }
-}
-
 export async function ingestOne(deps: IngestDeps, input: unknown): Promise<IngestResult> {
   let env: ParsedEnvelope | undefined;
   let sender: SenderKeyFacts | undefined;
@@ -146,16 +137,12 @@ export async function ingestOne(deps: IngestDeps, input: unknown): Promise<Inges
     );
     return { ok: true, receipt, agentId: sender.agentId };
   } catch (err) {
-    const code: ProtocolErrorCode = err instanceof ProtocolError || err instanceof Rejection ? err.code : 'payload_invalid';
-    if (!(err instanceof ProtocolError) && !(err instanceof Rejection)) throw err;
+    if (!(err instanceof ProtocolError)) throw err;
+    const code = err.code;
     deps.telemetry.count('messages_total', { outcome: code });
-    const result: IngestResult = { ok: false, code, message: err.message };
-    if (err instanceof Rejection && err.retryAfterSeconds) result.retryAfterSeconds = err.retryAfterSeconds;
     // A signed rejection whenever we know whom it answers (the sender's key is registered).
-    if (env && sender) {
-      result.receipt = await signReceipt(deps.ctx, deps.identity.signing, { mid: env.header.mid, snd: env.header.snd, status: 'rejected', code, rat: deps.ctx.now() });
-    }
-    return result;
+    const receipt = env && sender ? await signReceipt(deps.ctx, deps.identity.signing, { mid: env.header.mid, snd: env.header.snd, status: 'rejected', code, rat: deps.ctx.now() }) : undefined;
+    return { ok: false, error: new ProtocolError(code, err.message, { retryAfterSeconds: err.retryAfterSeconds, receipt }) };
   }
 }
 
@@ -196,9 +183,9 @@ function statusRefusal(agentStatus: unknown, keyStatus: unknown): ProtocolErrorC
 
 function spendBudget(deps: IngestDeps, agentId: string, bytes: number): void {
   const m = deps.limits.messages.take(agentId);
-  if (!m.ok) throw new Rejection('rate_limited', 'message rate exceeded for this agent', m.retryAfterSeconds);
+  if (!m.ok) throw new ProtocolError('rate_limited', 'message rate exceeded for this agent', { retryAfterSeconds: m.retryAfterSeconds });
   const b = deps.limits.bytes.take(agentId, bytes);
-  if (!b.ok) throw new Rejection('rate_limited', 'byte budget exceeded for this agent', b.retryAfterSeconds);
+  if (!b.ok) throw new ProtocolError('rate_limited', 'byte budget exceeded for this agent', { retryAfterSeconds: b.retryAfterSeconds });
 }
 
 /** One batcher per database handle: messages arriving together share a statement and a commit. */

@@ -105,7 +105,7 @@ export async function revokeToken(db: Db, actor: string, id: string, reason?: st
       .returning({ id: enrollmentTokens.id });
     if (!row) {
       const [exists] = await tx.select({ id: enrollmentTokens.id }).from(enrollmentTokens).where(eq(enrollmentTokens.id, id));
-      if (!exists) throw new ApiError('token_unknown', 'no such token', 404);
+      if (!exists) throw new ApiError('token_unknown', 'no such token');
       return; // already revoked: idempotent
     }
     await tx.insert(revocations).values({ kind: 'token', subject: id, reason: reason ?? null, actor }).onConflictDoNothing();

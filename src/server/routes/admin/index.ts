@@ -9,15 +9,15 @@ import { listAgents, revokeAgent, revokeKey } from '../../services/agents.js';
 import { verifyAuditChain } from '../../services/audit.js';
 import { createToken, listTokens, revokeToken } from '../../services/tokens.js';
 import { listAudit } from '../../services/audit-read.js';
-import { ErrorSchema } from '../schemas.js';
+import type { ErrorCode } from '../../errors.js';
+import { errorResponses } from '../schemas.js';
 import { isStorableText } from '../../services/storable.js';
 
 const security = [{ adminBearer: [] }];
-const errors = {
-  400: { description: 'Invalid request', content: { 'application/json': { schema: ErrorSchema } } },
-  401: { description: 'Missing or invalid admin credential', content: { 'application/json': { schema: ErrorSchema } } },
-  403: { description: 'Credential lacks the scope', content: { 'application/json': { schema: ErrorSchema } } },
-};
+/** What every admin route can answer: a bad request, no or a wrong credential, a missing scope. */
+const ADMIN_ERRORS: ErrorCode[] = ['request_invalid', 'unauthorized', 'forbidden'];
+const errors = errorResponses(...ADMIN_ERRORS);
+const postErrors = errorResponses(...ADMIN_ERRORS, 'payload_too_large');
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 
 const storable = (max: number) => z.string().max(max).refine(isStorableText, 'must not contain a NUL character');
@@ -91,7 +91,7 @@ export function registerAdminRoutes(app: App): void {
       method: 'post', path: '/v1/admin/tokens', tags: ['admin'], summary: 'Create an enrollment token (the secret is shown once)', security,
       middleware: [requireAdmin('tokens:write')] as const,
       request: { body: { required: true, content: { 'application/json': { schema: CreateToken } } } },
-      responses: { 201: json(z.object({ token: z.string(), id: z.string(), expiresAt: z.string() }), 'Created'), ...errors },
+      responses: { 201: json(z.object({ token: z.string(), id: z.string(), expiresAt: z.string() }), 'Created'), ...postErrors },
     }),
     async (c) => {
       const { database, ctx, identity } = c.get('deps');
@@ -118,9 +118,10 @@ export function registerAdminRoutes(app: App): void {
     async (c) => c.json({ agents: await listAgents(c.get('deps').database.db) }, 200),
   );
 
-  registerRevoke(app, '/v1/admin/tokens/{id}/revoke', 'Revoke a token', 'tokens:write', 'No such token', revokeToken);
-  registerRevoke(app, '/v1/admin/agents/{id}/revoke', 'Revoke an agent and all its keys', 'agents:write', 'No such agent', revokeAgent);
-  registerRevoke(app, '/v1/admin/keys/{id}/revoke', 'Revoke one agent key (by its signing key id)', 'agents:write', 'No such key', revokeKey);
+  registerRevoke(app, '/v1/admin/tokens/{id}/revoke', 'Revoke a token', 'tokens:write', 'token_unknown', revokeToken);
+  registerRevoke(app, '/v1/admin/agents/{id}/revoke', 'Revoke an agent and all its keys', 'agents:write', 'not_found', revokeAgent);
+  // Agent keys live under /v1/admin/keys; admin API keys under /v1/admin/admin-keys.
+  registerRevoke(app, '/v1/admin/keys/{id}/revoke', 'Revoke one agent key (by its signing key id)', 'agents:write', 'key_unknown', revokeKey);
 
   app.openapi(
     createRoute({
@@ -144,34 +145,39 @@ export function registerAdminRoutes(app: App): void {
     async (c) => c.json(await verifyAuditChain(c.get('deps').database.db), 200),
   );
 
-  app.openapi(
-    createRoute({
-      method: 'post', path: '/v1/admin/keys', tags: ['admin'], summary: 'Create an admin API key (needs a full admin credential)', security,
-      middleware: [requireAdmin('*')] as const,
-      request: { body: { required: true, content: { 'application/json': { schema: z.object({ name: z.string().regex(/^[A-Za-z0-9._ -]{1,64}$/), scopes: z.array(Scope).min(1) }).strict() } } } },
-      responses: { 201: json(z.object({ id: z.string(), name: z.string(), scopes: z.array(z.string()), credential: z.string() }), 'Created (the credential is shown once)'), ...errors },
-    }),
-    async (c) => {
-      const { name, scopes } = c.req.valid('json');
-      return c.json(await createAdminKey(c.get('deps').database.db, c.get('deps').ctx.random, c.get('admin').id, name, [...new Set(scopes)]), 201);
-    },
-  );
+  // Admin API keys. /v1/admin/keys (GET, POST) named them before agent keys had routes: kept as
+  // deprecated aliases so existing clients work; /v1/admin/keys is for agent keys.
+  for (const [path, deprecated] of [['/v1/admin/admin-keys', false], ['/v1/admin/keys', true]] as const) {
+    const alias = deprecated ? ' (deprecated alias of /v1/admin/admin-keys)' : '';
+    app.openapi(
+      createRoute({
+        method: 'post', path, tags: ['admin'], summary: `Create an admin API key (needs a full admin credential)${alias}`, security, deprecated,
+        middleware: [requireAdmin('*')] as const,
+        request: { body: { required: true, content: { 'application/json': { schema: z.object({ name: z.string().regex(/^[A-Za-z0-9._ -]{1,64}$/), scopes: z.array(Scope).min(1) }).strict() } } } },
+        responses: { 201: json(z.object({ id: z.string(), name: z.string(), scopes: z.array(z.string()), credential: z.string() }), 'Created (the credential is shown once)'), ...postErrors },
+      }),
+      async (c) => {
+        const { name, scopes } = c.req.valid('json');
+        return c.json(await createAdminKey(c.get('deps').database.db, c.get('deps').ctx.random, c.get('admin').id, name, [...new Set(scopes)]), 201);
+      },
+    );
 
-  app.openapi(
-    createRoute({
-      method: 'get', path: '/v1/admin/keys', tags: ['admin'], summary: 'List admin API keys', security,
-      middleware: [requireAdmin('*')] as const,
-      responses: { 200: json(z.object({ keys: z.array(z.object({ id: z.string(), name: z.string(), scopes: z.array(z.string()), createdAt: z.string(), createdBy: z.string().nullable(), revokedAt: z.string().nullable() })) }), 'Keys'), ...errors },
-    }),
-    async (c) => c.json({ keys: await listAdminKeys(c.get('deps').database.db) }, 200),
-  );
+    app.openapi(
+      createRoute({
+        method: 'get', path, tags: ['admin'], summary: `List admin API keys${alias}`, security, deprecated,
+        middleware: [requireAdmin('*')] as const,
+        responses: { 200: json(z.object({ keys: z.array(z.object({ id: z.string(), name: z.string(), scopes: z.array(z.string()), createdAt: z.string(), createdBy: z.string().nullable(), revokedAt: z.string().nullable() })) }), 'Keys'), ...errors },
+      }),
+      async (c) => c.json({ keys: await listAdminKeys(c.get('deps').database.db) }, 200),
+    );
+  }
 
   app.openapi(
     createRoute({
       method: 'post', path: '/v1/admin/admin-keys/{id}/revoke', tags: ['admin'], summary: 'Revoke an admin API key', security,
       middleware: [requireAdmin('*')] as const,
       request: { params: IdParam },
-      responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), ...errors },
+      responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), ...errorResponses(...ADMIN_ERRORS, 'payload_too_large', 'not_found') },
     }),
     async (c) => {
       const { id } = c.req.valid('param');
@@ -187,7 +193,7 @@ function registerRevoke(
   path: string,
   summary: string,
   scope: 'tokens:write' | 'agents:write',
-  notFound: string,
+  unknown: ErrorCode,
   revoke: (db: Db, actor: string, id: string, reason?: string) => Promise<void>,
 ): void {
   app.openapi(
@@ -195,7 +201,7 @@ function registerRevoke(
       method: 'post', path, tags: ['admin'], summary, security,
       middleware: [requireAdmin(scope)] as const,
       request: { params: IdParam, body: { required: false, content: { 'application/json': { schema: Reason } } } },
-      responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), 404: json(ErrorSchema, notFound), ...errors },
+      responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), ...errorResponses(...ADMIN_ERRORS, 'payload_too_large', unknown) },
     }),
     async (c) => {
       const { id } = c.req.valid('param');

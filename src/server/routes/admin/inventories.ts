@@ -5,7 +5,7 @@ import { ApiError } from '../../errors.js';
 import { requireAdmin } from '../../middleware/admin-auth.js';
 import { latestInventory } from '../../services/inventory-store.js';
 import { b64u } from '../../../protocol/bytes.js';
-import { ErrorSchema } from '../schemas.js';
+import { errorResponses } from '../schemas.js';
 
 export function registerInventoryRoutes(app: App): void {
   app.openapi(
@@ -22,8 +22,7 @@ export function registerInventoryRoutes(app: App): void {
           description: 'Latest inventory',
           content: { 'application/json': { schema: z.object({ agentId: z.string(), messageId: z.string(), receivedAt: z.string(), size: z.number(), inventory: z.unknown() }) } },
         },
-        401: { description: 'Unauthorized', content: { 'application/json': { schema: ErrorSchema } } },
-        404: { description: 'No inventory for this agent', content: { 'application/json': { schema: ErrorSchema } } },
+        ...errorResponses('request_invalid', 'unauthorized', 'forbidden', 'not_found'),
       },
     }),
     async (c) => {

@@ -1,5 +1,5 @@
-// The fast backend: WebCrypto Ed25519 and X25519 (Node 20, Workers), and a runtime-injected native
-// ChaCha20-Poly1305 (Node: node:crypto) with noble as the fallback. Decisions equal noble's: the same
+// The `webcrypto` backend: WebCrypto Ed25519 and X25519 (Node 20, Workers), and a runtime-injected
+// ChaCha20-Poly1305 (Node: node:crypto's) with noble's as the fallback. Decisions equal noble's: the same
 // pre-checks run before WebCrypto (which alone would accept small-order Ed25519 keys and, for
 // X25519, may return an all-zero secret), proven by test/protocol/crypto-differential.test.ts.
 import { bytesKey } from '../bytes.js';
@@ -63,7 +63,7 @@ const pkcs8 = (header: Uint8Array, key: Uint8Array): Uint8Array => {
   return out;
 };
 
-export function createNativeCrypto(opts: { aead?: AeadPrimitive } = {}): CryptoBackend {
+export function createWebCrypto(opts: { aead?: AeadPrimitive } = {}): CryptoBackend {
   const subtle = globalThis.crypto.subtle;
   const edPriv = new KeyCache(PRIVATE_KEY_CACHE_SIZE);
   const edPub = new KeyCache();
@@ -76,7 +76,7 @@ export function createNativeCrypto(opts: { aead?: AeadPrimitive } = {}): CryptoB
   const acceptable = new VerdictCache(acceptableEd25519PublicKey);
 
   return {
-    name: aead ? 'native' : 'native-webcrypto',
+    name: aead ? `webcrypto+${aead.name}-aead` : 'webcrypto',
     // Ed25519 public keys are derived only at key generation: noble is simplest and exact.
     ed25519PublicKey: (seed) => nobleCrypto.ed25519PublicKey(seed),
     // WebCrypto's HMAC is asynchronous only; the key schedule needs it synchronously.
@@ -145,7 +145,7 @@ export function canonicalS(signature: Uint8Array): boolean {
 }
 
 /** True when this runtime's WebCrypto has Ed25519 and X25519. */
-export async function nativeCryptoAvailable(): Promise<boolean> {
+export async function webCryptoAvailable(): Promise<boolean> {
   try {
     const subtle = globalThis.crypto?.subtle;
     if (!subtle) return false;

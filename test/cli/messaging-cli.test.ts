@@ -1,37 +1,55 @@
 // The real binary: agent send/seal, inventory show, and the agent daemon against a server that is
-// down at first and comes up later; SIGTERM ends the daemon cleanly.
+// down at first and comes up later; SIGTERM ends the daemon cleanly. Each test starts its own server
+// (port 0) in its own directory and enrolls its own agent.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { CLI, cleanEnv, runCli, startServe, type ServeProcess } from '../helpers/process.js';
+import { startTcpFrontDoor } from '../helpers/tcp-front-door.js';
 
 const fixture = (name: string) => new URL(`../fixtures/glpi/${name}`, import.meta.url).pathname;
 
-describe('agent messaging CLI against a real server', () => {
-  let dir: string;
-  let server: ServeProcess;
-  let env: Record<string, string>;
-  let state: string;
-  let agentId: string;
-  let port: number;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'latchkey-msgcli-'));
-    server = await startServe(['--data-dir', join(dir, 'data')]);
-    port = Number(new URL(server.url).port);
-    env = { LATCHKEY_SERVER: server.url, LATCHKEY_DATA_DIR: join(dir, 'data') };
-    const { token } = JSON.parse((await runCli(['token', 'create', '--json'], env)).stdout) as { token: string };
-    state = join(dir, 'agent');
-    agentId = JSON.parse((await runCli(['agent', 'enroll', '--server', server.url, '--token', token, '--state-dir', state, '--json'])).stdout).agentId;
-  });
-  afterAll(async () => {
-    await server?.stop();
+interface Setup {
+  dir: string;
+  /** The server's data directory: a server started on it again is the same server. */
+  data: string;
+  server: ServeProcess;
+  /** What admin commands need to reach the server. */
+  env: Record<string, string>;
+  state: string;
+  agentId: string;
+}
+
+/**
+ * A fresh server and an agent enrolled with it, torn down when the test ends. The agent enrolls at
+ * `agentUrl(server)` (default: the server's own URL), which its state keeps for sending.
+ */
+async function enrolledAgent(agentUrl: (server: ServeProcess) => string = (s) => s.url): Promise<Setup> {
+  const dir = await mkdtemp(join(tmpdir(), 'latchkey-msgcli-'));
+  const data = join(dir, 'data');
+  const setup: Setup = { dir, data, server: await startServe(['--data-dir', data]), env: {}, state: join(dir, 'agent'), agentId: '' };
+  onTestFinished(async () => {
+    await setup.server.stop();
     await rm(dir, { recursive: true, force: true });
   });
+  setup.env = { LATCHKEY_SERVER: setup.server.url, LATCHKEY_DATA_DIR: data };
+  const created = await runCli(['token', 'create', '--json'], setup.env);
+  expect(created.code, created.stderr).toBe(0);
+  const { token } = JSON.parse(created.stdout) as { token: string };
+  const enrolled = await runCli(['agent', 'enroll', '--server', agentUrl(setup.server), '--token', token, '--state-dir', setup.state, '--json']);
+  expect(enrolled.code, enrolled.stderr).toBe(0);
+  setup.agentId = (JSON.parse(enrolled.stdout) as { agentId: string }).agentId;
+  return setup;
+}
 
+// Each test starts one or two `latchkey serve` processes: on a loaded two-core machine that alone can
+// take tens of seconds.
+describe('agent messaging CLI against a real server', { timeout: 120_000 }, () => {
   it('sends, seals for offline transfer, refuses the same envelope twice, shows the inventory', async () => {
+    const { dir, env, state, agentId } = await enrolledAgent();
     const sent = await runCli(['agent', 'send', '--state-dir', state, '--file', fixture('format/computer_1.json'), '--json']);
     expect(sent.code).toBe(0);
     expect(JSON.parse(sent.stdout).status).toBe('accepted');
@@ -52,8 +70,22 @@ describe('agent messaging CLI against a real server', () => {
   });
 
   it('the daemon retries while the server is down, delivers when it is back, and exits 0 on SIGTERM', async () => {
-    await server.stop();
-    const daemon = spawn(process.execPath, [CLI, 'agent', 'run', '--state-dir', state, '--file', fixture('format/printer_2.json'), '--interval', '1h'], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    // The agent knows the server by an address the test holds throughout; the server behind it is
+    // stopped, then started again (same data directory: the same server) on a new port.
+    const door = await startTcpFrontDoor(null);
+    onTestFinished(() => door.close());
+    const setup = await enrolledAgent((server) => {
+      door.setBackend(Number(new URL(server.url).port));
+      return door.url;
+    });
+    await setup.server.stop();
+    door.setBackend(null);
+
+    const daemon = spawn(process.execPath, [CLI, 'agent', 'run', '--state-dir', setup.state, '--file', fixture('format/printer_2.json'), '--interval', '1h'], {
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    onTestFinished(() => void daemon.kill('SIGKILL'));
     let log = '';
     daemon.stdout.on('data', (d: Buffer) => (log += d.toString()));
     const waitFor = async (re: RegExp, ms: number) => {
@@ -61,12 +93,20 @@ describe('agent messaging CLI against a real server', () => {
       while (!re.test(log) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
       return re.test(log);
     };
-    expect(await waitFor(/"event":"retry".*"code":"unreachable"/, 10_000)).toBe(true);
-    server = await startServe(['--data-dir', join(dir, 'data'), '--port', String(port)]);
-    expect(await waitFor(/"event":"sent"/, 20_000)).toBe(true);
+    // The server starts again meanwhile (slow on a loaded machine) but stays unreachable until the
+    // daemon has been refused at least once.
+    const restarted = startServe(['--data-dir', setup.data]);
+    onTestFinished(async () => void (await (await restarted.catch(() => undefined))?.stop()));
+    expect(await waitFor(/"event":"retry".*"code":"unreachable"/, 30_000)).toBe(true);
+    expect(log).not.toMatch(/"event":"sent"/);
+    setup.server = await restarted;
+    door.setBackend(Number(new URL(setup.server.url).port));
+    expect(await waitFor(/"event":"sent"/, 40_000)).toBe(true);
     daemon.kill('SIGTERM');
     const [code] = (await once(daemon, 'exit')) as [number | null];
     expect(code).toBe(0);
     expect(log).toMatch(/"event":"stopped"/);
+    const shown = await runCli(['inventory', 'show', setup.agentId, '--json'], { ...setup.env, LATCHKEY_SERVER: setup.server.url });
+    expect(JSON.parse(shown.stdout).inventory).toEqual(JSON.parse(await readFile(fixture('format/printer_2.json'), 'utf8')));
   });
 });

@@ -9,7 +9,7 @@ import { adminKeys } from '../db/schema.js';
 import { appendAudit } from '../server/services/audit.js';
 import { adminSecretMatches, generateAdminCredential, hashAdminSecret, parseAdminCredential } from '../server/services/admin-credentials.js';
 import { dataDirLayout } from './config.js';
-import { writeSecretFile } from './fs-secure.js';
+import { writeSecretFile } from '../node/fs-secure.js';
 
 export type BootstrapOutcome = 'created' | 'existing' | 'registered' | 'held-by-another-instance';
 

@@ -33,4 +33,23 @@ export default tseslint.config(
       'no-restricted-properties': ['error', { object: 'Date', property: 'now' }],
     },
   },
+  {
+    // The server runs on Node and on Workers: whatever is runtime-specific comes in through
+    // ServerConfig (src/server/compose.ts), and the clock and randomness through ctx.
+    files: ['src/server/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: ['node:*', '**/runtime/**', '**/cli/**', '**/agent/**'] }],
+      'no-restricted-properties': ['error', { object: 'Date', property: 'now' }],
+      'no-restricted-syntax': [
+        'error',
+        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'Use the injected clock: new Date(ctx.now()).' },
+        { selector: "MemberExpression[property.name='randomUUID']", message: 'Use the injected randomness (ctx.random).' },
+      ],
+    },
+  },
+  {
+    // The agent runs without the server runtime; what both need lives in src/node/ or src/protocol/.
+    files: ['src/agent/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/runtime/**'] }] },
+  },
 );

@@ -7,7 +7,7 @@
 // isolates the cost of the protocol itself from that of query planning.
 import { randomBytes } from 'node:crypto';
 import { inventories } from '../src/db/schema.js';
-import type { App } from '../src/server/app.js';
+import type { App } from '../src/server/types.js';
 
 const INSERT = `INSERT INTO inventories (agent_id, message_id, received_at, size, content)
   VALUES ($1::text, $2::bytea, now(), $3::int, $4::text::jsonb)`;

@@ -11,11 +11,13 @@ import { openPostgres } from '../src/db/postgres.js';
 import type { Database } from '../src/db/database.js';
 import type { ProtocolContext } from '../src/protocol/crypto/types.js';
 import { selectCrypto } from '../src/runtime/crypto.js';
-import { createApp, type App, type AppDeps } from '../src/server/app.js';
+import { gunzipBounded } from '../src/runtime/zlib.js';
+import { composeServer, type ServerConfig } from '../src/server/compose.js';
 import { deriveIdentity, type ServerIdentity } from '../src/server/identity.js';
 import { silentLogger } from '../src/server/logger.js';
 import { generateAdminCredential } from '../src/server/services/admin-credentials.js';
 import { noTelemetry } from '../src/server/telemetry.js';
+import type { App } from '../src/server/types.js';
 
 export const random = (n: number) => new Uint8Array(randomBytes(n));
 export const POSTGRES_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
@@ -30,7 +32,7 @@ export interface BenchServer {
   close(): Promise<void>;
 }
 
-export async function startBenchServer(overrides: Partial<AppDeps> = {}, mount?: (app: App) => void): Promise<BenchServer> {
+export async function startBenchServer(overrides: Partial<ServerConfig> = {}, mount?: (app: App) => void): Promise<BenchServer> {
   const schema = `bench_${randomBytes(5).toString('hex')}`;
   const database = await openPostgres({ url: POSTGRES_URL, schema, maxConnections: 20 });
   await applyMigrations(database, await readMigrations());
@@ -39,7 +41,8 @@ export async function startBenchServer(overrides: Partial<AppDeps> = {}, mount?:
   const identity = await deriveIdentity(crypto, random(32), random(32));
   const admin = generateAdminCredential(random);
   await database.db.insert(adminKeys).values({ id: admin.id, name: 'bench', secretHash: admin.secretHash, scopes: ['*'] });
-  const app = createApp({ database, identity, ctx, logger: process.env.BENCH_LOG ? { ...silentLogger, error: (o: object) => console.error(JSON.stringify(o).slice(0, 600)) } : silentLogger, telemetry: noTelemetry, clientAddress: (c) => getConnInfo(c).remote.address, ...overrides });
+  const logger = process.env.BENCH_LOG ? { ...silentLogger, error: (o: object) => console.error(JSON.stringify(o).slice(0, 600)) } : silentLogger;
+  const { app } = composeServer({ database, identity, ctx, logger, telemetry: noTelemetry, clientAddress: (c) => getConnInfo(c).remote.address, gunzip: gunzipBounded, ...overrides });
   mount?.(app);
   const server = createAdaptorServer({ fetch: app.fetch, hostname: '127.0.0.1' });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -1,7 +1,6 @@
 // Sealing and sending inventories, and checking what the server answers. Nothing in a receipt is
 // believed (or acted on) before its signature verifies against the pinned server key.
 import { readFile } from 'node:fs/promises';
-import { gzipSync } from 'node:zlib';
 import { utf8 } from '../protocol/bytes.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { parseEnvelope, sealEnvelope, type Envelope } from '../protocol/envelope.js';
@@ -29,10 +28,16 @@ export async function sealInventory(ctx: ProtocolContext, state: AgentState, inv
     contentType: 'application/json',
     contentEncoding: 'gzip',
     counter: await nextCounter(state.dir, ctx.now()),
-    plaintext: new Uint8Array(gzipSync(inventory)),
+    plaintext: await gzip(inventory),
     credential: state.agent.credential,
   });
   return envelope;
+}
+
+/** gzip with the Web API every runtime has (CompressionStream), so sealing needs no node:zlib. */
+async function gzip(data: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([data]).stream().pipeThrough(new CompressionStream('gzip'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 export interface SendOutcome {

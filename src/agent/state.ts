@@ -8,7 +8,7 @@ import type { CryptoBackend } from '../protocol/crypto/types.js';
 import type { Role } from '../protocol/credential.js';
 import { keySetFromPrivate, keyIdOf, type KeySet } from '../protocol/keys.js';
 import type { ServerPublicKeys } from '../protocol/enrollment.js';
-import { writeSecretFile } from '../runtime/fs-secure.js';
+import { writeSecretFile } from '../node/fs-secure.js';
 
 export class StateError extends Error {
   constructor(

@@ -9,7 +9,7 @@ import { applyMigrations } from '../db/migrate.js';
 import { readMigrations } from '../db/migrations-fs.js';
 import { recoverBootstrapAdmin } from '../runtime/bootstrap-admin.js';
 import { dataDirLayout } from '../runtime/config.js';
-import { writeSecretFile } from '../runtime/fs-secure.js';
+import { writeSecretFile } from '../node/fs-secure.js';
 import { CliError } from './run.js';
 
 interface BootstrapOptions {

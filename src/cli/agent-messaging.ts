@@ -10,7 +10,7 @@ import { loadState, StateError } from '../agent/state.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { parseEnvelope } from '../protocol/envelope.js';
 import { selectCrypto } from '../runtime/crypto.js';
-import { writeSecretFile } from '../runtime/fs-secure.js';
+import { writeSecretFile } from '../node/fs-secure.js';
 import { parseDuration } from './admin-options.js';
 import { CliError } from './run.js';
 

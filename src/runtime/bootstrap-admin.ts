@@ -9,7 +9,7 @@ import { adminKeys } from '../db/schema.js';
 import { appendAudit } from '../server/services/audit.js';
 import { adminSecretMatches, generateAdminCredential, hashAdminSecret, parseAdminCredential } from '../server/services/admin-credentials.js';
 import { dataDirLayout } from './config.js';
-import { writeSecretFile } from './fs-secure.js';
+import { writeSecretFile } from '../node/fs-secure.js';
 
 export type BootstrapOutcome = 'created' | 'existing' | 'registered' | 'held-by-another-instance';
 
@@ -47,18 +47,19 @@ export async function ensureBootstrapAdmin(database: Database, dataDir: string):
 export async function recoverBootstrapAdmin(database: Database, opts: { revokeOthers: boolean; actor: string }): Promise<{ id: string; credential: string; revoked: string[] }> {
   return database.db.transaction(async (tx) => {
     await tx.execute(sql`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK})`);
+    const at = new Date();
     const revoked: string[] = [];
     if (opts.revokeOthers) {
       const rows = await tx
         .update(adminKeys)
-        .set({ revokedAt: new Date() })
+        .set({ revokedAt: at })
         .where(and(eq(adminKeys.name, 'bootstrap'), isNull(adminKeys.revokedAt)))
         .returning({ id: adminKeys.id });
       revoked.push(...rows.map((r) => r.id));
     }
     const made = generateAdminCredential((n) => new Uint8Array(randomBytes(n)));
     await tx.insert(adminKeys).values({ id: made.id, name: 'bootstrap', secretHash: made.secretHash, scopes: ['*'], createdBy: opts.actor });
-    await appendAudit(tx, { actor: opts.actor, action: 'admin_key.recover', outcome: 'success', details: { keyId: made.id, revoked } });
+    await appendAudit(tx, { at, actor: opts.actor, action: 'admin_key.recover', outcome: 'success', details: { keyId: made.id, revoked } });
     return { id: made.id, credential: made.credential, revoked };
   });
 }

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { CryptoBackend } from '../protocol/crypto/types.js';
 import { decodeIdentitySecret, generateIdentitySecret, IdentityFormatError, type ServerIdentity } from '../server/identity.js';
 import { dataDirLayout, type ServeConfig } from './config.js';
-import { writeSecretFile } from './fs-secure.js';
+import { writeSecretFile } from '../node/fs-secure.js';
 import { StartupError } from './startup-error.js';
 
 export async function loadOrCreateIdentity(crypto: CryptoBackend, config: ServeConfig): Promise<ServerIdentity> {

@@ -12,15 +12,17 @@ import { applyMigrations } from '../db/migrate.js';
 import { readMigrations } from '../db/migrations-fs.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { DEFAULT_FRESHNESS } from '../protocol/envelope.js';
-import { createApp, type App } from '../server/app.js';
+import { composeServer } from '../server/compose.js';
 import { pruneInventories } from '../server/services/inventory-store.js';
 import type { Logger } from '../server/logger.js';
+import type { App } from '../server/types.js';
 import { ensureBootstrapAdmin } from './bootstrap-admin.js';
 import { dataDirLayout, type ServeConfig } from './config.js';
 import { selectCrypto } from './crypto.js';
 import { StartupError } from './startup-error.js';
 import { loadOrCreateIdentity } from './identity-store.js';
 import { createPromTelemetry } from './metrics.js';
+import { gunzipBounded } from './zlib.js';
 
 export { StartupError };
 
@@ -62,21 +64,21 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
     const ctx: ProtocolContext = { crypto, random: (n) => new Uint8Array(randomBytes(n)), now: () => Date.now() };
     const identity = await loadOrCreateIdentity(crypto, config);
     const admin = await ensureBootstrapAdmin(database, config.dataDir);
-    const telemetry = createPromTelemetry();
-    app = createApp({
+    app = composeServer({
       database,
       identity,
       ctx,
       logger,
-      telemetry,
+      telemetry: createPromTelemetry(),
       clientAddress: (c) => getConnInfo(c).remote.address,
-    });
+      gunzip: gunzipBounded,
+    }).app;
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
     logger.info({ url, fingerprint: identity.fingerprint, database: database.kind, bootstrapAdmin: admin }, 'latchkey listening');
     const db = database;
-    const stopRetention = startRetention(db, config, logger);
+    const stopRetention = startRetention(db, config, ctx.now, logger);
     return {
       url,
       app,
@@ -97,7 +99,7 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
 }
 
 /** Prunes stored inventories and old replay records at start and every 10 minutes. */
-function startRetention(database: Database, config: ServeConfig, logger: Logger): () => void {
+function startRetention(database: Database, config: ServeConfig, now: () => number, logger: Logger): () => void {
   const policy = {
     maxAgeDays: config.retentionDays,
     maxPerAgent: config.retentionPerAgent,
@@ -105,7 +107,7 @@ function startRetention(database: Database, config: ServeConfig, logger: Logger)
     replayRecordMs: DEFAULT_FRESHNESS.maxAgeMs + 3600_000,
   };
   const run = () =>
-    pruneInventories(database.db, policy, Date.now()).then(
+    pruneInventories(database.db, policy, now()).then(
       (pruned) => (pruned.inventories || pruned.replayRecords ? logger.info({ pruned }, 'retention') : undefined),
       (err: unknown) => logger.warn({ err: String(err) }, 'retention failed'),
     );

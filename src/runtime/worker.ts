@@ -1,20 +1,20 @@
 // Cloudflare Workers entry: the same app, on PostgreSQL through Hyperdrive, with the identity from
-// the LATCHKEY_IDENTITY secret. One database client per request (Hyperdrive pools connections).
+// the LATCHKEY_IDENTITY secret. The server (budgets, caches, the app) is composed once per isolate;
+// only the database client is per request, because workerd refuses to let one request use a socket
+// another request opened (Hyperdrive pools the real connections, so a client per request is cheap).
+import type { Context, ExecutionContext } from 'hono';
 import { openPostgres } from '../db/postgres.js';
 import { createWebCrypto } from '../protocol/crypto/webcrypto.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
-import { createApp } from '../server/app.js';
-import { decodeIdentitySecret, type ServerIdentity } from '../server/identity.js';
+import { composeServer, type Server } from '../server/compose.js';
+import { decodeIdentitySecret } from '../server/identity.js';
 import { silentLogger, type Logger } from '../server/logger.js';
 import { noTelemetry } from '../server/telemetry.js';
+import { gunzipBounded } from './zlib.js';
 
 interface Env {
   HYPERDRIVE: { connectionString: string };
   LATCHKEY_IDENTITY: string;
-}
-
-interface ExecutionContext {
-  waitUntil(promise: Promise<unknown>): void;
 }
 
 const crypto = createWebCrypto();
@@ -23,7 +23,6 @@ const ctx: ProtocolContext = {
   random: (n) => globalThis.crypto.getRandomValues(new Uint8Array(n)),
   now: () => Date.now(),
 };
-let identity: Promise<ServerIdentity> | undefined;
 
 /** JSON lines to the Workers log (console is the Workers logging API). */
 const logger: Logger = {
@@ -32,22 +31,27 @@ const logger: Logger = {
   error: (obj, msg) => console.error(JSON.stringify({ level: 'error', msg, ...obj })),
 };
 
+/** One per isolate: built on the first request (secrets arrive with it), reused by every later one. */
+let server: Promise<Server> | undefined;
+
+async function compose(env: Env): Promise<Server> {
+  return composeServer({
+    identity: await decodeIdentitySecret(crypto, env.LATCHKEY_IDENTITY),
+    ctx,
+    logger,
+    telemetry: noTelemetry,
+    clientAddress: (c) => c.req.header('cf-connecting-ip'),
+    gunzip: gunzipBounded,
+    database: {
+      open: (c: Context) => openPostgres({ url: (c.env as Env).HYPERDRIVE.connectionString, maxConnections: 1 }),
+      release: (c, database) => c.executionCtx.waitUntil(database.close()),
+    },
+  });
+}
+
 export default {
   async fetch(request: Request, env: Env, execution: ExecutionContext): Promise<Response> {
-    identity ??= decodeIdentitySecret(crypto, env.LATCHKEY_IDENTITY);
-    const database = await openPostgres({ url: env.HYPERDRIVE.connectionString, maxConnections: 1 });
-    const app = createApp({
-      database,
-      identity: await identity,
-      ctx,
-      logger,
-      telemetry: noTelemetry,
-      clientAddress: (c) => c.req.header('cf-connecting-ip'),
-    });
-    try {
-      return await app.fetch(request, env);
-    } finally {
-      execution.waitUntil(database.close());
-    }
+    server ??= compose(env);
+    return (await server).app.fetch(request, env, execution);
   },
 };

@@ -1,63 +1,45 @@
-// The one Hono app factory. The Node entry (src/runtime/node.ts) and the Worker entry
-// (src/runtime/worker.ts) are thin adapters that build their dependencies and call createApp.
+// The one Hono app factory: middleware, routes and error mapping. It builds no state: the composition
+// root (compose.ts) builds every per-process piece once and hands each request its deps through
+// `scope`. Runtimes (src/runtime/node.ts, src/runtime/worker.ts), tests and bench call composeServer.
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import type { ProtocolContext } from '../protocol/crypto/types.js';
-import type { Database } from '../db/database.js';
 import { errorResponse, LatchkeyError, toLatchkeyError } from './errors.js';
-import type { ServerIdentity } from './identity.js';
 import type { Logger } from './logger.js';
-import type { AdminPrincipal } from './middleware/admin-auth.js';
 import type { Telemetry } from './telemetry.js';
-import type { IngestPolicy } from './services/ingest.js';
+import type { App, AppDeps, AppEnv, AppLimits } from './types.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { wellKnownRoutes } from './routes/well-known.js';
 import { registerRoutes } from './routes/index.js';
 
-export interface AppLimits {
-  /** Default request body limit (bytes) for every route without its own. */
-  maxBodyBytes: number;
-  /** Body limit for POST /v1/messages (sealed inventories; the largest real sample is 1.4 MB). */
-  maxMessageBodyBytes: number;
+/** How a request gets its deps, and what happens once its response is made. */
+export interface RequestScope {
+  enter(c: Context): AppDeps | Promise<AppDeps>;
+  leave(c: Context, deps: AppDeps): void;
 }
 
-export const DEFAULT_LIMITS: AppLimits = {
-  maxBodyBytes: 64 * 1024,
-  maxMessageBodyBytes: 8 * 1024 * 1024,
-};
-
-export interface AppDeps {
-  database: Database;
-  identity: ServerIdentity;
-  ctx: ProtocolContext;
+export interface AppParts {
+  limits: AppLimits;
   logger: Logger;
   telemetry: Telemetry;
-  /** The peer address as this runtime sees it (Node socket, Workers cf-connecting-ip). */
-  clientAddress: (c: Context) => string | undefined;
-  limits?: Partial<AppLimits>;
-  /** Ingest policy overrides (freshness, per-agent budgets); defaults in services/ingest.ts. */
-  ingestPolicy?: Partial<IngestPolicy>;
+  scope: RequestScope;
 }
 
-export interface AppEnv {
-  Variables: { deps: AppDeps; limits: AppLimits; admin: AdminPrincipal };
-}
-
-export type App = OpenAPIHono<AppEnv>;
-
-export function createApp(deps: AppDeps): App {
-  const limits: AppLimits = { ...DEFAULT_LIMITS, ...deps.limits };
+export function createApp({ limits, logger, telemetry, scope }: AppParts): App {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: zodFailure });
 
   app.use('*', async (c, next) => {
     const started = performance.now();
+    const deps = await scope.enter(c);
     c.set('deps', deps);
-    c.set('limits', limits);
-    await next();
+    try {
+      await next();
+    } finally {
+      scope.leave(c, deps);
+    }
     const seconds = (performance.now() - started) / 1000;
-    deps.telemetry.request(c.req.method, c.req.routePath, c.res.status, seconds);
+    telemetry.request(c.req.method, c.req.routePath, c.res.status, seconds);
   });
 
   // Sizes are checked before any parsing: Content-Length first, then the streamed byte count.
@@ -71,10 +53,10 @@ export function createApp(deps: AppDeps): App {
   app.route('/', healthRoutes());
   app.route('/', wellKnownRoutes());
   app.route('/', metricsRoutes());
-  registerRoutes(app, deps);
+  registerRoutes(app);
 
   app.notFound((c) => errorResponse(c, new LatchkeyError('not_found', 'no such route')));
-  app.onError((err, c) => toErrorResponse(err, c, deps.logger));
+  app.onError((err, c) => toErrorResponse(err, c, logger));
   return app;
 }
 

@@ -7,17 +7,21 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { adminKeys } from '../../src/db/schema.js';
 import type { ProtocolContext } from '../../src/protocol/crypto/types.js';
 import { selectCrypto } from '../../src/runtime/crypto.js';
-import { createApp, type App, type AppLimits } from '../../src/server/app.js';
+import { gunzipBounded } from '../../src/runtime/zlib.js';
+import { composeServer, type ServerState } from '../../src/server/compose.js';
 import type { IngestPolicy } from '../../src/server/services/ingest.js';
 import { deriveIdentity, type ServerIdentity } from '../../src/server/identity.js';
 import { silentLogger, type Logger } from '../../src/server/logger.js';
 import { generateAdminCredential } from '../../src/server/services/admin-credentials.js';
 import { noTelemetry, type Telemetry } from '../../src/server/telemetry.js';
+import type { App, AppLimits } from '../../src/server/types.js';
 import { createTestDatabase, type DbKind, type TestDatabase } from './db.js';
 
 export interface TestServer {
   url: string;
   app: App;
+  /** The server's per-process state (budgets, caches), as composeServer built it. */
+  state: ServerState;
   database: TestDatabase;
   identity: ServerIdentity;
   ctx: ProtocolContext;
@@ -48,13 +52,14 @@ export async function startTestServer(kind: DbKind, opts: TestServerOptions = {}
   const identity = opts.identity ?? (await deriveIdentity(crypto, random(32), random(32)));
   const admin = generateAdminCredential(random);
   await database.db.insert(adminKeys).values({ id: admin.id, name: 'bootstrap', secretHash: admin.secretHash, scopes: ['*'] });
-  const app = createApp({
+  const { app, state } = composeServer({
     database,
     identity,
     ctx,
     logger: opts.logger ?? silentLogger,
     telemetry: opts.telemetry ?? noTelemetry,
     clientAddress: (c) => getConnInfo(c).remote.address,
+    gunzip: gunzipBounded,
     limits: opts.limits,
     ingestPolicy: opts.ingestPolicy,
   });
@@ -64,6 +69,7 @@ export async function startTestServer(kind: DbKind, opts: TestServerOptions = {}
   return {
     url: `http://127.0.0.1:${port}`,
     app,
+    state,
     database,
     identity,
     ctx,

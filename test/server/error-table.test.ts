@@ -15,7 +15,8 @@ import { utf8 } from '../../src/protocol/bytes.js';
 import { ERROR_CODES, ERRORS, isErrorCode, ProtocolError, statusFor } from '../../src/protocol/errors.js';
 import { parseEnvelope } from '../../src/protocol/envelope.js';
 import { verifyReceipt } from '../../src/protocol/receipt.js';
-import { createApp } from '../../src/server/app.js';
+import { gunzipBounded } from '../../src/runtime/zlib.js';
+import { composeServer } from '../../src/server/compose.js';
 import { deriveIdentity } from '../../src/server/identity.js';
 import { silentLogger } from '../../src/server/logger.js';
 import { generateAdminCredential } from '../../src/server/services/admin-credentials.js';
@@ -165,7 +166,7 @@ describe('infrastructure faults', () => {
     await new Promise<void>((resolve) => probe.close(() => resolve()));
     const database = await openDatabase({ url: `postgres://postgres@127.0.0.1:${port}/none` });
     const random = (n: number) => ctx.random(n);
-    const app = createApp({ database, identity: await deriveIdentity(ctx.crypto, random(32), random(32)), ctx, logger: silentLogger, telemetry: noTelemetry, clientAddress: () => '127.0.0.1' });
+    const { app } = composeServer({ database, identity: await deriveIdentity(ctx.crypto, random(32), random(32)), ctx, logger: silentLogger, telemetry: noTelemetry, clientAddress: () => '127.0.0.1', gunzip: gunzipBounded });
     const http = createAdaptorServer({ fetch: app.fetch, hostname: '127.0.0.1' });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;

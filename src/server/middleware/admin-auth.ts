@@ -4,15 +4,9 @@
 import { eq } from 'drizzle-orm';
 import type { MiddlewareHandler } from 'hono';
 import { adminKeys } from '../../db/schema.js';
-import type { AppEnv } from '../app.js';
 import { ApiError } from '../errors.js';
 import { adminSecretMatches, parseAdminCredential, type AdminScope } from '../services/admin-credentials.js';
-
-export interface AdminPrincipal {
-  id: string;
-  name: string;
-  scopes: string[];
-}
+import type { AppEnv } from '../types.js';
 
 /** `scope` '*' admits only full (bootstrap-grade) credentials, e.g. for managing admin keys. */
 export function requireAdmin(scope: AdminScope): MiddlewareHandler<AppEnv> {

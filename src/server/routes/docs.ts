@@ -1,6 +1,6 @@
 // GET /openapi.json, generated from the routes' zod schemas; GET /docs, a human view of it.
 import { swaggerUI } from '@hono/swagger-ui';
-import type { App } from '../app.js';
+import type { App } from '../types.js';
 
 export function registerDocsRoutes(app: App): void {
   app.doc31('/openapi.json', {

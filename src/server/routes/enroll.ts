@@ -1,8 +1,8 @@
 // POST /v1/enroll (spec/PROTOCOL.md §Enrollment). The body is the sealed request; its shape is
 // checked by the protocol parser, so the OpenAPI schema here documents rather than validates.
 import { createRoute, z } from '@hono/zod-openapi';
-import type { App } from '../app.js';
-import { createEnrollmentLimiter, enroll } from '../services/enrollment.js';
+import type { App } from '../types.js';
+import { enroll } from '../services/enrollment.js';
 import { errorResponses, SignedObjectSchema } from './schemas.js';
 
 const route = createRoute({
@@ -34,13 +34,12 @@ const route = createRoute({
 });
 
 export function registerEnrollRoutes(app: App): void {
-  const limiter = createEnrollmentLimiter();
   // Documented from the zod schema; parsed by the protocol core so failures carry protocol codes.
   app.openAPIRegistry.registerPath(route);
   app.post('/v1/enroll', async (c) => {
     const deps = c.get('deps');
     const body: unknown = await c.req.json().catch(() => undefined); // undefined → envelope_malformed
     // Failures (rate_limited with its Retry-After included) are thrown to the app's onError.
-    return c.json(await enroll({ ...deps, limiter }, body, deps.clientAddress(c)), 200);
+    return c.json(await enroll(deps.enrollment, body, deps.clientAddress(c)), 200);
   });
 }

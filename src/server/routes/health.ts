@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import type { AppEnv } from '../app.js';
+import type { AppEnv } from '../types.js';
 import { LatchkeyError } from '../errors.js';
 
 /** GET /healthz: the process is up. GET /readyz: the database answers. */

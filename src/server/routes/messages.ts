@@ -2,11 +2,10 @@
 // 200 with its signed receipt, or the error's status with {error, receipt?}. A batch: 200 with one
 // result per envelope, in order. Receipts are sent only after the inventory is committed.
 import { createRoute, z } from '@hono/zod-openapi';
-import type { App } from '../app.js';
+import type { App } from '../types.js';
 import { errorBodyOf, type ErrorBody } from '../errors.js';
 import { ProtocolError } from '../../protocol/errors.js';
-import { createIngestLimits, DEFAULT_INGEST_POLICY, ingestOne, type IngestDeps, type IngestPolicy, type IngestResult } from '../services/ingest.js';
-import { SenderKeyCache } from '../services/sender-keys.js';
+import { ingestOne, type IngestResult } from '../services/ingest.js';
 import { ErrorSchema, errorResponses, SignedObjectSchema } from './schemas.js';
 
 export const MAX_BATCH = 100;
@@ -30,12 +29,10 @@ const route = createRoute({
   },
 });
 
-export function registerMessageRoutes(app: App, policy: IngestPolicy = DEFAULT_INGEST_POLICY): void {
-  const limits = createIngestLimits(policy);
-  const senderKeys = new SenderKeyCache();
+export function registerMessageRoutes(app: App): void {
   app.openAPIRegistry.registerPath(route);
   app.post('/v1/messages', async (c) => {
-    const deps: IngestDeps = { ...c.get('deps'), policy, limits, senderKeys };
+    const deps = c.get('deps').ingest;
     const body: unknown = await c.req.json().catch(() => undefined);
     const batch = body && typeof body === 'object' && !Array.isArray(body) && 'envelopes' in body ? (body as { envelopes: unknown }).envelopes : undefined;
     if (batch !== undefined) {

@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import type { AppEnv } from '../app.js';
+import type { AppEnv } from '../types.js';
 
 /** GET /metrics: Prometheus text, where the runtime has a registry (Node); 404 elsewhere. */
 export function metricsRoutes(): Hono<AppEnv> {

@@ -4,7 +4,7 @@
 import { Hono } from 'hono';
 import { serverJwk } from '../../protocol/credential.js';
 import { discoveryDocument } from '../../protocol/discovery.js';
-import type { AppEnv } from '../app.js';
+import type { AppEnv } from '../types.js';
 
 export function wellKnownRoutes(): Hono<AppEnv> {
   const r = new Hono<AppEnv>();

@@ -6,11 +6,11 @@ import { ApiError } from '../errors.js';
 import { generateAdminCredential, type AdminScope } from './admin-credentials.js';
 import { appendAudit } from './audit.js';
 
-export async function createAdminKey(db: Db, random: (n: number) => Uint8Array, actor: string, name: string, scopes: Exclude<AdminScope, '*'>[]) {
-  const made = generateAdminCredential(random);
+export async function createAdminKey(db: Db, ctx: { random: (n: number) => Uint8Array; now: () => number }, actor: string, name: string, scopes: Exclude<AdminScope, '*'>[]) {
+  const made = generateAdminCredential(ctx.random);
   await db.transaction(async (tx) => {
     await tx.insert(adminKeys).values({ id: made.id, name, secretHash: made.secretHash, scopes, createdBy: actor });
-    await appendAudit(tx, { actor, action: 'admin_key.create', outcome: 'success', details: { keyId: made.id, name, scopes } });
+    await appendAudit(tx, { at: new Date(ctx.now()), actor, action: 'admin_key.create', outcome: 'success', details: { keyId: made.id, name, scopes } });
   });
   return { id: made.id, name, scopes, credential: made.credential };
 }
@@ -27,10 +27,10 @@ export async function listAdminKeys(db: Db) {
   }));
 }
 
-export async function revokeAdminKey(db: Db, actor: string, id: string): Promise<void> {
+export async function revokeAdminKey(db: Db, now: number, actor: string, id: string): Promise<void> {
   await db.transaction(async (tx) => {
-    const [row] = await tx.update(adminKeys).set({ revokedAt: new Date() }).where(eq(adminKeys.id, id)).returning({ id: adminKeys.id });
+    const [row] = await tx.update(adminKeys).set({ revokedAt: new Date(now) }).where(eq(adminKeys.id, id)).returning({ id: adminKeys.id });
     if (!row) throw new ApiError('not_found', 'no such admin key');
-    await appendAudit(tx, { actor, action: 'admin_key.revoke', outcome: 'success', details: { keyId: id } });
+    await appendAudit(tx, { at: new Date(now), actor, action: 'admin_key.revoke', outcome: 'success', details: { keyId: id } });
   });
 }

@@ -38,26 +38,26 @@ export async function listAgents(db: Db): Promise<AgentView[]> {
   });
 }
 
-export async function revokeAgent(db: Db, actor: string, id: string, reason?: string): Promise<void> {
+export async function revokeAgent(db: Db, now: number, actor: string, id: string, reason?: string): Promise<void> {
   await db.transaction(async (tx) => {
-    const [row] = await tx.update(agents).set({ status: 'revoked', revokedAt: new Date() }).where(and(eq(agents.id, id), ne(agents.status, 'revoked'))).returning({ id: agents.id });
+    const [row] = await tx.update(agents).set({ status: 'revoked', revokedAt: new Date(now) }).where(and(eq(agents.id, id), ne(agents.status, 'revoked'))).returning({ id: agents.id });
     if (!row) {
       const [exists] = await tx.select({ id: agents.id }).from(agents).where(eq(agents.id, id));
       if (!exists) throw new ApiError('not_found', 'no such agent');
       return;
     }
-    await tx.update(agentKeys).set({ status: 'revoked', revokedAt: new Date() }).where(eq(agentKeys.agentId, id));
+    await tx.update(agentKeys).set({ status: 'revoked', revokedAt: new Date(now) }).where(eq(agentKeys.agentId, id));
     await tx.insert(revocations).values({ kind: 'agent', subject: id, reason: reason ?? null, actor }).onConflictDoNothing();
-    await appendAudit(tx, { actor, action: 'agent.revoke', outcome: 'success', agentId: id, details: { reason: reason ?? null } });
+    await appendAudit(tx, { at: new Date(now), actor, action: 'agent.revoke', outcome: 'success', agentId: id, details: { reason: reason ?? null } });
   });
 }
 
 /** Revokes one key (by its signing key id) without revoking the agent. */
-export async function revokeKey(db: Db, actor: string, sigKid: string, reason?: string): Promise<void> {
+export async function revokeKey(db: Db, now: number, actor: string, sigKid: string, reason?: string): Promise<void> {
   await db.transaction(async (tx) => {
-    const [row] = await tx.update(agentKeys).set({ status: 'revoked', revokedAt: new Date() }).where(eq(agentKeys.sigKid, sigKid)).returning({ agentId: agentKeys.agentId });
+    const [row] = await tx.update(agentKeys).set({ status: 'revoked', revokedAt: new Date(now) }).where(eq(agentKeys.sigKid, sigKid)).returning({ agentId: agentKeys.agentId });
     if (!row) throw new ApiError('key_unknown', 'no such key');
     await tx.insert(revocations).values({ kind: 'key', subject: sigKid, reason: reason ?? null, actor }).onConflictDoNothing();
-    await appendAudit(tx, { actor, action: 'key.revoke', outcome: 'success', agentId: row.agentId, details: { sigKid, reason: reason ?? null } });
+    await appendAudit(tx, { at: new Date(now), actor, action: 'key.revoke', outcome: 'success', agentId: row.agentId, details: { sigKid, reason: reason ?? null } });
   });
 }

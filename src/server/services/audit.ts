@@ -20,8 +20,8 @@ export interface AuditEntry {
   tokenId?: string | null;
   agentId?: string | null;
   details?: Record<string, unknown>;
-  /** Defaults to now. */
-  at?: Date;
+  /** When it happened, from the caller's clock (ctx.now on the server). */
+  at: Date;
 }
 
 /** JSON with object keys sorted at every level: jsonb does not keep key order. */
@@ -45,7 +45,7 @@ export async function appendAudit(tx: Tx | Db, entry: AuditEntry): Promise<numbe
   const [last] = await tx.select({ seq: auditLog.seq, hash: auditLog.hash }).from(auditLog).orderBy(desc(auditLog.seq)).limit(1);
   const row = {
     seq: (last?.seq ?? 0) + 1,
-    at: new Date(Math.floor((entry.at ?? new Date()).getTime())),
+    at: new Date(Math.floor(entry.at.getTime())),
     actor: entry.actor,
     action: entry.action,
     outcome: entry.outcome,

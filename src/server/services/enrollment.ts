@@ -41,12 +41,12 @@ export interface EnrollmentLimiter {
   byToken: RateLimiter;
 }
 
-export function createEnrollmentLimiter(now?: () => number): EnrollmentLimiter {
+export function createEnrollmentLimiter(now: () => number): EnrollmentLimiter {
   // 10 failures at once, then one every 6 s: a token secret cannot be guessed and a typo'ing admin
   // is not locked out for long.
   return {
-    bySource: createRateLimiter({ capacity: 10, refillPerSecond: 1 / 6, ...(now ? { now } : {}) }),
-    byToken: createRateLimiter({ capacity: 10, refillPerSecond: 1 / 6, ...(now ? { now } : {}) }),
+    bySource: createRateLimiter({ capacity: 10, refillPerSecond: 1 / 6, now }),
+    byToken: createRateLimiter({ capacity: 10, refillPerSecond: 1 / 6, now }),
   };
 }
 
@@ -105,6 +105,7 @@ export async function enroll(deps: EnrollmentDeps, body: unknown, sourceAddr: st
     }
     deps.telemetry.count('enrollments_total', { outcome: code });
     await appendAuditAlone(deps.database.db, {
+      at: new Date(deps.ctx.now()),
       actor: 'agent',
       action: 'agent.enroll',
       outcome: 'failure',
@@ -141,7 +142,7 @@ async function admit(
     throw new ProtocolError('token_constraint_failed', 'name not allowed by this token');
   }
 
-  const agentId = globalThis.crypto.randomUUID();
+  const agentId = randomUuid(deps.ctx.random);
   const ttl = deps.credentialTtlSeconds ?? DEFAULT_CREDENTIAL_TTL_SECONDS;
   const issuedAt = Math.floor(now / 1000);
   const expiresAtSec = issuedAt + ttl;
@@ -171,6 +172,7 @@ async function admit(
       });
       await tx.insert(tokenUses).values({ tokenId: token.id, agentId, sourceAddr: source });
       await appendAudit(tx, {
+        at: new Date(now),
         actor: 'agent',
         action: 'agent.enroll',
         outcome: 'success',
@@ -215,6 +217,15 @@ async function admit(
     iat: now,
   });
   return { agentId, role: token.role, response };
+}
+
+/** A random (version 4) UUID from the injected randomness, laid out as RFC 9562 §5.4 says. */
+function randomUuid(random: (n: number) => Uint8Array): string {
+  const b = random(16);
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** The conditional update matched nothing: someone else changed the token meanwhile. Say what. */

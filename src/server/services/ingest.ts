@@ -19,9 +19,10 @@ import { agentKeys, agents, seenMessages } from '../../db/schema.js';
 import type { ServerIdentity } from '../identity.js';
 import type { Telemetry } from '../telemetry.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
-import type { SenderKeyCache, SenderKeyFacts } from './sender-keys.js';
+import { SenderKeyCache, type SenderKeyFacts } from './sender-keys.js';
 import { isUnstorableValueError } from './storable.js';
 import { STORE_BATCH_SQL, StoreBatcher, type StoreVerdict } from './store-batcher.js';
+import type { Gunzip } from './decompress.js';
 import { unsealInventory } from './unseal.js';
 
 export interface IngestPolicy {
@@ -49,22 +50,43 @@ export const DEFAULT_INGEST_POLICY: IngestPolicy = {
   renewWhenRemaining: 0.2,
 };
 
-export interface IngestDeps {
-  database: Database;
-  identity: ServerIdentity;
-  ctx: ProtocolContext;
-  telemetry: Telemetry;
+/** What ingest keeps per process (per isolate on Workers), built once by server/compose.ts. */
+export interface IngestState {
   policy: IngestPolicy;
   limits: { messages: RateLimiter; bytes: RateLimiter };
   /** Immutable facts about sender keys already looked up by this instance. */
   senderKeys: SenderKeyCache;
 }
 
-export function createIngestLimits(policy: IngestPolicy): IngestDeps['limits'] {
+/** What ingest keeps per database handle: the hot lookup, prepared once, and the store batcher. */
+export interface IngestStatements {
+  senderLookup: SenderLookup;
+  /** Messages arriving together share a statement and a commit. */
+  batcher: StoreBatcher;
+}
+
+export interface IngestDeps extends IngestState, IngestStatements {
+  database: Database;
+  identity: ServerIdentity;
+  ctx: ProtocolContext;
+  telemetry: Telemetry;
+  /** Bounded gunzip of this runtime (src/runtime/zlib.ts). */
+  gunzip: Gunzip;
+}
+
+export function createIngestState(policy: IngestPolicy, now: () => number): IngestState {
+  return { policy, limits: createIngestLimits(policy, now), senderKeys: new SenderKeyCache() };
+}
+
+export function createIngestLimits(policy: IngestPolicy, now: () => number): IngestDeps['limits'] {
   return {
-    messages: createRateLimiter({ capacity: policy.messageBurst, refillPerSecond: policy.messagesPerSecond }),
-    bytes: createRateLimiter({ capacity: policy.byteBurst, refillPerSecond: policy.bytesPerSecond }),
+    messages: createRateLimiter({ capacity: policy.messageBurst, refillPerSecond: policy.messagesPerSecond, now }),
+    bytes: createRateLimiter({ capacity: policy.byteBurst, refillPerSecond: policy.bytesPerSecond, now }),
   };
+}
+
+export function prepareIngestStatements(database: Database): IngestStatements {
+  return { senderLookup: prepareLookup(database.db), batcher: new StoreBatcher(database.prepared(STORE_BATCH_SQL)) };
 }
 
 export type IngestResult =
@@ -87,7 +109,7 @@ interface SenderRow {
 }
 
 /** The hot lookup, prepared once per database handle. */
-const lookups = new WeakMap<Db, ReturnType<typeof prepareLookup>>();
+type SenderLookup = ReturnType<typeof prepareLookup>;
 function prepareLookup(db: Db) {
   return db
     .select({
@@ -124,7 +146,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown): Promise<Inges
     if (env.header.typ !== 'inventory') throw new ProtocolError('payload_invalid', 'this endpoint takes inventory messages');
     spendBudget(deps, sender.agentId, env.ct.length);
 
-    const { text, size } = await unsealInventory(deps.ctx, deps.identity.agreement, { env, senderAgreementKey: sender.kxPub, maxContentBytes: deps.policy.maxContentBytes });
+    const { text, size } = await unsealInventory(deps.ctx, deps.identity.agreement, { env, senderAgreementKey: sender.kxPub, maxContentBytes: deps.policy.maxContentBytes, gunzip: deps.gunzip });
 
     const stored = await store(deps, env, sender, mid, text, size, now);
     deps.telemetry.count('messages_total', { outcome: 'accepted' });
@@ -151,10 +173,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown): Promise<Inges
  * Everything is checked here, before the signature; only a key in good standing is remembered.
  */
 async function lookUpSender(deps: IngestDeps, kid: string, mid: Uint8Array): Promise<SenderKeyFacts> {
-  const db = deps.database.db;
-  let q = lookups.get(db);
-  if (!q) lookups.set(db, (q = prepareLookup(db)));
-  const [row] = (await q.execute({ kid, mid })) as SenderRow[];
+  const [row] = (await deps.senderLookup.execute({ kid, mid })) as SenderRow[];
   if (!row) throw new ProtocolError('key_unknown');
   const refused = statusRefusal(row.agentStatus, row.keyStatus);
   if (refused) throw new ProtocolError(refused);
@@ -188,9 +207,6 @@ function spendBudget(deps: IngestDeps, agentId: string, bytes: number): void {
   if (!b.ok) throw new ProtocolError('rate_limited', 'byte budget exceeded for this agent', { retryAfterSeconds: b.retryAfterSeconds });
 }
 
-/** One batcher per database handle: messages arriving together share a statement and a commit. */
-const batchers = new WeakMap<Database, StoreBatcher>();
-
 /**
  * Stores the message if, inside the storing statement, its key and agent are still active and
  * unexpired, its counter is within the window and its id is new; otherwise says why not.
@@ -204,13 +220,11 @@ async function store(
   size: number,
   now: number,
 ): Promise<{ sendIntervalSeconds: number | null }> {
-  let batcher = batchers.get(deps.database);
-  if (!batcher) batchers.set(deps.database, (batcher = new StoreBatcher(deps.database.prepared(STORE_BATCH_SQL))));
   const kid = env.header.snd;
   const window = deps.policy.freshness.counterWindow;
   let v: StoreVerdict | undefined;
   try {
-    v = await batcher.store({ kid, mid, counter: env.header.ctr, window, at: now, agentId: sender.agentId, size, json: inventoryJson });
+    v = await deps.batcher.store({ kid, mid, counter: env.header.ctr, window, at: now, agentId: sender.agentId, size, json: inventoryJson });
   } catch (err) {
     // The batcher retries a failing statement message by message, so this one is this message's.
     if (isUnstorableValueError(err)) throw new ProtocolError('payload_invalid', 'inventory cannot be stored: a value is out of range or nested too deeply');

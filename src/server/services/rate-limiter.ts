@@ -9,7 +9,8 @@ export interface RateLimiterOptions {
   refillPerSecond: number;
   /** Keys kept at most (oldest evicted first), so an attacker cannot grow memory without bound. */
   maxKeys?: number;
-  now?: () => number;
+  /** The server's clock (ctx.now), so budgets can be tested without waiting. */
+  now: () => number;
 }
 
 export interface RateLimiter {
@@ -22,7 +23,7 @@ export interface RateLimiter {
 export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
   const buckets = new Map<string, { tokens: number; at: number }>();
   const maxKeys = opts.maxKeys ?? 100_000;
-  const now = opts.now ?? (() => Date.now());
+  const { now } = opts;
 
   const current = (key: string) => {
     const t = now();

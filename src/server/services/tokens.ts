@@ -61,6 +61,7 @@ export async function createToken(
       labels: input.labels ?? {},
     });
     await appendAudit(tx, {
+      at: new Date(ctx.now()),
       actor,
       action: 'token.create',
       outcome: 'success',
@@ -96,11 +97,11 @@ export async function listTokens(db: Db, now: number): Promise<TokenView[]> {
 }
 
 /** Revokes a token; effective on the next enrollment attempt on every instance (it is a row). */
-export async function revokeToken(db: Db, actor: string, id: string, reason?: string): Promise<void> {
+export async function revokeToken(db: Db, now: number, actor: string, id: string, reason?: string): Promise<void> {
   await db.transaction(async (tx) => {
     const [row] = await tx
       .update(enrollmentTokens)
-      .set({ revokedAt: new Date() })
+      .set({ revokedAt: new Date(now) })
       .where(and(eq(enrollmentTokens.id, id), isNull(enrollmentTokens.revokedAt)))
       .returning({ id: enrollmentTokens.id });
     if (!row) {
@@ -109,6 +110,6 @@ export async function revokeToken(db: Db, actor: string, id: string, reason?: st
       return; // already revoked: idempotent
     }
     await tx.insert(revocations).values({ kind: 'token', subject: id, reason: reason ?? null, actor }).onConflictDoNothing();
-    await appendAudit(tx, { actor, action: 'token.revoke', outcome: 'success', tokenId: id, details: { reason: reason ?? null } });
+    await appendAudit(tx, { at: new Date(now), actor, action: 'token.revoke', outcome: 'success', tokenId: id, details: { reason: reason ?? null } });
   });
 }

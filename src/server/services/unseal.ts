@@ -6,13 +6,14 @@ import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import { openEnvelope, type ParsedEnvelope } from '../../protocol/envelope.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { validateInventory } from '../glpi/inventory-schema.js';
-import { gunzipBounded } from './decompress.js';
+import type { Gunzip } from './decompress.js';
 import { isStorableJsonText, jsonDepthWithin, MAX_JSON_DEPTH } from './storable.js';
 
 export interface UnsealJob {
   env: ParsedEnvelope;
   senderAgreementKey: Uint8Array;
   maxContentBytes: number;
+  gunzip: Gunzip;
 }
 
 /** The inventory's JSON text and its size in bytes; ProtocolError otherwise. */
@@ -23,7 +24,7 @@ export async function unsealInventory(
 ): Promise<{ text: string; size: number }> {
   const { env, maxContentBytes } = job;
   const sealed = await openEnvelope(ctx, env, recipient, job.senderAgreementKey);
-  const content = env.header.cen === 'gzip' ? gunzipBounded(sealed, maxContentBytes) : sealed;
+  const content = env.header.cen === 'gzip' ? job.gunzip(sealed, maxContentBytes) : sealed;
   if (content.length > maxContentBytes) throw new ProtocolError('payload_too_large');
   if (env.header.cty !== 'application/json') throw new ProtocolError('payload_invalid', 'content type must be application/json');
   const text = fromUtf8(content);

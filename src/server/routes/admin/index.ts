@@ -2,7 +2,7 @@
 // Routes are declared with zod schemas, from which /openapi.json is generated.
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Db } from '../../../db/database.js';
-import type { App } from '../../app.js';
+import type { App } from '../../types.js';
 import { requireAdmin } from '../../middleware/admin-auth.js';
 import { createAdminKey, listAdminKeys, revokeAdminKey } from '../../services/admin-keys.js';
 import { listAgents, revokeAgent, revokeKey } from '../../services/agents.js';
@@ -158,7 +158,7 @@ export function registerAdminRoutes(app: App): void {
       }),
       async (c) => {
         const { name, scopes } = c.req.valid('json');
-        return c.json(await createAdminKey(c.get('deps').database.db, c.get('deps').ctx.random, c.get('admin').id, name, [...new Set(scopes)]), 201);
+        return c.json(await createAdminKey(c.get('deps').database.db, c.get('deps').ctx, c.get('admin').id, name, [...new Set(scopes)]), 201);
       },
     );
 
@@ -181,7 +181,7 @@ export function registerAdminRoutes(app: App): void {
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      await revokeAdminKey(c.get('deps').database.db, c.get('admin').id, id);
+      await revokeAdminKey(c.get('deps').database.db, c.get('deps').ctx.now(), c.get('admin').id, id);
       return c.json({ id, revoked: true as const }, 200);
     },
   );
@@ -194,7 +194,7 @@ function registerRevoke(
   summary: string,
   scope: 'tokens:write' | 'agents:write',
   unknown: ErrorCode,
-  revoke: (db: Db, actor: string, id: string, reason?: string) => Promise<void>,
+  revoke: (db: Db, now: number, actor: string, id: string, reason?: string) => Promise<void>,
 ): void {
   app.openapi(
     createRoute({
@@ -206,7 +206,7 @@ function registerRevoke(
     async (c) => {
       const { id } = c.req.valid('param');
       const body = (await c.req.json().catch(() => ({}))) as { reason?: unknown };
-      await revoke(c.get('deps').database.db, c.get('admin').id, id, typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined);
+      await revoke(c.get('deps').database.db, c.get('deps').ctx.now(), c.get('admin').id, id, typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined);
       return c.json({ id, revoked: true as const }, 200);
     },
   );

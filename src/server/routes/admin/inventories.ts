@@ -1,6 +1,6 @@
 // GET /v1/admin/agents/{id}/inventory: the latest inventory as stored (scope `read`).
 import { createRoute, z } from '@hono/zod-openapi';
-import type { App } from '../../app.js';
+import type { App } from '../../types.js';
 import { ApiError } from '../../errors.js';
 import { requireAdmin } from '../../middleware/admin-auth.js';
 import { latestInventory } from '../../services/inventory-store.js';

@@ -1,5 +1,7 @@
 // Writing secrets to disk: mode 0600 from the first byte, atomically (temp file + rename), so a
-// crash never leaves a half-written key and no other user can read one.
+// crash never leaves a half-written key and no other user can read one. In src/node/ (Node-only
+// helpers that import nothing of ours) because the agent, the CLI and the server runtime all need it,
+// and the agent does not depend on the server runtime.
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';

@@ -1,0 +1,86 @@
+// The composition root. Every piece of per-process state is built here, once: the enrollment
+// failure budgets, the per-agent ingest budgets, the sender-key cache, the store batcher and the
+// prepared sender lookup; then the one Hono app from it. Node (src/runtime/node.ts), the Worker
+// (src/runtime/worker.ts, once per isolate), the tests (test/helpers/app.ts) and the bench
+// (bench/fixtures.ts) all start here; no route or service builds state of its own.
+import type { Context } from 'hono';
+import type { Database } from '../db/database.js';
+import type { ProtocolContext } from '../protocol/crypto/types.js';
+import { createApp, type RequestScope } from './app.js';
+import type { ServerIdentity } from './identity.js';
+import type { Logger } from './logger.js';
+import type { Gunzip } from './services/decompress.js';
+import { createEnrollmentLimiter, type EnrollmentLimiter } from './services/enrollment.js';
+import { createIngestState, DEFAULT_INGEST_POLICY, prepareIngestStatements, type IngestPolicy, type IngestState } from './services/ingest.js';
+import type { Telemetry } from './telemetry.js';
+import { DEFAULT_LIMITS, type App, type AppDeps, type AppLimits } from './types.js';
+
+export interface ServerConfig {
+  identity: ServerIdentity;
+  /** Crypto backend, randomness and the clock every service reads (never Date.now directly). */
+  ctx: ProtocolContext;
+  logger: Logger;
+  telemetry: Telemetry;
+  /** The peer address as this runtime sees it (Node socket, Workers cf-connecting-ip). */
+  clientAddress: (c: Context) => string | undefined;
+  /** This runtime's bounded gunzip (src/runtime/zlib.ts). */
+  gunzip: Gunzip;
+  /** One database for the process (Node, tests, bench), or one per request (Workers). */
+  database: Database | DatabasePerRequest;
+  limits?: Partial<AppLimits> | undefined;
+  /** Ingest policy overrides (freshness, per-agent budgets); defaults in services/ingest.ts. */
+  ingestPolicy?: Partial<IngestPolicy> | undefined;
+}
+
+/**
+ * Workers only: a connection opened while serving one request cannot be used by another (workerd
+ * refuses cross-request I/O; Hyperdrive pools the real connections), so the database client is opened
+ * for each request and released once its response is made. Everything else is still built once.
+ */
+export interface DatabasePerRequest {
+  open(c: Context): Promise<Database>;
+  release(c: Context, database: Database): void;
+}
+
+/** Per-process state (per isolate on Workers), shared by every request. */
+export interface ServerState {
+  limits: AppLimits;
+  enrollmentLimiter: EnrollmentLimiter;
+  ingest: IngestState;
+}
+
+export interface Server {
+  app: App;
+  state: ServerState;
+}
+
+export function composeServer(config: ServerConfig): Server {
+  const { identity, ctx, logger, telemetry, clientAddress, gunzip } = config;
+  const state: ServerState = {
+    limits: { ...DEFAULT_LIMITS, ...config.limits },
+    enrollmentLimiter: createEnrollmentLimiter(ctx.now),
+    ingest: createIngestState({ ...DEFAULT_INGEST_POLICY, ...config.ingestPolicy }, ctx.now),
+  };
+
+  // What depends on a database handle: the services' deps and the statements prepared on it.
+  const bind = (database: Database): AppDeps => ({
+    database,
+    identity,
+    ctx,
+    logger,
+    telemetry,
+    clientAddress,
+    enrollment: { database, identity, ctx, logger, telemetry, limiter: state.enrollmentLimiter },
+    ingest: { database, identity, ctx, telemetry, gunzip, ...state.ingest, ...prepareIngestStatements(database) },
+  });
+
+  const source = config.database;
+  let scope: RequestScope;
+  if ('open' in source) {
+    scope = { enter: async (c) => bind(await source.open(c)), leave: (c, deps) => source.release(c, deps.database) };
+  } else {
+    const deps = bind(source);
+    scope = { enter: () => deps, leave: () => {} };
+  }
+  return { app: createApp({ limits: state.limits, logger, telemetry, scope }), state };
+}

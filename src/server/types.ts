@@ -1,0 +1,56 @@
+// What the app factory (app.ts), the composition root (compose.ts), the routes and the middleware
+// share: the request's dependencies and the Hono env. In a module of its own so that the app and its
+// routes never import each other.
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import type { Database } from '../db/database.js';
+import type { ProtocolContext } from '../protocol/crypto/types.js';
+import type { ServerIdentity } from './identity.js';
+import type { Logger } from './logger.js';
+import type { EnrollmentDeps } from './services/enrollment.js';
+import type { IngestDeps } from './services/ingest.js';
+import type { Telemetry } from './telemetry.js';
+
+export interface AppLimits {
+  /** Default request body limit (bytes) for every route without its own. */
+  maxBodyBytes: number;
+  /** Body limit for POST /v1/messages (sealed inventories; the largest real sample is 1.4 MB). */
+  maxMessageBodyBytes: number;
+}
+
+export const DEFAULT_LIMITS: AppLimits = {
+  maxBodyBytes: 64 * 1024,
+  maxMessageBodyBytes: 8 * 1024 * 1024,
+};
+
+/**
+ * What a request handler sees (`c.get('deps')`). Built by composeServer: once per process on Node,
+ * and on Workers once per request around that request's database connection, from state built once
+ * per isolate. Handlers never build state of their own.
+ */
+export interface AppDeps {
+  database: Database;
+  identity: ServerIdentity;
+  ctx: ProtocolContext;
+  logger: Logger;
+  telemetry: Telemetry;
+  /** The peer address as this runtime sees it (Node socket, Workers cf-connecting-ip). */
+  clientAddress: (c: Context) => string | undefined;
+  /** POST /v1/enroll: the service's dependencies, failure budgets included. */
+  enrollment: EnrollmentDeps;
+  /** POST /v1/messages: the service's dependencies, per-agent budgets, caches and statements included. */
+  ingest: IngestDeps;
+}
+
+/** The admin credential a request was authenticated with (middleware/admin-auth.ts). */
+export interface AdminPrincipal {
+  id: string;
+  name: string;
+  scopes: string[];
+}
+
+export interface AppEnv {
+  Variables: { deps: AppDeps; admin: AdminPrincipal };
+}
+
+export type App = OpenAPIHono<AppEnv>;

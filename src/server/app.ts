@@ -13,6 +13,7 @@ import type { Logger } from './logger.js';
 import type { AdminPrincipal } from './middleware/admin-auth.js';
 import type { Telemetry } from './telemetry.js';
 import type { IngestPolicy } from './services/ingest.js';
+import type { RenewalPolicy } from './services/renewal.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { wellKnownRoutes } from './routes/well-known.js';
@@ -41,6 +42,8 @@ export interface AppDeps {
   limits?: Partial<AppLimits>;
   /** Ingest policy overrides (freshness, per-agent budgets); defaults in services/ingest.ts. */
   ingestPolicy?: Partial<IngestPolicy>;
+  /** Renewal policy overrides (overlap, credential lifetime); defaults in services/renewal.ts. */
+  renewalPolicy?: Partial<RenewalPolicy>;
 }
 
 export interface AppEnv {

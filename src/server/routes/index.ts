@@ -6,11 +6,16 @@ import { registerEnrollRoutes } from './enroll.js';
 import { registerMessageRoutes } from './messages.js';
 import { registerInventoryRoutes } from './admin/inventories.js';
 import { registerDocsRoutes } from './docs.js';
+import { registerRenewRoutes } from './renew.js';
+import { registerRevocationRoutes } from './revocations.js';
+import { DEFAULT_RENEWAL_POLICY } from '../services/renewal.js';
 
 export function registerRoutes(app: App, deps: AppDeps): void {
   registerAdminRoutes(app);
   registerEnrollRoutes(app);
   registerMessageRoutes(app, { ...DEFAULT_INGEST_POLICY, ...deps.ingestPolicy });
+  registerRenewRoutes(app, { ...DEFAULT_RENEWAL_POLICY, ...deps.renewalPolicy });
+  registerRevocationRoutes(app);
   registerInventoryRoutes(app);
   registerDocsRoutes(app);
 }

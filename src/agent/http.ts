@@ -27,6 +27,36 @@ export async function postJson(url: string, body: unknown, opts: RequestOptions 
   return request(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }, opts);
 }
 
+/** A completed exchange, whatever its status: for callers that verify signed error bodies themselves. */
+export interface RawAnswer {
+  status: number;
+  json: unknown;
+  retryAfterSeconds: number | undefined;
+}
+
+export async function requestRaw(url: string, init: RequestInit, opts: RequestOptions = {}): Promise<RawAnswer> {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      ...init,
+      headers: { accept: 'application/json', ...(init.headers as Record<string, string>), ...opts.headers },
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+    });
+  } catch (err) {
+    const reason = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
+    throw new HttpError('unreachable', `${new URL(url).origin} ${reason}`);
+  }
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  const retry = res.headers.get('retry-after');
+  return { status: res.status, json, retryAfterSeconds: retry !== null && /^[0-9]{1,9}$/.test(retry) ? Number(retry) : undefined };
+}
+
 export async function request(url: string, init: RequestInit, opts: RequestOptions = {}): Promise<unknown> {
   let res: Response;
   try {

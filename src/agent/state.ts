@@ -1,7 +1,7 @@
 // The agent's state dir: its private keys (keys.json, 0600), what enrollment returned (agent.json,
 // 0600: ids, credential, the pinned server keys) and the message counter (counter). Directory 0700;
 // every write is atomic (temp file, fsync, rename), so a crash never leaves half a key.
-import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { b64u, fromB64uExact } from '../protocol/bytes.js';
 import type { CryptoBackend } from '../protocol/crypto/types.js';
@@ -45,6 +45,10 @@ export interface AgentState {
 const KEYS = 'keys.json';
 const AGENT = 'agent.json';
 const COUNTER = 'counter';
+/** A renewal in progress (renew.ts): the next keys, made before the request is sent. */
+export const PENDING_KEYS = 'pending.json';
+/** A verified renewal not yet applied: new keys and record, replaced together on the next load. */
+export const RENEWAL_JOURNAL = 'renewed.json';
 
 export async function prepareStateDir(dir: string, force: boolean): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -59,11 +63,37 @@ export async function saveEnrollment(dir: string, keys: KeySet, agent: AgentReco
   await writeSecretFile(join(dir, AGENT), `${JSON.stringify(agent, null, 2)}\n`);
 }
 
+export async function saveKeys(dir: string, keys: KeySet): Promise<void> {
+  await writeSecretFile(join(dir, KEYS), `${JSON.stringify({ v: 1, signing: b64u(keys.signing.privateKey), agreement: b64u(keys.agreement.privateKey) })}\n`);
+}
+
 export async function saveAgentRecord(dir: string, agent: AgentRecord): Promise<void> {
   await writeSecretFile(join(dir, AGENT), `${JSON.stringify(agent, null, 2)}\n`);
 }
 
+/**
+ * Finishes a renewal whose verified answer was journaled but not yet applied (a crash between the
+ * writes), so keys and credential never disagree. Idempotent.
+ */
+export async function applyRenewalJournal(crypto: CryptoBackend, dir: string): Promise<void> {
+  const text = await readFile(join(dir, RENEWAL_JOURNAL), 'utf8').catch(() => undefined);
+  if (text === undefined) return;
+  let journal: { keys: { signing: string; agreement: string }; agent: AgentRecord };
+  let keys: KeySet;
+  try {
+    journal = JSON.parse(text) as typeof journal;
+    keys = await keySetFromPrivate({ crypto }, fromB64uExact(journal.keys.signing, 32), fromB64uExact(journal.keys.agreement, 32));
+  } catch {
+    throw new StateError('state_invalid', `${dir} holds an unreadable renewal journal`);
+  }
+  await saveKeys(dir, keys);
+  await saveAgentRecord(dir, journal.agent);
+  await rm(join(dir, PENDING_KEYS), { force: true });
+  await rm(join(dir, RENEWAL_JOURNAL), { force: true });
+}
+
 export async function loadState(crypto: CryptoBackend, dir: string): Promise<AgentState> {
+  await applyRenewalJournal(crypto, dir);
   let keysText: string;
   let agentText: string;
   try {

@@ -2,9 +2,11 @@
 import type { Command } from 'commander';
 import { registerAgentEnroll } from './agent-enroll.js';
 import { registerAgentMessaging } from './agent-messaging.js';
+import { registerAgentRenew } from './agent-renew.js';
 
 export function registerAgentCommands(program: Command): void {
-  const agent = program.command('agent').description('Agent-side commands: enroll, seal, send, run.');
+  const agent = program.command('agent').description('Agent-side commands: enroll, seal, send, run, renew.');
   registerAgentEnroll(agent);
   registerAgentMessaging(agent);
+  registerAgentRenew(agent);
 }

@@ -51,6 +51,8 @@ export const enrollmentTokens = pgTable('enrollment_tokens', {
   cidr: text('cidr'),
   namePattern: text('name_pattern'),
   labels: jsonb('labels').$type<Record<string, string>>().notNull().default({}),
+  /** Lifetime of the keys and credentials of agents enrolled with this token; null: the server's default. */
+  credentialTtlSeconds: integer('credential_ttl_seconds'),
 });
 
 /** One row per successful use of a token, so "token already used" can be investigated. */
@@ -77,6 +79,10 @@ export const agents = pgTable('agents', {
   revokedAt: ts('revoked_at'),
   lastSeenAt: ts('last_seen_at'),
   sendIntervalSeconds: integer('send_interval_seconds'),
+  /** Lifetime of this agent's keys and credentials (from its token); null: the server's default. */
+  credentialTtlSeconds: integer('credential_ttl_seconds'),
+  /** An admin asked this agent to renew (`renewNow` in its next receipt); cleared by its renewal. */
+  renewRequestedAt: ts('renew_requested_at'),
 });
 
 /**
@@ -100,6 +106,12 @@ export const agentKeys = pgTable(
     expiresAt: ts('expires_at').notNull(),
     revokedAt: ts('revoked_at'),
     maxCounter: bigint('max_counter', { mode: 'number' }).notNull().default(0),
+    /** Renewal (spec §12): the key that replaced this one, and until when this one is still accepted. */
+    replacedBy: text('replaced_by'),
+    supersededAt: ts('superseded_at'),
+    supersededUntil: ts('superseded_until'),
+    /** The credential issued for this key (not a secret: it names public keys), so a repeated renewal gets the same answer. */
+    credential: text('credential'),
   },
   (t) => [
     uniqueIndex('agent_keys_sig_kid_idx').on(t.sigKid),

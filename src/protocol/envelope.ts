@@ -83,8 +83,11 @@ export interface SealInput {
   contentType: string;
   contentEncoding: ContentEncoding;
   counter: number;
-  /** Already encoded per contentEncoding (the caller gzips). */
-  plaintext: Uint8Array;
+  /**
+   * Already encoded per contentEncoding (the caller gzips); or made from the header, for content
+   * that must name its own message id (a renew request's proofs, §12).
+   */
+  plaintext: Uint8Array | ((header: EnvelopeHeader) => Promise<Uint8Array>);
   /** The sender's credential JWT, so relays can verify the signature without the server. */
   credential?: string;
 }
@@ -105,12 +108,13 @@ export async function sealEnvelope(ctx: ProtocolContext, input: SealInput): Prom
     cen: input.contentEncoding,
   };
   const headerBytes = utf8(JSON.stringify(header));
+  const plaintext = typeof input.plaintext === 'function' ? await input.plaintext(header) : input.plaintext;
   const { enc, ct } = await sealAuth(
     ctx.crypto,
     input.recipient.publicKey,
     INFO,
     headerBytes,
-    input.plaintext,
+    plaintext,
     input.sender.agreement.privateKey,
     ctx.random(32),
     input.sender.agreement.publicKey,

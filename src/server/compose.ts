@@ -12,6 +12,7 @@ import type { Logger } from './logger.js';
 import type { Gunzip } from './services/decompress.js';
 import { createEnrollmentLimiter, type EnrollmentLimiter } from './services/enrollment.js';
 import { createIngestState, DEFAULT_INGEST_POLICY, prepareIngestStatements, type IngestPolicy, type IngestState } from './services/ingest.js';
+import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './services/renewal.js';
 import type { Telemetry } from './telemetry.js';
 import { DEFAULT_LIMITS, type App, type AppDeps, type AppLimits } from './types.js';
 
@@ -30,6 +31,8 @@ export interface ServerConfig {
   limits?: Partial<AppLimits> | undefined;
   /** Ingest policy overrides (freshness, per-agent budgets); defaults in services/ingest.ts. */
   ingestPolicy?: Partial<IngestPolicy> | undefined;
+  /** Renewal policy overrides (overlap, credential lifetime); defaults in services/renewal.ts. */
+  renewalPolicy?: Partial<RenewalPolicy> | undefined;
 }
 
 /**
@@ -56,6 +59,7 @@ export interface Server {
 
 export function composeServer(config: ServerConfig): Server {
   const { identity, ctx, logger, telemetry, clientAddress, gunzip } = config;
+  const renewalPolicy: RenewalPolicy = { ...DEFAULT_RENEWAL_POLICY, ...config.renewalPolicy };
   const state: ServerState = {
     limits: { ...DEFAULT_LIMITS, ...config.limits },
     enrollmentLimiter: createEnrollmentLimiter(ctx.now),
@@ -72,6 +76,7 @@ export function composeServer(config: ServerConfig): Server {
     clientAddress,
     enrollment: { database, identity, ctx, logger, telemetry, limiter: state.enrollmentLimiter },
     ingest: { database, identity, ctx, telemetry, gunzip, ...state.ingest, ...prepareIngestStatements(database) },
+    renewal: { database, identity, ctx, telemetry, policy: renewalPolicy },
   });
 
   const source = config.database;

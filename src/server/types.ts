@@ -9,6 +9,7 @@ import type { ServerIdentity } from './identity.js';
 import type { Logger } from './logger.js';
 import type { EnrollmentDeps } from './services/enrollment.js';
 import type { IngestDeps } from './services/ingest.js';
+import type { RenewalDeps } from './services/renewal.js';
 import type { Telemetry } from './telemetry.js';
 
 export interface AppLimits {
@@ -40,6 +41,8 @@ export interface AppDeps {
   enrollment: EnrollmentDeps;
   /** POST /v1/messages: the service's dependencies, per-agent budgets, caches and statements included. */
   ingest: IngestDeps;
+  /** POST /v1/renew: the service's dependencies and policy (overlap, credential lifetime). */
+  renewal: RenewalDeps;
 }
 
 /** The admin credential a request was authenticated with (middleware/admin-auth.ts). */

@@ -5,11 +5,15 @@ import { registerEnrollRoutes } from './enroll.js';
 import { registerMessageRoutes } from './messages.js';
 import { registerInventoryRoutes } from './admin/inventories.js';
 import { registerDocsRoutes } from './docs.js';
+import { registerRenewRoutes } from './renew.js';
+import { registerRevocationRoutes } from './revocations.js';
 
 export function registerRoutes(app: App): void {
   registerAdminRoutes(app);
   registerEnrollRoutes(app);
   registerMessageRoutes(app);
+  registerRenewRoutes(app);
+  registerRevocationRoutes(app);
   registerInventoryRoutes(app);
   registerDocsRoutes(app);
 }

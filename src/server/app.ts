@@ -12,6 +12,7 @@ import type { ServerIdentity } from './identity.js';
 import type { Logger } from './logger.js';
 import type { AdminPrincipal } from './middleware/admin-auth.js';
 import type { Telemetry } from './telemetry.js';
+import type { EnrollmentPolicy } from './services/enrollment.js';
 import type { IngestPolicy } from './services/ingest.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -41,6 +42,8 @@ export interface AppDeps {
   limits?: Partial<AppLimits>;
   /** Ingest policy overrides (freshness, per-agent budgets); defaults in services/ingest.ts. */
   ingestPolicy?: Partial<IngestPolicy>;
+  /** Enrollment budget overrides; defaults in services/enrollment.ts. */
+  enrollmentPolicy?: Partial<EnrollmentPolicy>;
 }
 
 export interface AppEnv {

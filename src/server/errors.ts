@@ -10,6 +10,7 @@ export const HTTP_ERROR_CODES = [
   'unauthorized',
   'forbidden',
   'conflict',
+  'unsupported_media_type',
   'unavailable',
   'internal_error',
 ] as const;
@@ -24,6 +25,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   unauthorized: 401,
   forbidden: 403,
   conflict: 409,
+  unsupported_media_type: 415,
   unavailable: 503,
   internal_error: 500,
   payload_too_large: 413,

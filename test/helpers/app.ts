@@ -8,6 +8,7 @@ import { adminKeys } from '../../src/db/schema.js';
 import type { ProtocolContext } from '../../src/protocol/crypto/types.js';
 import { selectCrypto } from '../../src/runtime/crypto.js';
 import { createApp, type App, type AppLimits } from '../../src/server/app.js';
+import type { EnrollmentPolicy } from '../../src/server/services/enrollment.js';
 import type { IngestPolicy } from '../../src/server/services/ingest.js';
 import { deriveIdentity, type ServerIdentity } from '../../src/server/identity.js';
 import { silentLogger, type Logger } from '../../src/server/logger.js';
@@ -29,6 +30,7 @@ export interface TestServer {
 export interface TestServerOptions {
   limits?: Partial<AppLimits>;
   ingestPolicy?: Partial<IngestPolicy>;
+  enrollmentPolicy?: Partial<EnrollmentPolicy>;
   logger?: Logger;
   telemetry?: Telemetry;
   /** Override the clock (ms since epoch). */
@@ -57,6 +59,7 @@ export async function startTestServer(kind: DbKind, opts: TestServerOptions = {}
     clientAddress: (c) => getConnInfo(c).remote.address,
     limits: opts.limits,
     ingestPolicy: opts.ingestPolicy,
+    enrollmentPolicy: opts.enrollmentPolicy,
   });
   const server = createAdaptorServer({ fetch: app.fetch, hostname: '127.0.0.1' });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

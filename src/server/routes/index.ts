@@ -9,7 +9,7 @@ import { registerDocsRoutes } from './docs.js';
 
 export function registerRoutes(app: App, deps: AppDeps): void {
   registerAdminRoutes(app);
-  registerEnrollRoutes(app);
+  registerEnrollRoutes(app, deps.enrollmentPolicy);
   registerMessageRoutes(app, { ...DEFAULT_INGEST_POLICY, ...deps.ingestPolicy });
   registerInventoryRoutes(app);
   registerDocsRoutes(app);

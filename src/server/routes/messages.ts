@@ -4,6 +4,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { App } from '../app.js';
 import { errorBody, statusFor } from '../errors.js';
+import { requireJson } from '../middleware/json-only.js';
 import { createIngestLimits, DEFAULT_INGEST_POLICY, ingestOne, type IngestDeps, type IngestPolicy, type IngestResult } from '../services/ingest.js';
 import { SenderKeyCache } from '../services/sender-keys.js';
 import { ErrorSchema, SignedObjectSchema } from './schemas.js';
@@ -26,6 +27,7 @@ const route = createRoute({
     401: { description: 'Unknown, expired or revoked key; bad signature', content: { 'application/json': { schema: ErrorSchema } } },
     409: { description: 'Replay', content: { 'application/json': { schema: ErrorSchema } } },
     413: { description: 'Too large', content: { 'application/json': { schema: ErrorSchema } } },
+    415: { description: 'Content-Type is not application/json', content: { 'application/json': { schema: ErrorSchema } } },
     429: { description: 'Per-agent budget exceeded', content: { 'application/json': { schema: ErrorSchema } } },
   },
 });
@@ -34,7 +36,7 @@ export function registerMessageRoutes(app: App, policy: IngestPolicy = DEFAULT_I
   const limits = createIngestLimits(policy);
   const senderKeys = new SenderKeyCache();
   app.openAPIRegistry.registerPath(route);
-  app.post('/v1/messages', async (c) => {
+  app.post('/v1/messages', requireJson, async (c) => {
     const deps: IngestDeps = { ...c.get('deps'), policy, limits, senderKeys };
     const body: unknown = await c.req.json().catch(() => undefined);
     const batch = body && typeof body === 'object' && !Array.isArray(body) && 'envelopes' in body ? (body as { envelopes: unknown }).envelopes : undefined;

@@ -1,5 +1,5 @@
 // Admin API keys: created by a `*` admin with a subset of the scopes, shown once, stored hashed.
-import { asc, eq } from 'drizzle-orm';
+import { asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
 import { adminKeys } from '../../db/schema.js';
 import { ApiError } from '../errors.js';
@@ -27,10 +27,13 @@ export async function listAdminKeys(db: Db) {
   }));
 }
 
+/** Locks the row, then reads the time; a key already revoked keeps its first revocation time. */
 export async function revokeAdminKey(db: Db, actor: string, id: string): Promise<void> {
   await db.transaction(async (tx) => {
-    const [row] = await tx.update(adminKeys).set({ revokedAt: new Date() }).where(eq(adminKeys.id, id)).returning({ id: adminKeys.id });
+    const [row] = await tx.select({ revokedAt: adminKeys.revokedAt }).from(adminKeys).where(eq(adminKeys.id, id)).for('update');
     if (!row) throw new ApiError('not_found', 'no such admin key');
+    if (row.revokedAt) return; // already revoked: idempotent
+    await tx.update(adminKeys).set({ revokedAt: sql`clock_timestamp()` }).where(eq(adminKeys.id, id));
     await appendAudit(tx, { actor, action: 'admin_key.revoke', outcome: 'success', details: { keyId: id } });
   });
 }

@@ -1,6 +1,6 @@
 // Agents as admins see them, and their revocation: effective on the very next request on every
 // instance, because ingest reads key and agent status from the database on every message.
-import { and, asc, eq, inArray, ne } from 'drizzle-orm';
+import { asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
 import { agentKeys, agents, revocations } from '../../db/schema.js';
 import { ApiError } from '../errors.js';
@@ -38,16 +38,26 @@ export async function listAgents(db: Db): Promise<AgentView[]> {
   });
 }
 
+/**
+ * Revocation times are read from the database clock inside the transaction, after the rows are
+ * locked, so nothing the lock held back can appear after the revocation; a revocation that already
+ * happened is kept (its time and reason), never overwritten.
+ */
+const AFTER_LOCK = sql`clock_timestamp()`;
+
 export async function revokeAgent(db: Db, actor: string, id: string, reason?: string): Promise<void> {
   await db.transaction(async (tx) => {
-    const [row] = await tx.update(agents).set({ status: 'revoked', revokedAt: new Date() }).where(and(eq(agents.id, id), ne(agents.status, 'revoked'))).returning({ id: agents.id });
-    if (!row) {
-      const [exists] = await tx.select({ id: agents.id }).from(agents).where(eq(agents.id, id));
-      if (!exists) throw new ApiError('not_found', 'no such agent');
-      return;
-    }
-    await tx.update(agentKeys).set({ status: 'revoked', revokedAt: new Date() }).where(eq(agentKeys.agentId, id));
-    await tx.insert(revocations).values({ kind: 'agent', subject: id, reason: reason ?? null, actor }).onConflictDoNothing();
+    const [row] = await tx.select({ status: agents.status }).from(agents).where(eq(agents.id, id)).for('update');
+    if (!row) throw new ApiError('not_found', 'no such agent');
+    if (row.status === 'revoked') return; // already revoked: idempotent
+    await tx.select({ id: agentKeys.id }).from(agentKeys).where(eq(agentKeys.agentId, id)).for('update');
+    await tx.update(agents).set({ status: 'revoked', revokedAt: AFTER_LOCK }).where(eq(agents.id, id));
+    // A key revoked earlier keeps its own revocation time.
+    await tx
+      .update(agentKeys)
+      .set({ status: 'revoked', revokedAt: sql`COALESCE(${agentKeys.revokedAt}, clock_timestamp())` })
+      .where(eq(agentKeys.agentId, id));
+    await tx.insert(revocations).values({ kind: 'agent', subject: id, reason: reason ?? null, actor, at: AFTER_LOCK }).onConflictDoNothing();
     await appendAudit(tx, { actor, action: 'agent.revoke', outcome: 'success', agentId: id, details: { reason: reason ?? null } });
   });
 }
@@ -55,9 +65,11 @@ export async function revokeAgent(db: Db, actor: string, id: string, reason?: st
 /** Revokes one key (by its signing key id) without revoking the agent. */
 export async function revokeKey(db: Db, actor: string, sigKid: string, reason?: string): Promise<void> {
   await db.transaction(async (tx) => {
-    const [row] = await tx.update(agentKeys).set({ status: 'revoked', revokedAt: new Date() }).where(eq(agentKeys.sigKid, sigKid)).returning({ agentId: agentKeys.agentId });
+    const [row] = await tx.select({ agentId: agentKeys.agentId, status: agentKeys.status }).from(agentKeys).where(eq(agentKeys.sigKid, sigKid)).for('update');
     if (!row) throw new ApiError('key_unknown', 'no such key', 404);
-    await tx.insert(revocations).values({ kind: 'key', subject: sigKid, reason: reason ?? null, actor }).onConflictDoNothing();
+    if (row.status === 'revoked') return; // already revoked: idempotent
+    await tx.update(agentKeys).set({ status: 'revoked', revokedAt: AFTER_LOCK }).where(eq(agentKeys.sigKid, sigKid));
+    await tx.insert(revocations).values({ kind: 'key', subject: sigKid, reason: reason ?? null, actor, at: AFTER_LOCK }).onConflictDoNothing();
     await appendAudit(tx, { actor, action: 'key.revoke', outcome: 'success', agentId: row.agentId, details: { sigKid, reason: reason ?? null } });
   });
 }

@@ -14,7 +14,7 @@ import { b64u } from '../../protocol/bytes.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import { issueCredential, type Role } from '../../protocol/credential.js';
 import { openEnrollRequest, parseEnrollRequest, signEnrollResponse } from '../../protocol/enrollment.js';
-import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
+import { CryptoError, ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
 import type { SignedObject } from '../../protocol/signed.js';
 import { tokenSecretMatches } from '../../protocol/token.js';
 import type { Database, Tx } from '../../db/database.js';
@@ -134,7 +134,10 @@ export async function enroll(deps: EnrollmentDeps, body: unknown, sourceAddr: st
   try {
     const wire = parseEnrollRequest(body);
     tokenId = wire.tid;
-    const request = await openEnrollRequest(deps.ctx, wire, deps.identity);
+    // A primitive's refusal of crafted input is the client's failure (charged), never a 503.
+    const request = await openEnrollRequest(deps.ctx, wire, deps.identity).catch((err: unknown) => {
+      throw err instanceof CryptoError ? new ProtocolError('decrypt_failed') : err;
+    });
     if (Math.abs(request.iat - deps.ctx.now()) > ENROLL_IAT_WINDOW_MS) throw new ProtocolError('stale_message', 'iat is outside the enrollment window');
     const token = await findToken(deps, request.tokenId, request.secret);
     proven = true;
@@ -203,7 +206,7 @@ function refuse(deps: EnrollmentDeps, source: string, retryAfterSeconds: number)
   return new RateLimitedError(retryAfterSeconds);
 }
 
-/** Stack and message for the server log only; never sent to a client. */
+/** Name and message for the server log only; never sent to a client. */
 function describe(err: unknown): object {
   return err instanceof Error ? { name: err.name, message: err.message } : { value: String(err) };
 }

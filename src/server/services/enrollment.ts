@@ -141,6 +141,7 @@ export async function enroll(deps: EnrollmentDeps, body: unknown, sourceAddr: st
     if (Math.abs(request.iat - deps.ctx.now()) > ENROLL_IAT_WINDOW_MS) throw new ProtocolError('stale_message', 'iat is outside the enrollment window');
     const token = await findToken(deps, request.tokenId, request.secret);
     proven = true;
+    seat.settle(false); // not a guess: give the source's unit back now, not after the transaction
     const tokenSeat = await limiter.byProvenToken.reserve(token.id);
     if (!tokenSeat.ok) throw refuse(deps, source, tokenSeat.retryAfterSeconds);
     let failed = true;

@@ -48,6 +48,7 @@ const HTTP_ERRORS = {
   request_invalid: { status: 400, meaning: 'the request does not match the route (admin API validation, malformed JSON)', message: 'invalid request' },
   unauthorized: { status: 401, meaning: 'admin credential missing or wrong', message: 'admin credential required' },
   forbidden: { status: 403, meaning: "the admin credential lacks the route's scope", message: 'forbidden' },
+  unsupported_media_type: { status: 415, meaning: 'the request body is not `application/json` (agent routes)', message: 'Content-Type must be application/json' },
   unavailable: { status: 503, meaning: 'an infrastructure fault (database unreachable); retry later', message: 'service unavailable' },
   internal_error: { status: 500, meaning: 'a bug; never with detail', message: 'internal error' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -10,7 +10,7 @@ import { createApp, type RequestScope } from './app.js';
 import type { ServerIdentity } from './identity.js';
 import type { Logger } from './logger.js';
 import type { Gunzip } from './services/decompress.js';
-import { createEnrollmentLimiter, type EnrollmentLimiter } from './services/enrollment.js';
+import { createEnrollmentLimiter, type EnrollmentLimiter, type EnrollmentPolicy } from './services/enrollment.js';
 import { createIngestState, DEFAULT_INGEST_POLICY, prepareIngestStatements, type IngestPolicy, type IngestState } from './services/ingest.js';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './services/renewal.js';
 import type { Telemetry } from './telemetry.js';
@@ -31,6 +31,8 @@ export interface ServerConfig {
   limits?: Partial<AppLimits> | undefined;
   /** Ingest policy overrides (freshness, per-agent budgets); defaults in services/ingest.ts. */
   ingestPolicy?: Partial<IngestPolicy> | undefined;
+  /** Enrollment budget overrides; defaults in services/enrollment.ts. */
+  enrollmentPolicy?: Partial<EnrollmentPolicy> | undefined;
   /** Renewal policy overrides (overlap, credential lifetime); defaults in services/renewal.ts. */
   renewalPolicy?: Partial<RenewalPolicy> | undefined;
 }
@@ -62,7 +64,7 @@ export function composeServer(config: ServerConfig): Server {
   const renewalPolicy: RenewalPolicy = { ...DEFAULT_RENEWAL_POLICY, ...config.renewalPolicy };
   const state: ServerState = {
     limits: { ...DEFAULT_LIMITS, ...config.limits },
-    enrollmentLimiter: createEnrollmentLimiter(ctx.now),
+    enrollmentLimiter: createEnrollmentLimiter(ctx.now, config.enrollmentPolicy),
     ingest: createIngestState({ ...DEFAULT_INGEST_POLICY, ...config.ingestPolicy }, ctx.now),
   };
 

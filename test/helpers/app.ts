@@ -9,6 +9,7 @@ import type { ProtocolContext } from '../../src/protocol/crypto/types.js';
 import { selectCrypto } from '../../src/runtime/crypto.js';
 import { gunzipBounded } from '../../src/runtime/zlib.js';
 import { composeServer, type ServerState } from '../../src/server/compose.js';
+import type { EnrollmentPolicy } from '../../src/server/services/enrollment.js';
 import type { IngestPolicy } from '../../src/server/services/ingest.js';
 import { deriveIdentity, type ServerIdentity } from '../../src/server/identity.js';
 import { silentLogger, type Logger } from '../../src/server/logger.js';
@@ -33,6 +34,7 @@ export interface TestServer {
 export interface TestServerOptions {
   limits?: Partial<AppLimits>;
   ingestPolicy?: Partial<IngestPolicy>;
+  enrollmentPolicy?: Partial<EnrollmentPolicy>;
   logger?: Logger;
   telemetry?: Telemetry;
   /** Override the clock (ms since epoch). */
@@ -62,6 +64,7 @@ export async function startTestServer(kind: DbKind, opts: TestServerOptions = {}
     gunzip: gunzipBounded,
     limits: opts.limits,
     ingestPolicy: opts.ingestPolicy,
+    enrollmentPolicy: opts.enrollmentPolicy,
   });
   const server = createAdaptorServer({ fetch: app.fetch, hostname: '127.0.0.1' });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

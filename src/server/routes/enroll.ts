@@ -2,6 +2,7 @@
 // checked by the protocol parser, so the OpenAPI schema here documents rather than validates.
 import { createRoute, z } from '@hono/zod-openapi';
 import type { App } from '../types.js';
+import { requireJson } from '../middleware/json-only.js';
 import { enroll } from '../services/enrollment.js';
 import { errorResponses, SignedObjectSchema } from './schemas.js';
 
@@ -28,7 +29,7 @@ const route = createRoute({
     ...errorResponses(
       'payload_too_large', 'envelope_malformed', 'token_malformed', 'version_unsupported', 'rate_limited', 'recipient_mismatch', 'decrypt_failed',
       'payload_invalid', 'server_key_mismatch', 'signature_invalid', 'token_unknown', 'token_revoked', 'token_expired', 'token_used',
-      'name_invalid', 'token_constraint_failed', 'name_taken',
+      'name_invalid', 'token_constraint_failed', 'name_taken', 'unsupported_media_type', 'stale_message',
     ),
   },
 });
@@ -36,7 +37,7 @@ const route = createRoute({
 export function registerEnrollRoutes(app: App): void {
   // Documented from the zod schema; parsed by the protocol core so failures carry protocol codes.
   app.openAPIRegistry.registerPath(route);
-  app.post('/v1/enroll', async (c) => {
+  app.post('/v1/enroll', requireJson, async (c) => {
     const deps = c.get('deps');
     const body: unknown = await c.req.json().catch(() => undefined); // undefined → envelope_malformed
     // Failures (rate_limited with its Retry-After included) are thrown to the app's onError.

@@ -5,6 +5,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import type { App } from '../types.js';
 import { errorBodyOf, type ErrorBody } from '../errors.js';
 import { ProtocolError } from '../../protocol/errors.js';
+import { requireJson } from '../middleware/json-only.js';
 import { ingestOne, type IngestResult } from '../services/ingest.js';
 import { ErrorSchema, errorResponses, SignedObjectSchema } from './schemas.js';
 
@@ -25,13 +26,14 @@ const route = createRoute({
     ...errorResponses(
       'envelope_malformed', 'version_unsupported', 'key_unknown', 'agent_revoked', 'key_revoked', 'key_expired', 'replay_detected',
       'signature_invalid', 'recipient_mismatch', 'stale_message', 'rate_limited', 'decrypt_failed', 'payload_too_large', 'payload_invalid',
+      'unsupported_media_type',
     ),
   },
 });
 
 export function registerMessageRoutes(app: App): void {
   app.openAPIRegistry.registerPath(route);
-  app.post('/v1/messages', async (c) => {
+  app.post('/v1/messages', requireJson, async (c) => {
     const deps = c.get('deps').ingest;
     const body: unknown = await c.req.json().catch(() => undefined);
     const batch = body && typeof body === 'object' && !Array.isArray(body) && 'envelopes' in body ? (body as { envelopes: unknown }).envelopes : undefined;

@@ -32,7 +32,7 @@ export function errorResponses(...codes: ErrorCode[]) {
   }
   const responses: Record<string, { description: string; content: { 'application/json': { schema: typeof ErrorSchema } }; headers?: Record<string, unknown>; [ERROR_CODES_EXTENSION]: ErrorCode[] }> = {};
   for (const [status, list] of [...byStatus].sort(([a], [b]) => a - b)) {
-    const retry = list.includes('rate_limited');
+    const retry = list.includes('rate_limited') || list.includes('unavailable');
     responses[status] = {
       description: list.map((c) => `\`${c}\``).join(', '),
       content: { 'application/json': { schema: ErrorSchema } },

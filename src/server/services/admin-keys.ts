@@ -27,10 +27,14 @@ export async function listAdminKeys(db: Db) {
   }));
 }
 
-export async function revokeAdminKey(db: Db, now: number, actor: string, id: string): Promise<void> {
+/** Locks the row, then reads the clock; a key already revoked keeps its first revocation time. */
+export async function revokeAdminKey(db: Db, clock: () => number, actor: string, id: string): Promise<void> {
   await db.transaction(async (tx) => {
-    const [row] = await tx.update(adminKeys).set({ revokedAt: new Date(now) }).where(eq(adminKeys.id, id)).returning({ id: adminKeys.id });
+    const [row] = await tx.select({ revokedAt: adminKeys.revokedAt }).from(adminKeys).where(eq(adminKeys.id, id)).for('update');
     if (!row) throw new ApiError('not_found', 'no such admin key');
-    await appendAudit(tx, { at: new Date(now), actor, action: 'admin_key.revoke', outcome: 'success', details: { keyId: id } });
+    if (row.revokedAt) return; // already revoked: idempotent
+    const at = new Date(clock());
+    await tx.update(adminKeys).set({ revokedAt: at }).where(eq(adminKeys.id, id));
+    await appendAudit(tx, { at, actor, action: 'admin_key.revoke', outcome: 'success', details: { keyId: id } });
   });
 }

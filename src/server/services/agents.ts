@@ -1,10 +1,11 @@
 // Agents as admins see them, and their revocation: effective on the very next request on every
 // instance, because ingest reads key and agent status from the database on every message.
-import { and, asc, eq, inArray, ne } from 'drizzle-orm';
+import { asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
-import { agentKeys, agents, revocations } from '../../db/schema.js';
+import { agentKeys, agents } from '../../db/schema.js';
 import { ApiError } from '../errors.js';
 import { appendAudit } from './audit.js';
+import { recordRevocation } from './revocation-list.js';
 
 export interface AgentView {
   id: string;
@@ -38,26 +39,38 @@ export async function listAgents(db: Db): Promise<AgentView[]> {
   });
 }
 
-export async function revokeAgent(db: Db, now: number, actor: string, id: string, reason?: string): Promise<void> {
+/**
+ * Revocation times are read from the injected clock inside the transaction, after the rows are
+ * locked, so nothing the lock held back can appear after the revocation; a revocation that already
+ * happened is kept (its time and reason), never overwritten.
+ */
+export async function revokeAgent(db: Db, clock: () => number, actor: string, id: string, reason?: string): Promise<void> {
   await db.transaction(async (tx) => {
-    const [row] = await tx.update(agents).set({ status: 'revoked', revokedAt: new Date(now) }).where(and(eq(agents.id, id), ne(agents.status, 'revoked'))).returning({ id: agents.id });
-    if (!row) {
-      const [exists] = await tx.select({ id: agents.id }).from(agents).where(eq(agents.id, id));
-      if (!exists) throw new ApiError('not_found', 'no such agent');
-      return;
-    }
-    await tx.update(agentKeys).set({ status: 'revoked', revokedAt: new Date(now) }).where(eq(agentKeys.agentId, id));
-    await tx.insert(revocations).values({ kind: 'agent', subject: id, reason: reason ?? null, actor }).onConflictDoNothing();
-    await appendAudit(tx, { at: new Date(now), actor, action: 'agent.revoke', outcome: 'success', agentId: id, details: { reason: reason ?? null } });
+    const [row] = await tx.select({ status: agents.status }).from(agents).where(eq(agents.id, id)).for('update');
+    if (!row) throw new ApiError('not_found', 'no such agent');
+    if (row.status === 'revoked') return; // already revoked: idempotent
+    await tx.select({ id: agentKeys.id }).from(agentKeys).where(eq(agentKeys.agentId, id)).for('update');
+    const at = new Date(clock());
+    await tx.update(agents).set({ status: 'revoked', revokedAt: at }).where(eq(agents.id, id));
+    // A key revoked earlier keeps its own revocation time.
+    await tx
+      .update(agentKeys)
+      .set({ status: 'revoked', revokedAt: sql`COALESCE(${agentKeys.revokedAt}, ${at})` })
+      .where(eq(agentKeys.agentId, id));
+    await recordRevocation(tx, { kind: 'agent', subject: id, reason: reason ?? null, actor, at });
+    await appendAudit(tx, { at, actor, action: 'agent.revoke', outcome: 'success', agentId: id, details: { reason: reason ?? null } });
   });
 }
 
 /** Revokes one key (by its signing key id) without revoking the agent. */
-export async function revokeKey(db: Db, now: number, actor: string, sigKid: string, reason?: string): Promise<void> {
+export async function revokeKey(db: Db, clock: () => number, actor: string, sigKid: string, reason?: string): Promise<void> {
   await db.transaction(async (tx) => {
-    const [row] = await tx.update(agentKeys).set({ status: 'revoked', revokedAt: new Date(now) }).where(eq(agentKeys.sigKid, sigKid)).returning({ agentId: agentKeys.agentId });
+    const [row] = await tx.select({ agentId: agentKeys.agentId, status: agentKeys.status }).from(agentKeys).where(eq(agentKeys.sigKid, sigKid)).for('update');
     if (!row) throw new ApiError('key_unknown', 'no such key');
-    await tx.insert(revocations).values({ kind: 'key', subject: sigKid, reason: reason ?? null, actor }).onConflictDoNothing();
-    await appendAudit(tx, { at: new Date(now), actor, action: 'key.revoke', outcome: 'success', agentId: row.agentId, details: { sigKid, reason: reason ?? null } });
+    if (row.status === 'revoked') return; // already revoked: idempotent
+    const at = new Date(clock());
+    await tx.update(agentKeys).set({ status: 'revoked', revokedAt: at }).where(eq(agentKeys.sigKid, sigKid));
+    await recordRevocation(tx, { kind: 'key', subject: sigKid, reason: reason ?? null, actor, at });
+    await appendAudit(tx, { at, actor, action: 'key.revoke', outcome: 'success', agentId: row.agentId, details: { sigKid, reason: reason ?? null } });
   });
 }

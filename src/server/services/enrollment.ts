@@ -1,29 +1,46 @@
-// POST /v1/enroll, the service (spec/PROTOCOL.md §Enrollment). Order:
-//   rate limit → parse → open + proofs → token checks (known+secret, revoked, expired, uses, constraints)
-//   → name rules → ONE transaction: consume a use atomically, create agent, keys, token use, audit.
-// The use is consumed by a conditional UPDATE … WHERE uses_left > 0, so N concurrent enrollments
-// with a one-use token give exactly one success under any interleaving. Failures are audited in a
-// transaction of their own and count against the source's and the token's failure budget.
-import { and, eq, gt, isNull, sql } from 'drizzle-orm';
+// POST /v1/enroll, the service (spec/PROTOCOL.md §6.3). Order:
+//   reserve the source's failure budget → parse → open + proofs → iat window → token known and
+//   secret (constant time) → [secret proven] reserve the token's budget for proven failures →
+//   token state, name rules → ONE transaction: consume a use atomically, then create agent, keys,
+//   token use and audit (or, for a taken name, spend the use and audit that).
+// The use is consumed by a conditional UPDATE on the one "is this token usable" rule (tokens.ts), so
+// N concurrent enrollments with a one-use token give exactly one success under any interleaving.
+// Budgets are reserved before anything is awaited and refunded when the attempt was not a guess, so
+// concurrent guesses cannot overspend them. Failures are audited in a transaction of their own;
+// refused attempts are audited coalesced (one row per source and window, with a count);
+// infrastructure faults are 503 `unavailable`, refunded and not blamed on the client.
+import { and, eq, sql } from 'drizzle-orm';
 import { b64u } from '../../protocol/bytes.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import { issueCredential, type Role } from '../../protocol/credential.js';
 import { openEnrollRequest, parseEnrollRequest, signEnrollResponse } from '../../protocol/enrollment.js';
-import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
+import { CryptoError, ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
 import type { SignedObject } from '../../protocol/signed.js';
 import { tokenSecretMatches } from '../../protocol/token.js';
 import type { Database, Tx } from '../../db/database.js';
 import { agentKeys, agents, enrollmentTokens, tokenUses } from '../../db/schema.js';
+import { ApiError } from '../errors.js';
 import type { ServerIdentity } from '../identity.js';
 import type { Logger } from '../logger.js';
 import type { Telemetry } from '../telemetry.js';
 import { appendAudit, appendAuditAlone } from './audit.js';
 import { cidrContains, parseCidr } from './cidr.js';
 import { globMatches, isValidAgentName } from './name-rules.js';
-import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
+import { createRateLimiter, createRefusalCoalescer, type RateLimiter, type RefusalCoalescer } from './rate-limiter.js';
+import { tokenState, tokenStateSql } from './tokens.js';
 
 /** Keys and credentials issued at enrollment live this long unless renewed. */
 export const DEFAULT_CREDENTIAL_TTL_SECONDS = 30 * 24 * 3600;
+
+/**
+ * The request's `iat` must lie within this much of the server's clock, either way (spec §6.3):
+ * a request captured on the wire cannot be presented again later, and a client clock that far off
+ * is told so (`stale_message`).
+ */
+export const ENROLL_IAT_WINDOW_MS = 10 * 60 * 1000;
+
+/** Seconds a client is told to wait after an infrastructure fault (503 `unavailable`). */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 export interface EnrollmentDeps {
   database: Database;
@@ -35,37 +52,51 @@ export interface EnrollmentDeps {
   credentialTtlSeconds?: number;
 }
 
-/** Failure budgets: per source address and per token id (per instance, in memory). */
+/** Enrollment budgets (spec §6.3); per instance, in memory. */
+export interface EnrollmentPolicy {
+  /** Failures before the secret is proven (malformed, undecryptable, stale, wrong proofs, unknown), per source address. */
+  sourceBurst: number;
+  sourcePerSecond: number;
+  /** Wrong secrets (`token_unknown`), per token id; never consulted when the secret is right. */
+  tokenBurst: number;
+  tokenPerSecond: number;
+  /** Failures after the secret is proven (used, expired, revoked, constraints, names), per token id. */
+  provenBurst: number;
+  provenPerSecond: number;
+  /** Refused (rate-limited) attempts are audited as one row per source and window of this length. */
+  refusalAuditWindowMs: number;
+}
+
+// 10 failures at once, then one every 6 s: a token secret cannot be guessed and a typo'ing admin is
+// not locked out for long. Proven failures get a larger burst: 32 agents racing for one token (one
+// NAT address) get token_used, and a leaked used token still cannot write audit rows at will.
+export const DEFAULT_ENROLLMENT_POLICY: EnrollmentPolicy = {
+  sourceBurst: 10,
+  sourcePerSecond: 1 / 6,
+  tokenBurst: 10,
+  tokenPerSecond: 1 / 6,
+  provenBurst: 64,
+  provenPerSecond: 1 / 6,
+  refusalAuditWindowMs: 60_000,
+};
+
 export interface EnrollmentLimiter {
   bySource: RateLimiter;
   byToken: RateLimiter;
+  byProvenToken: RateLimiter;
+  refusals: RefusalCoalescer;
 }
 
-export function createEnrollmentLimiter(now: () => number): EnrollmentLimiter {
-  // 10 failures at once, then one every 6 s: a token secret cannot be guessed and a typo'ing admin
-  // is not locked out for long.
+export function createEnrollmentLimiter(now: () => number, overrides: Partial<EnrollmentPolicy> = {}): EnrollmentLimiter {
+  const p = { ...DEFAULT_ENROLLMENT_POLICY, ...overrides };
+  const clock = { now };
   return {
-    bySource: createRateLimiter({ capacity: 10, refillPerSecond: 1 / 6, now }),
-    byToken: createRateLimiter({ capacity: 10, refillPerSecond: 1 / 6, now }),
+    bySource: createRateLimiter({ capacity: p.sourceBurst, refillPerSecond: p.sourcePerSecond, ...clock }),
+    byToken: createRateLimiter({ capacity: p.tokenBurst, refillPerSecond: p.tokenPerSecond, ...clock }),
+    byProvenToken: createRateLimiter({ capacity: p.provenBurst, refillPerSecond: p.provenPerSecond, ...clock }),
+    refusals: createRefusalCoalescer({ windowMs: p.refusalAuditWindowMs, ...clock }),
   };
 }
-
-/**
- * Failures that come before the token secret is proven: what a guesser or a broken client produces.
- * Later failures (used, expired, revoked, constraints, names) prove knowledge of the secret, so
- * they do not spend the budget: 32 agents racing for one token get token_used, not rate_limited.
- */
-const GUESSING_CODES = new Set<ProtocolErrorCode>([
-  'envelope_malformed',
-  'token_malformed',
-  'version_unsupported',
-  'recipient_mismatch',
-  'decrypt_failed',
-  'payload_invalid',
-  'server_key_mismatch',
-  'signature_invalid',
-  'token_unknown',
-]);
 
 export class RateLimitedError extends ProtocolError {
   constructor(retryAfterSeconds: number) {
@@ -81,56 +112,132 @@ function uniqueViolation(err: unknown): string | undefined {
   return undefined;
 }
 
+/** Our own 4xx answers. Anything else (a driver error, a deadline, a bug) is the server's fault. */
+function isClientError(err: unknown): err is ProtocolError | ApiError {
+  return err instanceof ProtocolError || (err instanceof ApiError && err.status < 500);
+}
+
+/** Failures already audited inside their own transaction (a taken name spends the use there). */
+const audited = new WeakSet<Error>();
+
+type TokenRow = typeof enrollmentTokens.$inferSelect;
+
 export async function enroll(deps: EnrollmentDeps, body: unknown, sourceAddr: string | undefined): Promise<SignedObject> {
   const source = sourceAddr ?? 'unknown';
-  const sourceBudget = deps.limiter.bySource.peek(source);
-  if (!sourceBudget.ok) throw new RateLimitedError(sourceBudget.retryAfterSeconds);
+  const { limiter } = deps;
+  const seat = await limiter.bySource.reserve(source);
+  if (!seat.ok) throw refuse(deps, source, seat.retryAfterSeconds);
 
   let tokenId: string | undefined;
+  let proven = false; // the caller has shown the token's secret
+  let charge = false; // keep the source's reservation: this attempt could have been a guess
   try {
     const wire = parseEnrollRequest(body);
     tokenId = wire.tid;
-    const tokenBudget = deps.limiter.byToken.peek(tokenId);
-    if (!tokenBudget.ok) throw new RateLimitedError(tokenBudget.retryAfterSeconds);
-    const request = await openEnrollRequest(deps.ctx, wire, deps.identity);
-    const result = await admit(deps, request, source);
-    deps.telemetry.count('enrollments_total', { outcome: 'success' });
-    deps.logger.info({ agentId: result.agentId, tokenId, role: result.role, sourceAddr: source }, 'agent enrolled');
-    return result.response;
+    // A primitive's refusal of crafted input is the client's failure (charged), never a 503.
+    const request = await openEnrollRequest(deps.ctx, wire, deps.identity).catch((err: unknown) => {
+      throw err instanceof CryptoError ? new ProtocolError('decrypt_failed') : err;
+    });
+    if (Math.abs(request.iat - deps.ctx.now()) > ENROLL_IAT_WINDOW_MS) throw new ProtocolError('stale_message', 'iat is outside the enrollment window');
+    const token = await findToken(deps, request.tokenId, request.secret);
+    proven = true;
+    seat.settle(false); // not a guess: give the source's unit back now, not after the transaction
+    const tokenSeat = await limiter.byProvenToken.reserve(token.id);
+    if (!tokenSeat.ok) throw refuse(deps, source, tokenSeat.retryAfterSeconds);
+    let failed = true;
+    try {
+      const result = await admit(deps, token, request, source);
+      failed = false;
+      deps.telemetry.count('enrollments_total', { outcome: 'success' });
+      deps.logger.info({ agentId: result.agentId, tokenId, role: result.role, sourceAddr: source }, 'agent enrolled');
+      return result.response;
+    } catch (err) {
+      failed = isClientError(err);
+      throw err;
+    } finally {
+      tokenSeat.settle(failed);
+    }
   } catch (err) {
-    const code: ProtocolErrorCode = err instanceof ProtocolError ? err.code : 'payload_invalid';
-    if (GUESSING_CODES.has(code)) {
-      deps.limiter.bySource.take(source);
-      if (tokenId) deps.limiter.byToken.take(tokenId);
+    if (err instanceof RateLimitedError) throw err;
+    if (!isClientError(err)) {
+      deps.telemetry.count('enrollments_total', { outcome: 'unavailable' });
+      deps.logger.error({ err: describe(err), sourceAddr: source }, 'enrollment failed on an infrastructure fault');
+      throw new ApiError('unavailable', 'the service is unavailable; retry later', { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS });
+    }
+    const code = err.code;
+    if (!proven) {
+      charge = true;
+      // Wrong secrets also spend the token id's budget; a right secret never meets it (findToken
+      // compares first), so an id alone, which travels in clear, cannot lock its holder out.
+      if (code === 'token_unknown' && tokenId) {
+        const v = limiter.byToken.take(tokenId);
+        if (!v.ok) throw refuse(deps, source, v.retryAfterSeconds);
+      }
     }
     deps.telemetry.count('enrollments_total', { outcome: code });
-    await appendAuditAlone(deps.database.db, {
-      at: new Date(deps.ctx.now()),
-      actor: 'agent',
-      action: 'agent.enroll',
-      outcome: 'failure',
-      code,
-      sourceAddr: source,
-      tokenId: tokenId ?? null,
-    }).catch((auditErr: unknown) => deps.logger.error({ err: String(auditErr) }, 'audit append failed'));
-    if (err instanceof ProtocolError) throw err;
+    if (!audited.has(err)) {
+      await appendAuditAlone(deps.database.db, {
+        at: new Date(deps.ctx.now()),
+        actor: 'agent',
+        action: 'agent.enroll',
+        outcome: 'failure',
+        code,
+        sourceAddr: source,
+        tokenId: tokenId ?? null,
+      }).catch((auditErr: unknown) => deps.logger.error({ err: String(auditErr) }, 'audit append failed'));
+    }
     throw err;
+  } finally {
+    seat.settle(charge);
   }
 }
 
+/** A refused attempt: counted into the source's coalesced audit row, answered 429. */
+function refuse(deps: EnrollmentDeps, source: string, retryAfterSeconds: number): RateLimitedError {
+  deps.telemetry.count('enrollments_total', { outcome: 'rate_limited' });
+  deps.limiter.refusals.note(source, ({ count, from, to }) => {
+    appendAuditAlone(deps.database.db, {
+      at: new Date(to),
+      actor: 'agent',
+      action: 'agent.enroll',
+      outcome: 'failure',
+      code: 'rate_limited',
+      sourceAddr: source,
+      details: { count, from: new Date(from).toISOString(), to: new Date(to).toISOString() },
+    }).catch((auditErr: unknown) => deps.logger.error({ err: String(auditErr) }, 'audit append failed'));
+  });
+  return new RateLimitedError(retryAfterSeconds);
+}
+
+/** Name and message for the server log only; never sent to a client. */
+function describe(err: unknown): object {
+  return err instanceof Error ? { name: err.name, message: err.message } : { value: String(err) };
+}
+
+/** The token, if it exists and the secret matches (constant time); else token_unknown, either way. */
+async function findToken(deps: EnrollmentDeps, id: string, secret: Uint8Array): Promise<TokenRow> {
+  const [token] = await deps.database.db.select().from(enrollmentTokens).where(eq(enrollmentTokens.id, id)).limit(1);
+  // A wrong secret for a known id reads exactly like an unknown id: nothing to probe.
+  if (!token || !tokenSecretMatches(id, secret, token.secretHash)) throw new ProtocolError('token_unknown');
+  return token;
+}
+
+const STATE_CODE: Record<Exclude<ReturnType<typeof tokenState>, 'active'>, ProtocolErrorCode> = {
+  revoked: 'token_revoked',
+  used: 'token_used',
+  expired: 'token_expired',
+};
+
 async function admit(
   deps: EnrollmentDeps,
+  token: TokenRow,
   request: Awaited<ReturnType<typeof openEnrollRequest>>,
   source: string,
 ): Promise<{ agentId: string; role: Role; response: SignedObject }> {
   const { db } = deps.database;
   const now = deps.ctx.now();
-  const [token] = await db.select().from(enrollmentTokens).where(eq(enrollmentTokens.id, request.tokenId)).limit(1);
-  // A wrong secret for a known id reads exactly like an unknown id: nothing to probe.
-  if (!token || !tokenSecretMatches(request.tokenId, request.secret, token.secretHash)) throw new ProtocolError('token_unknown');
-  if (token.revokedAt) throw new ProtocolError('token_revoked');
-  if (token.expiresAt.getTime() <= now) throw new ProtocolError('token_expired');
-  if (token.usesLeft <= 0) throw new ProtocolError('token_used');
+  const state = tokenState(token, now);
+  if (state !== 'active') throw new ProtocolError(STATE_CODE[state]);
 
   const name = request.name ?? `agent-${b64u(deps.ctx.random(6)).replace(/[^A-Za-z0-9]/g, 'x')}`;
   if (!isValidAgentName(name)) throw new ProtocolError('name_invalid', 'names use letters, digits, - _ . and at most 128 bytes');
@@ -146,21 +253,31 @@ async function admit(
   const ttl = deps.credentialTtlSeconds ?? DEFAULT_CREDENTIAL_TTL_SECONDS;
   const issuedAt = Math.floor(now / 1000);
   const expiresAtSec = issuedAt + ttl;
+  let outcome: 'enrolled' | 'name_taken';
   try {
-    await db.transaction(async (tx) => {
+    outcome = await db.transaction(async (tx) => {
       const [consumed] = await tx
         .update(enrollmentTokens)
         .set({ usesLeft: sql`${enrollmentTokens.usesLeft} - 1` })
-        .where(
-          and(
-            eq(enrollmentTokens.id, token.id),
-            gt(enrollmentTokens.usesLeft, 0),
-            isNull(enrollmentTokens.revokedAt),
-            gt(enrollmentTokens.expiresAt, new Date(now)),
-          ),
-        )
+        .where(and(eq(enrollmentTokens.id, token.id), sql`${tokenStateSql(now)} = 'active'`))
         .returning({ usesLeft: enrollmentTokens.usesLeft });
       if (!consumed) throw await whyNotConsumed(tx, token.id, now);
+      // A taken name spends the use (committed with its audit entry): a token cannot be used to
+      // probe which agent names exist without being consumed.
+      const [taken] = await tx.select({ id: agents.id }).from(agents).where(eq(agents.name, name)).limit(1);
+      if (taken) {
+        await appendAudit(tx, {
+          at: new Date(now),
+          actor: 'agent',
+          action: 'agent.enroll',
+          outcome: 'failure',
+          code: 'name_taken',
+          sourceAddr: source,
+          tokenId: token.id,
+          details: { useSpent: true },
+        });
+        return 'name_taken';
+      }
       await tx.insert(agents).values({ id: agentId, name, role: token.role, labels: token.labels, tokenId: token.id, status: 'active' });
       await tx.insert(agentKeys).values({
         agentId,
@@ -181,11 +298,18 @@ async function admit(
         agentId,
         details: { name, role: token.role, sigKid: request.signingKey.kid, kxKid: request.agreementKey.kid },
       });
+      return 'enrolled';
     });
   } catch (err) {
     const constraint = uniqueViolation(err);
+    // A concurrent enrollment took the name between the check and the insert (rolled back, use kept).
     if (constraint?.includes('name')) throw new ProtocolError('name_taken', 'an agent with this name exists');
     if (constraint) throw new ProtocolError('payload_invalid', 'these keys are already registered');
+    throw err;
+  }
+  if (outcome === 'name_taken') {
+    const err = new ProtocolError('name_taken', 'an agent with this name exists; the token use is spent');
+    audited.add(err);
     throw err;
   }
 
@@ -232,7 +356,6 @@ function randomUuid(random: (n: number) => Uint8Array): string {
 async function whyNotConsumed(tx: Tx, id: string, now: number): Promise<ProtocolError> {
   const [t] = await tx.select().from(enrollmentTokens).where(eq(enrollmentTokens.id, id)).limit(1);
   if (!t) return new ProtocolError('token_unknown');
-  if (t.revokedAt) return new ProtocolError('token_revoked');
-  if (t.expiresAt.getTime() <= now) return new ProtocolError('token_expired');
-  return new ProtocolError('token_used');
+  const state = tokenState(t, now);
+  return new ProtocolError(state === 'active' ? 'token_used' : STATE_CODE[state]);
 }

@@ -1,13 +1,38 @@
 // Enrollment tokens as admins see them: create (the secret is shown once and only its hash is
 // kept), list (with every use: when, from where, by which agent), revoke.
-import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
+import { asc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
-import { enrollmentTokens, revocations, tokenUses } from '../../db/schema.js';
+import { enrollmentTokens, tokenUses } from '../../db/schema.js';
 import { generateToken } from '../../protocol/token.js';
 import { ApiError } from '../errors.js';
 import { appendAudit } from './audit.js';
 import { parseCidr } from './cidr.js';
-import { NAME_PATTERN } from './name-rules.js';
+import { recordRevocation } from './revocation-list.js';
+import { MAX_NAME_PATTERN_LENGTH, NAME_PATTERN } from './name-rules.js';
+
+/**
+ * "Is this token usable", the one rule (spec/PROTOCOL.md §5, §6.3): revoked, else used (no uses
+ * left), else expired (expiry at or before now), else active. Only `active` admits an enrollment.
+ * tokenState is the TypeScript form and tokenStateSql the SQL form of the same rule; the
+ * enrollment's conditional update, its explanations and the admin listing use nothing else, and
+ * test/enrollment/token-state.test.ts checks that both forms agree on every case, on both databases.
+ */
+export type TokenState = 'active' | 'expired' | 'used' | 'revoked';
+
+export function tokenState(t: { revokedAt: Date | null; usesLeft: number; expiresAt: Date }, now: number): TokenState {
+  if (t.revokedAt) return 'revoked';
+  if (t.usesLeft <= 0) return 'used';
+  if (t.expiresAt.getTime() <= now) return 'expired';
+  return 'active';
+}
+
+export function tokenStateSql(now: number): SQL<TokenState> {
+  const at = new Date(now).toISOString();
+  return sql<TokenState>`(CASE WHEN ${enrollmentTokens.revokedAt} IS NOT NULL THEN 'revoked'
+    WHEN ${enrollmentTokens.usesLeft} <= 0 THEN 'used'
+    WHEN ${enrollmentTokens.expiresAt} <= ${at}::timestamptz THEN 'expired'
+    ELSE 'active' END)`;
+}
 
 export interface CreateTokenInput {
   ttlSeconds: number;
@@ -42,6 +67,9 @@ export async function createToken(
   input: CreateTokenInput,
 ): Promise<{ token: string; id: string; expiresAt: string }> {
   if (input.cidr !== undefined && !parseCidr(input.cidr)) throw new ApiError('request_invalid', 'cidr is not a valid IPv4 or IPv6 CIDR');
+  if (input.namePattern !== undefined && input.namePattern.length > MAX_NAME_PATTERN_LENGTH) {
+    throw new ApiError('request_invalid', `namePattern is at most ${MAX_NAME_PATTERN_LENGTH} characters`);
+  }
   if (input.namePattern !== undefined && !NAME_PATTERN.test(input.namePattern)) {
     throw new ApiError('request_invalid', 'namePattern may use letters, digits, - _ . and the wildcards * ?');
   }
@@ -86,7 +114,7 @@ export async function listTokens(db: Db, now: number): Promise<TokenView[]> {
     createdBy: r.createdBy,
     expiresAt: r.expiresAt.toISOString(),
     revokedAt: r.revokedAt?.toISOString() ?? null,
-    status: r.revokedAt ? 'revoked' : r.usesLeft <= 0 ? 'used' : r.expiresAt.getTime() <= now ? 'expired' : 'active',
+    status: tokenState(r, now),
     cidr: r.cidr,
     namePattern: r.namePattern,
     labels: r.labels,
@@ -96,20 +124,19 @@ export async function listTokens(db: Db, now: number): Promise<TokenView[]> {
   }));
 }
 
-/** Revokes a token; effective on the next enrollment attempt on every instance (it is a row). */
-export async function revokeToken(db: Db, now: number, actor: string, id: string, reason?: string): Promise<void> {
+/**
+ * Revokes a token; effective on the next enrollment attempt on every instance (it is a row). The
+ * row is locked first and the clock read after the lock, so no use can be recorded after the
+ * revocation time. Revoking again changes nothing: the first revocation's time and reason stand.
+ */
+export async function revokeToken(db: Db, clock: () => number, actor: string, id: string, reason?: string): Promise<void> {
   await db.transaction(async (tx) => {
-    const [row] = await tx
-      .update(enrollmentTokens)
-      .set({ revokedAt: new Date(now) })
-      .where(and(eq(enrollmentTokens.id, id), isNull(enrollmentTokens.revokedAt)))
-      .returning({ id: enrollmentTokens.id });
-    if (!row) {
-      const [exists] = await tx.select({ id: enrollmentTokens.id }).from(enrollmentTokens).where(eq(enrollmentTokens.id, id));
-      if (!exists) throw new ApiError('token_unknown', 'no such token');
-      return; // already revoked: idempotent
-    }
-    await tx.insert(revocations).values({ kind: 'token', subject: id, reason: reason ?? null, actor }).onConflictDoNothing();
-    await appendAudit(tx, { at: new Date(now), actor, action: 'token.revoke', outcome: 'success', tokenId: id, details: { reason: reason ?? null } });
+    const [row] = await tx.select({ revokedAt: enrollmentTokens.revokedAt }).from(enrollmentTokens).where(eq(enrollmentTokens.id, id)).for('update');
+    if (!row) throw new ApiError('token_unknown', 'no such token');
+    if (row.revokedAt) return; // already revoked: idempotent
+    const at = new Date(clock());
+    await tx.update(enrollmentTokens).set({ revokedAt: at }).where(eq(enrollmentTokens.id, id));
+    await recordRevocation(tx, { kind: 'token', subject: id, reason: reason ?? null, actor, at });
+    await appendAudit(tx, { at, actor, action: 'token.revoke', outcome: 'success', tokenId: id, details: { reason: reason ?? null } });
   });
 }

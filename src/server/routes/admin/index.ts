@@ -181,7 +181,7 @@ export function registerAdminRoutes(app: App): void {
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      await revokeAdminKey(c.get('deps').database.db, c.get('deps').ctx.now(), c.get('admin').id, id);
+      await revokeAdminKey(c.get('deps').database.db, c.get('deps').ctx.now, c.get('admin').id, id);
       return c.json({ id, revoked: true as const }, 200);
     },
   );
@@ -194,7 +194,7 @@ function registerRevoke(
   summary: string,
   scope: 'tokens:write' | 'agents:write',
   unknown: ErrorCode,
-  revoke: (db: Db, now: number, actor: string, id: string, reason?: string) => Promise<void>,
+  revoke: (db: Db, clock: () => number, actor: string, id: string, reason?: string) => Promise<void>,
 ): void {
   app.openapi(
     createRoute({
@@ -206,7 +206,7 @@ function registerRevoke(
     async (c) => {
       const { id } = c.req.valid('param');
       const body = (await c.req.json().catch(() => ({}))) as { reason?: unknown };
-      await revoke(c.get('deps').database.db, c.get('deps').ctx.now(), c.get('admin').id, id, typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined);
+      await revoke(c.get('deps').database.db, c.get('deps').ctx.now, c.get('admin').id, id, typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined);
       return c.json({ id, revoked: true as const }, 200);
     },
   );

@@ -126,10 +126,10 @@ export interface RefusalCoalescer {
   flush(): void;
 }
 
-export function createRefusalCoalescer(opts: { windowMs: number; maxKeys?: number; now?: () => number }): RefusalCoalescer {
+export function createRefusalCoalescer(opts: { windowMs: number; maxKeys?: number; now: () => number }): RefusalCoalescer {
   const open = new Map<string, RefusalWindow & { report: (w: RefusalWindow) => void; timer: ReturnType<typeof setTimeout> }>();
   const maxKeys = opts.maxKeys ?? 10_000;
-  const now = opts.now ?? (() => Date.now());
+  const { now } = opts;
 
   const close = (key: string) => {
     const w = open.get(key);

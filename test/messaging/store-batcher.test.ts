@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { agentKeys, agents, inventories, seenMessages } from '../../src/db/schema.js';
-import { STORE_BATCH_SQL, StoreBatcher, type StoreItem } from '../../src/server/services/store-batcher.js';
+import { STORE_BATCH_SQL, StoreBatcher, type StoreItem, type StoreVerdict } from '../../src/server/services/store-batcher.js';
 import { createTestDatabase, dbKinds, type TestDatabase } from '../helpers/db.js';
 
 describe.each(dbKinds)('store batcher on %s', (kind) => {
@@ -50,6 +50,8 @@ describe.each(dbKinds)('store batcher on %s', (kind) => {
       at: now,
       agentId,
       size: json.length,
+      byteBurst: 1e12,
+      bytesPerSecond: 1e12,
       json,
     });
     const good = Array.from({ length: 30 }, (_, i) => item('good', 'a1', i + 1));
@@ -64,20 +66,20 @@ describe.each(dbKinds)('store batcher on %s', (kind) => {
     const verdicts = await Promise.all(all.map((i) => batcher.store(i)));
     // 39 messages in a burst: a handful of statements.
     expect(statements).toBeLessThanOrEqual(4);
-    expect(verdicts.slice(5, 30).every((v) => v?.inserted)).toBe(true);
+    expect(verdicts.slice(5, 30).every((v) => v.refusal === undefined)).toBe(true);
     // A message and its twin (same key and id), even in concurrent statements: exactly one is stored.
-    for (let i = 0; i < 5; i++) expect([verdicts[i]?.inserted, verdicts[30 + i]?.inserted].filter(Boolean)).toHaveLength(1);
+    for (let i = 0; i < 5; i++) expect([verdicts[i]!.refusal, verdicts[30 + i]!.refusal].sort()).toEqual(['replay_detected', undefined]);
     const [vRevoked, vStale, vInWindow, vWrongAgent] = verdicts.slice(35);
-    expect(vRevoked).toMatchObject({ keyStatus: 'revoked', inserted: false });
-    expect(vStale).toMatchObject({ keyStatus: 'active', maxCounter: 100_000, inserted: false });
-    expect(vInWindow).toMatchObject({ inserted: true });
-    expect(vWrongAgent).toBeUndefined();
+    expect(vRevoked).toMatchObject({ refusal: 'key_revoked' });
+    expect(vStale).toMatchObject({ refusal: 'stale_message', maxCounter: 100_000 });
+    expect(vInWindow!.refusal).toBeUndefined();
+    expect(vWrongAgent).toMatchObject({ refusal: 'key_unknown' });
 
     // A message PostgreSQL refuses, in a burst with others: it fails alone.
     const after = [item('good', 'a1', 300), item('good', 'a1', 301)];
     const second = await Promise.all([batcher.store(after[0]!), batcher.store(poison).then(() => 'stored', () => 'refused'), batcher.store(after[1]!)]);
     expect(second[1]).toBe('refused');
-    expect([second[0], second[2]].map((v) => (v as { inserted: boolean }).inserted)).toEqual([true, true]);
+    expect([second[0], second[2]].map((v) => (v as StoreVerdict).refusal)).toEqual([undefined, undefined]);
 
     const count = async (table: typeof inventories | typeof seenMessages) => (await db.select({ c: sql<number>`count(*)::int` }).from(table))[0]!.c;
     expect(await count(inventories)).toBe(33);

@@ -17,6 +17,8 @@ export interface RateLimiter {
   take(key: string, cost?: number): { ok: boolean; retryAfterSeconds: number };
   /** Would `cost` tokens be available now? Takes nothing. */
   peek(key: string, cost?: number): { ok: boolean; retryAfterSeconds: number };
+  /** Gives back `cost` tokens taken earlier (a reservation that turned out not to be owed), up to capacity. */
+  refund(key: string, cost?: number): void;
 }
 
 export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
@@ -46,6 +48,12 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
       buckets.set(key, { tokens: v.ok ? tokens - cost : tokens, at: t });
       if (buckets.size > maxKeys) buckets.delete(buckets.keys().next().value!);
       return v;
+    },
+    refund(key, cost = 1) {
+      const b = buckets.get(key);
+      if (!b) return; // evicted or never taken: the bucket is full anyway
+      const { tokens, t } = current(key);
+      buckets.set(key, { tokens: Math.min(opts.capacity, tokens + cost), at: t });
     },
   };
 }

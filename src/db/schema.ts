@@ -78,7 +78,7 @@ export const agents = pgTable('agents', {
   lastSeenAt: ts('last_seen_at'),
   sendIntervalSeconds: integer('send_interval_seconds'),
   /**
-   * The agent's stored-bytes budget (spec/PROTOCOL.md §8, step 10), shared by every instance: bytes of
+   * The agent's stored-bytes budget (spec/PROTOCOL.md §8, step 11), shared by every instance: bytes of
    * stored inventory counted against it as of `byteBudgetUsedAt`, draining at the ingest policy's
    * refill rate. Written only by the storing statement, for messages it actually stores.
    */

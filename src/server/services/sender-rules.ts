@@ -1,4 +1,4 @@
-// Whether a registered key may still send, written once (spec/PROTOCOL.md §8 steps 3 and 10, §8.1).
+// Whether a registered key may still send, written once (spec/PROTOCOL.md §8 steps 4 and 11, §8.1).
 // Both statements that read a sender (the first lookup, services/ingest.ts, and the storing
 // statement, services/store-batcher.ts) embed these fragments, and nothing in TypeScript decides
 // status again: the statements return the refusal code itself. The counter window's TypeScript

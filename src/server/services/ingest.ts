@@ -2,11 +2,12 @@
 // Checks, cheapest first; nothing is stored unless every check passes:
 //   source budget (one unit reserved, given back if the message is stored) → parse →
 //   sender key known (memory; else a short-lived memory of refused keys; else, within the source's
-//   lookup budget, one lookup that also checks status and replay) → signature → credential →
-//   recipient → freshness → the agent's message budget (only looked at: it is charged for stored
-//   messages) → open (HPKE Auth) → bounded gunzip → GLPI validation → ONE statement that re-checks
-//   key and agent status, the counter window, the message id and the agent's stored-bytes budget,
-//   and stores the replay record, counter, inventory, budget and last-seen → signed receipt.
+//   lookup budget, one lookup that also checks status and replay) → signature → recipient →
+//   expiry and freshness → credential (when sent) → the agent's message budget (only looked at:
+//   it is charged for stored messages) → open (HPKE Auth) → bounded gunzip → GLPI validation →
+//   ONE statement that re-checks key and agent status, the counter window, the message id and the
+//   agent's stored-bytes budget, and stores the replay record, counter, inventory, budget and
+//   last-seen → signed receipt.
 // Mutable state (status, counter, seen ids, stored bytes) is only ever trusted from inside that
 // statement, so a revocation is effective on the very next message on every instance, and a
 // concurrent duplicate loses on the replay record's primary key: one envelope submitted twice at
@@ -153,12 +154,12 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     const mid = fromB64u(env.header.mid);
     sender = deps.senderKeys.get(env.header.snd) ?? (await lookUpSender(deps, env.header.snd, mid, source));
     await verifyEnvelopeSignature(deps.ctx, env, sender.sigPub);
-    const now = deps.ctx.now();
-    if (env.cred !== undefined) await checkCredential(deps, env.cred, env.header.snd, sender, now);
     if (env.header.rcp !== deps.identity.agreement.kid) throw new ProtocolError('recipient_mismatch');
+    const now = deps.ctx.now();
     // Expiry is immutable per key: checked from memory. Status is checked again when storing.
     if (sender.expiresAt <= now) throw new ProtocolError('key_expired');
     checkFreshness(env.header, now, sender.counterFloor, deps.policy.freshness);
+    if (env.cred !== undefined) await checkCredential(deps, env.cred, env.header.snd, sender, now);
     if (env.header.typ !== 'inventory') throw new ProtocolError('payload_invalid', 'this endpoint takes inventory messages');
     checkBudgets(deps, sender.agentId, now);
 

@@ -17,6 +17,7 @@ import { issueCredential } from '../../src/protocol/credential.js';
 import { sealEnvelope, type Envelope } from '../../src/protocol/envelope.js';
 import { generateKeySet } from '../../src/protocol/keys.js';
 import { SENDER_LOOKUP_SQL, type IngestPolicy } from '../../src/server/services/ingest.js';
+import { createRateLimiter } from '../../src/server/services/rate-limiter.js';
 import { STORE_BATCH_SQL } from '../../src/server/services/store-batcher.js';
 import { startTestServer, type TestServer } from '../helpers/app.js';
 import { createTestDatabase, dbKinds, type TestDatabase } from '../helpers/db.js';
@@ -249,5 +250,23 @@ describe.each(dbKinds)('ingest under attack on %s', { timeout: 120_000 }, (kind)
     }
     expect(await storedFor(server, alice.agent.agentId)).toBe(2);
     expect(JSON.parse(fromUtf8(fromB64u(good.header))).snd).toBe(alice.keys.signing.kid);
+  });
+});
+
+describe('reservations', () => {
+  it('a refund gives back what a reservation took, never beyond capacity', () => {
+    let t = 0;
+    const limiter = createRateLimiter({ capacity: 2, refillPerSecond: 0.001, now: () => t });
+    expect(limiter.take('a').ok).toBe(true);
+    expect(limiter.take('a').ok).toBe(true);
+    expect(limiter.take('a').ok).toBe(false);
+    limiter.refund('a');
+    expect(limiter.take('a').ok).toBe(true);
+    limiter.refund('a', 5);
+    t += 1000;
+    expect(limiter.take('a', 2).ok).toBe(true);
+    expect(limiter.peek('a').ok).toBe(false);
+    limiter.refund('never-taken');
+    expect(limiter.peek('never-taken', 2).ok).toBe(true);
   });
 });

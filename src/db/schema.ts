@@ -83,6 +83,13 @@ export const agents = pgTable('agents', {
   credentialTtlSeconds: integer('credential_ttl_seconds'),
   /** An admin asked this agent to renew (`renewNow` in its next receipt); cleared by its renewal. */
   renewRequestedAt: ts('renew_requested_at'),
+  /**
+   * The agent's stored-bytes budget (spec/PROTOCOL.md §8, step 11), shared by every instance: bytes of
+   * stored inventory counted against it as of `byteBudgetUsedAt`, draining at the ingest policy's
+   * refill rate. Written only by the storing statement, for messages it actually stores.
+   */
+  byteBudgetUsed: bigint('byte_budget_used', { mode: 'number' }).notNull().default(0),
+  byteBudgetUsedAt: ts('byte_budget_used_at'),
 });
 
 /**

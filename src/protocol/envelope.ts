@@ -222,11 +222,20 @@ export const DEFAULT_FRESHNESS: FreshnessPolicy = {
 };
 
 /**
+ * The counter window (§8.1): a counter is still acceptable while ctr > M − W, M being the highest
+ * counter accepted from the key. The storing statement applies the same rule in SQL
+ * (server/services/sender-rules.ts), tested against this function in PostgreSQL.
+ */
+export function counterInWindow(ctr: number, highestCounter: number, counterWindow: number): boolean {
+  return ctr > highestCounter - counterWindow;
+}
+
+/**
  * `stale_message` when created-at is outside [now − maxAge, now + maxFuture] or the counter is at or
  * below highestCounter − counterWindow. (Message-id uniqueness is checked by the store, atomically.)
  */
 export function checkFreshness(header: EnvelopeHeader, now: number, highestCounter: number, policy: FreshnessPolicy = DEFAULT_FRESHNESS): void {
   if (header.iat > now + policy.maxFutureMs) throw new ProtocolError('stale_message', 'created-at is in the future');
   if (header.iat < now - policy.maxAgeMs) throw new ProtocolError('stale_message', 'message is too old');
-  if (header.ctr <= highestCounter - policy.counterWindow) throw new ProtocolError('stale_message', 'counter is below the window');
+  if (!counterInWindow(header.ctr, highestCounter, policy.counterWindow)) throw new ProtocolError('stale_message', 'counter is below the window');
 }

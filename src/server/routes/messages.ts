@@ -13,6 +13,7 @@ export const MAX_BATCH = 100;
 
 const Envelope = z
   .object({ v: z.literal(1), header: z.string(), enc: z.string(), ct: z.string(), sig: z.string(), cred: z.string().optional() })
+  .strict()
   .openapi('Envelope', { description: 'Sealed, signed message; see spec/PROTOCOL.md §Envelope' });
 
 const route = createRoute({
@@ -20,13 +21,13 @@ const route = createRoute({
   path: '/v1/messages',
   tags: ['agents'],
   summary: 'Submit one sealed envelope or a batch',
-  request: { body: { required: true, content: { 'application/json': { schema: z.union([Envelope, z.object({ envelopes: z.array(Envelope).max(MAX_BATCH) })]) } } } },
+  request: { body: { required: true, content: { 'application/json': { schema: z.union([Envelope, z.object({ envelopes: z.array(Envelope).min(1).max(MAX_BATCH) }).strict()]) } } } },
   responses: {
     200: { description: 'Signed receipt(s)', content: { 'application/json': { schema: z.union([SignedObjectSchema, z.object({ results: z.array(z.object({ receipt: SignedObjectSchema.optional(), error: ErrorSchema.shape.error.optional() })) })]) } } },
     ...errorResponses(
       'envelope_malformed', 'version_unsupported', 'key_unknown', 'agent_revoked', 'key_revoked', 'key_expired', 'replay_detected',
       'signature_invalid', 'recipient_mismatch', 'stale_message', 'rate_limited', 'decrypt_failed', 'payload_too_large', 'payload_invalid',
-      'unsupported_media_type',
+      'credential_invalid', 'unsupported_media_type',
     ),
   },
 });
@@ -35,18 +36,21 @@ export function registerMessageRoutes(app: App): void {
   app.openAPIRegistry.registerPath(route);
   app.post('/v1/messages', requireJson, async (c) => {
     const deps = c.get('deps').ingest;
+    const source = c.get('deps').clientAddress(c);
     const body: unknown = await c.req.json().catch(() => undefined);
     const batch = body && typeof body === 'object' && !Array.isArray(body) && 'envelopes' in body ? (body as { envelopes: unknown }).envelopes : undefined;
     if (batch !== undefined) {
+      // The wrapper is exactly {"envelopes":[…]}: an unknown field is refused, never ignored.
+      if (Object.keys(body as object).length !== 1) throw new ProtocolError('envelope_malformed', 'a batch has only the field envelopes');
       if (!Array.isArray(batch) || batch.length === 0 || batch.length > MAX_BATCH) {
         throw new ProtocolError('envelope_malformed', `a batch holds 1 to ${MAX_BATCH} envelopes`);
       }
       const results: (ErrorBody | { receipt: unknown })[] = [];
       // In order, one at a time: a batch from one agent keeps its counter order.
-      for (const item of batch) results.push(view(await ingestOne(deps, item)));
+      for (const item of batch) results.push(view(await ingestOne(deps, item, source)));
       return c.json({ results }, 200);
     }
-    const r = await ingestOne(deps, body);
+    const r = await ingestOne(deps, body, source);
     if (r.ok) return c.json(r.receipt, 200);
     throw r.error; // the app's onError answers with its status, body, receipt and Retry-After
   });

@@ -1,24 +1,31 @@
 // POST /v1/messages, one envelope at a time (spec/PROTOCOL.md §Envelope, §Replay and freshness).
 // Checks, cheapest first; nothing is stored unless every check passes:
-//   parse → sender key known (memory, else one lookup that also checks status and replay) →
-//   signature → recipient → freshness → per-agent budget → open (HPKE Auth) → bounded gunzip →
-//   GLPI validation → ONE statement that re-checks key and agent status, the counter window and the
-//   message id, and stores the replay record, counter, inventory and last-seen → signed receipt.
-// Mutable state (status, counter, seen ids) is only ever trusted from inside that statement, so a
-// revocation is effective on the very next message on every instance, and a concurrent duplicate
-// loses on the replay record's primary key: one envelope submitted twice at once is accepted once.
-import { eq, sql } from 'drizzle-orm';
-import { fromB64u } from '../../protocol/bytes.js';
+//   source budget (one unit reserved, given back if the message is stored) → parse →
+//   sender key known (memory; else a short-lived memory of refused keys; else, within the source's
+//   lookup budget, one lookup that also checks status and replay) → signature → recipient →
+//   expiry and freshness → credential (when sent) → the agent's message budget (only looked at:
+//   it is charged for stored messages) → open (HPKE Auth) → bounded gunzip → GLPI validation →
+//   ONE statement that re-checks key and agent status, the counter window, the message id and the
+//   agent's stored-bytes budget, and stores the replay record, counter, inventory, budget and
+//   last-seen → signed receipt.
+// Mutable state (status, counter, seen ids, stored bytes) is only ever trusted from inside that
+// statement, so a revocation is effective on the very next message on every instance, and a
+// concurrent duplicate loses on the replay record's primary key: one envelope submitted twice at
+// once is accepted once. A message that is not stored costs its agent nothing: a replayed, stale or
+// forged copy is charged to the address that sent it, never to the agent it names.
+import { b64u, fromB64u } from '../../protocol/bytes.js';
+import { verifyCredential } from '../../protocol/credential.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import { checkFreshness, DEFAULT_FRESHNESS, parseEnvelope, verifyEnvelopeSignature, type FreshnessPolicy, type ParsedEnvelope } from '../../protocol/envelope.js';
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
+import { Lru } from '../../protocol/lru.js';
 import { signReceipt, type Directives } from '../../protocol/receipt.js';
 import type { SignedObject } from '../../protocol/signed.js';
-import type { Database, Db } from '../../db/database.js';
-import { agentKeys, agents, seenMessages } from '../../db/schema.js';
+import type { Database, Row } from '../../db/database.js';
 import type { ServerIdentity } from '../identity.js';
 import type { Telemetry } from '../telemetry.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
+import { senderRefusalSql } from './sender-rules.js';
 import { SenderKeyCache, type SenderKeyFacts } from './sender-keys.js';
 import { isUnstorableValueError } from './storable.js';
 import { STORE_BATCH_SQL, StoreBatcher, type StoreVerdict } from './store-batcher.js';
@@ -29,12 +36,23 @@ export interface IngestPolicy {
   freshness: FreshnessPolicy;
   /** Largest plaintext after decompression. */
   maxContentBytes: number;
-  /** Per agent: burst and sustained messages per second. */
+  /** Per agent: burst and sustained messages per second, counting only messages stored. */
   messageBurst: number;
   messagesPerSecond: number;
-  /** Per agent: byte budget (ciphertext bytes) burst and refill per second. */
+  /**
+   * Per agent, shared by all instances (kept in the agent's row): bytes of inventory stored, as
+   * stored (decompressed JSON), burst and refill per second.
+   */
   byteBurst: number;
   bytesPerSecond: number;
+  /** Per source address: messages refused (anything not stored), burst and refill per second. */
+  sourceRefusalBurst: number;
+  sourceRefusalsPerSecond: number;
+  /** Per source address: database lookups of keys this instance does not know that found nothing usable. */
+  sourceLookupBurst: number;
+  sourceLookupsPerSecond: number;
+  /** How long a refused sender key (unknown, revoked, expired) is refused from memory, without a lookup. */
+  refusedKeyTtlMs: number;
   /** Ask the agent to renew when less than this fraction of its key lifetime is left. */
   renewWhenRemaining: number;
 }
@@ -47,20 +65,39 @@ export const DEFAULT_INGEST_POLICY: IngestPolicy = {
   // The largest real inventory is 1.4 MB; 64 MiB at once and ~18 KiB/s (64 MiB an hour) after.
   byteBurst: 64 * 1024 * 1024,
   bytesPerSecond: (64 * 1024 * 1024) / 3600,
+  // A relay or a NAT may speak for many agents: refusals, not messages, are what a source pays for.
+  sourceRefusalBurst: 256,
+  sourceRefusalsPerSecond: 4,
+  sourceLookupBurst: 32,
+  sourceLookupsPerSecond: 2,
+  refusedKeyTtlMs: 60_000,
   renewWhenRemaining: 0.2,
 };
+
+export interface IngestLimits {
+  /** Per agent id: messages stored. */
+  messages: RateLimiter;
+  /** Per source address: messages refused. */
+  sourceRefusals: RateLimiter;
+  /** Per source address: lookups of keys unknown to this instance that found no usable key. */
+  sourceLookups: RateLimiter;
+  /** Sender keys refused by a lookup (by signing kid): the code, and until when (ms). */
+  refusedKeys: Lru<string, { code: ProtocolErrorCode; until: number }>;
+  /** Agents whose stored-bytes budget was found spent (by agent id): refused from memory until (ms). */
+  byteBudgetSpent: Lru<string, number>;
+}
 
 /** What ingest keeps per process (per isolate on Workers), built once by server/compose.ts. */
 export interface IngestState {
   policy: IngestPolicy;
-  limits: { messages: RateLimiter; bytes: RateLimiter };
+  limits: IngestLimits;
   /** Immutable facts about sender keys already looked up by this instance. */
   senderKeys: SenderKeyCache;
 }
 
-/** What ingest keeps per database handle: the hot lookup, prepared once, and the store batcher. */
+/** What ingest keeps per database handle: the sender lookup, prepared once, and the store batcher. */
 export interface IngestStatements {
-  senderLookup: SenderLookup;
+  senderLookup: (params: readonly unknown[]) => Promise<Row[]>;
   /** Messages arriving together share a statement and a commit. */
   batcher: StoreBatcher;
 }
@@ -78,15 +115,18 @@ export function createIngestState(policy: IngestPolicy, now: () => number): Inge
   return { policy, limits: createIngestLimits(policy, now), senderKeys: new SenderKeyCache() };
 }
 
-export function createIngestLimits(policy: IngestPolicy, now: () => number): IngestDeps['limits'] {
+export function createIngestLimits(policy: IngestPolicy, now: () => number): IngestLimits {
   return {
     messages: createRateLimiter({ capacity: policy.messageBurst, refillPerSecond: policy.messagesPerSecond, now }),
-    bytes: createRateLimiter({ capacity: policy.byteBurst, refillPerSecond: policy.bytesPerSecond, now }),
+    sourceRefusals: createRateLimiter({ capacity: policy.sourceRefusalBurst, refillPerSecond: policy.sourceRefusalsPerSecond, now }),
+    sourceLookups: createRateLimiter({ capacity: policy.sourceLookupBurst, refillPerSecond: policy.sourceLookupsPerSecond, now }),
+    refusedKeys: new Lru(65_536),
+    byteBudgetSpent: new Lru(65_536),
   };
 }
 
 export function prepareIngestStatements(database: Database): IngestStatements {
-  return { senderLookup: prepareLookup(database.db), batcher: new StoreBatcher(database.prepared(STORE_BATCH_SQL)) };
+  return { senderLookup: database.prepared(SENDER_LOOKUP_SQL), batcher: new StoreBatcher(database.prepared(STORE_BATCH_SQL)) };
 }
 
 export type IngestResult =
@@ -94,61 +134,51 @@ export type IngestResult =
   /** The refusal, with its signed rejection receipt when the sender's key is registered. */
   | { ok: false; error: ProtocolError };
 
-/** The full lookup, for a key this instance has not seen yet: facts, status and replay at once. */
-interface SenderRow {
-  agentId: string;
-  sigPub: Uint8Array;
-  kxPub: Uint8Array;
-  keyStatus: string;
-  keyCreatedAt: Date;
-  keyExpiresAt: Date;
-  maxCounter: number;
-  agentStatus: string;
-  /** This message id was already accepted from this key. */
-  seen: boolean;
-}
+/**
+ * The full lookup, for a key this instance has not seen yet: its immutable facts, and whether it
+ * may send (the one status rule, sender-rules.ts) and has sent this message id, all at once.
+ */
+export const SENDER_LOOKUP_SQL = `
+  SELECT k.agent_id, k.sig_pub, k.kx_pub, k.max_counter::text AS max_counter,
+         (extract(epoch FROM k.created_at) * 1000)::float8 AS created_at,
+         (extract(epoch FROM k.expires_at) * 1000)::float8 AS expires_at,
+         ${senderRefusalSql({ agentStatus: 'ag.status', keyStatus: 'k.status', unexpired: 'k.expires_at > to_timestamp($2::float8 / 1000.0)' })} AS refusal,
+         EXISTS (SELECT 1 FROM seen_messages s WHERE s.sig_kid = k.sig_kid AND s.message_id = decode($3::text, 'hex')) AS seen
+  FROM agent_keys k JOIN agents ag ON ag.id = k.agent_id
+  WHERE k.sig_kid = $1::text`;
 
-/** The hot lookup, prepared once per database handle. */
-type SenderLookup = ReturnType<typeof prepareLookup>;
-function prepareLookup(db: Db) {
-  return db
-    .select({
-      agentId: agentKeys.agentId,
-      sigPub: agentKeys.sigPub,
-      kxPub: agentKeys.kxPub,
-      keyStatus: agentKeys.status,
-      keyCreatedAt: agentKeys.createdAt,
-      keyExpiresAt: agentKeys.expiresAt,
-      maxCounter: agentKeys.maxCounter,
-      agentStatus: agents.status,
-      seen: sql<boolean>`EXISTS (SELECT 1 FROM ${seenMessages} WHERE ${seenMessages.sigKid} = ${agentKeys.sigKid} AND ${seenMessages.messageId} = ${sql.placeholder('mid')}::bytea)`,
-    })
-    .from(agentKeys)
-    .innerJoin(agents, eq(agents.id, agentKeys.agentId))
-    .where(eq(agentKeys.sigKid, sql.placeholder('kid')))
-    .limit(1)
-    .prepare('latchkey_sender_key');
-}
-
-export async function ingestOne(deps: IngestDeps, input: unknown): Promise<IngestResult> {
+/**
+ * One envelope from `source` (the peer address). The source pays one unit of its refusal budget up
+ * front, given back only when the message is stored: concurrent refusals cannot outrun the budget.
+ */
+export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unknown'): Promise<IngestResult> {
+  const reserved = deps.limits.sourceRefusals.take(source);
+  if (!reserved.ok) {
+    deps.telemetry.count('messages_total', { outcome: 'rate_limited' });
+    return { ok: false, error: new ProtocolError('rate_limited', 'too many refused messages from this address', { retryAfterSeconds: reserved.retryAfterSeconds }) };
+  }
   let env: ParsedEnvelope | undefined;
   let sender: SenderKeyFacts | undefined;
   try {
     env = parseEnvelope(input);
     const mid = fromB64u(env.header.mid);
-    sender = deps.senderKeys.get(env.header.snd) ?? (await lookUpSender(deps, env.header.snd, mid));
+    sender = deps.senderKeys.get(env.header.snd) ?? (await lookUpSender(deps, env.header.snd, mid, source));
     await verifyEnvelopeSignature(deps.ctx, env, sender.sigPub);
     if (env.header.rcp !== deps.identity.agreement.kid) throw new ProtocolError('recipient_mismatch');
     const now = deps.ctx.now();
     // Expiry is immutable per key: checked from memory. Status is checked again when storing.
     if (sender.expiresAt <= now) throw new ProtocolError('key_expired');
     checkFreshness(env.header, now, sender.counterFloor, deps.policy.freshness);
+    if (env.cred !== undefined) await checkCredential(deps, env.cred, env.header.snd, sender, now);
     if (env.header.typ !== 'inventory') throw new ProtocolError('payload_invalid', 'this endpoint takes inventory messages');
-    spendBudget(deps, sender.agentId, env.ct.length);
+    checkBudgets(deps, sender.agentId, now);
 
     const { text, size } = await unsealInventory(deps.ctx, deps.identity.agreement, { env, senderAgreementKey: sender.kxPub, maxContentBytes: deps.policy.maxContentBytes, gunzip: deps.gunzip });
 
     const stored = await store(deps, env, sender, mid, text, size, now);
+    // Stored: the agent pays for it, and the source gets its reservation back.
+    deps.limits.messages.take(sender.agentId);
+    deps.limits.sourceRefusals.refund(source);
     deps.telemetry.count('messages_total', { outcome: 'accepted' });
     deps.telemetry.count('message_bytes_total', { outcome: 'accepted' }, size);
     const receipt = await signReceipt(
@@ -159,7 +189,11 @@ export async function ingestOne(deps: IngestDeps, input: unknown): Promise<Inges
     );
     return { ok: true, receipt, agentId: sender.agentId };
   } catch (err) {
-    if (!(err instanceof ProtocolError)) throw err;
+    if (!(err instanceof ProtocolError)) {
+      // Not the message's fault (the database, say): the source is not charged for it either.
+      deps.limits.sourceRefusals.refund(source);
+      throw err;
+    }
     const code = err.code;
     deps.telemetry.count('messages_total', { outcome: code });
     // A signed rejection whenever we know whom it answers (the sender's key is registered).
@@ -170,46 +204,79 @@ export async function ingestOne(deps: IngestDeps, input: unknown): Promise<Inges
 
 /**
  * First message from a key on this instance: one query for the key, its agent and the message id.
- * Everything is checked here, before the signature; only a key in good standing is remembered.
+ * Everything is checked here, before the signature; only a key in good standing is remembered. A
+ * key refused here is refused from memory for a short while, and lookups that find nothing usable
+ * are budgeted per source (reserved before the query, given back when the key is usable), so a
+ * flood of unknown keys costs the database a bounded number of queries.
  */
-async function lookUpSender(deps: IngestDeps, kid: string, mid: Uint8Array): Promise<SenderKeyFacts> {
-  const [row] = (await deps.senderLookup.execute({ kid, mid })) as SenderRow[];
-  if (!row) throw new ProtocolError('key_unknown');
-  const refused = statusRefusal(row.agentStatus, row.keyStatus);
-  if (refused) throw new ProtocolError(refused);
-  if (row.keyExpiresAt.getTime() <= deps.ctx.now()) throw new ProtocolError('key_expired');
-  if (row.seen) throw new ProtocolError('replay_detected');
+async function lookUpSender(deps: IngestDeps, kid: string, mid: Uint8Array, source: string): Promise<SenderKeyFacts> {
+  const now = deps.ctx.now();
+  const refused = deps.limits.refusedKeys.get(kid);
+  if (refused) {
+    if (refused.until > now) throw new ProtocolError(refused.code);
+    deps.limits.refusedKeys.delete(kid);
+  }
+  const reserved = deps.limits.sourceLookups.take(source);
+  if (!reserved.ok) throw new ProtocolError('rate_limited', 'too many lookups of unknown keys from this address', { retryAfterSeconds: reserved.retryAfterSeconds });
+  let rows: Row[];
+  try {
+    rows = await deps.senderLookup([kid, now, hex(mid)]);
+  } catch (err) {
+    deps.limits.sourceLookups.refund(source);
+    throw err;
+  }
+  const row = rows[0];
+  const code: ProtocolErrorCode | undefined = row ? (row.refusal as ProtocolErrorCode | null) ?? undefined : 'key_unknown';
+  if (code) {
+    deps.limits.refusedKeys.set(kid, { code, until: now + deps.policy.refusedKeyTtlMs });
+    throw new ProtocolError(code);
+  }
+  deps.limits.sourceLookups.refund(source);
+  if (row!.seen === true) throw new ProtocolError('replay_detected');
   const facts: SenderKeyFacts = {
-    agentId: row.agentId,
-    sigPub: row.sigPub,
-    kxPub: row.kxPub,
-    createdAt: row.keyCreatedAt.getTime(),
-    expiresAt: row.keyExpiresAt.getTime(),
-    counterFloor: Number(row.maxCounter),
+    agentId: String(row!.agent_id),
+    sigPub: new Uint8Array(row!.sig_pub as Uint8Array),
+    kxPub: new Uint8Array(row!.kx_pub as Uint8Array),
+    createdAt: Number(row!.created_at),
+    expiresAt: Number(row!.expires_at),
+    counterFloor: Number(row!.max_counter),
   };
   deps.senderKeys.set(kid, facts);
   return facts;
 }
 
-/** Why an agent and key in these states may not send; undefined when both are active. */
-function statusRefusal(agentStatus: unknown, keyStatus: unknown): ProtocolErrorCode | undefined {
-  if (agentStatus === 'revoked') return 'agent_revoked';
-  if (keyStatus === 'revoked') return 'key_revoked';
-  // Superseded by a renewal: the key's life is over.
-  if (keyStatus !== 'active' || agentStatus !== 'active') return 'key_expired';
-  return undefined;
+/**
+ * The envelope's `cred`, when present (§7): a credential this server issued, unexpired, naming the
+ * sender's agent and keys. One verification per key and credential: the verified JWT is remembered
+ * with the key's facts until it expires.
+ */
+async function checkCredential(deps: IngestDeps, jwt: string, kid: string, sender: SenderKeyFacts, now: number): Promise<void> {
+  if (sender.credential?.jwt === jwt && sender.credential.expiresAt > now) return;
+  const claims = await verifyCredential(jwt, deps.identity.signing, deps.identity.fingerprint, now);
+  const cnf = claims.cnf;
+  if (claims.sub !== sender.agentId || cnf.sig_kid !== kid || cnf.sig !== b64u(sender.sigPub) || cnf.kx !== b64u(sender.kxPub)) {
+    throw new ProtocolError('credential_invalid');
+  }
+  sender.credential = { jwt, expiresAt: claims.exp * 1000 };
 }
 
-function spendBudget(deps: IngestDeps, agentId: string, bytes: number): void {
-  const m = deps.limits.messages.take(agentId);
+/**
+ * The agent's budgets, looked at before opening: its message budget (charged when a message is
+ * stored) and whether its stored-bytes budget was last found spent. Neither is charged here.
+ */
+function checkBudgets(deps: IngestDeps, agentId: string, now: number): void {
+  const m = deps.limits.messages.peek(agentId);
   if (!m.ok) throw new ProtocolError('rate_limited', 'message rate exceeded for this agent', { retryAfterSeconds: m.retryAfterSeconds });
-  const b = deps.limits.bytes.take(agentId, bytes);
-  if (!b.ok) throw new ProtocolError('rate_limited', 'byte budget exceeded for this agent', { retryAfterSeconds: b.retryAfterSeconds });
+  const until = deps.limits.byteBudgetSpent.get(agentId);
+  if (until === undefined) return;
+  if (until > now) throw new ProtocolError('rate_limited', 'byte budget exceeded for this agent', { retryAfterSeconds: Math.max(1, Math.ceil((until - now) / 1000)) });
+  deps.limits.byteBudgetSpent.delete(agentId);
 }
 
 /**
  * Stores the message if, inside the storing statement, its key and agent are still active and
- * unexpired, its counter is within the window and its id is new; otherwise says why not.
+ * unexpired, its counter is within the window, its id is new and the agent's stored-bytes budget
+ * holds it; otherwise says why not.
  */
 async function store(
   deps: IngestDeps,
@@ -221,25 +288,33 @@ async function store(
   now: number,
 ): Promise<{ sendIntervalSeconds: number | null }> {
   const kid = env.header.snd;
-  const window = deps.policy.freshness.counterWindow;
-  let v: StoreVerdict | undefined;
+  const { byteBurst, bytesPerSecond } = deps.policy;
+  let v: StoreVerdict;
   try {
-    v = await deps.batcher.store({ kid, mid, counter: env.header.ctr, window, at: now, agentId: sender.agentId, size, json: inventoryJson });
+    v = await deps.batcher.store({ kid, mid, counter: env.header.ctr, window: deps.policy.freshness.counterWindow, at: now, agentId: sender.agentId, size, byteBurst, bytesPerSecond, json: inventoryJson });
   } catch (err) {
     // The batcher retries a failing statement message by message, so this one is this message's.
     if (isUnstorableValueError(err)) throw new ProtocolError('payload_invalid', 'inventory cannot be stored: a value is out of range or nested too deeply');
     throw err;
   }
-  const refused = v ? (statusRefusal(v.agentStatus, v.keyStatus) ?? (v.unexpired ? undefined : 'key_expired')) : 'key_unknown';
-  if (!v || refused) {
-    // The next message from this key takes the full lookup path, and is refused before its signature.
-    deps.senderKeys.delete(kid);
-    throw new ProtocolError(refused ?? 'key_unknown');
-  }
   if (v.maxCounter > sender.counterFloor) sender.counterFloor = v.maxCounter;
-  if (!v.inserted) {
-    if (env.header.ctr <= v.maxCounter - window) throw new ProtocolError('stale_message', 'counter is below the window');
-    throw new ProtocolError('replay_detected');
+  switch (v.refusal) {
+    case undefined:
+      break;
+    case 'rate_limited': {
+      const seconds = Math.max(1, Math.ceil((v.byteBudgetNeed - byteBurst) / bytesPerSecond));
+      if (size <= byteBurst) deps.limits.byteBudgetSpent.set(sender.agentId, now + seconds * 1000);
+      throw new ProtocolError('rate_limited', 'byte budget exceeded for this agent', { retryAfterSeconds: seconds });
+    }
+    case 'stale_message':
+      throw new ProtocolError('stale_message', 'counter is below the window');
+    case 'replay_detected':
+      throw new ProtocolError('replay_detected');
+    default:
+      // The key or its agent may no longer send: the next message from this key takes the full
+      // lookup path, and is refused before its signature.
+      deps.senderKeys.delete(kid);
+      throw new ProtocolError(v.refusal);
   }
   if (env.header.ctr > sender.counterFloor) sender.counterFloor = env.header.ctr;
   return { sendIntervalSeconds: v.sendIntervalSeconds };
@@ -251,4 +326,10 @@ function withDirectives(deps: IngestDeps, sender: SenderKeyFacts, sendIntervalSe
   const lifetime = sender.expiresAt - sender.createdAt;
   if (lifetime > 0 && sender.expiresAt - now < lifetime * deps.policy.renewWhenRemaining) d.renewNow = true;
   return Object.keys(d).length ? { directives: d } : {};
+}
+
+function hex(b: Uint8Array): string {
+  let s = '';
+  for (const x of b) s += (x < 16 ? '0' : '') + x.toString(16);
+  return s;
 }

@@ -42,6 +42,8 @@ export interface RateLimiter {
    * refunded are queued, not refused.
    */
   reserve(key: string): Promise<Reservation | (Verdict & { ok: false })>;
+  /** Gives back `cost` tokens taken earlier (a charge that turned out not to be owed), up to capacity. */
+  refund(key: string, cost?: number): void;
 }
 
 export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
@@ -78,6 +80,11 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
       return verdict(current(key).tokens, cost);
     },
     take,
+    refund(key, cost = 1) {
+      if (!buckets.has(key)) return; // evicted or never taken: the bucket is full anyway
+      const { tokens, t } = current(key);
+      store(key, Math.min(opts.capacity, tokens + cost), t);
+    },
     async reserve(key) {
       for (;;) {
         const v = take(key);

@@ -20,6 +20,8 @@ export interface SenderKeyFacts {
    * the window be refused before it is opened. The store statement checks the exact value.
    */
   counterFloor: number;
+  /** The last credential (§7) verified for this key, and when it expires (ms): not verified again. */
+  credential?: { jwt: string; expiresAt: number };
 }
 
 /** Per instance, keyed by signing kid. A refusal for status deletes the entry (see ingest.ts). */

@@ -48,31 +48,76 @@ export function isUnstorableValueError(err: unknown): boolean {
 export const MAX_JSON_DEPTH = 128;
 
 /**
- * Whether valid JSON text nests arrays and objects at most `max` deep. Strings are skipped with
- * indexOf, so the scan costs little more than a pass over the structural characters. (PGlite
- * silently returns nothing for jsonb nested thousands deep, and PostgreSQL fails the statement.)
+ * Whether valid JSON text nests arrays and objects at most `max` deep. (PGlite silently returns
+ * nothing for jsonb nested thousands deep, and PostgreSQL fails the statement.)
  */
 export function jsonDepthWithin(text: string, max = MAX_JSON_DEPTH): boolean {
-  const structural = /["[\]{}]/g; // the regex engine skips everything else natively
+  return scanJson(text, max, false) === undefined;
+}
+
+/** Why valid JSON text cannot be stored as jsonb (depth or a number out of numeric's range), if it cannot. */
+export function jsonShapeRefusal(text: string, maxDepth = MAX_JSON_DEPTH): 'too_deep' | 'number_out_of_range' | undefined {
+  return scanJson(text, maxDepth, true);
+}
+
+/**
+ * One pass over the structural characters and numbers of valid JSON text. Strings are skipped
+ * with indexOf, so the scan costs about as much as JSON.parse. A number of up to 15 characters
+ * without an exponent is always storable, so only long or exponent numbers are parsed.
+ */
+function scanJson(text: string, max: number, numbers: boolean): 'too_deep' | 'number_out_of_range' | undefined {
+  const token = numbers ? /["[\]{}]|-?\d[\d.eE+-]*/g : /["[\]{}]/g; // the regex engine skips everything else natively
   let depth = 0;
-  for (let m = structural.exec(text); m !== null; m = structural.exec(text)) {
+  for (let m = token.exec(text); m !== null; m = token.exec(text)) {
     const c = text.charCodeAt(m.index);
     if (c === 0x22) {
       // Find the closing quote: one not preceded by an odd number of backslashes.
       let end = text.indexOf('"', m.index + 1);
       for (;;) {
-        if (end < 0) return false; // unterminated string: not JSON
+        if (end < 0) return 'too_deep'; // unterminated string: not JSON
         let slashes = 0;
         while (text.charCodeAt(end - 1 - slashes) === 0x5c) slashes++;
         if (slashes % 2 === 0) break;
         end = text.indexOf('"', end + 1);
       }
-      structural.lastIndex = end + 1;
+      token.lastIndex = end + 1;
     } else if (c === 0x5b || c === 0x7b) {
-      if (++depth > max) return false;
-    } else {
+      if (++depth > max) return 'too_deep';
+    } else if (c === 0x5d || c === 0x7d) {
       depth--;
+    } else if ((m[0].length > 15 || /[eE]/.test(m[0])) && !isStorableJsonNumber(m[0])) {
+      return 'number_out_of_range';
     }
   }
-  return true;
+  return undefined;
+}
+
+// PostgreSQL stores a jsonb number as numeric, read by numeric_in: at most 131,072 digits before
+// the decimal point (base-10000 weight ≤ 32767), 16,383 after it (display scale, trailing zeros
+// included), and an exponent below 2^30 − 1 in magnitude (PostgreSQL 15; 17 also takes 2^30 − 1
+// itself, and the stricter limit is kept). JSON.parse accepts any length, so a number beyond these
+// would fail the storing statement, and with it every message batched beside it.
+const MAX_DECIMAL_WEIGHT = 4 * 32768 - 1; // the most significant digit may be worth at most 10^131071
+const MAX_DISPLAY_SCALE = 0x3fff;
+const MAX_EXPONENT = Math.floor(0x7fffffff / 2); // numeric_in refuses |exponent| ≥ INT_MAX / 2
+const NUMBER = /^-?(\d+)(?:\.(\d+))?(?:[eE]([+-]?)(\d+))?$/;
+
+/**
+ * Whether PostgreSQL's numeric (and so jsonb) accepts this JSON number literal. -0 is accepted but
+ * stored as 0, as numeric has no negative zero; the value is equal, as JSON compares numbers.
+ */
+export function isStorableJsonNumber(literal: string): boolean {
+  const m = NUMBER.exec(literal);
+  if (!m) return false;
+  const int = m[1]!;
+  const frac = m[2] ?? '';
+  const expDigits = (m[4] ?? '0').replace(/^0+(?=\d)/, '');
+  if (expDigits.length > 10) return false;
+  const exp = (m[3] === '-' ? -1 : 1) * Number(expDigits);
+  if (Math.abs(exp) >= MAX_EXPONENT) return false;
+  if (Math.max(0, frac.length - exp) > MAX_DISPLAY_SCALE) return false;
+  const digits = int + frac;
+  const first = digits.search(/[1-9]/);
+  if (first < 0) return true; // zero: weight 0 whatever its exponent
+  return int.length - 1 - first + exp <= MAX_DECIMAL_WEIGHT;
 }

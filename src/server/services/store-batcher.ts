@@ -2,12 +2,15 @@
 // transaction (group commit, done by the application). Under load this halves PostgreSQL's work
 // per message and the server's round trips; alone, a message goes out at once and waits for nothing.
 //
-// Every message is still decided on its own: its key's and agent's status, expiry, counter window
-// and replay record are checked per row inside the statement, and a message is answered only after
-// the transaction holding it has committed. Two messages with the same key and id never share a
-// statement (the second waits for the next one, and then reads as a replay). If a statement fails,
-// each of its messages is retried alone, so one message can never make another fail.
+// Every message is still decided on its own: its key's and agent's status, expiry, counter window,
+// replay record and the agent's stored-bytes budget are checked per row inside the statement, and a
+// message is answered only after the transaction holding it has committed. Two messages with the
+// same key and id never share a statement (the second waits for the next one, and then reads as a
+// replay). If a statement fails, each of its messages is retried alone, so one message can never
+// make another fail.
 import type { Row } from '../../db/database.js';
+import type { ProtocolErrorCode } from '../../protocol/errors.js';
+import { counterInWindowSql, senderRefusalSql } from './sender-rules.js';
 
 export interface StoreItem {
   /** Sender's Ed25519 key id. */
@@ -20,42 +23,68 @@ export interface StoreItem {
   /** Received-at, ms since the epoch. */
   at: number;
   agentId: string;
+  /** Bytes stored: the inventory's JSON text, decompressed. What the byte budget counts. */
   size: number;
+  /** The agent's stored-bytes budget: at most this many bytes at once… */
+  byteBurst: number;
+  /** …draining at this many bytes per second. */
+  bytesPerSecond: number;
   /** The inventory: JSON text, already parsed and validated by the caller. */
   json: string;
 }
 
-/** What the statement saw for one message; undefined when no key of that id belongs to the agent. */
+/** What the statement decided for one message. */
 export interface StoreVerdict {
-  keyStatus: string;
-  agentStatus: string;
-  unexpired: boolean;
-  /** Highest accepted counter before this statement. */
+  /**
+   * Why it was not stored (agent_revoked, key_revoked, key_expired, key_unknown, stale_message,
+   * replay_detected, rate_limited); undefined when it was stored.
+   */
+  refusal?: ProtocolErrorCode;
+  /** Highest accepted counter before this statement (0 when the key is unknown). */
   maxCounter: number;
   sendIntervalSeconds: number | null;
-  /** The replay record, the inventory, the counter and last-seen were written. */
-  inserted: boolean;
+  /** Bytes the agent's budget would hold with this message; over byteBurst when refused for it. */
+  byteBudgetNeed: number;
 }
 
+const refusal = senderRefusalSql({ agentStatus: 'ag.status', keyStatus: 'k.status', unexpired: 'k.expires_at > to_timestamp(input.at / 1000.0)' });
+/** The agent's budget level at a time: what it held at byte_budget_used_at, drained since. */
+const budgetLevel = (row: string, at: string, rate: string) =>
+  `GREATEST(0, ${row}.byte_budget_used - GREATEST(0, EXTRACT(EPOCH FROM ${at} - COALESCE(${row}.byte_budget_used_at, ${at}))) * ${rate})`;
+
 /**
- * One row per message in $1, a JSON array: {n, k, m (hex), c, w, at, a, s, i (the inventory)}.
- * Data-modifying CTEs run in one snapshot and commit together.
+ * One row per message in $1, a JSON array: {n, k, m (hex), c, w, at, a, s, bb, br, i (the inventory)}.
+ * Data-modifying CTEs run in one snapshot and commit together. The agents' rows are locked first,
+ * in id order (one order for every statement, so two never deadlock), and read as last committed:
+ * the stored-bytes budget holds across statements and instances. Within a statement, each agent's
+ * storable messages are charged in order (a running sum), and only messages actually stored are
+ * charged: a replay or a stale copy costs its agent nothing.
  */
 export const STORE_BATCH_SQL = `
   WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::text::jsonb)
-      AS t(n int, k text, m text, c bigint, w bigint, at bigint, a text, s int, i jsonb)
+      AS t(n int, k text, m text, c bigint, w bigint, at bigint, a text, s bigint, bb float8, br float8, i jsonb)
+  ), ag AS (
+    SELECT id, status, send_interval_seconds, byte_budget_used, byte_budget_used_at FROM agents
+    WHERE id IN (SELECT a FROM input) ORDER BY id FOR UPDATE
   ), k AS (
-    SELECT input.n, k.status AS key_status, ag.status AS agent_status,
-           k.expires_at > to_timestamp(input.at / 1000.0) AS unexpired, k.max_counter, ag.send_interval_seconds
+    SELECT input.n, input.a, input.bb, ${refusal} AS refusal,
+           ${counterInWindowSql('input.c', 'k.max_counter', 'input.w')} AS in_window,
+           EXISTS (SELECT 1 FROM seen_messages WHERE sig_kid = input.k AND message_id = decode(input.m, 'hex')) AS seen_before,
+           ${budgetLevel('ag', 'to_timestamp(input.at / 1000.0)', 'input.br')} AS budget_level,
+           input.s, k.max_counter, ag.send_interval_seconds
     FROM input
     JOIN agent_keys k ON k.sig_kid = input.k AND k.agent_id = input.a
-    JOIN agents ag ON ag.id = k.agent_id
+    JOIN ag ON ag.id = k.agent_id
+  ), charged AS (
+    SELECT k.*, k.budget_level + sum(CASE WHEN k.refusal IS NULL AND k.in_window AND NOT k.seen_before THEN k.s ELSE 0 END)
+             OVER (PARTITION BY k.a ORDER BY k.n) AS budget_need
+    FROM k
   ), seen AS (
     INSERT INTO seen_messages (sig_kid, message_id, counter, received_at)
     SELECT input.k, decode(input.m, 'hex'), input.c, to_timestamp(input.at / 1000.0)
-    FROM input JOIN k USING (n)
-    WHERE k.key_status = 'active' AND k.agent_status = 'active' AND k.unexpired AND input.c > k.max_counter - input.w
+    FROM input JOIN charged USING (n)
+    WHERE charged.refusal IS NULL AND charged.in_window AND NOT charged.seen_before AND charged.budget_need <= charged.bb
     ON CONFLICT DO NOTHING
     RETURNING sig_kid, message_id
   ), accepted AS (
@@ -70,20 +99,27 @@ export const STORE_BATCH_SQL = `
     SELECT a, decode(m, 'hex'), to_timestamp(at / 1000.0), s, i FROM accepted
     RETURNING 1
   ), seen_at AS (
-    UPDATE agents SET last_seen_at = m.at
-    FROM (SELECT a, to_timestamp(max(at) / 1000.0) AS at FROM accepted GROUP BY a) m
+    UPDATE agents SET last_seen_at = m.at,
+           byte_budget_used = round(${budgetLevel('agents', 'm.at', 'm.br')} + m.s),
+           byte_budget_used_at = GREATEST(m.at, agents.byte_budget_used_at)
+    FROM (SELECT a, to_timestamp(max(at) / 1000.0) AS at, sum(s) AS s, max(br) AS br FROM accepted GROUP BY a) m
     WHERE agents.id = m.a
     RETURNING 1
   )
-  SELECT input.n, k.key_status, k.agent_status, k.unexpired, k.max_counter::text AS max_counter,
-         k.send_interval_seconds, EXISTS (SELECT 1 FROM accepted WHERE accepted.n = input.n) AS inserted
-  FROM input LEFT JOIN k USING (n)`;
+  SELECT input.n, charged.max_counter::text AS max_counter, charged.send_interval_seconds, charged.budget_need::float8 AS budget_need,
+         CASE WHEN charged.n IS NULL THEN 'key_unknown'
+              WHEN charged.refusal IS NOT NULL THEN charged.refusal
+              WHEN NOT charged.in_window THEN 'stale_message'
+              WHEN EXISTS (SELECT 1 FROM accepted WHERE accepted.n = input.n) THEN NULL
+              WHEN NOT charged.seen_before AND charged.budget_need > charged.bb THEN 'rate_limited'
+              ELSE 'replay_detected' END AS refusal
+  FROM input LEFT JOIN charged USING (n)`;
 
 interface Pending {
   item: StoreItem;
   /** The message id in hex, as the statement takes it; also the batch's duplicate key with kid. */
   midHex: string;
-  resolve(v: StoreVerdict | undefined): void;
+  resolve(v: StoreVerdict): void;
   reject(err: unknown): void;
 }
 
@@ -107,7 +143,7 @@ export class StoreBatcher {
     private readonly opts: BatcherOptions = DEFAULT_BATCHER_OPTIONS,
   ) {}
 
-  store(item: StoreItem): Promise<StoreVerdict | undefined> {
+  store(item: StoreItem): Promise<StoreVerdict> {
     return new Promise((resolve, reject) => {
       this.queue.push({ item, midHex: hex(item.mid), resolve, reject });
       this.pump();
@@ -163,16 +199,16 @@ export class StoreBatcher {
   }
 }
 
-function verdictOf(row: Row | undefined): StoreVerdict | undefined {
-  if (!row || row.key_status === null || row.key_status === undefined) return undefined;
-  return {
-    keyStatus: String(row.key_status),
-    agentStatus: String(row.agent_status),
-    unexpired: row.unexpired === true,
-    maxCounter: Number(row.max_counter),
+function verdictOf(row: Row | undefined): StoreVerdict {
+  // A statement answers every row; a missing one would be a bug, refused as the safest code.
+  if (!row) return { refusal: 'key_unknown', maxCounter: 0, sendIntervalSeconds: null, byteBudgetNeed: 0 };
+  const v: StoreVerdict = {
+    maxCounter: row.max_counter === null || row.max_counter === undefined ? 0 : Number(row.max_counter),
     sendIntervalSeconds: row.send_interval_seconds === null || row.send_interval_seconds === undefined ? null : Number(row.send_interval_seconds),
-    inserted: row.inserted === true,
+    byteBudgetNeed: Number(row.budget_need ?? 0),
   };
+  if (typeof row.refusal === 'string') v.refusal = row.refusal as ProtocolErrorCode;
+  return v;
 }
 
 /**
@@ -182,13 +218,18 @@ function verdictOf(row: Row | undefined): StoreVerdict | undefined {
 function encodeBatch(batch: readonly Pending[]): string {
   const parts = batch.map(
     ({ item: it, midHex }, n) =>
-      `{"n":${n},"k":${JSON.stringify(it.kid)},"m":"${midHex}","c":${int(it.counter)},"w":${int(it.window)},"at":${int(it.at)},"a":${JSON.stringify(it.agentId)},"s":${int(it.size)},"i":${it.json}}`,
+      `{"n":${n},"k":${JSON.stringify(it.kid)},"m":"${midHex}","c":${int(it.counter)},"w":${int(it.window)},"at":${int(it.at)},"a":${JSON.stringify(it.agentId)},"s":${int(it.size)},"bb":${num(it.byteBurst)},"br":${num(it.bytesPerSecond)},"i":${it.json}}`,
   );
   return `[${parts.join(',')}]`;
 }
 
 function int(x: number): string {
   if (!Number.isSafeInteger(x)) throw new RangeError('not a safe integer');
+  return String(x);
+}
+
+function num(x: number): string {
+  if (!Number.isFinite(x) || x < 0) throw new RangeError('not a finite, non-negative number');
   return String(x);
 }
 

@@ -11,9 +11,9 @@ import type { ProtocolContext } from '../src/protocol/crypto/types.js';
 import { issueCredential } from '../src/protocol/credential.js';
 import { discoveryDocument } from '../src/protocol/discovery.js';
 import { sealEnrollRequest, signEnrollResponse } from '../src/protocol/enrollment.js';
-import { sealEnvelope, serializeEnvelope } from '../src/protocol/envelope.js';
+import { parseEnvelope, sealEnvelope, serializeEnvelope } from '../src/protocol/envelope.js';
 import { fingerprintOf, keySetFromPrivate } from '../src/protocol/keys.js';
-import { signReceipt } from '../src/protocol/receipt.js';
+import { envelopeBinding, receiptBindingInput, signReceipt } from '../src/protocol/receipt.js';
 import { formatToken, hashTokenSecret, parseToken } from '../src/protocol/token.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -134,12 +134,13 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
 
   const receiptDraws = [{ purpose: 'HPKE ephemeral X25519 private key for directives (32)', bytes: fixed('receipt-ephemeral', 32) }];
   const receiptCtx = scriptedContext(now, receiptDraws);
-  const receipt = await signReceipt(receiptCtx, server.signing, { mid: header.mid, snd: header.snd, status: 'accepted', rat: now + 5, directives: { sendIntervalSeconds: 3600 } }, agent.agreement.publicKey);
-  const rejected = await signReceipt(receiptCtx, server.signing, { mid: header.mid, snd: header.snd, status: 'rejected', code: 'replay_detected', rat: now + 6 });
+  const binding = envelopeBinding(parseEnvelope(envelope));
+  const receipt = await signReceipt(receiptCtx, server.signing, { mid: header.mid, snd: header.snd, env: binding, status: 'accepted', rat: now + 5, directives: { sendIntervalSeconds: 3600 } }, agent.agreement.publicKey);
+  const rejected = await signReceipt(receiptCtx, server.signing, { mid: header.mid, snd: header.snd, env: binding, status: 'rejected', code: 'replay_detected', rat: now + 6 });
   const receiptVector = {
     source,
-    inputs: { keys: 'keys.json', mid: header.mid, snd: header.snd, rat: now + 5, directives: { sendIntervalSeconds: 3600 }, randomDraws: listDraws(receiptDraws), rejected: { code: 'replay_detected', rat: now + 6 } },
-    outputs: { accepted: receipt, rejected },
+    inputs: { keys: 'keys.json', envelope: 'envelope.json outputs.envelope', mid: header.mid, snd: header.snd, rat: now + 5, directives: { sendIntervalSeconds: 3600 }, randomDraws: listDraws(receiptDraws), rejected: { code: 'replay_detected', rat: now + 6 } },
+    outputs: { bindingInput: hex(receiptBindingInput(parseEnvelope(envelope))), env: binding, accepted: receipt, rejected },
   };
 
   return { 'keys.json': keys, 'token.json': token, 'enrollment.json': enrollment, 'envelope.json': envelopeVector, 'receipt.json': receiptVector };

@@ -1,5 +1,7 @@
 // The agent's HTTP: JSON in, JSON out, bounded in time. A JSON error answer becomes a ProtocolError
 // (spec codes) or an HttpError with the server's code; a network failure is `unreachable`.
+// Nothing here is signed: messaging (send.ts) takes the raw answer from `exchange` and believes only
+// a receipt that verifies with the pinned key.
 import { PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
 
 export class HttpError extends Error {
@@ -8,6 +10,8 @@ export class HttpError extends Error {
     message: string,
     readonly status?: number,
     readonly retryAfterSeconds?: number,
+    /** The code an unsigned answer claimed: a hint, never acted on. */
+    readonly hint?: string,
   ) {
     super(message);
     this.name = 'HttpError';
@@ -27,7 +31,16 @@ export async function postJson(url: string, body: unknown, opts: RequestOptions 
   return request(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }, opts);
 }
 
-export async function request(url: string, init: RequestInit, opts: RequestOptions = {}): Promise<unknown> {
+/** An HTTP answer as it came: status, parsed JSON (undefined if none) and Retry-After in seconds. */
+export interface HttpAnswer {
+  status: number;
+  statusText: string;
+  json: unknown;
+  retryAfterSeconds?: number;
+}
+
+/** One request; only a network failure or timeout throws (`unreachable`). */
+export async function exchange(url: string, init: RequestInit, opts: RequestOptions = {}): Promise<HttpAnswer> {
   let res: Response;
   try {
     res = await fetch(url, {
@@ -39,23 +52,47 @@ export async function request(url: string, init: RequestInit, opts: RequestOptio
     const reason = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
     throw new HttpError('unreachable', `${new URL(url).origin} ${reason}`);
   }
-  const text = await res.text();
+  let text: string;
+  try {
+    text = await res.text();
+  } catch {
+    throw new HttpError('unreachable', `${new URL(url).origin} closed the connection`);
+  }
   let json: unknown;
   try {
     json = text ? JSON.parse(text) : undefined;
   } catch {
     json = undefined;
   }
-  if (res.ok) {
-    if (json === undefined) throw new HttpError('bad_response', `non-JSON answer from ${new URL(url).origin}`, res.status);
+  const answer: HttpAnswer = { status: res.status, statusText: res.statusText, json };
+  const retry = retryAfterSeconds(res.headers.get('retry-after'), Date.now());
+  if (retry !== undefined) answer.retryAfterSeconds = retry;
+  return answer;
+}
+
+/**
+ * Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP date; undefined when absent or unreadable.
+ * Capped at one day: whoever sends it cannot park the agent for longer.
+ */
+export function retryAfterSeconds(value: string | null, nowMs: number): number | undefined {
+  if (!value) return undefined;
+  const v = value.trim();
+  const seconds = /^\d{1,10}$/.test(v) ? Number(v) : Math.ceil((Date.parse(v) - nowMs) / 1000);
+  if (!Number.isFinite(seconds)) return undefined;
+  return Math.min(Math.max(seconds, 0), 86_400);
+}
+
+export async function request(url: string, init: RequestInit, opts: RequestOptions = {}): Promise<unknown> {
+  const { status, statusText, json, retryAfterSeconds: retry } = await exchange(url, init, opts);
+  if (status >= 200 && status < 300) {
+    if (json === undefined) throw new HttpError('bad_response', `non-JSON answer from ${new URL(url).origin}`, status);
     return json;
   }
   const error = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-  const code = typeof error?.code === 'string' ? error.code : `http_${res.status}`;
-  const message = typeof error?.message === 'string' ? error.message.slice(0, 300) : res.statusText;
+  const code = typeof error?.code === 'string' ? error.code : `http_${status}`;
+  const message = typeof error?.message === 'string' ? error.message.slice(0, 300) : statusText;
   if ((PROTOCOL_ERROR_CODES as readonly string[]).includes(code)) throw new ProtocolError(code as ProtocolErrorCode, message);
-  const retry = Number(res.headers.get('retry-after'));
-  throw new HttpError(code, message, res.status, Number.isFinite(retry) ? retry : undefined);
+  throw new HttpError(code, message, status, retry);
 }
 
 /** Joins a base URL and a path without losing a base path (relays may live under a prefix). */

@@ -71,7 +71,8 @@ export interface ParsedEnvelope {
 const HEADER_KEYS = ['v', 'typ', 'snd', 'rcp', 'mid', 'ctr', 'iat', 'cty', 'cen'] as const;
 const KID = /^[A-Za-z0-9_-]{22}$/;
 
-function signatureInput(headerBytes: Uint8Array, enc: Uint8Array, ct: Uint8Array, cred: string | undefined): Uint8Array {
+/** The exact bytes the sender signs (§8); receipts bind to them (receipt.ts, §10). */
+export function signatureInput(headerBytes: Uint8Array, enc: Uint8Array, ct: Uint8Array, cred: string | undefined): Uint8Array {
   return concatBytes(SIG_LABEL, lengthPrefixed(headerBytes), lengthPrefixed(enc), lengthPrefixed(ct), lengthPrefixed(utf8(cred ?? '')));
 }
 

@@ -12,7 +12,7 @@ import { fromB64u } from '../../protocol/bytes.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import { checkFreshness, DEFAULT_FRESHNESS, parseEnvelope, verifyEnvelopeSignature, type FreshnessPolicy, type ParsedEnvelope } from '../../protocol/envelope.js';
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
-import { signReceipt, type Directives } from '../../protocol/receipt.js';
+import { envelopeBinding, signReceipt, type Directives } from '../../protocol/receipt.js';
 import type { SignedObject } from '../../protocol/signed.js';
 import type { Database, Db } from '../../db/database.js';
 import { agentKeys, agents, seenMessages } from '../../db/schema.js';
@@ -141,7 +141,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown): Promise<Inges
     const receipt = await signReceipt(
       deps.ctx,
       deps.identity.signing,
-      { mid: env.header.mid, snd: env.header.snd, status: 'accepted', rat: now, ...withDirectives(deps, sender, stored.sendIntervalSeconds, now) },
+      { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'accepted', rat: now, ...withDirectives(deps, sender, stored.sendIntervalSeconds, now) },
       sender.kxPub,
     );
     return { ok: true, receipt, agentId: sender.agentId };
@@ -153,7 +153,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown): Promise<Inges
     if (err instanceof Rejection && err.retryAfterSeconds) result.retryAfterSeconds = err.retryAfterSeconds;
     // A signed rejection whenever we know whom it answers (the sender's key is registered).
     if (env && sender) {
-      result.receipt = await signReceipt(deps.ctx, deps.identity.signing, { mid: env.header.mid, snd: env.header.snd, status: 'rejected', code, rat: deps.ctx.now() });
+      result.receipt = await signReceipt(deps.ctx, deps.identity.signing, { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'rejected', code, rat: deps.ctx.now() });
     }
     return result;
   }

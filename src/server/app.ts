@@ -7,6 +7,7 @@ import { HTTPException } from 'hono/http-exception';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import type { Database } from '../db/database.js';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseFault } from '../db/faults.js';
 import { ApiError, errorBody, statusFor } from './errors.js';
 import type { ServerIdentity } from './identity.js';
 import type { Logger } from './logger.js';
@@ -86,6 +87,11 @@ function toErrorResponse(err: unknown, c: Context, logger: Logger): Response {
   }
   if (err instanceof ProtocolError) {
     return c.json(errorBody(err.code, err.message), statusFor(err.code) as 400);
+  }
+  if (isDatabaseFault(err)) {
+    // The database is unreachable or missed its deadline: the client may retry; nothing was accepted.
+    logger.warn({ err: { name: (err as Error).name, code: (err as { code?: unknown }).code }, route: c.req.routePath }, 'database unavailable');
+    return c.json(errorBody('unavailable', 'the database is unavailable; retry later'), 503, { 'Retry-After': String(DATABASE_RETRY_AFTER_SECONDS) });
   }
   if (err instanceof HTTPException) {
     // Hono's own 4xx (malformed JSON body and the like).

@@ -2,6 +2,7 @@
 // (spec codes) or an HttpError with the server's code; a network failure is `unreachable`.
 // Nothing here is signed: messaging (send.ts) takes the raw answer from `exchange` and believes only
 // a receipt that verifies with the pinned key.
+import { concatBytes } from '../protocol/bytes.js';
 import { PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
 
 export class HttpError extends Error {
@@ -54,8 +55,9 @@ export async function exchange(url: string, init: RequestInit, opts: RequestOpti
   }
   let text: string;
   try {
-    text = await res.text();
-  } catch {
+    text = await readBounded(res, MAX_ANSWER_BYTES);
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
     throw new HttpError('unreachable', `${new URL(url).origin} closed the connection`);
   }
   let json: unknown;
@@ -68,6 +70,28 @@ export async function exchange(url: string, init: RequestInit, opts: RequestOpti
   const retry = retryAfterSeconds(res.headers.get('retry-after'), Date.now());
   if (retry !== undefined) answer.retryAfterSeconds = retry;
   return answer;
+}
+
+/** Every answer the agent expects (receipts, enroll responses, discovery) is a few KB. */
+const MAX_ANSWER_BYTES = 1 << 20;
+
+/** The body as text, refusing (bad_response) one larger than `max`: whoever answers cannot flood us. */
+async function readBounded(res: Response, max: number): Promise<string> {
+  const reader = res.body?.getReader();
+  if (!reader) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      throw new HttpError('bad_response', `answer larger than ${max} bytes`, res.status);
+    }
+    chunks.push(value);
+  }
+  return new TextDecoder().decode(concatBytes(...chunks));
 }
 
 /**

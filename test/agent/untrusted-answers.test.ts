@@ -110,6 +110,7 @@ describe.each(dbKinds)('the agent believes only signed receipts bound to its env
         [answer(500, { error: { code: 'internal_error', message: 'boom' } }), 'unsigned_answer', 'internal_error', undefined],
         [answer(502, 'Bad Gateway'), 'unsigned_answer', undefined, undefined],
         [answer(200, forged), 'receipt_invalid', undefined, undefined],
+        [answer(200, 'x'.repeat(2 << 20)), 'bad_response', undefined, undefined],
         [answer(200, otherSigned), 'receipt_invalid', undefined, undefined],
         [answer(401, { error: { code: 'key_revoked', message: 'x' }, receipt: forged }), 'receipt_invalid', 'key_revoked', undefined],
       ];

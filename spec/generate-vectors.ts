@@ -12,10 +12,10 @@ import type { ProtocolContext } from '../src/protocol/crypto/types.js';
 import { issueCredential, serverJwk } from '../src/protocol/credential.js';
 import { discoveryDocument } from '../src/protocol/discovery.js';
 import { enrollRequestAad, enrollTranscript, kxProofKey, sealEnrollRequest, signEnrollResponse, type EnrollRequestWire } from '../src/protocol/enrollment.js';
-import { envelopeSignatureInput, sealEnvelope, serializeEnvelope, type ContentEncoding, type Envelope, type SealInput } from '../src/protocol/envelope.js';
+import { envelopeSignatureInput, parseEnvelope, sealEnvelope, serializeEnvelope, type ContentEncoding, type Envelope, type SealInput } from '../src/protocol/envelope.js';
 import { openBase, setupAuthS, setupBaseS, type HpkeContext } from '../src/protocol/hpke.js';
 import { fingerprintOf, keySetFromPrivate, type KeySet } from '../src/protocol/keys.js';
-import { directivesAad, signReceipt } from '../src/protocol/receipt.js';
+import { directivesAad, envelopeBinding, receiptBindingInput, signReceipt } from '../src/protocol/receipt.js';
 import { signedInput, type SignedObject } from '../src/protocol/signed.js';
 import { formatToken, hashTokenSecret, parseToken } from '../src/protocol/token.js';
 
@@ -225,12 +225,14 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
 
   const receiptDraws = [{ purpose: 'HPKE ephemeral X25519 private key for directives (32)', bytes: fixed('receipt-ephemeral', 32) }];
   const receiptCtx = scriptedContext(now, receiptDraws);
-  const receipt = await signReceipt(receiptCtx, server.signing, { mid: header.mid, snd: header.snd, status: 'accepted', rat: now + 5, directives: { sendIntervalSeconds: 3600 } }, agent.agreement.publicKey);
-  const rejected = await signReceipt(receiptCtx, server.signing, { mid: header.mid, snd: header.snd, status: 'rejected', code: 'replay_detected', rat: now + 6 });
+  const binding = envelopeBinding(parseEnvelope(envelope));
+  const receipt = await signReceipt(receiptCtx, server.signing, { mid: header.mid, snd: header.snd, env: binding, status: 'accepted', rat: now + 5, directives: { sendIntervalSeconds: 3600 } }, agent.agreement.publicKey);
+  const rejected = await signReceipt(receiptCtx, server.signing, { mid: header.mid, snd: header.snd, env: binding, status: 'rejected', code: 'replay_detected', rat: now + 6 });
   const receiptVector = {
     source,
-    inputs: { keys: 'keys.json', mid: header.mid, snd: header.snd, rat: now + 5, directives: { sendIntervalSeconds: 3600 }, randomDraws: listDraws(receiptDraws), rejected: { code: 'replay_detected', rat: now + 6 } },
+    inputs: { keys: 'keys.json', envelope: 'envelope.json outputs.envelope', mid: header.mid, snd: header.snd, rat: now + 5, directives: { sendIntervalSeconds: 3600 }, randomDraws: listDraws(receiptDraws), rejected: { code: 'replay_detected', rat: now + 6 } },
     intermediate: {
+      bindingInputHex: hex(receiptBindingInput(parseEnvelope(envelope))),
       accepted: {
         ...signedPieces(receipt),
         directivesPlaintext: JSON.stringify({ sendIntervalSeconds: 3600 }),
@@ -240,7 +242,7 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
       },
       rejected: signedPieces(rejected),
     },
-    outputs: { accepted: receipt, rejected },
+    outputs: { env: binding, accepted: receipt, rejected },
   };
 
   const http = await httpVectors({ source, now, server, agent, fingerprint, serverPub, request, credential, envelope, gzipEnvelope: gz.envelope, plaintext });

@@ -1,12 +1,16 @@
-// `latchkey agent run`: send on an interval; while the server is unreachable, retry with jittered
-// exponential backoff (capped at the interval); on SIGTERM/SIGINT finish or abort and exit 0.
+// `latchkey agent run`: send on an interval; on SIGTERM/SIGINT finish or abort and exit 0.
+// Each cycle's inventory is sealed once and resent as is until the server answers it with a signed
+// receipt (§10): an unsigned answer (unreachable, 5xx, a proxy's 401/403, a forged receipt) proves
+// nothing, so the agent keeps its keys and retries with jittered exponential backoff (capped at the
+// interval); a 429 is waited out as Retry-After says, then the same envelope is resent. A signed
+// `replay_detected` bound to our envelope means an earlier attempt delivered it. A signed revocation
+// stops the daemon (non-zero exit): there is nothing left to retry.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { utf8 } from '../protocol/bytes.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
-import { ProtocolError } from '../protocol/errors.js';
 import { HttpError } from './http.js';
-import { readInventory, sealInventory, submitEnvelope } from './send.js';
+import { readInventory, sealInventory, SignedRejection, submitEnvelope } from './send.js';
 import { loadState } from './state.js';
 
 const run = promisify(execFile);
@@ -42,7 +46,8 @@ async function collect(opts: DaemonOptions): Promise<Uint8Array> {
   return utf8(stdout);
 }
 
-const transient = (err: unknown) => err instanceof HttpError && (err.code === 'unreachable' || err.code === 'rate_limited' || (err.status ?? 0) >= 500);
+/** The longest the agent waits on one Retry-After before trying again. */
+const MAX_RETRY_AFTER_MS = 3600_000;
 
 export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Promise<void> {
   const baseBackoff = 1000;
@@ -66,17 +71,30 @@ export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Prom
         opts.log({ event: 'sent', messageId: receipt.mid, status: receipt.status });
         break;
       } catch (err) {
-        if (err instanceof ProtocolError && err.code === 'replay_detected' && attempt > 0) {
-          opts.log({ event: 'sent', note: 'delivered by an earlier attempt' });
-          break;
-        }
-        if (!transient(err)) {
+        const backoff = Math.min(interval, baseBackoff * 2 ** Math.min(attempt, 16));
+        let wait = backoff / 2 + Math.random() * (backoff / 2);
+        if (err instanceof SignedRejection) {
+          if (err.code === 'replay_detected') {
+            opts.log({ event: 'sent', messageId: err.signedReceipt.mid, note: 'delivered by an earlier attempt' });
+            break;
+          }
+          if (err.code === 'agent_revoked' || err.code === 'key_revoked') {
+            opts.log({ event: 'revoked', code: err.code, messageId: err.signedReceipt.mid });
+            throw err;
+          }
+          if (err.code !== 'rate_limited') {
+            opts.log({ event: 'rejected', code: err.code, messageId: err.signedReceipt.mid, signed: true });
+            break;
+          }
+        } else if (!(err instanceof HttpError)) {
           opts.log({ event: 'rejected', code: (err as { code?: string }).code, error: (err as Error).message });
           break;
         }
-        const backoff = Math.min(interval, baseBackoff * 2 ** Math.min(attempt, 16));
-        const wait = backoff / 2 + Math.random() * (backoff / 2);
-        opts.log({ event: 'retry', code: (err as HttpError).code, inMs: Math.round(wait), attempt: ++attempt });
+        // Unproven, or a signed rate_limited: the same envelope again, after Retry-After if given.
+        const retryAfter = (err as HttpError | SignedRejection).retryAfterSeconds;
+        if (retryAfter !== undefined) wait = Math.max(wait, Math.min(retryAfter * 1000, MAX_RETRY_AFTER_MS) + Math.random() * 250);
+        const hint = err instanceof HttpError ? err.hint : undefined;
+        opts.log({ event: 'retry', code: err.code, ...(hint ? { hint } : {}), signed: err instanceof SignedRejection, ...(err instanceof HttpError && err.status ? { status: err.status } : {}), inMs: Math.round(wait), attempt: ++attempt });
         await sleep(wait, opts.signal);
       }
     }

@@ -1,6 +1,6 @@
 // `latchkey agent enroll`: keys are made here and never leave; the server is pinned from the token
 // before its secret is sent; the response is verified before anything is kept.
-import { fromB64uExact } from '../protocol/bytes.js';
+import { b64u } from '../protocol/bytes.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { verifyCredential } from '../protocol/credential.js';
 import { pinServer } from '../protocol/discovery.js';
@@ -30,7 +30,8 @@ export async function enrollAgent(ctx: ProtocolContext, opts: EnrollOptions): Pr
   if (claims.sub !== body.agentId || claims.cnf.sig_kid !== keys.signing.kid || claims.cnf.kx_kid !== keys.agreement.kid) {
     throw new ProtocolError('credential_invalid', 'credential does not name this agent and its keys');
   }
-  fromB64uExact(body.server.sig, 32);
+  // What we keep is what we pinned (the token's fingerprint over the discovered keys, checked by
+  // pinServer), never the server's own description of itself in the response.
   const agent: AgentRecord = {
     v: 1,
     agentId: body.agentId,
@@ -40,7 +41,13 @@ export async function enrollAgent(ctx: ProtocolContext, opts: EnrollOptions): Pr
     serverUrl: opts.serverUrl,
     credential: body.credential,
     expiresAt: body.expiresAt,
-    server: body.server,
+    server: {
+      sig: b64u(server.signing.publicKey),
+      sigKid: server.signing.kid,
+      kx: b64u(server.agreement.publicKey),
+      kxKid: server.agreement.kid,
+      fp: server.fingerprint,
+    },
   };
   await saveEnrollment(opts.stateDir, keys, agent);
   return agent;

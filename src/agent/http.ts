@@ -1,5 +1,8 @@
 // The agent's HTTP: JSON in, JSON out, bounded in time. A JSON error answer becomes a ProtocolError
 // (spec codes) or an HttpError with the server's code; a network failure is `unreachable`.
+// Nothing here is signed: messaging (send.ts) takes the raw answer from `exchange` and believes only
+// a receipt that verifies with the pinned key.
+import { concatBytes } from '../protocol/bytes.js';
 import { PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
 
 export class HttpError extends Error {
@@ -8,6 +11,8 @@ export class HttpError extends Error {
     message: string,
     readonly status?: number,
     readonly retryAfterSeconds?: number,
+    /** The code an unsigned answer claimed: a hint, never acted on. */
+    readonly hint?: string,
   ) {
     super(message);
     this.name = 'HttpError';
@@ -27,14 +32,16 @@ export async function postJson(url: string, body: unknown, opts: RequestOptions 
   return request(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }, opts);
 }
 
-/** A completed exchange, whatever its status: for callers that verify signed error bodies themselves. */
-export interface RawAnswer {
+/** An HTTP answer as it came: status, parsed JSON (undefined if none) and Retry-After in seconds. */
+export interface HttpAnswer {
   status: number;
+  statusText: string;
   json: unknown;
-  retryAfterSeconds: number | undefined;
+  retryAfterSeconds?: number;
 }
 
-export async function requestRaw(url: string, init: RequestInit, opts: RequestOptions = {}): Promise<RawAnswer> {
+/** One request; only a network failure or timeout throws (`unreachable`). */
+export async function exchange(url: string, init: RequestInit, opts: RequestOptions = {}): Promise<HttpAnswer> {
   let res: Response;
   try {
     res = await fetch(url, {
@@ -46,48 +53,70 @@ export async function requestRaw(url: string, init: RequestInit, opts: RequestOp
     const reason = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
     throw new HttpError('unreachable', `${new URL(url).origin} ${reason}`);
   }
-  const text = await res.text();
+  let text: string;
+  try {
+    text = await readBounded(res, MAX_ANSWER_BYTES);
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    throw new HttpError('unreachable', `${new URL(url).origin} closed the connection`);
+  }
   let json: unknown;
   try {
     json = text ? JSON.parse(text) : undefined;
   } catch {
     json = undefined;
   }
-  const retry = res.headers.get('retry-after');
-  return { status: res.status, json, retryAfterSeconds: retry !== null && /^[0-9]{1,9}$/.test(retry) ? Number(retry) : undefined };
+  const answer: HttpAnswer = { status: res.status, statusText: res.statusText, json };
+  const retry = retryAfterSeconds(res.headers.get('retry-after'), Date.now());
+  if (retry !== undefined) answer.retryAfterSeconds = retry;
+  return answer;
+}
+
+/** Every answer the agent expects (receipts, enroll responses, discovery) is a few KB. */
+const MAX_ANSWER_BYTES = 1 << 20;
+
+/** The body as text, refusing (bad_response) one larger than `max`: whoever answers cannot flood us. */
+async function readBounded(res: Response, max: number): Promise<string> {
+  const reader = res.body?.getReader();
+  if (!reader) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      throw new HttpError('bad_response', `answer larger than ${max} bytes`, res.status);
+    }
+    chunks.push(value);
+  }
+  return new TextDecoder().decode(concatBytes(...chunks));
+}
+
+/**
+ * Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP date; undefined when absent or unreadable.
+ * Capped at one day: whoever sends it cannot park the agent for longer.
+ */
+export function retryAfterSeconds(value: string | null, nowMs: number): number | undefined {
+  if (!value) return undefined;
+  const v = value.trim();
+  const seconds = /^\d{1,10}$/.test(v) ? Number(v) : Math.ceil((Date.parse(v) - nowMs) / 1000);
+  if (!Number.isFinite(seconds)) return undefined;
+  return Math.min(Math.max(seconds, 0), 86_400);
 }
 
 export async function request(url: string, init: RequestInit, opts: RequestOptions = {}): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      ...init,
-      headers: { accept: 'application/json', ...(init.headers as Record<string, string>), ...opts.headers },
-      signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
-    });
-  } catch (err) {
-    const reason = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
-    throw new HttpError('unreachable', `${new URL(url).origin} ${reason}`);
-  }
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  if (res.ok) {
-    if (json === undefined) throw new HttpError('bad_response', `non-JSON answer from ${new URL(url).origin}`, res.status);
+  const { status, statusText, json, retryAfterSeconds: retry } = await exchange(url, init, opts);
+  if (status >= 200 && status < 300) {
+    if (json === undefined) throw new HttpError('bad_response', `non-JSON answer from ${new URL(url).origin}`, status);
     return json;
   }
   const error = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-  const code = typeof error?.code === 'string' ? error.code : `http_${res.status}`;
-  const message = typeof error?.message === 'string' ? error.message.slice(0, 300) : res.statusText;
-  const retryHeader = res.headers.get('retry-after');
-  const retry = retryHeader === null ? undefined : Number(retryHeader);
-  const retryAfterSeconds = retry !== undefined && Number.isFinite(retry) ? retry : undefined;
-  if ((PROTOCOL_ERROR_CODES as readonly string[]).includes(code)) throw new ProtocolError(code as ProtocolErrorCode, message, { retryAfterSeconds });
-  throw new HttpError(code, message, res.status, retryAfterSeconds);
+  const code = typeof error?.code === 'string' ? error.code : `http_${status}`;
+  const message = typeof error?.message === 'string' ? error.message.slice(0, 300) : statusText;
+  if ((PROTOCOL_ERROR_CODES as readonly string[]).includes(code)) throw new ProtocolError(code as ProtocolErrorCode, message, retry === undefined ? {} : { retryAfterSeconds: retry });
+  throw new HttpError(code, message, status, retry);
 }
 
 /** Joins a base URL and a path without losing a base path (relays may live under a prefix). */

@@ -12,13 +12,13 @@ import { join } from 'node:path';
 import { b64u, fromB64uExact } from '../protocol/bytes.js';
 import type { CryptoBackend, ProtocolContext } from '../protocol/crypto/types.js';
 import { verifyCredential } from '../protocol/credential.js';
-import { sealEnvelope } from '../protocol/envelope.js';
+import { parseEnvelope, sealEnvelope } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { generateKeySet, keySetFromPrivate, type KeySet } from '../protocol/keys.js';
-import { verifyReceipt } from '../protocol/receipt.js';
+import { envelopeBinding, verifyReceipt } from '../protocol/receipt.js';
 import { renewContent, verifyRenewResponse, type RenewResponseBody } from '../protocol/renewal.js';
 import { writeSecretFile } from '../node/fs-secure.js';
-import { endpoint, HttpError, requestRaw } from './http.js';
+import { endpoint, exchange, HttpError } from './http.js';
 import { applyRenewalJournal, loadState, nextCounter, PENDING_KEYS, RENEWAL_JOURNAL, type AgentRecord, type AgentState } from './state.js';
 
 /** The server refused the renewal in a signed answer: the only kind of refusal the agent believes. */
@@ -84,9 +84,9 @@ async function requestRenewal(ctx: ProtocolContext, state: AgentState, next: Key
     plaintext: (h) => renewContent(ctx.crypto, h.snd, h.mid, next, state.server.agreement.publicKey),
     credential: state.agent.credential,
   });
-  const expect = { mid: header.mid, snd: header.snd };
+  const expect = { mid: header.mid, snd: header.snd, env: envelopeBinding(parseEnvelope(envelope)) };
   const url = endpoint(via ?? state.agent.serverUrl, '/v1/renew');
-  const answer = await requestRaw(url, { method: 'POST', body: JSON.stringify(envelope), headers: { 'content-type': 'application/json' } }, { timeoutMs: 60_000 });
+  const answer = await exchange(url, { method: 'POST', body: JSON.stringify(envelope), headers: { 'content-type': 'application/json' } }, { timeoutMs: 60_000 });
   if (answer.status === 200) return verifyRenewResponse(ctx, state.server.signing, answer.json, { ...expect, next });
   // Believed only when signed by the pinned key for this very request; otherwise a transient hint.
   const receipt = (answer.json as { receipt?: unknown } | undefined)?.receipt;

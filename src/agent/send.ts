@@ -1,12 +1,13 @@
 // Sealing and sending inventories, and checking what the server answers. Nothing in a receipt is
-// believed (or acted on) before its signature verifies against the pinned server key.
+// believed (or acted on) before its signature verifies against the pinned server key and its binding
+// names the exact envelope sent; an unsigned answer (a status, an error code) is only a hint.
 import { readFile } from 'node:fs/promises';
 import { utf8 } from '../protocol/bytes.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { parseEnvelope, sealEnvelope, type Envelope } from '../protocol/envelope.js';
-import { ProtocolError } from '../protocol/errors.js';
-import { verifyReceipt, type Receipt } from '../protocol/receipt.js';
-import { endpoint, HttpError, request } from './http.js';
+import { ProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
+import { envelopeBinding, verifyReceipt, type Receipt } from '../protocol/receipt.js';
+import { endpoint, exchange, HttpError, type HttpAnswer } from './http.js';
 import { loadState, nextCounter, saveAgentRecord, type AgentState } from './state.js';
 
 /** Reads an inventory file: it must be JSON (the server validates it against the GLPI schema). */
@@ -45,23 +46,57 @@ export interface SendOutcome {
 }
 
 /**
- * Submits one envelope (to the server, or a relay with `via`) and verifies the signed receipt.
- * A rejection with a signed receipt throws ProtocolError(code); unsigned errors throw as they came.
+ * The server refused this exact envelope, and signed it: a receipt that verifies with the pinned key
+ * and is bound to the envelope we sent (§10). The only refusal the agent acts on.
+ */
+export class SignedRejection extends ProtocolError {
+  constructor(
+    code: ProtocolErrorCode,
+    readonly signedReceipt: Receipt,
+    /** From the (unsigned) Retry-After header: when to try again, a hint. */
+    retryAfterSeconds?: number,
+  ) {
+    super(code, undefined, retryAfterSeconds === undefined ? {} : { retryAfterSeconds });
+    this.name = 'SignedRejection';
+  }
+}
+
+/**
+ * Submits one envelope (to the server, or a relay with `via`) and believes only a signed receipt:
+ * the receipt (the 200 body, or `receipt` beside an error) is verified with the pinned server key
+ * and must be bound to this envelope before anything in it, or the HTTP status, is believed.
+ * - signed `accepted`: returns it (directives applied);
+ * - signed `rejected`: throws SignedRejection(code);
+ * - anything else (no receipt, a forged or someone else's receipt, a proxy's 401/403, a 5xx, a 429):
+ *   throws HttpError, whose code (`unsigned_answer`, `receipt_invalid`, `unreachable`) says it proves
+ *   nothing; the code the answer claimed is only in `hint`. Callers keep their keys and retry.
  */
 export async function submitEnvelope(ctx: ProtocolContext, state: AgentState, envelope: Envelope, via?: string): Promise<SendOutcome> {
-  const { header } = parseEnvelope(envelope);
+  const parsed = parseEnvelope(envelope);
+  const expect = { mid: parsed.header.mid, snd: parsed.header.snd, env: envelopeBinding(parsed) };
   const url = endpoint(via ?? state.agent.serverUrl, '/v1/messages');
-  let answer: unknown;
-  try {
-    answer = await request(url, { method: 'POST', body: JSON.stringify(envelope), headers: { 'content-type': 'application/json' } }, { timeoutMs: 60_000 });
-  } catch (err) {
-    if (err instanceof ProtocolError) throw err;
-    throw err instanceof HttpError ? err : new HttpError('unreachable', String(err));
+  const answer = await exchange(url, { method: 'POST', body: JSON.stringify(envelope), headers: { 'content-type': 'application/json' } }, { timeoutMs: 60_000 });
+  const ok = answer.status >= 200 && answer.status < 300;
+  const signed = ok ? answer.json : (answer.json as { receipt?: unknown } | undefined)?.receipt;
+  let receipt: Receipt | undefined;
+  if (signed !== undefined) {
+    try {
+      receipt = await verifyReceipt(ctx, state.server.signing, signed, expect, state.keys.agreement.privateKey);
+    } catch {
+      throw unproven('receipt_invalid', 'the receipt does not verify with the pinned server key for this envelope', answer);
+    }
   }
-  const receipt = await verifyReceipt(ctx, state.server.signing, answer, { mid: header.mid, snd: header.snd }, state.keys.agreement.privateKey);
-  if (receipt.status === 'rejected') throw new ProtocolError(receipt.code ?? 'payload_invalid');
+  if (!receipt) throw unproven('unsigned_answer', 'an answer without a signed receipt proves nothing', answer);
+  if (receipt.status === 'rejected') throw new SignedRejection(receipt.code ?? 'payload_invalid', receipt, answer.retryAfterSeconds);
   await applyDirectives(state, receipt);
   return { receipt };
+}
+
+/** An answer nobody signed: its claimed code is kept as a hint (sanitised), never believed. */
+function unproven(code: 'receipt_invalid' | 'unsigned_answer', why: string, answer: HttpAnswer): HttpError {
+  const claimed = (answer.json as { error?: { code?: unknown } } | undefined)?.error?.code;
+  const hint = typeof claimed === 'string' && /^[a-z0-9_]{1,64}$/.test(claimed) ? claimed : undefined;
+  return new HttpError(code, `HTTP ${answer.status}${hint ? ` (claims ${hint})` : ''}: ${why}`, answer.status, answer.retryAfterSeconds, hint);
 }
 
 /** Acts on verified directives: a new send interval is kept in the state dir. */

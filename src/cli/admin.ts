@@ -12,6 +12,18 @@ function collectLabel(value: string, previous: Record<string, string>): Record<s
   return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
 }
 
+/** Every row of a paginated admin listing: follows `next_cursor` until the last page. */
+async function listAll(o: AdminOptions, path: string, key: string): Promise<Record<string, unknown>[]> {
+  const all: Record<string, unknown>[] = [];
+  let cursor: string | null = null;
+  do {
+    const page = (await adminCall(o, 'GET', `${path}?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)) as Record<string, unknown>;
+    all.push(...((page[key] as Record<string, unknown>[] | undefined) ?? []));
+    cursor = typeof page.next_cursor === 'string' ? page.next_cursor : null;
+  } while (cursor);
+  return all;
+}
+
 export function registerAdminCommands(program: Command): void {
   const token = program.command('token').description('Enrollment tokens (admin).');
   withAdminOptions(token.command('create').description('Create a one-time enrollment token; prints it once.'))
@@ -33,7 +45,7 @@ export function registerAdminCommands(program: Command): void {
       else console.log(`${r.token}\n\ntoken id ${r.id}, expires ${r.expiresAt}; shown once: it cannot be recovered.`);
     });
   withAdminOptions(token.command('list').description('List tokens and their uses (never secrets).')).action(async (o: AdminOptions) => {
-    const r = (await adminCall(o, 'GET', '/v1/admin/tokens')) as { tokens: Record<string, unknown>[] };
+    const r = { tokens: await listAll(o, '/v1/admin/tokens', 'tokens') };
     if (o.json) return out(r.tokens);
     printRows(
       r.tokens.map((t) => ({ ...t, usesLeft: `${String(t.usesLeft)}/${String(t.usesTotal)}`, usedBy: (t.uses as { agentId: string; sourceAddr: string | null; usedAt: string }[]).map((u) => `${u.agentId}@${u.sourceAddr ?? '?'} ${u.usedAt}`).join('; ') })),
@@ -48,7 +60,7 @@ export function registerAdminCommands(program: Command): void {
 
   const agents = program.command('agents').description('Enrolled agents and relays (admin).');
   withAdminOptions(agents.command('list').description('List agents.')).action(async (o: AdminOptions) => {
-    const r = (await adminCall(o, 'GET', '/v1/admin/agents')) as { agents: Record<string, unknown>[] };
+    const r = { agents: await listAll(o, '/v1/admin/agents', 'agents') };
     if (o.json) return out(r.agents);
     printRows(
       r.agents.map((a) => ({ ...a, keyIds: (a.keys as { sigKid: string; status: string }[]).filter((k) => k.status === 'active').map((k) => k.sigKid).join(',') })),

@@ -1,8 +1,29 @@
 // PostgreSQL through postgres.js: the Node server with DATABASE_URL, and the Worker via Hyperdrive.
+//
+// Every call has a deadline, so an outage (a database that is down, restarting, or silently gone
+// from the network) turns into a prompt DatabaseUnavailableError (HTTP 503 `unavailable`), never a
+// request that hangs: connecting is bounded by connect_timeout; each statement, whether it waits for
+// a pooled connection or for the server, by `queryTimeoutMs` on the client (the server also stops
+// runaway statements and abandoned transactions itself: statement_timeout and
+// idle_in_transaction_session_timeout); a whole transaction by `transactionTimeoutMs`; ping (readiness)
+// by `pingTimeoutMs`. A statement abandoned at its deadline is never reported as done: a caller only
+// answers success (a receipt) after its transaction resolved, i.e. committed.
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { checkSchemaName, DatabaseConfigError, type Database, type Db, type Row, type SqlExecutor } from './database.js';
+import { DatabaseUnavailableError } from './faults.js';
 import * as schema from './schema.js';
+
+export const DEFAULT_DEADLINES = {
+  connectTimeoutSeconds: 3,
+  queryTimeoutMs: 5_000,
+  transactionTimeoutMs: 10_000,
+  pingTimeoutMs: 1_000,
+  /** Server side: the longest one statement may run, and a transaction may sit idle. */
+  statementTimeoutMs: 30_000,
+  idleInTransactionTimeoutMs: 30_000,
+};
+export type Deadlines = typeof DEFAULT_DEADLINES;
 
 export interface PostgresOptions {
   url: string;
@@ -10,6 +31,58 @@ export interface PostgresOptions {
   schema?: string | undefined;
   /** Pool size. */
   maxConnections?: number | undefined;
+  deadlines?: Partial<Deadlines> | undefined;
+}
+
+type Settle = (x: unknown) => void;
+type Pending = { resolve: Settle; reject: Settle };
+
+/**
+ * Rejects a postgres.js query with DatabaseUnavailableError if it has not settled after `ms`. The
+ * query object is returned as is (drizzle chains `.values()` on it); its own settle functions are
+ * wrapped so the timer is cleared, without calling `then` (which would start it early).
+ */
+function withDeadline<Q extends object>(query: Q, ms: number): Q {
+  const q = query as unknown as Pending;
+  const { resolve, reject } = q;
+  const timer = setTimeout(() => reject(new DatabaseUnavailableError('database did not answer in time')), ms);
+  timer.unref?.();
+  q.resolve = (x) => (clearTimeout(timer), resolve(x));
+  q.reject = (x) => (clearTimeout(timer), reject(x));
+  return query;
+}
+
+/** A promise that rejects with DatabaseUnavailableError after `ms` unless `p` settles first. */
+function race<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DatabaseUnavailableError('database did not answer in time')), ms);
+    timer.unref?.();
+  });
+  p.catch(() => {}); // a late failure after the deadline is not an unhandled rejection
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The client drizzle sees: `unsafe` (every drizzle statement) gets a deadline, `begin`/`savepoint`
+ * get one for the whole transaction, and the transaction's own client is wrapped the same way.
+ */
+function withDeadlines(sql: postgres.Sql, d: Deadlines): postgres.Sql {
+  return new Proxy(sql, {
+    get(target, prop, receiver) {
+      if (prop === 'unsafe') {
+        return (...args: Parameters<postgres.Sql['unsafe']>) => withDeadline(target.unsafe(...args), d.queryTimeoutMs);
+      }
+      if (prop === 'begin' || prop === 'savepoint') {
+        return (...args: unknown[]) => {
+          const fn = args.pop() as (tx: postgres.Sql) => unknown;
+          const start = (target as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[prop]!;
+          return race(start.call(target, ...args, (tx: postgres.Sql) => fn(withDeadlines(tx, d))), d.transactionTimeoutMs);
+        };
+      }
+      return Reflect.get(target, prop, receiver) as unknown;
+    },
+  });
 }
 
 export async function openPostgres(opts: PostgresOptions): Promise<Database> {
@@ -23,18 +96,34 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
     throw new DatabaseConfigError('DATABASE_URL must start with postgres:// or postgresql://');
   }
+  const d: Deadlines = { ...DEFAULT_DEADLINES, ...opts.deadlines };
   const client = postgres(opts.url, {
     max: opts.maxConnections ?? 10,
     onnotice: () => {},
-    connect_timeout: 5,
-    connection: { search_path: schemaName, application_name: 'latchkey' },
+    connect_timeout: d.connectTimeoutSeconds,
+    // Idle connections are closed (and reopened on demand), so one broken by an outage is not kept.
+    idle_timeout: 60,
+    connection: {
+      search_path: schemaName,
+      application_name: 'latchkey',
+      statement_timeout: d.statementTimeoutMs,
+      idle_in_transaction_session_timeout: d.idleInTransactionTimeoutMs,
+    },
   });
-  const db = drizzle(client, { schema }) as unknown as Db;
+  const db = drizzle(withDeadlines(client, d), { schema }) as unknown as Db;
+  // Raw sessions (migrations, advisory locks) are not bounded: a migration may take long. Reserving
+  // the connection is, like any other wait for the database.
   const withSession: SqlExecutor['withSession'] = async (fn) => {
-    const conn = await client.reserve();
+    const reserving = client.reserve();
+    const conn = await race(reserving, d.transactionTimeoutMs).catch((err: unknown) => {
+      void reserving.then((late) => late.release(), () => {});
+      throw err;
+    });
     try {
+      await conn.unsafe('SET statement_timeout TO 0');
       return await fn(async (text) => [...(await conn.unsafe(text))] as Row[]);
     } finally {
+      await conn.unsafe('RESET statement_timeout').catch(() => {});
       conn.release();
     }
   };
@@ -49,9 +138,9 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
     kind: 'postgres',
     schemaName,
     withSession,
-    prepared: (text) => async (params) => [...(await client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }))] as Row[],
+    prepared: (text) => async (params) => [...(await withDeadline(client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }), d.queryTimeoutMs))] as Row[],
     ping: async () => {
-      await client`SELECT 1`;
+      await withDeadline(client`SELECT 1`, d.pingTimeoutMs);
     },
     close: () => client.end({ timeout: 5 }),
   };

@@ -1,10 +1,16 @@
-// Receipts (spec/PROTOCOL.md §Receipts): the server's signed answer to each message.
+// Receipts (spec/PROTOCOL.md §10): the server's signed answer to each message.
 // A signed object of type "receipt" whose body is
-//   {"mid":M,"snd":S,"status":"accepted"|"rejected","code"?:C,"rat":ms,"dir"?:{"enc":b64u,"ct":b64u}}
+//   {"mid":M,"snd":S,"env":E,"status":"accepted"|"rejected","code"?:C,"rat":ms,"dir"?:{"enc":b64u,"ct":b64u}}
+// E binds the receipt to the exact envelope it answers (not just its id): a mangled copy of an
+// envelope gets a receipt whose E the genuine sender does not recognise.
+//   E = b64u(SHA-256(label("latchkey/1 receipt-envelope") || lp(S8) || lp(sig)))
+// where S8 is the envelope's signature input (§8) and sig its 64 signature bytes, as received.
 // `dir` carries directives sealed to the agent's X25519 key (HPKE Base, info "latchkey/1 directives",
 // aad = lp(mid) || lp(snd)); only that agent can read them, and the signature covers them.
-import { b64u, concatBytes, fromB64u, fromB64uExact, lengthPrefixed, utf8 } from './bytes.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { b64u, concatBytes, fromB64u, fromB64uExact, label, lengthPrefixed, utf8 } from './bytes.js';
 import type { ProtocolContext } from './crypto/types.js';
+import { envelopeSignatureInput, type ParsedEnvelope } from './envelope.js';
 import { PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from './errors.js';
 import { openBase, sealBase } from './hpke.js';
 import { asObject, parseJsonObject, str, uint, type JsonObject } from './json.js';
@@ -12,6 +18,19 @@ import { signObject, verifySignedObject, type SignedObject } from './signed.js';
 
 export const RECEIPT_TYPE = 'receipt';
 const DIRECTIVES_INFO = utf8('latchkey/1 directives');
+const BINDING_LABEL = label('latchkey/1 receipt-envelope');
+
+type Bound = Pick<ParsedEnvelope, 'headerBytes' | 'enc' | 'ct' | 'cred' | 'sig'>;
+
+/** The hash input of E (above), for the envelope `e` as received. */
+export function receiptBindingInput(e: Bound): Uint8Array {
+  return concatBytes(BINDING_LABEL, lengthPrefixed(envelopeSignatureInput(e.headerBytes, e.enc, e.ct, e.cred)), lengthPrefixed(e.sig));
+}
+
+/** E (above): what a receipt's `env` must equal for the envelope `e`. */
+export function envelopeBinding(e: Bound): string {
+  return b64u(sha256(receiptBindingInput(e)));
+}
 
 /** What the server may tell an agent to do. Agents act only after verifying the receipt. */
 export interface Directives {
@@ -26,6 +45,8 @@ export interface Directives {
 export interface Receipt {
   mid: string;
   snd: string;
+  /** envelopeBinding() of the envelope answered. */
+  env: string;
   status: 'accepted' | 'rejected';
   code?: ProtocolErrorCode;
   /** Received-at, ms since the epoch. */
@@ -42,7 +63,7 @@ export async function signReceipt(
   receipt: Receipt,
   agentAgreementKey?: Uint8Array,
 ): Promise<SignedObject> {
-  const body: JsonObject = { mid: receipt.mid, snd: receipt.snd, status: receipt.status, rat: receipt.rat };
+  const body: JsonObject = { mid: receipt.mid, snd: receipt.snd, env: receipt.env, status: receipt.status, rat: receipt.rat };
   if (receipt.code) body.code = receipt.code;
   if (receipt.directives && agentAgreementKey) {
     const { enc, ct } = await sealBase(
@@ -59,21 +80,22 @@ export async function signReceipt(
 }
 
 /**
- * Agent side: verifies the server's signature, that the receipt answers `expect` (our message id and
- * key), and opens directives with our X25519 key. Nothing in a receipt is used before this returns.
+ * Agent side: verifies the server's signature, that the receipt answers `expect` (our message id, key
+ * and the binding of the exact envelope we sent), and opens directives with our X25519 key. Nothing
+ * in a receipt is used before this returns.
  */
 export async function verifyReceipt(
   ctx: ProtocolContext,
   server: { publicKey: Uint8Array; kid: string },
   input: unknown,
-  expect: { mid: string; snd: string },
+  expect: { mid: string; snd: string; env: string },
   agentAgreementPrivateKey: Uint8Array,
 ): Promise<Receipt> {
   const bad = 'envelope_malformed' as const;
   const b = await verifySignedObject(ctx.crypto, server, RECEIPT_TYPE, input);
-  if (b.mid !== expect.mid || b.snd !== expect.snd) throw new ProtocolError('signature_invalid', 'receipt is for another message');
+  if (b.mid !== expect.mid || b.snd !== expect.snd || b.env !== expect.env) throw new ProtocolError('signature_invalid', 'receipt is for another message');
   if ((b.status !== 'accepted' && b.status !== 'rejected') || typeof b.rat !== 'number') throw new ProtocolError(bad, 'invalid receipt');
-  const receipt: Receipt = { mid: b.mid, snd: b.snd, status: b.status, rat: b.rat };
+  const receipt: Receipt = { mid: b.mid, snd: b.snd, env: b.env, status: b.status, rat: b.rat };
   if (b.code !== undefined) {
     if (!(PROTOCOL_ERROR_CODES as readonly unknown[]).includes(b.code)) throw new ProtocolError(bad, 'unknown code');
     receipt.code = b.code as ProtocolErrorCode;

@@ -66,9 +66,13 @@ function toErrorResponse(err: unknown, c: Context, logger: Logger): Response {
   return errorResponse(c, error);
 }
 
-/** Stack and message for the server log only; never sent to a client. */
+/**
+ * Stack and message for the server log only; never sent to a client. Bounded, and without a failed
+ * statement's parameters (drizzle puts them in the message): a log line never carries a list of ids.
+ */
 function describe(err: unknown): object {
-  return err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : { value: String(err) };
+  const bound = (text: string | undefined) => text?.split('\nparams:')[0]!.slice(0, 2000);
+  return err instanceof Error ? { name: err.name, message: bound(err.message), stack: bound(err.stack) } : { value: String(err).slice(0, 2000) };
 }
 
 /** zod-openapi's validation hook: a stable code, the failing paths, never the rejected values. */

@@ -6,6 +6,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseFault } from '../db/faults.js';
 import { LatchkeyError, type ErrorCode } from '../protocol/errors.js';
 
 export { ERRORS, ERROR_CODES, HTTP_ERROR_CODES, isErrorCode, LatchkeyError, statusFor } from '../protocol/errors.js';
@@ -44,23 +45,8 @@ export function toLatchkeyError(err: unknown): { error: LatchkeyError; internal:
   if (err instanceof HTTPException && err.status < 500) {
     return { error: err.status === 413 ? new LatchkeyError('payload_too_large', 'request body too large') : new LatchkeyError('request_invalid', 'malformed request'), internal: false };
   }
-  if (infrastructureFault(err)) return { error: new LatchkeyError('unavailable', 'a backing service is unavailable; retry later'), internal: true };
+  if (isDatabaseFault(err)) return { error: new LatchkeyError('unavailable', 'the database is unavailable; retry later', { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS }), internal: true };
   return { error: new LatchkeyError('internal_error'), internal: true };
-}
-
-/** Network errors of the database driver (Node's and postgres.js's codes). */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT']);
-/** SQLSTATE classes of a database that cannot serve now: 08 connection, 53 resources, 57P0x shutdown. */
-const UNAVAILABLE_SQLSTATE = /^(08...|53...|57P0.)$/;
-
-/** An infrastructure fault (the database unreachable or refusing work), anywhere in the cause chain. */
-function infrastructureFault(err: unknown): boolean {
-  let e: unknown = err;
-  for (let depth = 0; depth < 8 && typeof e === 'object' && e !== null; depth++, e = (e as { cause?: unknown }).cause) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && (UNREACHABLE.has(code) || UNAVAILABLE_SQLSTATE.test(code))) return true;
-  }
-  return false;
 }
 
 /** The one mapping of an error to HTTP. */

@@ -7,14 +7,14 @@ import { gzipSync } from 'node:zlib';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollAgent } from '../../src/agent/enroll.js';
+import { HttpError } from '../../src/agent/http.js';
 import { sealInventory, submitEnvelope } from '../../src/agent/send.js';
 import { loadState, type AgentState } from '../../src/agent/state.js';
 import { agentKeys, agents, inventories, seenMessages } from '../../src/db/schema.js';
 import { b64u, fromB64u, fromUtf8, utf8 } from '../../src/protocol/bytes.js';
-import { sealEnvelope, type Envelope } from '../../src/protocol/envelope.js';
-import { ProtocolError } from '../../src/protocol/errors.js';
+import { parseEnvelope, sealEnvelope, type Envelope } from '../../src/protocol/envelope.js';
 import { generateKeySet } from '../../src/protocol/keys.js';
-import { verifyReceipt } from '../../src/protocol/receipt.js';
+import { envelopeBinding, verifyReceipt } from '../../src/protocol/receipt.js';
 import { startTestServer, type TestServer } from '../helpers/app.js';
 import { dbKinds } from '../helpers/db.js';
 import { testContext } from '../helpers/protocol.js';
@@ -202,7 +202,7 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
     expect(res.status).toBe(200);
     const { results } = (await res.json()) as { results: { receipt?: unknown; error?: { code: string } }[] };
     expect(results.map((r) => r.error?.code ?? 'accepted')).toEqual(['accepted', 'envelope_malformed', 'replay_detected']);
-    const first = await verifyReceipt(ctx, alice.server.signing, results[0]!.receipt, { mid: JSON.parse(fromUtf8(fromB64u(good.header))).mid, snd: alice.keys.signing.kid }, alice.keys.agreement.privateKey);
+    const first = await verifyReceipt(ctx, alice.server.signing, results[0]!.receipt, { mid: JSON.parse(fromUtf8(fromB64u(good.header))).mid, snd: alice.keys.signing.kid, env: envelopeBinding(parseEnvelope(good)) }, alice.keys.agreement.privateKey);
     expect(first.status).toBe('accepted');
     expect(await codeOf(await post({ envelopes: [] }))).toBe('envelope_malformed');
   });
@@ -265,7 +265,7 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
     // A receipt not signed by the pinned server key is refused before anything is applied.
     const impostor = await generateKeySet(ctx);
     await expect(submitEnvelope(ctx, { ...frank, server: { ...frank.server, signing: impostor.signing } }, await sealInventory(ctx, frank, utf8(await fixture('format/printer_1.json'))))).rejects.toSatisfy(
-      (e) => e instanceof ProtocolError && e.code === 'signature_invalid',
+      (e) => e instanceof HttpError && e.code === 'receipt_invalid',
     );
   });
 });

@@ -111,14 +111,17 @@ describe('enrollment', () => {
     const server = await makeServer();
     const agent = await generateKeySet(ctx);
     const other = await generateKeySet(ctx);
-    const receipt = await signReceipt(ctx, server.keys.signing, { mid: 'm1', snd: agent.signing.kid, status: 'accepted', rat: 5, directives: { sendIntervalSeconds: 600 } }, agent.agreement.publicKey);
+    const env = 'E'.repeat(43);
+    const receipt = await signReceipt(ctx, server.keys.signing, { mid: 'm1', snd: agent.signing.kid, env, status: 'accepted', rat: 5, directives: { sendIntervalSeconds: 600 } }, agent.agreement.publicKey);
     expect(JSON.stringify(receipt)).not.toContain('600');
-    const r = await verifyReceipt(ctx, server.keys.signing, receipt, { mid: 'm1', snd: agent.signing.kid }, agent.agreement.privateKey);
+    const r = await verifyReceipt(ctx, server.keys.signing, receipt, { mid: 'm1', snd: agent.signing.kid, env }, agent.agreement.privateKey);
     expect(r.directives).toEqual({ sendIntervalSeconds: 600 });
-    expect(await codeOf(verifyReceipt(ctx, server.keys.signing, receipt, { mid: 'm2', snd: agent.signing.kid }, agent.agreement.privateKey))).toBe('signature_invalid');
-    expect(await codeOf(verifyReceipt(ctx, server.keys.signing, receipt, { mid: 'm1', snd: agent.signing.kid }, other.agreement.privateKey))).toBe('decrypt_failed');
-    const forged = { ...receipt, body: b64u(utf8(JSON.stringify({ mid: 'm1', snd: agent.signing.kid, status: 'accepted', rat: 6 }))) };
-    expect(await codeOf(verifyReceipt(ctx, server.keys.signing, forged, { mid: 'm1', snd: agent.signing.kid }, agent.agreement.privateKey))).toBe('signature_invalid');
+    expect(await codeOf(verifyReceipt(ctx, server.keys.signing, receipt, { mid: 'm2', snd: agent.signing.kid, env }, agent.agreement.privateKey))).toBe('signature_invalid');
+    expect(await codeOf(verifyReceipt(ctx, server.keys.signing, receipt, { mid: 'm1', snd: agent.signing.kid, env }, other.agreement.privateKey))).toBe('decrypt_failed');
+    // The same message id and key, but another envelope (a mangled copy): not this envelope's receipt.
+    expect(await codeOf(verifyReceipt(ctx, server.keys.signing, receipt, { mid: 'm1', snd: agent.signing.kid, env: 'F'.repeat(43) }, agent.agreement.privateKey))).toBe('signature_invalid');
+    const forged = { ...receipt, body: b64u(utf8(JSON.stringify({ mid: 'm1', snd: agent.signing.kid, env, status: 'accepted', rat: 6 }))) };
+    expect(await codeOf(verifyReceipt(ctx, server.keys.signing, forged, { mid: 'm1', snd: agent.signing.kid, env }, agent.agreement.privateKey))).toBe('signature_invalid');
   });
 
   it('directives: known ones type-checked, unknown ones ignored', () => {

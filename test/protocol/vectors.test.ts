@@ -4,6 +4,7 @@
 // exchanges, negative vectors included, get exactly their status and code from the real server over
 // real HTTP, on PGlite and PostgreSQL.
 import { readFileSync } from 'node:fs';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateVectors } from '../../spec/generate-vectors.js';
@@ -15,7 +16,7 @@ import { enrollRequestAad, enrollTranscript, kxProofKey, openEnrollRequest, pars
 import { checkFreshness, envelopeSignatureInput, openEnvelope, parseEnvelope, verifyEnvelopeSignature } from '../../src/protocol/envelope.js';
 import { openBase } from '../../src/protocol/hpke.js';
 import { fingerprintOf, keySetFromPrivate } from '../../src/protocol/keys.js';
-import { directivesAad, verifyReceipt } from '../../src/protocol/receipt.js';
+import { directivesAad, envelopeBinding, verifyReceipt } from '../../src/protocol/receipt.js';
 import { signedInput, verifySignedObject } from '../../src/protocol/signed.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { hashTokenSecret, parseToken } from '../../src/protocol/token.js';
@@ -100,11 +101,21 @@ describe.each(backends)('vectors through the library on %s', (_name, crypto) => 
   it('receipts: accepted with sealed directives, rejected with its code', async () => {
     const i = keys.inputs;
     const server = await keySetFromPrivate({ crypto }, hex(i.serverEd25519Seed), hex(i.serverX25519Private));
-    const expectMid = { mid: receipt.inputs.mid, snd: receipt.inputs.snd };
+    // The binding by hand from §10: SHA-256(label || lp(§8 signature input) || lp(sig)).
+    const env = parseEnvelope(envelope.outputs.envelope);
+    const sigInput = concatBytes(label('latchkey/1 envelope-signature'), lengthPrefixed(env.headerBytes), lengthPrefixed(env.enc), lengthPrefixed(env.ct), lengthPrefixed(utf8(env.cred ?? '')));
+    const bindingInput = concatBytes(label('latchkey/1 receipt-envelope'), lengthPrefixed(sigInput), lengthPrefixed(env.sig));
+    expect(toHex(bindingInput)).toBe(receipt.intermediate.bindingInputHex);
+    expect(b64u(sha256(bindingInput))).toBe(receipt.outputs.env);
+    expect(envelopeBinding(env)).toBe(receipt.outputs.env);
+    const expectMid = { mid: receipt.inputs.mid, snd: receipt.inputs.snd, env: receipt.outputs.env };
     const ok = await verifyReceipt(at(0), server.signing, receipt.outputs.accepted, expectMid, hex(i.agentX25519Private));
     expect(ok.directives).toEqual({ sendIntervalSeconds: 3600 });
     const no = await verifyReceipt(at(0), server.signing, receipt.outputs.rejected, expectMid, hex(i.agentX25519Private));
-    expect(no).toMatchObject({ status: 'rejected', code: 'replay_detected' });
+    expect(no).toMatchObject({ status: 'rejected', code: 'replay_detected', env: receipt.outputs.env });
+    // A receipt for a mangled copy of this envelope (same mid and snd, another signature) is not ours.
+    const mangled = envelopeBinding({ ...env, sig: env.sig.map((b, k) => (k === 0 ? b ^ 1 : b)) });
+    await expect(verifyReceipt(at(0), server.signing, receipt.outputs.rejected, { ...expectMid, env: mangled }, hex(i.agentX25519Private))).rejects.toMatchObject({ code: 'signature_invalid' });
   });
 });
 

@@ -14,7 +14,7 @@ import { openDatabase } from '../../src/db/client.js';
 import { utf8 } from '../../src/protocol/bytes.js';
 import { ERROR_CODES, ERRORS, isErrorCode, ProtocolError, statusFor } from '../../src/protocol/errors.js';
 import { parseEnvelope } from '../../src/protocol/envelope.js';
-import { verifyReceipt } from '../../src/protocol/receipt.js';
+import { envelopeBinding, verifyReceipt } from '../../src/protocol/receipt.js';
 import { gunzipBounded } from '../../src/runtime/zlib.js';
 import { composeServer } from '../../src/server/compose.js';
 import { deriveIdentity } from '../../src/server/identity.js';
@@ -141,7 +141,7 @@ describe.each(dbKinds)('one error model over HTTP on %s', (kind) => {
     const body = await expectError(limited, 'rate_limited');
     expect(Object.keys(body)).toEqual(['error', 'receipt']);
     const { header } = parseEnvelope(envelope);
-    const receipt = await verifyReceipt(ctx, agent.server.signing, body.receipt, { mid: header.mid, snd: header.snd }, agent.keys.agreement.privateKey);
+    const receipt = await verifyReceipt(ctx, agent.server.signing, body.receipt, { mid: header.mid, snd: header.snd, env: envelopeBinding(parseEnvelope(envelope)) }, agent.keys.agreement.privateKey);
     expect(receipt).toMatchObject({ status: 'rejected', code: 'rate_limited' });
     // The agent receives the same error, Retry-After included.
     await expect(submitEnvelope(ctx, agent, await sealInventory(ctx, agent, inventory))).rejects.toSatisfy(

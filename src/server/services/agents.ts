@@ -1,11 +1,12 @@
 // Agents as admins see them, and their revocation: effective on the very next request on every
 // instance, because ingest reads key and agent status from the database on every message.
-import { asc, eq, inArray, sql } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
 import { agentKeys, agents } from '../../db/schema.js';
 import { ApiError } from '../errors.js';
 import { appendAudit } from './audit.js';
 import { recordRevocation } from './revocation-list.js';
+import { pageQuery, paginate, positionOf, type PageRequest } from './page.js';
 
 export interface AgentView {
   id: string;
@@ -19,11 +20,23 @@ export interface AgentView {
   expiresAt: string | null;
 }
 
-export async function listAgents(db: Db): Promise<AgentView[]> {
-  const rows = await db.select().from(agents).orderBy(asc(agents.createdAt));
-  const keys = rows.length ? await db.select().from(agentKeys).where(inArray(agentKeys.agentId, rows.map((r) => r.id))) : [];
-  return rows.map((a) => {
-    const mine = keys.filter((k) => k.agentId === a.id);
+/** One page of agents in creation order, each with its keys (spec: pagination in page.ts). */
+export async function listAgents(db: Db, page: PageRequest): Promise<{ agents: AgentView[]; nextCursor: string | null }> {
+  const { where, orderBy } = pageQuery(page, agents.createdAt, agents.id);
+  const fetched = await db
+    .select({ agent: agents, position: positionOf(agents.createdAt) })
+    .from(agents)
+    .where(where)
+    .orderBy(...orderBy)
+    .limit(page.limit + 1);
+  const { rows, nextCursor } = paginate(fetched.map((r) => ({ ...r, id: r.agent.id })), page.limit);
+  // The keys of this page's agents, selected by the page's own condition: never a list of ids.
+  const pageIds = db.select({ id: agents.id }).from(agents).where(where).orderBy(...orderBy).limit(page.limit);
+  const keys = rows.length ? await db.select().from(agentKeys).where(inArray(agentKeys.agentId, pageIds)) : [];
+  const byAgent = new Map<string, (typeof keys)[number][]>();
+  for (const k of keys) byAgent.set(k.agentId, [...(byAgent.get(k.agentId) ?? []), k]);
+  const views = rows.map(({ agent: a }) => {
+    const mine = byAgent.get(a.id) ?? [];
     const active = mine.filter((k) => k.status === 'active').sort((x, y) => y.expiresAt.getTime() - x.expiresAt.getTime());
     return {
       id: a.id,
@@ -37,6 +50,7 @@ export async function listAgents(db: Db): Promise<AgentView[]> {
       expiresAt: active[0]?.expiresAt.toISOString() ?? null,
     };
   });
+  return { agents: views, nextCursor };
 }
 
 /**

@@ -19,7 +19,7 @@ import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import { checkFreshness, DEFAULT_FRESHNESS, parseEnvelope, verifyEnvelopeSignature, type FreshnessPolicy, type ParsedEnvelope } from '../../protocol/envelope.js';
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
 import { Lru } from '../../protocol/lru.js';
-import { signReceipt, type Directives } from '../../protocol/receipt.js';
+import { envelopeBinding, signReceipt, type Directives } from '../../protocol/receipt.js';
 import type { SignedObject } from '../../protocol/signed.js';
 import type { Database, Row } from '../../db/database.js';
 import type { ServerIdentity } from '../identity.js';
@@ -184,7 +184,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     const receipt = await signReceipt(
       deps.ctx,
       deps.identity.signing,
-      { mid: env.header.mid, snd: env.header.snd, status: 'accepted', rat: now, ...withDirectives(deps, sender, stored.sendIntervalSeconds, now) },
+      { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'accepted', rat: now, ...withDirectives(deps, sender, stored.sendIntervalSeconds, now) },
       sender.kxPub,
     );
     return { ok: true, receipt, agentId: sender.agentId };
@@ -197,7 +197,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     const code = err.code;
     deps.telemetry.count('messages_total', { outcome: code });
     // A signed rejection whenever we know whom it answers (the sender's key is registered).
-    const receipt = env && sender ? await signReceipt(deps.ctx, deps.identity.signing, { mid: env.header.mid, snd: env.header.snd, status: 'rejected', code, rat: deps.ctx.now() }) : undefined;
+    const receipt = env && sender ? await signReceipt(deps.ctx, deps.identity.signing, { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'rejected', code, rat: deps.ctx.now() }) : undefined;
     return { ok: false, error: new ProtocolError(code, err.message, { retryAfterSeconds: err.retryAfterSeconds, receipt }) };
   }
 }

@@ -10,7 +10,7 @@ import { b64u, fromB64u } from '../../protocol/bytes.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import { issueCredential } from '../../protocol/credential.js';
 import { checkFreshness, DEFAULT_FRESHNESS, openEnvelope, parseEnvelope, verifyEnvelopeSignature, type FreshnessPolicy, type ParsedEnvelope } from '../../protocol/envelope.js';
-import { signReceipt } from '../../protocol/receipt.js';
+import { envelopeBinding, signReceipt } from '../../protocol/receipt.js';
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
 import { openRenewContent, RENEW_MESSAGE_TYPE, signRenewResponse, type RenewRequest } from '../../protocol/renewal.js';
 import type { SignedObject } from '../../protocol/signed.js';
@@ -111,7 +111,7 @@ export async function renew(deps: RenewalDeps, input: unknown, source: string | 
   } catch (err) {
     if (!(err instanceof ProtocolError)) throw err;
     deps.telemetry.count('renewals_total', { outcome: err.code });
-    const receipt = await signReceipt(deps.ctx, deps.identity.signing, { mid: env.header.mid, snd: env.header.snd, status: 'rejected', code: err.code, rat: deps.ctx.now() });
+    const receipt = await signReceipt(deps.ctx, deps.identity.signing, { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'rejected', code: err.code, rat: deps.ctx.now() });
     throw new ProtocolError(err.code, err.message, { receipt });
   }
 }

@@ -8,6 +8,7 @@
 // same key and id never share a statement (the second waits for the next one, and then reads as a
 // replay). If a statement fails, each of its messages is retried alone, so one message can never
 // make another fail.
+import { isDatabaseFault } from '../../db/faults.js';
 import type { Row } from '../../db/database.js';
 import type { ProtocolErrorCode } from '../../protocol/errors.js';
 import { counterInWindowSql, senderRefusalSql } from './sender-rules.js';
@@ -187,7 +188,8 @@ export class StoreBatcher {
     try {
       rows = await this.run([encodeBatch(batch)]);
     } catch (err) {
-      if (batch.length === 1) return batch[0]!.reject(err);
+      // An outage or a missed deadline is every message's, not one message's: no retry one by one.
+      if (batch.length === 1 || isDatabaseFault(err)) return batch.forEach((p) => p.reject(err));
       // Retry alone, in arrival order: a message that cannot be stored fails by itself, and of two
       // with the same id the first still wins.
       for (const p of batch) await this.execute([p]);

@@ -7,8 +7,9 @@ import { generateToken } from '../../protocol/token.js';
 import { ApiError } from '../errors.js';
 import { appendAudit } from './audit.js';
 import { parseCidr } from './cidr.js';
-import { recordRevocation } from './revocation-list.js';
 import { MAX_NAME_PATTERN_LENGTH, NAME_PATTERN } from './name-rules.js';
+import { pageQuery, paginate, positionOf, type PageRequest } from './page.js';
+import { recordRevocation } from './revocation-list.js';
 
 /**
  * "Is this token usable", the one rule (spec/PROTOCOL.md §5, §6.3): revoked, else used (no uses
@@ -100,12 +101,23 @@ export async function createToken(
   return { token, id: tokenId, expiresAt: expiresAt.toISOString() };
 }
 
-export async function listTokens(db: Db, now: number): Promise<TokenView[]> {
-  const rows = await db.select().from(enrollmentTokens).orderBy(asc(enrollmentTokens.createdAt));
-  const uses = rows.length
-    ? await db.select().from(tokenUses).where(inArray(tokenUses.tokenId, rows.map((r) => r.id))).orderBy(asc(tokenUses.usedAt))
-    : [];
-  return rows.map((r) => ({
+/** One page of tokens in creation order, each with its uses (pagination in page.ts). */
+export async function listTokens(db: Db, now: number, page: PageRequest): Promise<{ tokens: TokenView[]; nextCursor: string | null }> {
+  const { where, orderBy } = pageQuery(page, enrollmentTokens.createdAt, enrollmentTokens.id);
+  const fetched = await db
+    .select({ token: enrollmentTokens, position: positionOf(enrollmentTokens.createdAt) })
+    .from(enrollmentTokens)
+    .where(where)
+    .orderBy(...orderBy)
+    .limit(page.limit + 1);
+  const { rows: pageRows, nextCursor } = paginate(fetched.map((r) => ({ ...r, id: r.token.id })), page.limit);
+  const rows = pageRows.map((r) => r.token);
+  // The uses of this page's tokens, selected by the page's own condition: never a list of ids.
+  const pageIds = db.select({ id: enrollmentTokens.id }).from(enrollmentTokens).where(where).orderBy(...orderBy).limit(page.limit);
+  const uses = rows.length ? await db.select().from(tokenUses).where(inArray(tokenUses.tokenId, pageIds)).orderBy(asc(tokenUses.usedAt)) : [];
+  const byToken = new Map<string, (typeof uses)[number][]>();
+  for (const u of uses) byToken.set(u.tokenId, [...(byToken.get(u.tokenId) ?? []), u]);
+  const tokens: TokenView[] = rows.map((r) => ({
     id: r.id,
     role: r.role,
     usesTotal: r.usesTotal,
@@ -118,10 +130,9 @@ export async function listTokens(db: Db, now: number): Promise<TokenView[]> {
     cidr: r.cidr,
     namePattern: r.namePattern,
     labels: r.labels,
-    uses: uses
-      .filter((u) => u.tokenId === r.id)
-      .map((u) => ({ usedAt: u.usedAt.toISOString(), sourceAddr: u.sourceAddr, agentId: u.agentId })),
+    uses: (byToken.get(r.id) ?? []).map((u) => ({ usedAt: u.usedAt.toISOString(), sourceAddr: u.sourceAddr, agentId: u.agentId })),
   }));
+  return { tokens, nextCursor };
 }
 
 /**

@@ -12,6 +12,7 @@ import { listAudit } from '../../services/audit-read.js';
 import type { ErrorCode } from '../../errors.js';
 import { errorResponses } from '../schemas.js';
 import { isStorableText } from '../../services/storable.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../services/page.js';
 
 const security = [{ adminBearer: [] }];
 /** What every admin route can answer: a bad request, no or a wrong credential, a missing scope. */
@@ -81,6 +82,12 @@ const AuditEntry = z
     hash: z.string(),
   })
   .openapi('AuditEntry');
+/** Keyset pagination (services/page.ts): creation order; `next_cursor` is null on the last page. */
+const PageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE_SIZE),
+  cursor: z.string().max(256).optional().openapi({ description: 'next_cursor of the previous page (opaque)' }),
+});
+const NextCursor = z.string().nullable().openapi({ description: 'pass as ?cursor= for the next page; null when this is the last' });
 const Scope = z.enum(['tokens:write', 'agents:write', 'read']);
 
 export function registerAdminRoutes(app: App): void {
@@ -102,20 +109,28 @@ export function registerAdminRoutes(app: App): void {
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/admin/tokens', tags: ['admin'], summary: 'List tokens and their uses (never secrets)', security,
+      method: 'get', path: '/v1/admin/tokens', tags: ['admin'], summary: 'List tokens and their uses (never secrets), a page at a time', security,
       middleware: [requireAdmin('read')] as const,
-      responses: { 200: json(z.object({ tokens: z.array(Token) }), 'Tokens'), ...errors },
+      request: { query: PageQuery },
+      responses: { 200: json(z.object({ tokens: z.array(Token), next_cursor: NextCursor }), 'Tokens'), ...errors },
     }),
-    async (c) => c.json({ tokens: await listTokens(c.get('deps').database.db, c.get('deps').ctx.now()) }, 200),
+    async (c) => {
+      const { tokens, nextCursor } = await listTokens(c.get('deps').database.db, c.get('deps').ctx.now(), c.req.valid('query'));
+      return c.json({ tokens, next_cursor: nextCursor }, 200);
+    },
   );
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/admin/agents', tags: ['admin'], summary: 'List agents and relays', security,
+      method: 'get', path: '/v1/admin/agents', tags: ['admin'], summary: 'List agents and relays, a page at a time', security,
       middleware: [requireAdmin('read')] as const,
-      responses: { 200: json(z.object({ agents: z.array(Agent) }), 'Agents'), ...errors },
+      request: { query: PageQuery },
+      responses: { 200: json(z.object({ agents: z.array(Agent), next_cursor: NextCursor }), 'Agents'), ...errors },
     }),
-    async (c) => c.json({ agents: await listAgents(c.get('deps').database.db) }, 200),
+    async (c) => {
+      const { agents, nextCursor } = await listAgents(c.get('deps').database.db, c.req.valid('query'));
+      return c.json({ agents, next_cursor: nextCursor }, 200);
+    },
   );
 
   registerRevoke(app, '/v1/admin/tokens/{id}/revoke', 'Revoke a token', 'tokens:write', 'token_unknown', revokeToken);

@@ -5,6 +5,7 @@ import { openDatabase } from '../db/client.js';
 import { applyMigrations } from '../db/migrate.js';
 import { readMigrations } from '../db/migrations-fs.js';
 import type { ServeConfig } from '../runtime/config.js';
+import { DataDirLockedError } from '../runtime/data-dir-lock.js';
 import { createLogger, handleSignals, startServer, StartupError } from '../runtime/node.js';
 import { CliError } from './run.js';
 
@@ -58,6 +59,7 @@ export function registerServe(program: Command): void {
         // The two lines a person starting the server wants; also in the JSON log.
         process.stdout.write(`latchkey listening on ${running.url}\nserver key fingerprint ${running.fingerprint}\n`);
       } catch (err) {
+        if (err instanceof DataDirLockedError) throw new CliError('data_dir_locked', err.message);
         if (err instanceof StartupError) throw new CliError('startup_failed', err.message);
         throw err;
       }

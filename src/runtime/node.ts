@@ -2,7 +2,7 @@
 // then open the database, migrate, load or create the identity and the bootstrap admin credential,
 // and serve the one app. SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the database.
 import { randomBytes } from 'node:crypto';
-import { access, constants, mkdir, rm, stat } from 'node:fs/promises';
+import { access, constants, rm, stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
@@ -16,7 +16,10 @@ import { createApp, type App } from '../server/app.js';
 import { pruneInventories } from '../server/services/inventory-store.js';
 import type { Logger } from '../server/logger.js';
 import { ensureBootstrapAdmin } from './bootstrap-admin.js';
-import { dataDirLayout, type ServeConfig } from './config.js';
+import type { ServeConfig } from './config.js';
+import { DataDirLockedError } from './data-dir-lock.js';
+import { ensurePrivateDir } from './data-dir-modes.js';
+import { openEmbeddedDatabase } from './embedded-database.js';
 import { selectCrypto } from './crypto.js';
 import { StartupError } from './startup-error.js';
 import { loadOrCreateIdentity } from './identity-store.js';
@@ -56,7 +59,7 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
   const createdDataDir = !(await exists(config.dataDir));
   let database: Database | undefined;
   try {
-    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    await ensurePrivateDir(config.dataDir);
     database = await openAndMigrate(config);
     const crypto = await selectCrypto(config.crypto);
     const ctx: ProtocolContext = { crypto, random: (n) => new Uint8Array(randomBytes(n)), now: () => Date.now() };
@@ -91,7 +94,8 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
   } catch (err) {
     await closeServer(server);
     await database?.close().catch(() => {});
-    if (createdDataDir) await rm(config.dataDir, { recursive: true, force: true });
+    // A dir another process holds is theirs, even if it did not exist when we looked.
+    if (createdDataDir && !(err instanceof DataDirLockedError)) await rm(config.dataDir, { recursive: true, force: true });
     throw err instanceof StartupError ? err : new StartupError(startupMessage(err));
   }
 }
@@ -118,9 +122,10 @@ function startRetention(database: Database, config: ServeConfig, logger: Logger)
 async function openAndMigrate(config: ServeConfig): Promise<Database> {
   let database: Database;
   try {
-    database = await openDatabase(config.databaseUrl ? { url: config.databaseUrl } : { dataDir: dataDirLayout(config.dataDir).embeddedDatabase });
+    database = config.databaseUrl ? await openDatabase({ url: config.databaseUrl }) : await openEmbeddedDatabase(config.dataDir, 'latchkey serve');
     await database.ping();
   } catch (err) {
+    if (err instanceof DataDirLockedError) throw err;
     throw new StartupError(`cannot connect to the database: ${startupMessage(err)}`);
   }
   try {

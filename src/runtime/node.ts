@@ -24,11 +24,15 @@ import { selectCrypto } from './crypto.js';
 import { StartupError } from './startup-error.js';
 import { loadOrCreateIdentity } from './identity-store.js';
 import { createPromTelemetry } from './metrics.js';
+import { startMetricsListener, type MetricsListener } from './metrics-listener.js';
+import { loadDocsAssets } from './docs-assets-node.js';
 
 export { StartupError };
 
 export interface RunningServer {
   url: string;
+  /** Where /metrics is served when --metrics-listen moved it off the main port. */
+  metricsUrl?: string;
   app: App;
   database: Database;
   fingerprint: string;
@@ -55,6 +59,14 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
     hostname: config.host,
   });
   await listen(server, config.port, config.host);
+  const telemetry = createPromTelemetry();
+  let metrics: MetricsListener | undefined;
+  try {
+    metrics = config.metricsListen ? await startMetricsListener(config.metricsListen, telemetry.exposition, config.metricsToken) : undefined;
+  } catch (err) {
+    await closeServer(server);
+    throw err;
+  }
 
   const createdDataDir = !(await exists(config.dataDir));
   let database: Database | undefined;
@@ -65,13 +77,15 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
     const ctx: ProtocolContext = { crypto, random: (n) => new Uint8Array(randomBytes(n)), now: () => Date.now() };
     const identity = await loadOrCreateIdentity(crypto, config);
     const admin = await ensureBootstrapAdmin(database, config.dataDir);
-    const telemetry = createPromTelemetry();
     app = createApp({
       database,
       identity,
       ctx,
       logger,
-      telemetry,
+      // With --metrics-listen, /metrics lives on its own address only.
+      telemetry: metrics ? { ...telemetry, exposition: undefined } : telemetry,
+      metricsToken: config.metricsToken,
+      docsAssets: loadDocsAssets,
       clientAddress: (c) => getConnInfo(c).remote.address,
     });
     const addr = server.address() as AddressInfo;
@@ -82,17 +96,20 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
     const stopRetention = startRetention(db, config, logger);
     return {
       url,
+      ...(metrics ? { metricsUrl: metrics.url } : {}),
       app,
       database: db,
       fingerprint: identity.fingerprint,
       close: async () => {
         stopRetention();
         await closeServer(server);
+        await metrics?.close();
         await db.close();
       },
     };
   } catch (err) {
     await closeServer(server);
+    await metrics?.close();
     await database?.close().catch(() => {});
     // A dir another process holds is theirs, even if it did not exist when we looked.
     if (createdDataDir && !(err instanceof DataDirLockedError)) await rm(config.dataDir, { recursive: true, force: true });

@@ -7,6 +7,7 @@ import { createApp } from '../server/app.js';
 import { decodeIdentitySecret, type ServerIdentity } from '../server/identity.js';
 import { silentLogger, type Logger } from '../server/logger.js';
 import { noTelemetry } from '../server/telemetry.js';
+import { loadDocsAssets } from './docs-assets-worker.js';
 
 interface Env {
   HYPERDRIVE: { connectionString: string };
@@ -43,6 +44,7 @@ export default {
       logger,
       telemetry: noTelemetry,
       clientAddress: (c) => c.req.header('cf-connecting-ip'),
+      docsAssets: loadDocsAssets,
     });
     try {
       return await app.fetch(request, env);

@@ -17,6 +17,7 @@ import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { wellKnownRoutes } from './routes/well-known.js';
 import { registerRoutes } from './routes/index.js';
+import type { DocsAssets } from './routes/docs.js';
 
 export interface AppLimits {
   /** Default request body limit (bytes) for every route without its own. */
@@ -41,6 +42,10 @@ export interface AppDeps {
   limits?: Partial<AppLimits>;
   /** Ingest policy overrides (freshness, per-agent budgets); defaults in services/ingest.ts. */
   ingestPolicy?: Partial<IngestPolicy>;
+  /** Swagger UI's files for /docs (from this package, never a CDN); /docs is 404 without them. */
+  docsAssets?: () => Promise<DocsAssets>;
+  /** When set, GET /metrics needs `Authorization: Bearer <this>`. */
+  metricsToken?: string;
 }
 
 export interface AppEnv {

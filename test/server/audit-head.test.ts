@@ -136,5 +136,5 @@ describe.each(dbKinds)('signed audit head on %s', (kind) => {
     const caught = await runCli(['audit', 'verify', '--expect-head', JSON.stringify(printed)], env);
     expect(caught.code).not.toBe(0);
     expect(caught.stderr).toMatch(/^error: audit_chain_truncated: /);
-  });
+  }, 120_000);
 });

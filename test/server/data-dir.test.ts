@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCli, startServe, type ServeProcess } from '../helpers/process.js';
 
+// Each test starts PGlite servers in real processes: slow on a loaded 2-core machine.
+const SLOW = 180_000;
+
 let dir: string;
 let running: ServeProcess[] = [];
 beforeEach(async () => {
@@ -54,7 +57,7 @@ describe('embedded data dir modes (issue 10 item 18)', () => {
     expect(await server.stop()).toBe(0);
     // After a clean stop, files PGlite created while running are 0600 too.
     expect(await exposed(data)).toEqual([]);
-  });
+  }, SLOW);
 
   it('a fresh data dir under umask 000', async () => {
     const data = join(dir, 'fresh');
@@ -62,7 +65,7 @@ describe('embedded data dir modes (issue 10 item 18)', () => {
     expect(await exposed(data)).toEqual([]);
     expect(await server.stop()).toBe(0);
     expect(await exposed(data)).toEqual([]);
-  });
+  }, SLOW);
 });
 
 describe('embedded data dir lock (issue 10 item 19)', () => {
@@ -77,7 +80,7 @@ describe('embedded data dir lock (issue 10 item 19)', () => {
     expect(second.stderr).toContain(`process ${first.child.pid}`);
     // The first one is unharmed.
     expect((await fetch(`${first.url}/readyz`)).status).toBe(200);
-  });
+  }, SLOW);
 
   it('admin bootstrap refuses while a server holds the data dir, and runs after it stops', async () => {
     const data = join(dir, 'data');
@@ -89,7 +92,7 @@ describe('embedded data dir lock (issue 10 item 19)', () => {
     expect(await server.stop()).toBe(0);
     const ok = await runCli(['admin', 'bootstrap', '--data-dir', data, '--json']);
     expect(ok.code, ok.stderr).toBe(0);
-  });
+  }, SLOW);
 
   it('a lock left by a killed process is taken over; a lock file of garbage is not', async () => {
     const data = join(dir, 'data');
@@ -108,7 +111,7 @@ describe('embedded data dir lock (issue 10 item 19)', () => {
     const r = await runCli(['serve', '--port', '0', '--data-dir', data]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/^error: data_dir_locked: /);
-  });
+  }, SLOW);
 
   it('of two serves started at once on one data dir, exactly one comes up', async () => {
     const data = join(dir, 'race');
@@ -140,5 +143,5 @@ describe('embedded data dir lock (issue 10 item 19)', () => {
         await once(p, 'exit');
       }
     }
-  });
+  }, SLOW);
 });

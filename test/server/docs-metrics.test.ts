@@ -13,6 +13,9 @@ import { runCli, startServe, type ServeProcess } from '../helpers/process.js';
 const require = createRequire(import.meta.url);
 const swaggerFile = (name: string) => readFile(require.resolve(`swagger-ui-dist/${name}`), 'utf8');
 
+// Real server processes: slow on a loaded 2-core machine.
+const SLOW = 120_000;
+
 let dir: string;
 let server: ServeProcess | undefined;
 beforeEach(async () => {
@@ -59,7 +62,7 @@ describe('GET /docs (issue 10 item 20)', () => {
     const init = await (await fetch(`${server.url}/docs/init.js`)).text();
     expect(init).toContain("url: '/openapi.json'");
     expect((await fetch(`${server.url}/openapi.json`)).status).toBe(200);
-  });
+  }, SLOW);
 
   it('the Worker bundle carries the same files as text modules, and no CDN', async () => {
     const out = join(dir, 'worker');
@@ -94,7 +97,7 @@ describe('GET /metrics (issue 10 item 20)', () => {
     expect(await ok.text()).toContain('latchkey_http_requests_total');
     const { stdout, stderr } = server.output();
     expect(stdout + stderr).not.toContain(token);
-  });
+  }, SLOW);
 
   it('LATCHKEY_METRICS_LISTEN moves /metrics off the main port; LATCHKEY_METRICS_TOKEN guards it there', async () => {
     server = await startServe(['--data-dir', join(dir, 'data')], { LATCHKEY_METRICS_LISTEN: '127.0.0.1:0', LATCHKEY_METRICS_TOKEN: 't0ken' });
@@ -108,11 +111,11 @@ describe('GET /metrics (issue 10 item 20)', () => {
     expect(await ok.text()).toContain('latchkey_');
     // Only /metrics there: not the API.
     expect((await fetch(metricsUrl!.replace(/\/metrics$/, '/healthz'))).status).toBe(404);
-  });
+  }, SLOW);
 
   it('a malformed --metrics-listen is a usage error', async () => {
     const r = await runCli(['serve', '--port', '0', '--data-dir', join(dir, 'data'), '--metrics-listen', 'nope']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^error: usage: /);
-  });
+  }, SLOW);
 });

@@ -22,7 +22,7 @@ export async function privatiseTree(root: string): Promise<void> {
   const want = info.isDirectory() ? DIR_MODE : FILE_MODE;
   if ((info.mode & 0o777) !== want) await chmod(root, want);
   if (!info.isDirectory()) return;
-  for (const name of await readdir(root)) await privatiseTree(join(root, name));
+  await Promise.all((await readdir(root)).map((name) => privatiseTree(join(root, name))));
 }
 
 /**

@@ -9,6 +9,8 @@ import { applyMigrations } from '../db/migrate.js';
 import { readMigrations } from '../db/migrations-fs.js';
 import { recoverBootstrapAdmin } from '../runtime/bootstrap-admin.js';
 import { dataDirLayout } from '../runtime/config.js';
+import { DataDirLockedError } from '../runtime/data-dir-lock.js';
+import { openEmbeddedDatabase } from '../runtime/embedded-database.js';
 import { writeSecretFile } from '../node/fs-secure.js';
 import { CliError } from './run.js';
 
@@ -39,7 +41,10 @@ export function registerAdminBootstrap(admin: Command): void {
         const found = await stat(layout.embeddedDatabase).catch(() => undefined);
         if (!found?.isDirectory()) throw new CliError('not_found', `no embedded database in ${dataDir}; give --data-dir or --database-url`);
       }
-      const database = await openDatabase(o.databaseUrl ? { url: o.databaseUrl } : { dataDir: layout.embeddedDatabase }).catch(() => {
+      // The embedded database is locked to one process: refused while a server runs on it.
+      const opening = o.databaseUrl ? openDatabase({ url: o.databaseUrl }) : openEmbeddedDatabase(dataDir, 'latchkey admin bootstrap');
+      const database = await opening.catch((err: unknown) => {
+        if (err instanceof DataDirLockedError) throw new CliError('data_dir_locked', err.message);
         throw new CliError('startup_failed', 'cannot open the database');
       });
       try {

@@ -1,10 +1,34 @@
 // Admin commands: tokens, agents, audit, admin keys. All go through the admin API.
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { registerAdminBootstrap } from './admin-bootstrap.js';
 import { adminCall, parseDuration, printRows, withAdminOptions, type AdminOptions } from './admin-options.js';
 import { CliError } from './run.js';
 
 const out = (v: unknown) => console.log(JSON.stringify(v, null, 2));
+
+interface ChainStatus {
+  ok: boolean;
+  entries: number;
+  brokenAt?: number;
+  problem?: 'broken' | 'truncated' | 'rewritten';
+  headHash?: string;
+  head?: unknown;
+}
+
+/** A signed head given inline (JSON) or as a file holding it. */
+async function readHead(value: string): Promise<unknown> {
+  const text = value.trim().startsWith('{')
+    ? value
+    : await readFile(value, 'utf8').catch(() => {
+        throw new CliError('usage', `--expect-head: not JSON and no such file: ${value}`, 2);
+      });
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new CliError('usage', '--expect-head is not valid JSON', 2);
+  }
+}
 
 function collectLabel(value: string, previous: Record<string, string>): Record<string, string> {
   const eq = value.indexOf('=');
@@ -83,11 +107,23 @@ export function registerAdminCommands(program: Command): void {
       if (o.json) return out(r.entries);
       printRows(r.entries, ['seq', 'at', 'actor', 'action', 'outcome', 'code', 'sourceAddr', 'tokenId', 'agentId']);
     });
-  withAdminOptions(audit.command('verify').description('Recompute the audit hash chain; non-zero exit when broken.')).action(async (o: AdminOptions) => {
-    const r = (await adminCall(o, 'GET', '/v1/admin/audit/verify')) as { ok: boolean; entries: number; brokenAt?: number; headHash?: string };
-    if (o.json) out(r);
-    if (!r.ok) throw new CliError('audit_chain_broken', `audit chain broken at entry ${r.brokenAt}`);
-    if (!o.json) console.log(`audit chain intact: ${r.entries} entries, head ${r.headHash}`);
+  withAdminOptions(audit.command('verify').description('Recompute the audit hash chain and print its head signed by the server; non-zero exit when broken, or when it no longer passes through --expect-head.'))
+    .option('--expect-head <head>', 'a signed head printed earlier (its JSON, or a file holding it): detects deleted or rewritten newest entries')
+    .action(async (o: AdminOptions & { expectHead?: string }) => {
+      const r = (o.expectHead === undefined
+        ? await adminCall(o, 'GET', '/v1/admin/audit/verify')
+        : await adminCall(o, 'POST', '/v1/admin/audit/verify', { expectHead: await readHead(o.expectHead) })) as ChainStatus;
+      if (o.json) out(r);
+      if (!r.ok) {
+        if (r.problem === 'truncated') throw new CliError('audit_chain_truncated', `audit chain has ${r.entries} entries, fewer than the expected head's`);
+        if (r.problem === 'rewritten') throw new CliError('audit_chain_rewritten', `audit entry ${r.brokenAt} is not the one the expected head signed`);
+        throw new CliError('audit_chain_broken', `audit chain broken at entry ${r.brokenAt}`);
+      }
+      if (!o.json) console.log(`audit chain intact: ${r.entries} entries, head ${r.headHash}${o.expectHead === undefined ? '' : ', passes through the expected head'}\nsigned head ${JSON.stringify(r.head)}`);
+    });
+  withAdminOptions(audit.command('head').description('Print the audit chain head signed by the server (one JSON line: keep it elsewhere, pass it to `audit verify --expect-head`).')).action(async (o: AdminOptions) => {
+    const r = (await adminCall(o, 'GET', '/v1/admin/audit/head')) as { head: unknown };
+    console.log(JSON.stringify(r.head));
   });
 
   const admin = program.command('admin').description('Admin API keys, and recovery of a lost bootstrap credential.');

@@ -6,6 +6,8 @@ import { applyMigrations } from '../db/migrate.js';
 import { readMigrations } from '../db/migrations-fs.js';
 import type { ServeConfig } from '../runtime/config.js';
 import { CRYPTO_ALIASES, CRYPTO_CHOICES, cryptoChoice } from '../runtime/crypto.js';
+import { DataDirLockedError } from '../runtime/data-dir-lock.js';
+import { parseListenAddress } from '../runtime/metrics-listener.js';
 import { createLogger, handleSignals, startServer, StartupError } from '../runtime/node.js';
 import { CliError } from './run.js';
 
@@ -13,6 +15,12 @@ function parsePort(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError('usage', `invalid port: ${JSON.stringify(value)}`, 2);
   return n;
+}
+
+function parseListen(value: string): { host: string; port: number } {
+  const address = parseListenAddress(value);
+  if (!address) throw new CliError('usage', `--metrics-listen takes HOST:PORT (or [IPv6]:PORT), got ${JSON.stringify(value)}`, 2);
+  return address;
 }
 
 function positiveInt(flag: string) {
@@ -37,6 +45,8 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--crypto <backend>', 'primitive backend: node (node:crypto), webcrypto, noble (pure JS); native is the old name of node').env('LATCHKEY_CRYPTO').choices([...CRYPTO_CHOICES, ...Object.keys(CRYPTO_ALIASES)]))
     .addOption(new Option('--retention-days <days>', 'drop stored inventories older than this').env('LATCHKEY_RETENTION_DAYS').default(90).argParser(positiveInt('--retention-days')))
     .addOption(new Option('--retention-per-agent <n>', 'keep at most this many inventories per agent').env('LATCHKEY_RETENTION_PER_AGENT').default(1000).argParser(positiveInt('--retention-per-agent')))
+    .addOption(new Option('--metrics-token <token>', 'require this bearer token on GET /metrics').env('LATCHKEY_METRICS_TOKEN'))
+    .addOption(new Option('--metrics-listen <host:port>', 'serve /metrics on this address instead of the main port').env('LATCHKEY_METRICS_LISTEN'))
     .action(async (opts: Record<string, string | number | undefined>) => {
       const config: ServeConfig = {
         host: String(opts.host),
@@ -49,6 +59,8 @@ export function registerServe(program: Command): void {
         crypto: cryptoChoice(opts.crypto === undefined ? undefined : String(opts.crypto)),
         retentionDays: Number(opts.retentionDays),
         retentionPerAgent: Number(opts.retentionPerAgent),
+        metricsToken: opts.metricsToken === undefined || opts.metricsToken === '' ? undefined : String(opts.metricsToken),
+        metricsListen: opts.metricsListen === undefined || opts.metricsListen === '' ? undefined : parseListen(String(opts.metricsListen)),
       };
       const logger = createLogger(config.logLevel);
       try {
@@ -57,8 +69,10 @@ export function registerServe(program: Command): void {
         // graceful handler, not the default action (killed, no clean shutdown).
         handleSignals(running, logger);
         // The two lines a person starting the server wants; also in the JSON log.
-        process.stdout.write(`latchkey listening on ${running.url}\nserver key fingerprint ${running.fingerprint}\n`);
+        const metricsLine = running.metricsUrl ? `metrics on ${running.metricsUrl}/metrics\n` : '';
+        process.stdout.write(`latchkey listening on ${running.url}\nserver key fingerprint ${running.fingerprint}\n${metricsLine}`);
       } catch (err) {
+        if (err instanceof DataDirLockedError) throw new CliError('data_dir_locked', err.message);
         if (err instanceof StartupError) throw new CliError('startup_failed', err.message);
         throw err;
       }

@@ -15,6 +15,10 @@ export interface ServeConfig {
   /** Inventory retention: drop older than this many days; keep at most this many per agent. */
   retentionDays: number;
   retentionPerAgent: number;
+  /** When set, GET /metrics needs this bearer token (compared in constant time). */
+  metricsToken?: string | undefined;
+  /** When set, /metrics is served on this address only, not on the main port. */
+  metricsListen?: { host: string; port: number } | undefined;
 }
 
 /** Where each thing lives inside a data dir; every command that opens one goes through this. */

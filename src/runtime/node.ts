@@ -2,7 +2,7 @@
 // then open the database, migrate, load or create the identity and the bootstrap admin credential,
 // and serve the one app. SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the database.
 import { randomBytes } from 'node:crypto';
-import { access, constants, mkdir, rm, stat } from 'node:fs/promises';
+import { access, constants, rm, stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
@@ -17,17 +17,24 @@ import { pruneInventories } from '../server/services/inventory-store.js';
 import type { Logger } from '../server/logger.js';
 import type { App } from '../server/types.js';
 import { ensureBootstrapAdmin } from './bootstrap-admin.js';
-import { dataDirLayout, type ServeConfig } from './config.js';
+import type { ServeConfig } from './config.js';
+import { DataDirLockedError } from './data-dir-lock.js';
+import { ensurePrivateDir } from './data-dir-modes.js';
+import { openEmbeddedDatabase } from './embedded-database.js';
 import { selectCrypto } from './crypto.js';
 import { StartupError } from './startup-error.js';
 import { loadOrCreateIdentity } from './identity-store.js';
 import { createPromTelemetry } from './metrics.js';
 import { gunzipBounded } from './zlib.js';
+import { startMetricsListener, type MetricsListener } from './metrics-listener.js';
+import { loadDocsAssets } from './docs-assets-node.js';
 
 export { StartupError };
 
 export interface RunningServer {
   url: string;
+  /** Where /metrics is served when --metrics-listen moved it off the main port. */
+  metricsUrl?: string;
   app: App;
   database: Database;
   fingerprint: string;
@@ -54,11 +61,19 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
     hostname: config.host,
   });
   await listen(server, config.port, config.host);
+  const telemetry = createPromTelemetry();
+  let metrics: MetricsListener | undefined;
+  try {
+    metrics = config.metricsListen ? await startMetricsListener(config.metricsListen, telemetry.exposition, config.metricsToken) : undefined;
+  } catch (err) {
+    await closeServer(server);
+    throw err;
+  }
 
   const createdDataDir = !(await exists(config.dataDir));
   let database: Database | undefined;
   try {
-    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    await ensurePrivateDir(config.dataDir);
     database = await openAndMigrate(config);
     const crypto = await selectCrypto(config.crypto);
     const ctx: ProtocolContext = { crypto, random: (n) => new Uint8Array(randomBytes(n)), now: () => Date.now() };
@@ -69,7 +84,10 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
       identity,
       ctx,
       logger,
-      telemetry: createPromTelemetry(),
+      // With --metrics-listen, /metrics lives on its own address only.
+      telemetry: metrics ? { ...telemetry, exposition: undefined } : telemetry,
+      metricsToken: config.metricsToken,
+      docsAssets: loadDocsAssets,
       clientAddress: (c) => getConnInfo(c).remote.address,
       gunzip: gunzipBounded,
     }).app;
@@ -81,19 +99,23 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
     const stopRetention = startRetention(db, config, ctx.now, logger);
     return {
       url,
+      ...(metrics ? { metricsUrl: metrics.url } : {}),
       app,
       database: db,
       fingerprint: identity.fingerprint,
       close: async () => {
         stopRetention();
         await closeServer(server);
+        await metrics?.close();
         await db.close();
       },
     };
   } catch (err) {
     await closeServer(server);
+    await metrics?.close();
     await database?.close().catch(() => {});
-    if (createdDataDir) await rm(config.dataDir, { recursive: true, force: true });
+    // A dir another process holds is theirs, even if it did not exist when we looked.
+    if (createdDataDir && !(err instanceof DataDirLockedError)) await rm(config.dataDir, { recursive: true, force: true });
     throw err instanceof StartupError ? err : new StartupError(startupMessage(err));
   }
 }
@@ -120,9 +142,10 @@ function startRetention(database: Database, config: ServeConfig, now: () => numb
 async function openAndMigrate(config: ServeConfig): Promise<Database> {
   let database: Database;
   try {
-    database = await openDatabase(config.databaseUrl ? { url: config.databaseUrl } : { dataDir: dataDirLayout(config.dataDir).embeddedDatabase });
+    database = config.databaseUrl ? await openDatabase({ url: config.databaseUrl }) : await openEmbeddedDatabase(config.dataDir, 'latchkey serve');
     await database.ping();
   } catch (err) {
+    if (err instanceof DataDirLockedError) throw err;
     throw new StartupError(`cannot connect to the database: ${startupMessage(err)}`);
   }
   try {

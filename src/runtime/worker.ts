@@ -11,6 +11,7 @@ import { decodeIdentitySecret } from '../server/identity.js';
 import { silentLogger, type Logger } from '../server/logger.js';
 import { noTelemetry } from '../server/telemetry.js';
 import { gunzipBounded } from './zlib.js';
+import { loadDocsAssets } from './docs-assets-worker.js';
 
 interface Env {
   HYPERDRIVE: { connectionString: string };
@@ -42,6 +43,7 @@ async function compose(env: Env): Promise<Server> {
     telemetry: noTelemetry,
     clientAddress: (c) => c.req.header('cf-connecting-ip'),
     gunzip: gunzipBounded,
+    docsAssets: loadDocsAssets,
     database: {
       open: (c: Context) => openPostgres({ url: (c.env as Env).HYPERDRIVE.connectionString, maxConnections: 1 }),
       release: (c, database) => c.executionCtx.waitUntil(database.close()),

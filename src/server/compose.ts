@@ -14,7 +14,7 @@ import { createEnrollmentLimiter, type EnrollmentLimiter, type EnrollmentPolicy 
 import { createIngestState, DEFAULT_INGEST_POLICY, prepareIngestStatements, type IngestPolicy, type IngestState } from './services/ingest.js';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './services/renewal.js';
 import type { Telemetry } from './telemetry.js';
-import { DEFAULT_LIMITS, type App, type AppDeps, type AppLimits } from './types.js';
+import { DEFAULT_LIMITS, type App, type AppDeps, type AppLimits, type DocsAssets } from './types.js';
 
 export interface ServerConfig {
   identity: ServerIdentity;
@@ -31,6 +31,10 @@ export interface ServerConfig {
   limits?: Partial<AppLimits> | undefined;
   /** Ingest policy overrides (freshness, per-agent budgets); defaults in services/ingest.ts. */
   ingestPolicy?: Partial<IngestPolicy> | undefined;
+  /** Swagger UI's files for /docs (from this package, never a CDN); /docs is 404 without them. */
+  docsAssets?: (() => Promise<DocsAssets>) | undefined;
+  /** When set, GET /metrics needs `Authorization: Bearer <this>`. */
+  metricsToken?: string | undefined;
   /** Enrollment budget overrides; defaults in services/enrollment.ts. */
   enrollmentPolicy?: Partial<EnrollmentPolicy> | undefined;
   /** Renewal policy overrides (overlap, credential lifetime); defaults in services/renewal.ts. */
@@ -76,6 +80,8 @@ export function composeServer(config: ServerConfig): Server {
     logger,
     telemetry,
     clientAddress,
+    docsAssets: config.docsAssets,
+    metricsToken: config.metricsToken,
     enrollment: { database, identity, ctx, logger, telemetry, limiter: state.enrollmentLimiter },
     ingest: { database, identity, ctx, telemetry, gunzip, ...state.ingest, ...prepareIngestStatements(database) },
     renewal: { database, identity, ctx, telemetry, policy: renewalPolicy },

@@ -12,6 +12,12 @@ import type { IngestDeps } from './services/ingest.js';
 import type { RenewalDeps } from './services/renewal.js';
 import type { Telemetry } from './telemetry.js';
 
+/** Swagger UI's two files, as text; loaded once by the runtime (routes/docs.ts serves them). */
+export interface DocsAssets {
+  bundle: string;
+  css: string;
+}
+
 export interface AppLimits {
   /** Default request body limit (bytes) for every route without its own. */
   maxBodyBytes: number;
@@ -43,6 +49,10 @@ export interface AppDeps {
   ingest: IngestDeps;
   /** POST /v1/renew: the service's dependencies and policy (overlap, credential lifetime). */
   renewal: RenewalDeps;
+  /** Swagger UI's files for /docs (from this package, never a CDN); /docs is 404 without them. */
+  docsAssets?: (() => Promise<DocsAssets>) | undefined;
+  /** When set, GET /metrics needs `Authorization: Bearer <this>`. */
+  metricsToken?: string | undefined;
 }
 
 /** The admin credential a request was authenticated with (middleware/admin-auth.ts). */

@@ -18,9 +18,21 @@ export interface CliResult {
   stderr: string;
 }
 
+export interface SpawnOptions {
+  /** Run the process under this umask (through /bin/sh), e.g. 0o000 to test file modes. */
+  umask?: number;
+}
+
+function spawnCli(args: string[], env: Record<string, string | undefined>, stdin: 'pipe' | 'ignore', opts: SpawnOptions): ChildProcess {
+  const stdio: ['pipe' | 'ignore', 'pipe', 'pipe'] = [stdin, 'pipe', 'pipe'];
+  if (opts.umask === undefined) return spawn(process.execPath, [CLI, ...args], { env: cleanEnv(env), stdio });
+  const script = `umask ${opts.umask.toString(8).padStart(3, '0')}; exec "$0" "$@"`;
+  return spawn('/bin/sh', ['-c', script, process.execPath, CLI, ...args], { env: cleanEnv(env), stdio });
+}
+
 /** Runs the CLI to completion. */
-export async function runCli(args: string[], env: Record<string, string | undefined> = {}, input?: string): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
+export async function runCli(args: string[], env: Record<string, string | undefined> = {}, input?: string, opts: SpawnOptions = {}): Promise<CliResult> {
+  const child = spawnCli(args, env, 'pipe', opts) as ChildProcess & { stdin: NodeJS.WritableStream; stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream };
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -40,8 +52,8 @@ export interface ServeProcess {
 }
 
 /** Starts `latchkey serve --port 0` and waits for its "listening on" line. */
-export async function startServe(args: string[], env: Record<string, string | undefined> = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startServe(args: string[], env: Record<string, string | undefined> = {}, opts: SpawnOptions = {}): Promise<ServeProcess> {
+  const child = spawnCli(['serve', '--port', '0', ...args], env, 'ignore', opts) as ChildProcess & { stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream };
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

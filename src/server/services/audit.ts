@@ -1,15 +1,25 @@
-// The append-only, hash-chained audit log. Each entry's hash is
+// The append-only, hash-chained audit log (spec/PROTOCOL.md §19). Each entry's hash is
 //   SHA-256(prev_hash || canonical JSON of [seq, at, actor, action, outcome, code, sourceAddr, tokenId, agentId, details])
-// with the genesis prev_hash = 32 zero bytes. Appends take a transaction-scoped advisory lock so
-// concurrent writers (on any instance) extend one chain; verifyAuditChain recomputes it.
+// with the genesis prev_hash = 32 zero bytes and `at` as ISO-8601 UTC in whole milliseconds, which is
+// exactly what is stored: the verifier reads the stored time at the database's full (microsecond)
+// precision and refuses an entry whose time is not the hashed one. Appends take a transaction-scoped
+// advisory lock so concurrent writers (on any instance) extend one chain; verifyAuditChain recomputes
+// it and, given an earlier signed head (audit-head.ts), checks that the chain still passes through it.
 import { sha256 } from '@noble/hashes/sha2.js';
-import { asc, desc, sql } from 'drizzle-orm';
+import { asc, desc, getTableColumns, sql } from 'drizzle-orm';
 import { b64u, concatBytes, constantTimeEqual, utf8 } from '../../protocol/bytes.js';
 import type { Db, Tx } from '../../db/database.js';
 import { auditLog } from '../../db/schema.js';
 
 const AUDIT_LOCK = 0x6c6b_6175_6469_7400n; // "lkaudit"
-const GENESIS = new Uint8Array(32);
+/** A chain position and the hash of its entry (audit-head.ts signs it). */
+export interface AuditHead {
+  /** Entries in the chain; the head entry's seq (0: empty). */
+  seq: number;
+  hash: Uint8Array;
+}
+
+export const GENESIS = new Uint8Array(32);
 
 export interface AuditEntry {
   actor: string;
@@ -68,22 +78,42 @@ export function appendAuditAlone(db: Db, entry: AuditEntry): Promise<number> {
 export interface ChainStatus {
   ok: boolean;
   entries: number;
-  /** First sequence number whose entry or link does not verify. */
+  /** First sequence number whose entry or link does not verify, or where the expected head is not. */
   brokenAt?: number;
+  /**
+   * Why not ok: `broken` (an entry or link does not verify), `truncated` (fewer entries than the
+   * expected head), `rewritten` (the entry at the expected head's position has another hash).
+   */
+  problem?: 'broken' | 'truncated' | 'rewritten';
   headHash?: string;
+  /** The verified head (only when ok), to be signed and kept elsewhere. */
+  head?: AuditHead;
 }
 
-export async function verifyAuditChain(db: Db): Promise<ChainStatus> {
+/** The stored time at microsecond precision, as text, whatever the driver does with timestamps. */
+const AT_FULL = sql<string>`to_char(${auditLog.at} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** Whether the stored time is exactly the millisecond instant that was hashed. */
+function storedAtIsHashed(at: Date, full: string): boolean {
+  return full === at.toISOString().replace(/Z$/, '000Z');
+}
+
+/** Walks the chain from genesis; with `expect`, also requires the entry at expect.seq to have expect.hash. */
+export async function verifyAuditChain(db: Db, expect?: AuditHead): Promise<ChainStatus> {
+  if (expect?.seq === 0 && !constantTimeEqual(expect.hash, GENESIS)) return { ok: false, entries: 0, brokenAt: 0, problem: 'rewritten' };
   let prev: Uint8Array = GENESIS;
   let expectedSeq = 1;
   let count = 0;
   const pageSize = 1000;
   for (let offset = 0; ; offset += pageSize) {
-    const rows = await db.select().from(auditLog).orderBy(asc(auditLog.seq)).limit(pageSize).offset(offset);
+    const rows = await db.select({ ...getTableColumns(auditLog), atFull: AT_FULL }).from(auditLog).orderBy(asc(auditLog.seq)).limit(pageSize).offset(offset);
     for (const r of rows) {
       const recomputed = entryHash(prev, { ...r, details: r.details ?? {} });
-      if (r.seq !== expectedSeq || !constantTimeEqual(r.prevHash, prev) || !constantTimeEqual(r.hash, recomputed)) {
-        return { ok: false, entries: count, brokenAt: r.seq };
+      if (r.seq !== expectedSeq || !constantTimeEqual(r.prevHash, prev) || !constantTimeEqual(r.hash, recomputed) || !storedAtIsHashed(r.at, r.atFull)) {
+        return { ok: false, entries: count, brokenAt: r.seq, problem: 'broken' };
+      }
+      if (expect && r.seq === expect.seq && !constantTimeEqual(r.hash, expect.hash)) {
+        return { ok: false, entries: count, brokenAt: r.seq, problem: 'rewritten' };
       }
       prev = r.hash;
       expectedSeq++;
@@ -91,5 +121,6 @@ export async function verifyAuditChain(db: Db): Promise<ChainStatus> {
     }
     if (rows.length < pageSize) break;
   }
-  return { ok: true, entries: count, headHash: b64u(prev) };
+  if (expect && count < expect.seq) return { ok: false, entries: count, brokenAt: count + 1, problem: 'truncated' };
+  return { ok: true, entries: count, headHash: b64u(prev), head: { seq: count, hash: prev } };
 }

@@ -2,11 +2,13 @@
 // Routes are declared with zod schemas, from which /openapi.json is generated.
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Db } from '../../../db/database.js';
-import type { App } from '../../types.js';
+import type { App, AppDeps } from '../../types.js';
 import { requireAdmin } from '../../middleware/admin-auth.js';
 import { createAdminKey, listAdminKeys, revokeAdminKey } from '../../services/admin-keys.js';
 import { listAgents, revokeAgent, revokeKey } from '../../services/agents.js';
 import { verifyAuditChain } from '../../services/audit.js';
+import { currentAuditHead, signAuditHead, verifyAuditHead, type AuditHead } from '../../services/audit-head.js';
+import { b64u } from '../../../protocol/bytes.js';
 import { createToken, listTokens, revokeToken } from '../../services/tokens.js';
 import { listAudit } from '../../services/audit-read.js';
 import type { ErrorCode } from '../../errors.js';
@@ -88,6 +90,17 @@ const PageQuery = z.object({
   cursor: z.string().max(256).optional().openapi({ description: 'next_cursor of the previous page (opaque)' }),
 });
 const NextCursor = z.string().nullable().openapi({ description: 'pass as ?cursor= for the next page; null when this is the last' });
+const SignedHead = z
+  .object({ v: z.number(), typ: z.string(), kid: z.string(), body: z.string(), sig: z.string() })
+  .openapi('SignedAuditHead', { description: 'signed object (spec §9) of type audit-head with body {"seq","hash","at"}' });
+const ChainStatus = z.object({
+  ok: z.boolean(),
+  entries: z.number(),
+  brokenAt: z.number().optional(),
+  problem: z.enum(['broken', 'truncated', 'rewritten']).optional(),
+  headHash: z.string().optional(),
+  head: SignedHead.optional(),
+});
 const Scope = z.enum(['tokens:write', 'agents:write', 'read']);
 
 export function registerAdminRoutes(app: App): void {
@@ -153,11 +166,39 @@ export function registerAdminRoutes(app: App): void {
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/admin/audit/verify', tags: ['admin'], summary: 'Recompute the audit hash chain', security,
+      method: 'get', path: '/v1/admin/audit/verify', tags: ['admin'], summary: 'Recompute the audit hash chain; returns its head signed by the server', security,
       middleware: [requireAdmin('read')] as const,
-      responses: { 200: json(z.object({ ok: z.boolean(), entries: z.number(), brokenAt: z.number().optional(), headHash: z.string().optional() }), 'Chain status'), ...errors },
+      responses: { 200: json(ChainStatus, 'Chain status'), ...errors },
     }),
-    async (c) => c.json(await verifyAuditChain(c.get('deps').database.db), 200),
+    async (c) => c.json(await chainStatus(c.get('deps'), undefined), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/v1/admin/audit/verify', tags: ['admin'],
+      summary: 'Recompute the audit hash chain and check that it still passes through an earlier signed head (detects deleted or rewritten newest entries)', security,
+      middleware: [requireAdmin('read')] as const,
+      request: { body: { required: true, content: { 'application/json': { schema: z.object({ expectHead: SignedHead }).strict() } } } },
+      responses: { 200: json(ChainStatus, 'Chain status'), ...errors },
+    }),
+    async (c) => {
+      const { ctx, identity } = c.get('deps');
+      const expected = await verifyAuditHead(ctx.crypto, identity, c.req.valid('json').expectHead);
+      return c.json(await chainStatus(c.get('deps'), expected), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/admin/audit/head', tags: ['admin'], summary: 'The audit chain head (position and hash) signed by the server key: keep it elsewhere', security,
+      middleware: [requireAdmin('read')] as const,
+      responses: { 200: json(z.object({ head: SignedHead, entries: z.number(), hash: z.string() }), 'Signed head'), ...errors },
+    }),
+    async (c) => {
+      const { database, ctx, identity } = c.get('deps');
+      const head = await currentAuditHead(database.db);
+      return c.json({ head: await signAuditHead(ctx.crypto, identity, head, ctx.now()), entries: head.seq, hash: b64u(head.hash) }, 200);
+    },
   );
 
   // Admin API keys. /v1/admin/keys (GET, POST) named them before agent keys had routes: kept as
@@ -225,4 +266,10 @@ function registerRevoke(
       return c.json({ id, revoked: true as const }, 200);
     },
   );
+}
+
+/** The chain status as the API shows it: the verified head signed, never raw bytes. */
+async function chainStatus(deps: AppDeps, expected: AuditHead | undefined) {
+  const { head, ...status } = await verifyAuditChain(deps.database.db, expected);
+  return head ? { ...status, head: await signAuditHead(deps.ctx.crypto, deps.identity, head, deps.ctx.now()) } : status;
 }

@@ -1,10 +1,12 @@
 // The uniform error layer, in-process over real HTTP; readiness while the database goes away.
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/client.js';
 import { applyMigrations } from '../../src/db/migrate.js';
 import { readMigrations } from '../../src/db/migrations-fs.js';
 import { startTestServer, type TestServer } from '../helpers/app.js';
-import { dbKinds } from '../helpers/db.js';
+import { dbKinds, postgresUrl } from '../helpers/db.js';
+import { createTempPostgresDatabase } from '../helpers/pg-database.js';
 
 describe.each(dbKinds)('error layer on %s', (kind) => {
   let server: TestServer;
@@ -80,6 +82,49 @@ describe('readiness on pglite when the database goes away', () => {
       expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe.runIf(postgresUrl)('readiness on postgres when the database goes away', () => {
+  it('answers 503 unavailable promptly while PostgreSQL refuses and after the database is dropped, ready in between', async () => {
+    // A database of its own: it refuses connections with its sessions terminated, comes back, then
+    // is dropped for good.
+    const temp = await createTempPostgresDatabase();
+    const name = new URL(temp.url).pathname.slice(1);
+    const admin = postgres(postgresUrl!, { max: 1, onnotice: () => {} });
+    const own = await openDatabase({ url: temp.url, maxConnections: 2 });
+    try {
+      await applyMigrations(own, await readMigrations());
+      const server = await startTestServer('postgres', { database: Object.assign(own, { dispose: () => own.close() }) });
+      try {
+        expect(await readiness(server)).toMatchObject({ status: 200 });
+
+        await admin.unsafe(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS false`);
+        await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${name}`;
+        const refused = await readiness(server);
+        expect(refused).toMatchObject({ status: 503, code: 'unavailable' });
+        expect(refused.ms).toBeLessThan(PROMPT_MS);
+
+        // Back: ready again within the bound (a pooled session terminated above may fail one more ping).
+        await admin.unsafe(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS true`);
+        const until = performance.now() + PROMPT_MS;
+        let back = await readiness(server);
+        while (back.status !== 200 && performance.now() < until) back = await readiness(server);
+        expect(back).toMatchObject({ status: 200 });
+
+        await temp.drop();
+        const dropped = await readiness(server);
+        expect(dropped).toMatchObject({ status: 503, code: 'unavailable' });
+        expect(dropped.ms).toBeLessThan(PROMPT_MS);
+        expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+      } finally {
+        await server.close();
+      }
+    } finally {
+      await own.close();
+      await admin.end();
+      await temp.drop();
     }
   });
 });

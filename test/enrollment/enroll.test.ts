@@ -149,11 +149,13 @@ describe.each(dbKinds)('enrollment on %s', (kind) => {
     expect(await codeOf(enroll(server, token, `dup-${kind}`))).toBe('ok');
     expect(await codeOf(enroll(server, token, `dup-${kind}`))).toBe('name_taken');
     expect(await codeOf(enroll(server, token, 'x'.repeat(128)))).toBe('ok');
-    // Cleanly: the eight refusals wrote nothing and spent no use; exactly the two enrollments are recorded.
+    // Cleanly: the seven invalid names wrote nothing and spent no use; the taken name spent its use (a
+    // token cannot probe which names exist for free, issue 10 item 7) but created nothing; exactly
+    // the two enrollments are recorded.
     const { db } = server.database;
     const enrolled = await db.select({ id: agents.id, name: agents.name }).from(agents).where(eq(agents.tokenId, id));
     expect(enrolled.map((a) => a.name).sort()).toEqual([`dup-${kind}`, 'x'.repeat(128)].sort());
-    expect(await db.select({ usesLeft: enrollmentTokens.usesLeft }).from(enrollmentTokens).where(eq(enrollmentTokens.id, id))).toEqual([{ usesLeft: 8 }]);
+    expect(await db.select({ usesLeft: enrollmentTokens.usesLeft }).from(enrollmentTokens).where(eq(enrollmentTokens.id, id))).toEqual([{ usesLeft: 7 }]);
     expect(await db.select().from(tokenUses).where(eq(tokenUses.tokenId, id))).toHaveLength(2);
     const keys = await db.select({ agentId: agentKeys.agentId }).from(agentKeys).where(inArray(agentKeys.agentId, enrolled.map((a) => a.id)));
     expect(keys).toHaveLength(2);

@@ -265,16 +265,21 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
     }
   });
 
-  it('§10: receipts with sealed directives, byte for byte; the agent verifies and opens them', () => {
+  it('§10: receipts bound to their envelope, with sealed directives, byte for byte; the agent verifies and opens them', () => {
     const i = receipt.inputs;
+    // env: the hash of the answered envelope's signature input and signature, as they travelled.
+    const w = JSON.parse(envelope.outputs.wire);
+    const m = cat(label('latchkey/1 envelope-signature'), lp(unb64u(w.header)), lp(unb64u(w.enc)), lp(unb64u(w.ct)), lp(utf8(w.cred ?? '')));
+    const bound = b64u(sha256(cat(label('latchkey/1 receipt-envelope'), lp(m), lp(unb64u(w.sig)))));
+    expect(bound).toBe(receipt.outputs.env);
     const aad = cat(lp(utf8(i.mid)), lp(utf8(i.snd)));
     const { enc, ct, schedule } = sealBase(agent.kx, utf8('latchkey/1 directives'), aad, utf8(JSON.stringify(i.directives)), hex(i.randomDraws[0].hex));
     expect([toHex(aad), schedule]).toEqual([receipt.intermediate.accepted.directivesAadHex, receipt.intermediate.accepted.directives]);
-    expect(signObject('receipt', { mid: i.mid, snd: i.snd, status: 'accepted', rat: i.rat, dir: { enc: b64u(enc), ct: b64u(ct) } })).toEqual(receipt.outputs.accepted);
-    expect(signObject('receipt', { mid: i.mid, snd: i.snd, status: 'rejected', rat: i.rejected.rat, code: i.rejected.code })).toEqual(receipt.outputs.rejected);
+    expect(signObject('receipt', { mid: i.mid, snd: i.snd, env: bound, status: 'accepted', rat: i.rat, dir: { enc: b64u(enc), ct: b64u(ct) } })).toEqual(receipt.outputs.accepted);
+    expect(signObject('receipt', { mid: i.mid, snd: i.snd, env: bound, status: 'rejected', rat: i.rejected.rat, code: i.rejected.code })).toEqual(receipt.outputs.rejected);
 
     const got = verifySigned(receipt.outputs.accepted, 'receipt');
-    expect([got.mid, got.snd]).toEqual([i.mid, i.snd]);
+    expect([got.mid, got.snd, got.env]).toEqual([i.mid, i.snd, bound]);
     expect(JSON.parse(text(openBase(unb64u(got.dir.enc), agent.kxPriv, utf8('latchkey/1 directives'), aad, unb64u(got.dir.ct))))).toEqual(i.directives);
   });
 

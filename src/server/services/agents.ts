@@ -69,7 +69,7 @@ export async function revokeAgent(db: Db, clock: () => number, actor: string, id
     // A key revoked earlier keeps its own revocation time.
     await tx
       .update(agentKeys)
-      .set({ status: 'revoked', revokedAt: sql`COALESCE(${agentKeys.revokedAt}, ${at})` })
+      .set({ status: 'revoked', revokedAt: sql`COALESCE(${agentKeys.revokedAt}, ${at.toISOString()}::timestamptz)` })
       .where(eq(agentKeys.agentId, id));
     await recordRevocation(tx, { kind: 'agent', subject: id, reason: reason ?? null, actor, at });
     await appendAudit(tx, { at, actor, action: 'agent.revoke', outcome: 'success', agentId: id, details: { reason: reason ?? null } });

@@ -60,3 +60,13 @@ export function parseDuration(text: string): number {
   if (!m) throw new CliError('usage', `invalid duration ${JSON.stringify(text)} (use e.g. 30m, 1h, 7d)`, 2);
   return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
 }
+
+/** A parser for a duration flag between min and max seconds (a usage error, exit 2, outside). */
+export function parseDurationIn(flag: string, min: number, max: number): (text: string) => number {
+  const show = (x: number) => (x % 86400 === 0 ? `${x / 86400}d` : x % 3600 === 0 ? `${x / 3600}h` : x % 60 === 0 ? `${x / 60}m` : `${x}s`);
+  return (text) => {
+    const seconds = parseDuration(text);
+    if (seconds < min || seconds > max) throw new CliError('usage', `${flag} must be between ${show(min)} and ${show(max)}, got ${JSON.stringify(text)}`, 2);
+    return seconds;
+  };
+}

@@ -1,8 +1,9 @@
-// Admin commands: tokens, agents, audit, admin keys. All go through the admin API.
+// Admin commands: tokens, agents, agent keys, audit, admin keys. All go through the admin API.
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { registerAdminBootstrap } from './admin-bootstrap.js';
-import { adminCall, parseDuration, printRows, withAdminOptions, type AdminOptions } from './admin-options.js';
+import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../server/services/enrollment.js';
+import { adminCall, parseDuration, parseDurationIn, printRows, withAdminOptions, type AdminOptions } from './admin-options.js';
 import { CliError } from './run.js';
 
 const out = (v: unknown) => console.log(JSON.stringify(v, null, 2));
@@ -37,11 +38,11 @@ function collectLabel(value: string, previous: Record<string, string>): Record<s
 }
 
 /** Every row of a paginated admin listing: follows `next_cursor` until the last page. */
-async function listAll(o: AdminOptions, path: string, key: string): Promise<Record<string, unknown>[]> {
+async function listAll(o: AdminOptions, path: string, key: string, query = ''): Promise<Record<string, unknown>[]> {
   const all: Record<string, unknown>[] = [];
   let cursor: string | null = null;
   do {
-    const page = (await adminCall(o, 'GET', `${path}?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)) as Record<string, unknown>;
+    const page = (await adminCall(o, 'GET', `${path}?limit=1000${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)) as Record<string, unknown>;
     all.push(...((page[key] as Record<string, unknown>[] | undefined) ?? []));
     cursor = typeof page.next_cursor === 'string' ? page.next_cursor : null;
   } while (cursor);
@@ -57,13 +58,15 @@ export function registerAdminCommands(program: Command): void {
     .option('--cidr <cidr>', 'allowed source network, e.g. 10.0.0.0/8')
     .option('--name-pattern <glob>', 'allowed agent names, e.g. web-*')
     .option('--label <k=v>', 'label given to the enrolled agent (repeatable)', collectLabel, {})
-    .action(async (o: AdminOptions & { ttl: string; uses: string; role: string; cidr?: string; namePattern?: string; label: Record<string, string> }) => {
+    .option('--credential-ttl <duration>', "lifetime of enrolled agents' keys and credentials (1h to 3660d; default: the server's)", parseDurationIn('--credential-ttl', MIN_CREDENTIAL_TTL_SECONDS, MAX_CREDENTIAL_TTL_SECONDS))
+    .action(async (o: AdminOptions & { ttl: string; uses: string; role: string; cidr?: string; namePattern?: string; label: Record<string, string>; credentialTtl?: number }) => {
       if (o.role !== 'agent' && o.role !== 'relay') throw new CliError('usage', '--role must be agent or relay', 2);
       const uses = Number(o.uses);
       if (!Number.isInteger(uses) || uses < 1) throw new CliError('usage', '--uses must be a positive integer', 2);
       const body: Record<string, unknown> = { ttlSeconds: parseDuration(o.ttl), uses, role: o.role, labels: o.label };
       if (o.cidr) body.cidr = o.cidr;
       if (o.namePattern) body.namePattern = o.namePattern;
+      if (o.credentialTtl !== undefined) body.credentialTtlSeconds = o.credentialTtl;
       const r = (await adminCall(o, 'POST', '/v1/admin/tokens', body)) as { token: string; id: string; expiresAt: string };
       if (o.json) out(r);
       else console.log(`${r.token}\n\ntoken id ${r.id}, expires ${r.expiresAt}; shown once: it cannot be recovered.`);
@@ -91,12 +94,38 @@ export function registerAdminCommands(program: Command): void {
       ['id', 'name', 'role', 'status', 'labels', 'keyIds', 'expiresAt', 'lastSeenAt'],
     );
   });
-  withAdminOptions(agents.command('revoke').description('Revoke an agent and all its keys.').argument('<id>', 'agent id'))
-    .option('--reason <text>', 'why (kept in the audit log)')
+  withAdminOptions(agents.command('revoke').description('Revoke an agent and all its keys.').argument('<id|name>', 'agent id or name'))
+    .option('--reason <text>', 'why (kept in the audit log and shown by keys list)')
     .action(async (id: string, o: AdminOptions & { reason?: string }) => {
       const r = await adminCall(o, 'POST', `/v1/admin/agents/${encodeURIComponent(id)}/revoke`, o.reason ? { reason: o.reason } : {});
       if (o.json) out(r);
       else console.log(`revoked agent ${id}`);
+    });
+  withAdminOptions(agents.command('renew-now').description("Ask an agent to renew its keys: its next receipts carry renewNow until it does.").argument('<id|name>', 'agent id or name')).action(
+    async (id: string, o: AdminOptions) => {
+      const r = (await adminCall(o, 'POST', `/v1/admin/agents/${encodeURIComponent(id)}/renew-now`, {})) as { id: string; renewRequestedAt: string };
+      if (o.json) out(r);
+      else console.log(`agent ${r.id} asked to renew (${r.renewRequestedAt})`);
+    },
+  );
+
+  const keys = program.command('keys').description('Agent keys (admin); admin API keys are `latchkey admin keys`.');
+  withAdminOptions(keys.command('list').description('List agent keys with their status, lifetime, renewal and revocation.'))
+    .option('--agent <id|name>', 'only this agent\'s keys')
+    .action(async (o: AdminOptions & { agent?: string }) => {
+      const rows = await listAll(o, '/v1/admin/keys', 'keys', o.agent === undefined ? '' : `&agent=${encodeURIComponent(o.agent)}`);
+      if (o.json) return out(rows);
+      printRows(
+        rows.map((k) => ({ ...k, agent: k.agentName, supersededUntil: k.supersededUntil ?? '', replacedBy: k.replacedBy ?? '', revokedAt: k.revokedAt ?? '', reason: k.revocationReason ?? '' })),
+        ['sigKid', 'agent', 'status', 'createdAt', 'expiresAt', 'supersededUntil', 'replacedBy', 'revokedAt', 'reason'],
+      );
+    });
+  withAdminOptions(keys.command('revoke').description('Revoke one agent key (the agent keeps its other keys).').argument('<kid>', 'signing key id (sigKid)'))
+    .requiredOption('--reason <text>', 'why (kept in the audit log and shown by keys list)')
+    .action(async (kid: string, o: AdminOptions & { reason: string }) => {
+      const r = await adminCall(o, 'POST', `/v1/admin/keys/${encodeURIComponent(kid)}/revoke`, { reason: o.reason });
+      if (o.json) out(r);
+      else console.log(`revoked key ${kid}`);
     });
 
   const audit = withAdminOptions(program.command('audit').description('Read the audit log (admin).'))
@@ -128,20 +157,20 @@ export function registerAdminCommands(program: Command): void {
 
   const admin = program.command('admin').description('Admin API keys, and recovery of a lost bootstrap credential.');
   registerAdminBootstrap(admin);
-  const keys = admin.command('keys').description('Admin API keys (needs a full admin credential).');
-  withAdminOptions(keys.command('create').description('Create an admin API key; prints it once.').argument('<name>'))
+  const adminKeys = admin.command('keys').description('Admin API keys (needs a full admin credential).');
+  withAdminOptions(adminKeys.command('create').description('Create an admin API key; prints it once.').argument('<name>'))
     .requiredOption('--scope <scope...>', 'tokens:write, agents:write, read')
     .action(async (name: string, o: AdminOptions & { scope: string[] }) => {
       const r = (await adminCall(o, 'POST', '/v1/admin/admin-keys', { name, scopes: o.scope })) as { credential: string };
       if (o.json) out(r);
       else console.log(r.credential);
     });
-  withAdminOptions(keys.command('list').description('List admin API keys.')).action(async (o: AdminOptions) => {
+  withAdminOptions(adminKeys.command('list').description('List admin API keys.')).action(async (o: AdminOptions) => {
     const r = (await adminCall(o, 'GET', '/v1/admin/admin-keys')) as { keys: Record<string, unknown>[] };
     if (o.json) return out(r.keys);
     printRows(r.keys, ['id', 'name', 'scopes', 'createdAt', 'revokedAt']);
   });
-  withAdminOptions(keys.command('revoke').description('Revoke an admin API key.').argument('<id>')).action(async (id: string, o: AdminOptions) => {
+  withAdminOptions(adminKeys.command('revoke').description('Revoke an admin API key.').argument('<id>')).action(async (id: string, o: AdminOptions) => {
     const r = await adminCall(o, 'POST', `/v1/admin/admin-keys/${encodeURIComponent(id)}/revoke`);
     if (o.json) out(r);
     else console.log(`revoked admin key ${id}`);

@@ -9,6 +9,9 @@ import { CRYPTO_ALIASES, CRYPTO_CHOICES, cryptoChoice } from '../runtime/crypto.
 import { DataDirLockedError } from '../runtime/data-dir-lock.js';
 import { parseListenAddress } from '../runtime/metrics-listener.js';
 import { createLogger, handleSignals, startServer, StartupError } from '../runtime/node.js';
+import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../server/services/enrollment.js';
+import { MAX_RENEW_OVERLAP_SECONDS } from '../server/services/renewal.js';
+import { parseDurationIn } from './admin-options.js';
 import { CliError } from './run.js';
 
 function parsePort(value: string): number {
@@ -47,6 +50,18 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--retention-per-agent <n>', 'keep at most this many inventories per agent').env('LATCHKEY_RETENTION_PER_AGENT').default(1000).argParser(positiveInt('--retention-per-agent')))
     .addOption(new Option('--metrics-token <token>', 'require this bearer token on GET /metrics').env('LATCHKEY_METRICS_TOKEN'))
     .addOption(new Option('--metrics-listen <host:port>', 'serve /metrics on this address instead of the main port').env('LATCHKEY_METRICS_LISTEN'))
+    .addOption(
+      new Option('--credential-ttl <duration>', 'lifetime of agent keys and credentials, unless their token says otherwise (1h to 3660d)')
+        .env('LATCHKEY_CREDENTIAL_TTL')
+        .default(parseDurationIn('--credential-ttl', MIN_CREDENTIAL_TTL_SECONDS, MAX_CREDENTIAL_TTL_SECONDS)('30d'), '30d')
+        .argParser(parseDurationIn('--credential-ttl', MIN_CREDENTIAL_TTL_SECONDS, MAX_CREDENTIAL_TTL_SECONDS)),
+    )
+    .addOption(
+      new Option('--renew-overlap <duration>', 'how long a key replaced by a renewal is still accepted (0s to 7d)')
+        .env('LATCHKEY_RENEW_OVERLAP')
+        .default(parseDurationIn('--renew-overlap', 0, MAX_RENEW_OVERLAP_SECONDS)('10m'), '10m')
+        .argParser(parseDurationIn('--renew-overlap', 0, MAX_RENEW_OVERLAP_SECONDS)),
+    )
     .action(async (opts: Record<string, string | number | undefined>) => {
       const config: ServeConfig = {
         host: String(opts.host),
@@ -61,6 +76,8 @@ export function registerServe(program: Command): void {
         retentionPerAgent: Number(opts.retentionPerAgent),
         metricsToken: opts.metricsToken === undefined || opts.metricsToken === '' ? undefined : String(opts.metricsToken),
         metricsListen: opts.metricsListen === undefined || opts.metricsListen === '' ? undefined : parseListen(String(opts.metricsListen)),
+        credentialTtlSeconds: Number(opts.credentialTtl),
+        renewOverlapSeconds: Number(opts.renewOverlap),
       };
       const logger = createLogger(config.logLevel);
       try {

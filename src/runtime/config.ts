@@ -19,6 +19,10 @@ export interface ServeConfig {
   metricsToken?: string | undefined;
   /** When set, /metrics is served on this address only, not on the main port. */
   metricsListen?: { host: string; port: number } | undefined;
+  /** Lifetime of agent keys and credentials, unless their token says otherwise (seconds). */
+  credentialTtlSeconds?: number | undefined;
+  /** How long a key superseded by a renewal is still accepted (seconds). */
+  renewOverlapSeconds?: number | undefined;
 }
 
 /** Where each thing lives inside a data dir; every command that opens one goes through this. */

@@ -90,6 +90,10 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
       docsAssets: loadDocsAssets,
       clientAddress: (c) => getConnInfo(c).remote.address,
       gunzip: gunzipBounded,
+      renewalPolicy: {
+        ...(config.credentialTtlSeconds !== undefined ? { credentialTtlSeconds: config.credentialTtlSeconds } : {}),
+        ...(config.renewOverlapSeconds !== undefined ? { overlapMs: config.renewOverlapSeconds * 1000 } : {}),
+      },
     }).app;
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;

@@ -82,7 +82,7 @@ export function composeServer(config: ServerConfig): Server {
     clientAddress,
     docsAssets: config.docsAssets,
     metricsToken: config.metricsToken,
-    enrollment: { database, identity, ctx, logger, telemetry, limiter: state.enrollmentLimiter },
+    enrollment: { database, identity, ctx, logger, telemetry, limiter: state.enrollmentLimiter, credentialTtlSeconds: renewalPolicy.credentialTtlSeconds },
     ingest: { database, identity, ctx, telemetry, gunzip, ...state.ingest, ...prepareIngestStatements(database) },
     renewal: { database, identity, ctx, telemetry, policy: renewalPolicy },
   });

@@ -1,6 +1,5 @@
 // `latchkey admin keys create|list|revoke` (the real binary) against the real app over HTTP: admin
-// API keys live at /v1/admin/admin-keys; /v1/admin/keys is for agent keys (its old GET/POST remain
-// deprecated aliases for older clients, which this CLI no longer uses).
+// API keys live at /v1/admin/admin-keys; /v1/admin/keys is for agent keys.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/app.js';
 import { dbKinds } from '../helpers/db.js';

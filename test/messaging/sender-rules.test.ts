@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { counterInWindow } from '../../src/protocol/envelope.js';
-import { counterInWindowSql, senderRefusalSql } from '../../src/server/services/sender-rules.js';
+import { counterInWindowSql, senderRefusal, senderRefusalSql } from '../../src/server/services/sender-rules.js';
 import { isStorableJsonNumber } from '../../src/server/services/storable.js';
 import { createTestDatabase, dbKinds, type TestDatabase } from '../helpers/db.js';
 
@@ -39,16 +39,32 @@ describe.each(dbKinds)('sender rules and numeric limits on %s', (kind) => {
     }
   });
 
-  it('key and agent status: one CASE, first match wins, as the table of spec §8 says', async () => {
-    const run = database.prepared(`SELECT ${senderRefusalSql({ agentStatus: '$1::text', keyStatus: '$2::text', unexpired: '$3::boolean' })} AS code`);
-    const expected = (agent: string, key: string, unexpired: boolean) =>
-      agent === 'revoked' ? 'agent_revoked' : key === 'revoked' ? 'key_revoked' : agent !== 'active' || key !== 'active' || !unexpired ? 'key_expired' : null;
-    for (const agent of ['active', 'revoked'])
-      for (const key of ['active', 'superseded', 'revoked'])
-        for (const unexpired of [true, false]) {
-          const [row] = await run([agent, key, unexpired]);
-          expect(row!.code, `${agent} ${key} ${unexpired}`).toBe(expected(agent, key, unexpired));
-        }
+  it('key and agent status: one CASE, first match wins, as the table of spec §8 and §12 says; SQL and TypeScript agree', async () => {
+    const run = database.prepared(`SELECT ${senderRefusalSql({ agentStatus: '$1::text', keyStatus: '$2::text', unexpired: '$3::boolean', inOverlap: '$4::boolean' })} AS code`);
+    // The table, written out independently of the rule.
+    const expected = (agent: string, key: string, unexpired: boolean, overlap: boolean | null) =>
+      agent === 'revoked'
+        ? 'agent_revoked'
+        : key === 'revoked'
+          ? 'key_revoked'
+          : agent !== 'active' || !unexpired
+            ? 'key_expired'
+            : key === 'active' || (key === 'superseded' && overlap === true)
+              ? null
+              : 'key_expired';
+    let cases = 0;
+    for (const agent of ['active', 'revoked', 'disabled'])
+      for (const key of ['active', 'superseded', 'revoked', 'pending'])
+        for (const unexpired of [true, false])
+          // NULL: superseded_until was never set (the key was never superseded).
+          for (const overlap of [true, false, null]) {
+            const [row] = await run([agent, key, unexpired, overlap]);
+            const want = expected(agent, key, unexpired, overlap);
+            expect(row!.code, `${agent} ${key} ${unexpired} ${overlap}`).toBe(want);
+            expect(senderRefusal({ agentStatus: agent, keyStatus: key, unexpired, inOverlap: overlap === true }) ?? null, `ts ${agent} ${key} ${unexpired} ${overlap}`).toBe(want);
+            cases++;
+          }
+    expect(cases).toBe(72);
   });
 
   it("numbers: isStorableJsonNumber says yes exactly when PostgreSQL's jsonb (numeric) accepts the literal", async () => {

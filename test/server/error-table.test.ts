@@ -89,9 +89,11 @@ describe.each(dbKinds)('one error model over HTTP on %s', (kind) => {
       }
     }
     expect(documented).toBeGreaterThan(50);
-    // The deprecated admin-key aliases are marked as such; the new paths are not.
-    expect(doc.paths['/v1/admin/keys']!.get).toMatchObject({ deprecated: true });
-    expect(doc.paths['/v1/admin/admin-keys']!.get).toMatchObject({ deprecated: false });
+    // Admin API keys at /v1/admin/admin-keys; /v1/admin/keys lists agent keys (the old admin-key
+    // aliases there are gone), and nothing is deprecated.
+    expect(doc.paths['/v1/admin/keys']!.get!.summary).toMatch(/agent keys/);
+    expect(doc.paths['/v1/admin/keys']!.post).toBeUndefined();
+    expect(doc.paths['/v1/admin/admin-keys']!.get).not.toMatchObject({ deprecated: true });
     expect(doc.paths['/v1/admin/keys/{id}/revoke']!.post).not.toMatchObject({ deprecated: true });
   });
 
@@ -111,15 +113,17 @@ describe.each(dbKinds)('one error model over HTTP on %s', (kind) => {
     await expectError(await admin('POST', '/v1/admin/tokens', { labels: { k: 'x'.repeat(100_000) } }), 'payload_too_large');
   });
 
-  it('serves admin API keys at /v1/admin/admin-keys and still at the deprecated /v1/admin/keys', async () => {
+  it('serves admin API keys at /v1/admin/admin-keys only; /v1/admin/keys lists agent keys', async () => {
     const created = await admin('POST', '/v1/admin/admin-keys', { name: 'reader', scopes: ['read'] });
     expect(created.status).toBe(201);
     const reader = (await created.json()) as { id: string; credential: string };
-    const viaAlias = await admin('POST', '/v1/admin/keys', { name: 'old-client', scopes: ['read'] });
-    expect(viaAlias.status).toBe(201);
+    // The old alias no longer creates admin keys, and the listing there is of agent keys.
+    await expectError(await admin('POST', '/v1/admin/keys', { name: 'old-client', scopes: ['read'] }), 'not_found');
+    const listed = (await (await admin('GET', '/v1/admin/keys')).json()) as { keys: { sigKid?: string; id?: string }[] };
+    expect(listed.keys.every((k) => typeof k.sigKid === 'string' && k.id === undefined)).toBe(true);
     const ids = async (path: string) => ((await (await admin('GET', path)).json()) as { keys: { id: string }[] }).keys.map((k) => k.id).sort();
-    expect(await ids('/v1/admin/admin-keys')).toEqual(await ids('/v1/admin/keys'));
     expect(await ids('/v1/admin/admin-keys')).toContain(reader.id);
+    expect(await ids('/v1/admin/admin-keys')).not.toContain(undefined);
     await expectError(await admin('GET', '/v1/admin/admin-keys', undefined, reader.credential), 'forbidden');
     await expectError(await admin('POST', '/v1/admin/tokens', {}, reader.credential), 'forbidden');
     expect((await admin('POST', `/v1/admin/admin-keys/${reader.id}/revoke`)).status).toBe(200);

@@ -1,8 +1,8 @@
 // Agents as admins see them, and their revocation: effective on the very next request on every
 // instance, because ingest reads key and agent status from the database on every message.
-import { eq, inArray, sql } from 'drizzle-orm';
-import type { Db } from '../../db/database.js';
-import { agentKeys, agents } from '../../db/schema.js';
+import { and, desc, eq, inArray, or, sql, type SQL } from 'drizzle-orm';
+import type { Db, Tx } from '../../db/database.js';
+import { agentKeys, agents, revocations } from '../../db/schema.js';
 import { ApiError } from '../errors.js';
 import { appendAudit } from './audit.js';
 import { recordRevocation } from './revocation-list.js';
@@ -13,6 +13,7 @@ export interface AgentView {
   name: string;
   role: 'agent' | 'relay';
   labels: Record<string, string>;
+  /** As displayed (displayedStatus): revoked when the agent is, or when every key it has is. */
   status: 'active' | 'revoked';
   createdAt: string;
   lastSeenAt: string | null;
@@ -43,7 +44,7 @@ export async function listAgents(db: Db, page: PageRequest): Promise<{ agents: A
       name: a.name,
       role: a.role,
       labels: a.labels,
-      status: a.status,
+      status: displayedStatus(a.status, mine),
       createdAt: a.createdAt.toISOString(),
       lastSeenAt: a.lastSeenAt?.toISOString() ?? null,
       keys: mine.map((k) => ({ sigKid: k.sigKid, kxKid: k.kxKid, status: k.status, expiresAt: k.expiresAt.toISOString() })),
@@ -54,14 +55,122 @@ export async function listAgents(db: Db, page: PageRequest): Promise<{ agents: A
 }
 
 /**
+ * The status an admin sees, decided here only: an agent whose keys are all revoked can send
+ * nothing, so it is shown as revoked even though only its keys were.
+ */
+export function displayedStatus(agentStatus: 'active' | 'revoked', keys: readonly { status: string }[]): 'active' | 'revoked' {
+  if (agentStatus === 'revoked') return 'revoked';
+  return keys.length > 0 && keys.every((k) => k.status === 'revoked') ? 'revoked' : 'active';
+}
+
+/**
+ * The agent a route names, by id or by name (ids win: a name that is also another agent's id names
+ * that agent). Locks the row when asked.
+ */
+async function findAgent(db: Db | Tx, ref: string, forUpdate = false): Promise<{ id: string; status: 'active' | 'revoked' } | undefined> {
+  const q = db
+    .select({ id: agents.id, status: agents.status })
+    .from(agents)
+    .where(or(eq(agents.id, ref), eq(agents.name, ref)))
+    .orderBy(desc(sql`${agents.id} = ${ref}`))
+    .limit(1);
+  const [row] = forUpdate ? await q.for('update') : await q;
+  return row;
+}
+
+/** An agent's id from its id or name; `not_found` when neither names one. */
+export async function resolveAgentId(db: Db | Tx, ref: string): Promise<string> {
+  const row = await findAgent(db, ref);
+  if (!row) throw new ApiError('not_found', 'no such agent');
+  return row.id;
+}
+
+/**
+ * Asks an agent to renew (spec §12): its next receipts carry `renewNow` until it does (a renewal
+ * clears the request). For a key that may have leaked, without cutting the agent off.
+ */
+export async function requestRenewal(db: Db, clock: () => number, actor: string, ref: string): Promise<{ id: string; renewRequestedAt: string }> {
+  return db.transaction(async (tx) => {
+    const row = await findAgent(tx, ref, true);
+    if (!row) throw new ApiError('not_found', 'no such agent');
+    if (row.status === 'revoked') throw new ApiError('agent_revoked', 'this agent is revoked: it cannot renew');
+    const at = new Date(clock());
+    await tx.update(agents).set({ renewRequestedAt: at }).where(eq(agents.id, row.id));
+    await appendAudit(tx, { at, actor, action: 'agent.renew-now', outcome: 'success', agentId: row.id, details: {} });
+    return { id: row.id, renewRequestedAt: at.toISOString() };
+  });
+}
+
+export interface KeyView {
+  sigKid: string;
+  kxKid: string;
+  agentId: string;
+  agentName: string;
+  /** active, superseded (still accepted until supersededUntil), expired or revoked, as of now. */
+  status: 'active' | 'superseded' | 'expired' | 'revoked';
+  createdAt: string;
+  expiresAt: string;
+  supersededAt: string | null;
+  supersededUntil: string | null;
+  replacedBy: string | null;
+  revokedAt: string | null;
+  /** Why: the key's own revocation, else its agent's. */
+  revocationReason: string | null;
+}
+
+/** Agent keys (not admin API keys), a page at a time, optionally of one agent (by id or name). */
+export async function listKeys(db: Db, now: number, page: PageRequest, agentRef?: string): Promise<{ keys: KeyView[]; nextCursor: string | null }> {
+  const { where, orderBy } = pageQuery(page, agentKeys.createdAt, agentKeys.sigKid);
+  const conditions: (SQL | undefined)[] = [where];
+  if (agentRef !== undefined) conditions.push(eq(agentKeys.agentId, await resolveAgentId(db, agentRef)));
+  const keyRevocation = db.select({ subject: revocations.subject, reason: revocations.reason }).from(revocations).where(eq(revocations.kind, 'key')).as('kr');
+  const agentRevocation = db.select({ subject: revocations.subject, reason: revocations.reason }).from(revocations).where(eq(revocations.kind, 'agent')).as('ar');
+  const fetched = await db
+    .select({ key: agentKeys, agentName: agents.name, keyReason: keyRevocation.reason, agentReason: agentRevocation.reason, position: positionOf(agentKeys.createdAt) })
+    .from(agentKeys)
+    .innerJoin(agents, eq(agents.id, agentKeys.agentId))
+    .leftJoin(keyRevocation, eq(keyRevocation.subject, agentKeys.sigKid))
+    .leftJoin(agentRevocation, eq(agentRevocation.subject, agentKeys.agentId))
+    .where(and(...conditions))
+    .orderBy(...orderBy)
+    .limit(page.limit + 1);
+  const { rows, nextCursor } = paginate(fetched.map((r) => ({ ...r, id: r.key.sigKid })), page.limit);
+  const iso = (d: Date | null) => d?.toISOString() ?? null;
+  const keys = rows.map(({ key: k, agentName, keyReason, agentReason }): KeyView => ({
+    sigKid: k.sigKid,
+    kxKid: k.kxKid,
+    agentId: k.agentId,
+    agentName,
+    status: keyStatusAt(k, now),
+    createdAt: k.createdAt.toISOString(),
+    expiresAt: k.expiresAt.toISOString(),
+    supersededAt: iso(k.supersededAt),
+    supersededUntil: iso(k.supersededUntil),
+    replacedBy: k.replacedBy,
+    revokedAt: iso(k.revokedAt),
+    revocationReason: k.status === 'revoked' ? (keyReason ?? agentReason ?? null) : null,
+  }));
+  return { keys, nextCursor };
+}
+
+/** A key's status as of now: the stored one, or expired once its lifetime (or overlap) is over. */
+function keyStatusAt(k: { status: 'active' | 'superseded' | 'revoked'; expiresAt: Date; supersededUntil: Date | null }, now: number): KeyView['status'] {
+  if (k.status === 'revoked') return 'revoked';
+  if (k.expiresAt.getTime() <= now) return 'expired';
+  if (k.status === 'superseded') return k.supersededUntil && k.supersededUntil.getTime() > now ? 'superseded' : 'expired';
+  return 'active';
+}
+
+/**
  * Revocation times are read from the injected clock inside the transaction, after the rows are
  * locked, so nothing the lock held back can appear after the revocation; a revocation that already
  * happened is kept (its time and reason), never overwritten.
  */
-export async function revokeAgent(db: Db, clock: () => number, actor: string, id: string, reason?: string): Promise<void> {
+export async function revokeAgent(db: Db, clock: () => number, actor: string, ref: string, reason?: string): Promise<void> {
   await db.transaction(async (tx) => {
-    const [row] = await tx.select({ status: agents.status }).from(agents).where(eq(agents.id, id)).for('update');
+    const row = await findAgent(tx, ref, true);
     if (!row) throw new ApiError('not_found', 'no such agent');
+    const id = row.id;
     if (row.status === 'revoked') return; // already revoked: idempotent
     await tx.select({ id: agentKeys.id }).from(agentKeys).where(eq(agentKeys.agentId, id)).for('update');
     const at = new Date(clock());

@@ -31,6 +31,9 @@ import { tokenState, tokenStateSql } from './tokens.js';
 
 /** Keys and credentials issued at enrollment live this long unless renewed. */
 export const DEFAULT_CREDENTIAL_TTL_SECONDS = 30 * 24 * 3600;
+/** Bounds of a credential lifetime (server default or per token): one hour to ten years. */
+export const MIN_CREDENTIAL_TTL_SECONDS = 3600;
+export const MAX_CREDENTIAL_TTL_SECONDS = 10 * 366 * 24 * 3600;
 
 /**
  * The request's `iat` must lie within this much of the server's clock, either way (spec §6.3):
@@ -250,7 +253,8 @@ async function admit(
   }
 
   const agentId = randomUuid(deps.ctx.random);
-  const ttl = deps.credentialTtlSeconds ?? DEFAULT_CREDENTIAL_TTL_SECONDS;
+  // The token's lifetime, else the server's; kept on the agent, which its renewals use.
+  const ttl = token.credentialTtlSeconds ?? deps.credentialTtlSeconds ?? DEFAULT_CREDENTIAL_TTL_SECONDS;
   const issuedAt = Math.floor(now / 1000);
   const expiresAtSec = issuedAt + ttl;
   let outcome: 'enrolled' | 'name_taken';
@@ -278,13 +282,14 @@ async function admit(
         });
         return 'name_taken';
       }
-      await tx.insert(agents).values({ id: agentId, name, role: token.role, labels: token.labels, tokenId: token.id, status: 'active' });
+      await tx.insert(agents).values({ id: agentId, name, role: token.role, labels: token.labels, tokenId: token.id, status: 'active', credentialTtlSeconds: token.credentialTtlSeconds });
       await tx.insert(agentKeys).values({
         agentId,
         sigKid: request.signingKey.kid,
         sigPub: request.signingKey.publicKey,
         kxKid: request.agreementKey.kid,
         kxPub: request.agreementKey.publicKey,
+        createdAt: new Date(now),
         expiresAt: new Date(expiresAtSec * 1000),
       });
       await tx.insert(tokenUses).values({ tokenId: token.id, agentId, sourceAddr: source });

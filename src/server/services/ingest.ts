@@ -81,8 +81,11 @@ export interface IngestLimits {
   sourceRefusals: RateLimiter;
   /** Per source address: lookups of keys unknown to this instance that found no usable key. */
   sourceLookups: RateLimiter;
-  /** Sender keys refused by a lookup (by signing kid): the code, and until when (ms). */
-  refusedKeys: Lru<string, { code: ProtocolErrorCode; until: number }>;
+  /**
+   * Sender keys refused by a lookup (by signing kid): the code, until when (ms), and the key's facts
+   * when it is registered (so that the refusal can be signed for an envelope it signed).
+   */
+  refusedKeys: Lru<string, { code: ProtocolErrorCode; until: number; facts?: SenderKeyFacts }>;
   /** Agents whose stored-bytes budget was found spent (by agent id): refused from memory until (ms). */
   byteBudgetSpent: Lru<string, number>;
 }
@@ -142,7 +145,7 @@ export const SENDER_LOOKUP_SQL = `
   SELECT k.agent_id, k.sig_pub, k.kx_pub, k.max_counter::text AS max_counter,
          (extract(epoch FROM k.created_at) * 1000)::float8 AS created_at,
          (extract(epoch FROM k.expires_at) * 1000)::float8 AS expires_at,
-         ${senderRefusalSql({ agentStatus: 'ag.status', keyStatus: 'k.status', unexpired: 'k.expires_at > to_timestamp($2::float8 / 1000.0)' })} AS refusal,
+         ${senderRefusalSql({ agentStatus: 'ag.status', keyStatus: 'k.status', unexpired: 'k.expires_at > to_timestamp($2::float8 / 1000.0)', inOverlap: 'k.superseded_until > to_timestamp($2::float8 / 1000.0)' })} AS refusal,
          EXISTS (SELECT 1 FROM seen_messages s WHERE s.sig_kid = k.sig_kid AND s.message_id = decode($3::text, 'hex')) AS seen
   FROM agent_keys k JOIN agents ag ON ag.id = k.agent_id
   WHERE k.sig_kid = $1::text`;
@@ -162,8 +165,13 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
   try {
     env = parseEnvelope(input);
     const mid = fromB64u(env.header.mid);
-    sender = deps.senderKeys.get(env.header.snd) ?? (await lookUpSender(deps, env.header.snd, mid, source));
+    const cached = deps.senderKeys.get(env.header.snd);
+    const known = cached ? { facts: cached } : await lookUpSender(deps, env.header.snd, mid, source);
+    sender = known.facts;
     await verifyEnvelopeSignature(deps.ctx, env, sender.sigPub);
+    // A registered key that may no longer send: refused after its signature verified, so the
+    // refusal is signed, and the agent can believe it (spec §10; §12, §13).
+    if (known.refusal) throw new ProtocolError(known.refusal);
     if (env.header.rcp !== deps.identity.agreement.kid) throw new ProtocolError('recipient_mismatch');
     const now = deps.ctx.now();
     // Expiry is immutable per key: checked from memory. Status is checked again when storing.
@@ -184,7 +192,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     const receipt = await signReceipt(
       deps.ctx,
       deps.identity.signing,
-      { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'accepted', rat: now, ...withDirectives(deps, sender, stored.sendIntervalSeconds, now) },
+      { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'accepted', rat: now, ...withDirectives(deps, sender, stored, now) },
       sender.kxPub,
     );
     return { ok: true, receipt, agentId: sender.agentId };
@@ -204,16 +212,20 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
 
 /**
  * First message from a key on this instance: one query for the key, its agent and the message id.
- * Everything is checked here, before the signature; only a key in good standing is remembered. A
- * key refused here is refused from memory for a short while, and lookups that find nothing usable
+ * Only a key in good standing is remembered among the senders. A key refused here is refused from
+ * memory for a short while: an unknown key at once; a registered one (revoked, expired) once its
+ * envelope's signature verifies, so that its refusal is signed. Lookups that find nothing usable
  * are budgeted per source (reserved before the query, given back when the key is usable), so a
  * flood of unknown keys costs the database a bounded number of queries.
  */
-async function lookUpSender(deps: IngestDeps, kid: string, mid: Uint8Array, source: string): Promise<SenderKeyFacts> {
+async function lookUpSender(deps: IngestDeps, kid: string, mid: Uint8Array, source: string): Promise<{ facts: SenderKeyFacts; refusal?: ProtocolErrorCode }> {
   const now = deps.ctx.now();
   const refused = deps.limits.refusedKeys.get(kid);
   if (refused) {
-    if (refused.until > now) throw new ProtocolError(refused.code);
+    if (refused.until > now) {
+      if (!refused.facts) throw new ProtocolError(refused.code);
+      return { facts: refused.facts, refusal: refused.code };
+    }
     deps.limits.refusedKeys.delete(kid);
   }
   const reserved = deps.limits.sourceLookups.take(source);
@@ -226,23 +238,27 @@ async function lookUpSender(deps: IngestDeps, kid: string, mid: Uint8Array, sour
     throw err;
   }
   const row = rows[0];
-  const code: ProtocolErrorCode | undefined = row ? (row.refusal as ProtocolErrorCode | null) ?? undefined : 'key_unknown';
-  if (code) {
-    deps.limits.refusedKeys.set(kid, { code, until: now + deps.policy.refusedKeyTtlMs });
-    throw new ProtocolError(code);
+  if (!row) {
+    deps.limits.refusedKeys.set(kid, { code: 'key_unknown', until: now + deps.policy.refusedKeyTtlMs });
+    throw new ProtocolError('key_unknown');
+  }
+  const facts: SenderKeyFacts = {
+    agentId: String(row.agent_id),
+    sigPub: new Uint8Array(row.sig_pub as Uint8Array),
+    kxPub: new Uint8Array(row.kx_pub as Uint8Array),
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    counterFloor: Number(row.max_counter),
+  };
+  const refusal = (row.refusal as ProtocolErrorCode | null) ?? undefined;
+  if (refusal) {
+    deps.limits.refusedKeys.set(kid, { code: refusal, until: now + deps.policy.refusedKeyTtlMs, facts });
+    return { facts, refusal };
   }
   deps.limits.sourceLookups.refund(source);
-  if (row!.seen === true) throw new ProtocolError('replay_detected');
-  const facts: SenderKeyFacts = {
-    agentId: String(row!.agent_id),
-    sigPub: new Uint8Array(row!.sig_pub as Uint8Array),
-    kxPub: new Uint8Array(row!.kx_pub as Uint8Array),
-    createdAt: Number(row!.created_at),
-    expiresAt: Number(row!.expires_at),
-    counterFloor: Number(row!.max_counter),
-  };
+  if (row.seen === true) throw new ProtocolError('replay_detected');
   deps.senderKeys.set(kid, facts);
-  return facts;
+  return { facts };
 }
 
 /**
@@ -286,7 +302,7 @@ async function store(
   inventoryJson: string,
   size: number,
   now: number,
-): Promise<{ sendIntervalSeconds: number | null }> {
+): Promise<{ sendIntervalSeconds: number | null; renewRequested: boolean }> {
   const kid = env.header.snd;
   const { byteBurst, bytesPerSecond } = deps.policy;
   let v: StoreVerdict;
@@ -312,19 +328,23 @@ async function store(
       throw new ProtocolError('replay_detected');
     default:
       // The key or its agent may no longer send: the next message from this key takes the full
-      // lookup path, and is refused before its signature.
+      // lookup path, and is refused (signed) once its signature verifies.
       deps.senderKeys.delete(kid);
       throw new ProtocolError(v.refusal);
   }
   if (env.header.ctr > sender.counterFloor) sender.counterFloor = env.header.ctr;
-  return { sendIntervalSeconds: v.sendIntervalSeconds };
+  return { sendIntervalSeconds: v.sendIntervalSeconds, renewRequested: v.renewRequested };
 }
 
-function withDirectives(deps: IngestDeps, sender: SenderKeyFacts, sendIntervalSeconds: number | null, now: number): { directives?: Directives } {
+/**
+ * The receipt's directives: the agent's send interval, and `renewNow` when an admin asked for it
+ * (`latchkey agents renew-now`, until the agent renews) or when little of the key's lifetime is left.
+ */
+function withDirectives(deps: IngestDeps, sender: SenderKeyFacts, stored: { sendIntervalSeconds: number | null; renewRequested: boolean }, now: number): { directives?: Directives } {
   const d: Directives = {};
-  if (sendIntervalSeconds) d.sendIntervalSeconds = sendIntervalSeconds;
+  if (stored.sendIntervalSeconds) d.sendIntervalSeconds = stored.sendIntervalSeconds;
   const lifetime = sender.expiresAt - sender.createdAt;
-  if (lifetime > 0 && sender.expiresAt - now < lifetime * deps.policy.renewWhenRemaining) d.renewNow = true;
+  if (stored.renewRequested || (lifetime > 0 && sender.expiresAt - now < lifetime * deps.policy.renewWhenRemaining)) d.renewNow = true;
   return Object.keys(d).length ? { directives: d } : {};
 }
 

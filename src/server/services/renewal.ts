@@ -19,6 +19,7 @@ import { agentKeys, agents, seenMessages } from '../../db/schema.js';
 import type { ServerIdentity } from '../identity.js';
 import type { Telemetry } from '../telemetry.js';
 import { appendAudit } from './audit.js';
+import { senderRefusal } from './sender-rules.js';
 import { DEFAULT_CREDENTIAL_TTL_SECONDS } from './enrollment.js';
 import { uniqueViolation } from '../../db/pg-errors.js';
 
@@ -28,6 +29,9 @@ export interface RenewalPolicy {
   credentialTtlSeconds: number;
   freshness: FreshnessPolicy;
 }
+
+/** Longest overlap a server accepts as configuration (`--renew-overlap`): a week. */
+export const MAX_RENEW_OVERLAP_SECONDS = 7 * 24 * 3600;
 
 export const DEFAULT_RENEWAL_POLICY: RenewalPolicy = {
   overlapMs: 10 * 60_000,
@@ -61,16 +65,17 @@ interface KeyRow {
 }
 
 /**
- * Whether a key may renew now. A superseded key may only repeat the renewal that superseded it
- * (same new key), and only during the overlap; that is decided by the caller.
+ * Whether a key may renew now: the one sender rule (sender-rules.ts). A superseded key may only
+ * repeat the renewal that superseded it (same new key), and only during the overlap; that is
+ * decided by the caller.
  */
 function renewRefusal(row: Pick<KeyRow, 'agentStatus' | 'status' | 'expiresAt' | 'supersededUntil'>, now: number): ProtocolErrorCode | undefined {
-  if (row.agentStatus === 'revoked') return 'agent_revoked';
-  if (row.status === 'revoked') return 'key_revoked';
-  if (row.expiresAt.getTime() <= now) return 'key_expired';
-  if (row.status === 'superseded' && (!row.supersededUntil || row.supersededUntil.getTime() <= now)) return 'key_expired';
-  if (row.status !== 'active' && row.status !== 'superseded') return 'key_expired';
-  return undefined;
+  return senderRefusal({
+    agentStatus: row.agentStatus,
+    keyStatus: row.status,
+    unexpired: row.expiresAt.getTime() > now,
+    inOverlap: row.supersededUntil !== null && row.supersededUntil.getTime() > now,
+  });
 }
 
 async function readKey(db: Database['db'] | Tx, kid: string, forUpdate: boolean): Promise<KeyRow | undefined> {

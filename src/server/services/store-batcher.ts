@@ -44,11 +44,13 @@ export interface StoreVerdict {
   /** Highest accepted counter before this statement (0 when the key is unknown). */
   maxCounter: number;
   sendIntervalSeconds: number | null;
+  /** An admin asked this agent to renew (agents.renew_requested_at is set): `renewNow` in its receipt. */
+  renewRequested: boolean;
   /** Bytes the agent's budget would hold with this message; over byteBurst when refused for it. */
   byteBudgetNeed: number;
 }
 
-const refusal = senderRefusalSql({ agentStatus: 'ag.status', keyStatus: 'k.status', unexpired: 'k.expires_at > to_timestamp(input.at / 1000.0)' });
+const refusal = senderRefusalSql({ agentStatus: 'ag.status', keyStatus: 'k.status', unexpired: 'k.expires_at > to_timestamp(input.at / 1000.0)', inOverlap: 'k.superseded_until > to_timestamp(input.at / 1000.0)' });
 /** The agent's budget level at a time: what it held at byte_budget_used_at, drained since. */
 const budgetLevel = (row: string, at: string, rate: string) =>
   `GREATEST(0, ${row}.byte_budget_used - GREATEST(0, EXTRACT(EPOCH FROM ${at} - COALESCE(${row}.byte_budget_used_at, ${at}))) * ${rate})`;
@@ -66,14 +68,14 @@ export const STORE_BATCH_SQL = `
     SELECT * FROM jsonb_to_recordset($1::text::jsonb)
       AS t(n int, k text, m text, c bigint, w bigint, at bigint, a text, s bigint, bb float8, br float8, i jsonb)
   ), ag AS (
-    SELECT id, status, send_interval_seconds, byte_budget_used, byte_budget_used_at FROM agents
+    SELECT id, status, send_interval_seconds, renew_requested_at, byte_budget_used, byte_budget_used_at FROM agents
     WHERE id IN (SELECT a FROM input) ORDER BY id FOR UPDATE
   ), k AS (
     SELECT input.n, input.a, input.bb, ${refusal} AS refusal,
            ${counterInWindowSql('input.c', 'k.max_counter', 'input.w')} AS in_window,
            EXISTS (SELECT 1 FROM seen_messages WHERE sig_kid = input.k AND message_id = decode(input.m, 'hex')) AS seen_before,
            ${budgetLevel('ag', 'to_timestamp(input.at / 1000.0)', 'input.br')} AS budget_level,
-           input.s, k.max_counter, ag.send_interval_seconds
+           input.s, k.max_counter, ag.send_interval_seconds, ag.renew_requested_at
     FROM input
     JOIN agent_keys k ON k.sig_kid = input.k AND k.agent_id = input.a
     JOIN ag ON ag.id = k.agent_id
@@ -108,6 +110,7 @@ export const STORE_BATCH_SQL = `
     RETURNING 1
   )
   SELECT input.n, charged.max_counter::text AS max_counter, charged.send_interval_seconds, charged.budget_need::float8 AS budget_need,
+         charged.renew_requested_at IS NOT NULL AS renew_requested,
          CASE WHEN charged.n IS NULL THEN 'key_unknown'
               WHEN charged.refusal IS NOT NULL THEN charged.refusal
               WHEN NOT charged.in_window THEN 'stale_message'
@@ -203,10 +206,11 @@ export class StoreBatcher {
 
 function verdictOf(row: Row | undefined): StoreVerdict {
   // A statement answers every row; a missing one would be a bug, refused as the safest code.
-  if (!row) return { refusal: 'key_unknown', maxCounter: 0, sendIntervalSeconds: null, byteBudgetNeed: 0 };
+  if (!row) return { refusal: 'key_unknown', maxCounter: 0, sendIntervalSeconds: null, renewRequested: false, byteBudgetNeed: 0 };
   const v: StoreVerdict = {
     maxCounter: row.max_counter === null || row.max_counter === undefined ? 0 : Number(row.max_counter),
     sendIntervalSeconds: row.send_interval_seconds === null || row.send_interval_seconds === undefined ? null : Number(row.send_interval_seconds),
+    renewRequested: row.renew_requested === true,
     byteBudgetNeed: Number(row.budget_need ?? 0),
   };
   if (typeof row.refusal === 'string') v.refusal = row.refusal as ProtocolErrorCode;

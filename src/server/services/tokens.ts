@@ -42,6 +42,8 @@ export interface CreateTokenInput {
   cidr?: string | undefined;
   namePattern?: string | undefined;
   labels?: Record<string, string> | undefined;
+  /** Lifetime of enrolled agents' keys and credentials; absent: the server's default. */
+  credentialTtlSeconds?: number | undefined;
 }
 
 export interface TokenView {
@@ -57,6 +59,7 @@ export interface TokenView {
   cidr: string | null;
   namePattern: string | null;
   labels: Record<string, string>;
+  credentialTtlSeconds: number | null;
   uses: { usedAt: string; sourceAddr: string | null; agentId: string }[];
 }
 
@@ -88,6 +91,7 @@ export async function createToken(
       cidr: input.cidr ?? null,
       namePattern: input.namePattern ?? null,
       labels: input.labels ?? {},
+      credentialTtlSeconds: input.credentialTtlSeconds ?? null,
     });
     await appendAudit(tx, {
       at: new Date(ctx.now()),
@@ -95,7 +99,7 @@ export async function createToken(
       action: 'token.create',
       outcome: 'success',
       tokenId,
-      details: { role: input.role, uses: input.uses, ttlSeconds: input.ttlSeconds, cidr: input.cidr ?? null, namePattern: input.namePattern ?? null },
+      details: { role: input.role, uses: input.uses, ttlSeconds: input.ttlSeconds, cidr: input.cidr ?? null, namePattern: input.namePattern ?? null, credentialTtlSeconds: input.credentialTtlSeconds ?? null },
     });
   });
   return { token, id: tokenId, expiresAt: expiresAt.toISOString() };
@@ -130,6 +134,7 @@ export async function listTokens(db: Db, now: number, page: PageRequest): Promis
     cidr: r.cidr,
     namePattern: r.namePattern,
     labels: r.labels,
+    credentialTtlSeconds: r.credentialTtlSeconds,
     uses: (byToken.get(r.id) ?? []).map((u) => ({ usedAt: u.usedAt.toISOString(), sourceAddr: u.sourceAddr, agentId: u.agentId })),
   }));
   return { tokens, nextCursor };

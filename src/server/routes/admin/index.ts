@@ -5,7 +5,9 @@ import type { Db } from '../../../db/database.js';
 import type { App, AppDeps } from '../../types.js';
 import { requireAdmin } from '../../middleware/admin-auth.js';
 import { createAdminKey, listAdminKeys, revokeAdminKey } from '../../services/admin-keys.js';
-import { listAgents, revokeAgent, revokeKey } from '../../services/agents.js';
+import { listAgents, listKeys, requestRenewal, revokeAgent, revokeKey } from '../../services/agents.js';
+import { isValidAgentName } from '../../services/name-rules.js';
+import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../../services/enrollment.js';
 import { verifyAuditChain } from '../../services/audit.js';
 import { currentAuditHead, signAuditHead, verifyAuditHead, type AuditHead } from '../../services/audit-head.js';
 import { b64u } from '../../../protocol/bytes.js';
@@ -33,6 +35,8 @@ const CreateToken = z
     cidr: z.string().max(64).optional(),
     namePattern: z.string().max(128).optional(),
     labels: Labels.optional(),
+    /** Lifetime of the keys and credentials of agents enrolled with it (and of their renewals); default: the server's. */
+    credentialTtlSeconds: z.number().int().min(MIN_CREDENTIAL_TTL_SECONDS).max(MAX_CREDENTIAL_TTL_SECONDS).optional(),
   })
   .strict()
   .openapi('CreateToken');
@@ -51,6 +55,7 @@ const Token = z
     cidr: z.string().nullable(),
     namePattern: z.string().nullable(),
     labels: z.record(z.string(), z.string()),
+    credentialTtlSeconds: z.number().nullable(),
     uses: z.array(TokenUse),
   })
   .openapi('Token');
@@ -67,8 +72,28 @@ const Agent = z
     keys: z.array(z.object({ sigKid: z.string(), kxKid: z.string(), status: z.string(), expiresAt: z.string() })),
   })
   .openapi('Agent');
+const AgentKey = z
+  .object({
+    sigKid: z.string(),
+    kxKid: z.string(),
+    agentId: z.string(),
+    agentName: z.string(),
+    status: z.enum(['active', 'superseded', 'expired', 'revoked']),
+    createdAt: z.string(),
+    expiresAt: z.string(),
+    supersededAt: z.string().nullable(),
+    supersededUntil: z.string().nullable(),
+    replacedBy: z.string().nullable(),
+    revokedAt: z.string().nullable(),
+    revocationReason: z.string().nullable(),
+  })
+  .openapi('AgentKey');
 const Reason = z.object({ reason: storable(500).optional() }).strict();
-const IdParam = z.object({ id: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/) });
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+const IdParam = z.object({ id: z.string().min(1).max(64).regex(ID) });
+/** An agent by its id or its name (ids win), resolved by the server. */
+const AgentRef = z.string().min(1).max(128).refine((v) => ID.test(v) || isValidAgentName(v), 'an agent id or name');
+const AgentParam = z.object({ id: AgentRef.openapi({ description: 'agent id or name' }) });
 const AuditEntry = z
   .object({
     seq: z.number(),
@@ -146,10 +171,39 @@ export function registerAdminRoutes(app: App): void {
     },
   );
 
-  registerRevoke(app, '/v1/admin/tokens/{id}/revoke', 'Revoke a token', 'tokens:write', 'token_unknown', revokeToken);
-  registerRevoke(app, '/v1/admin/agents/{id}/revoke', 'Revoke an agent and all its keys', 'agents:write', 'not_found', revokeAgent);
+  registerRevoke(app, '/v1/admin/tokens/{id}/revoke', 'Revoke a token', 'tokens:write', 'token_unknown', revokeToken, IdParam);
+  registerRevoke(app, '/v1/admin/agents/{id}/revoke', 'Revoke an agent (by id or name) and all its keys', 'agents:write', 'not_found', revokeAgent, AgentParam);
   // Agent keys live under /v1/admin/keys; admin API keys under /v1/admin/admin-keys.
-  registerRevoke(app, '/v1/admin/keys/{id}/revoke', 'Revoke one agent key (by its signing key id)', 'agents:write', 'key_unknown', revokeKey);
+  registerRevoke(app, '/v1/admin/keys/{id}/revoke', 'Revoke one agent key (by its signing key id)', 'agents:write', 'key_unknown', revokeKey, IdParam);
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/v1/admin/agents/{id}/renew-now', tags: ['admin'],
+      summary: 'Ask an agent (by id or name) to renew: its receipts carry renewNow until it does', security,
+      middleware: [requireAdmin('agents:write')] as const,
+      request: { params: AgentParam },
+      responses: { 200: json(z.object({ id: z.string(), renewRequestedAt: z.string() }), 'Requested'), ...errorResponses(...ADMIN_ERRORS, 'payload_too_large', 'not_found', 'agent_revoked') },
+    }),
+    async (c) => {
+      const { database, ctx } = c.get('deps');
+      return c.json(await requestRenewal(database.db, ctx.now, c.get('admin').id, c.req.valid('param').id), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/admin/keys', tags: ['admin'], summary: 'List agent keys (optionally of one agent, by id or name), a page at a time', security,
+      middleware: [requireAdmin('read')] as const,
+      request: { query: PageQuery.extend({ agent: AgentRef.optional().openapi({ description: 'agent id or name' }) }) },
+      responses: { 200: json(z.object({ keys: z.array(AgentKey), next_cursor: NextCursor }), 'Agent keys'), ...errorResponses(...ADMIN_ERRORS, 'not_found') },
+    }),
+    async (c) => {
+      const { database, ctx } = c.get('deps');
+      const { agent, ...page } = c.req.valid('query');
+      const { keys, nextCursor } = await listKeys(database.db, ctx.now(), page, agent);
+      return c.json({ keys, next_cursor: nextCursor }, 200);
+    },
+  );
 
   app.openapi(
     createRoute({
@@ -201,13 +255,13 @@ export function registerAdminRoutes(app: App): void {
     },
   );
 
-  // Admin API keys. /v1/admin/keys (GET, POST) named them before agent keys had routes: kept as
-  // deprecated aliases so existing clients work; /v1/admin/keys is for agent keys.
-  for (const [path, deprecated] of [['/v1/admin/admin-keys', false], ['/v1/admin/keys', true]] as const) {
-    const alias = deprecated ? ' (deprecated alias of /v1/admin/admin-keys)' : '';
+  // Admin API keys. (GET and POST /v1/admin/keys named them before agent keys had routes; those
+  // deprecated aliases are gone: /v1/admin/keys lists agent keys.)
+  {
+    const path = '/v1/admin/admin-keys';
     app.openapi(
       createRoute({
-        method: 'post', path, tags: ['admin'], summary: `Create an admin API key (needs a full admin credential)${alias}`, security, deprecated,
+        method: 'post', path, tags: ['admin'], summary: 'Create an admin API key (needs a full admin credential)', security,
         middleware: [requireAdmin('*')] as const,
         request: { body: { required: true, content: { 'application/json': { schema: z.object({ name: z.string().regex(/^[A-Za-z0-9._ -]{1,64}$/), scopes: z.array(Scope).min(1) }).strict() } } } },
         responses: { 201: json(z.object({ id: z.string(), name: z.string(), scopes: z.array(z.string()), credential: z.string() }), 'Created (the credential is shown once)'), ...postErrors },
@@ -220,7 +274,7 @@ export function registerAdminRoutes(app: App): void {
 
     app.openapi(
       createRoute({
-        method: 'get', path, tags: ['admin'], summary: `List admin API keys${alias}`, security, deprecated,
+        method: 'get', path, tags: ['admin'], summary: 'List admin API keys', security,
         middleware: [requireAdmin('*')] as const,
         responses: { 200: json(z.object({ keys: z.array(z.object({ id: z.string(), name: z.string(), scopes: z.array(z.string()), createdAt: z.string(), createdBy: z.string().nullable(), revokedAt: z.string().nullable() })) }), 'Keys'), ...errors },
       }),
@@ -251,12 +305,13 @@ function registerRevoke(
   scope: 'tokens:write' | 'agents:write',
   unknown: ErrorCode,
   revoke: (db: Db, clock: () => number, actor: string, id: string, reason?: string) => Promise<void>,
+  params: typeof IdParam | typeof AgentParam,
 ): void {
   app.openapi(
     createRoute({
       method: 'post', path, tags: ['admin'], summary, security,
       middleware: [requireAdmin(scope)] as const,
-      request: { params: IdParam, body: { required: false, content: { 'application/json': { schema: Reason } } } },
+      request: { params, body: { required: false, content: { 'application/json': { schema: Reason } } } },
       responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), ...errorResponses(...ADMIN_ERRORS, 'payload_too_large', unknown) },
     }),
     async (c) => {

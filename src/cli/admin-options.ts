@@ -63,7 +63,7 @@ export function parseDuration(text: string): number {
 
 /** A parser for a duration flag between min and max seconds (a usage error, exit 2, outside). */
 export function parseDurationIn(flag: string, min: number, max: number): (text: string) => number {
-  const show = (x: number) => (x % 86400 === 0 ? `${x / 86400}d` : x % 3600 === 0 ? `${x / 3600}h` : x % 60 === 0 ? `${x / 60}m` : `${x}s`);
+  const show = (x: number) => (x === 0 ? '0s' : x % 86400 === 0 ? `${x / 86400}d` : x % 3600 === 0 ? `${x / 3600}h` : x % 60 === 0 ? `${x / 60}m` : `${x}s`);
   return (text) => {
     const seconds = parseDuration(text);
     if (seconds < min || seconds > max) throw new CliError('usage', `${flag} must be between ${show(min)} and ${show(max)}, got ${JSON.stringify(text)}`, 2);

@@ -91,7 +91,7 @@ describe.each(dbKinds)('one error model over HTTP on %s', (kind) => {
     expect(documented).toBeGreaterThan(50);
     // Admin API keys at /v1/admin/admin-keys; /v1/admin/keys lists agent keys (the old admin-key
     // aliases there are gone), and nothing is deprecated.
-    expect(doc.paths['/v1/admin/keys']!.get!.summary).toMatch(/agent keys/);
+    expect((doc.paths['/v1/admin/keys']!.get as { summary?: string }).summary).toMatch(/agent keys/);
     expect(doc.paths['/v1/admin/keys']!.post).toBeUndefined();
     expect(doc.paths['/v1/admin/admin-keys']!.get).not.toMatchObject({ deprecated: true });
     expect(doc.paths['/v1/admin/keys/{id}/revoke']!.post).not.toMatchObject({ deprecated: true });

@@ -39,8 +39,9 @@ const LOAD = fileURLToPath(new URL('./load.ts', import.meta.url));
 const AGENTS = 256;
 const CONNECTIONS = 16;
 
-async function enrollAgents(server: BenchServer): Promise<{ keys: KeySet; agentId: string }[]> {
-  const token = await createToken(server, AGENTS);
+/** Real enrollments of `count` agents (eight at a time): their keys and ids. */
+export async function enrollAgents(server: BenchServer, count = AGENTS): Promise<{ keys: KeySet; agentId: string }[]> {
+  const token = await createToken(server, count);
   const t = parseToken(token);
   const pinned = pinServer(await getJson(`${server.url}/.well-known/latchkey`), t.serverFingerprint);
   const out: { keys: KeySet; agentId: string }[] = [];
@@ -51,11 +52,12 @@ async function enrollAgents(server: BenchServer): Promise<{ keys: KeySet; agentI
     out[i] = { keys, agentId: body.agentId };
   };
   // Real enrollments, eight at a time.
-  for (let i = 0; i < AGENTS; i += 8) await Promise.all(Array.from({ length: Math.min(8, AGENTS - i) }, (_, j) => enrollOne(i + j)));
+  for (let i = 0; i < count; i += 8) await Promise.all(Array.from({ length: Math.min(8, count - i) }, (_, j) => enrollOne(i + j)));
   return out;
 }
 
-async function load(url: string, path: string, file: string, repeatSeconds?: number) {
+/** One load run from a separate process (bench/load.ts), with the server's CPU per request. */
+export async function load(url: string, path: string, file: string, repeatSeconds?: number) {
   const args = ['--import', 'tsx', LOAD, url, path, file, String(CONNECTIONS), ...(repeatSeconds ? [String(repeatSeconds)] : [])];
   const before = cpuSample();
   const { stdout } = await run(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 });

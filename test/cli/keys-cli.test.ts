@@ -11,6 +11,8 @@ import { runCli, startServe, type ServeProcess } from '../helpers/process.js';
 
 const inventory = new URL('../fixtures/glpi/format/computer_1_partial_memory.json', import.meta.url).pathname;
 const HOUR = 3600_000;
+// Each test runs a dozen real CLI processes: on a loaded 2-core machine that exceeds the default 30 s.
+const CLI_TEST_TIMEOUT = 180_000;
 
 interface KeyRow {
   sigKid: string;
@@ -43,7 +45,7 @@ it('serve refuses a credential lifetime or an overlap out of range, from a flag 
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-});
+}, CLI_TEST_TIMEOUT);
 
 describe.each(dbKinds)('agent keys CLI against a real server on %s', (kind) => {
   let dir: string;
@@ -72,7 +74,7 @@ describe.each(dbKinds)('agent keys CLI against a real server on %s', (kind) => {
     // Keys live 2 hours unless their token says otherwise; a renewed key is refused at once.
     server = await startServe(['--data-dir', join(dir, 'data'), '--credential-ttl', '2h'], { LATCHKEY_RENEW_OVERLAP: '0s', ...(pg ? { DATABASE_URL: pg.url } : {}) });
     env = { LATCHKEY_SERVER: server.url, LATCHKEY_DATA_DIR: join(dir, 'data') };
-  });
+  }, CLI_TEST_TIMEOUT);
   afterAll(async () => {
     await server?.stop();
     await pg?.drop();
@@ -100,7 +102,7 @@ describe.each(dbKinds)('agent keys CLI against a real server on %s', (kind) => {
     expect(old.stderr).toMatch(/key_expired/);
     expect(JSON.parse((await send(weekly)).stdout).status).toBe('accepted');
     expect(JSON.parse((await send(plain)).stdout).status).toBe('accepted');
-  });
+  }, CLI_TEST_TIMEOUT);
 
   it('keys revoke KID --reason, agents revoke NAME --reason: refused on the next send, listed with the reason; agents list shows a key-revoked agent as revoked', async () => {
     const name = `cli-revoke-${kind}`;
@@ -128,7 +130,7 @@ describe.each(dbKinds)('agent keys CLI against a real server on %s', (kind) => {
     const unknown = await runCli(['keys', 'list', '--agent', 'nobody-by-this-name'], env);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(/not_found/);
-  });
+  }, CLI_TEST_TIMEOUT);
 
   it('agents renew-now NAME: the next receipts carry renewNow until the agent renews', async () => {
     const name = `cli-renew-now-${kind}`;
@@ -139,5 +141,5 @@ describe.each(dbKinds)('agent keys CLI against a real server on %s', (kind) => {
     expect((await directives())?.renewNow).toBe(true);
     await cli(['agent', 'renew', '--state-dir', state]);
     expect((await directives())?.renewNow).toBeUndefined();
-  });
+  }, CLI_TEST_TIMEOUT);
 });

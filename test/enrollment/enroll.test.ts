@@ -191,13 +191,13 @@ describe.each(dbKinds)('enrollment on %s', (kind) => {
     expect((await fetch(`${server.url}/v1/admin/tokens`)).status).toBe(401);
     expect((await admin(server, 'GET', '/v1/admin/tokens', undefined, 'lka.AAAAAAAAAAAA.' + 'A'.repeat(43))).status).toBe(401);
     expect((await admin(server, 'GET', '/v1/admin/tokens', undefined, 'Basic x')).status).toBe(401);
-    const made = (await (await admin(server, 'POST', '/v1/admin/keys', { name: 'reader', scopes: ['read'] })).json()) as { credential: string; id: string };
+    const made = (await (await admin(server, 'POST', '/v1/admin/admin-keys', { name: 'reader', scopes: ['read'] })).json()) as { credential: string; id: string };
     expect((await admin(server, 'GET', '/v1/admin/tokens', undefined, made.credential)).status).toBe(200);
     const denied = await admin(server, 'POST', '/v1/admin/tokens', {}, made.credential);
     expect(denied.status).toBe(403);
     expect(((await denied.json()) as { error: { code: string } }).error.code).toBe('forbidden');
-    expect((await admin(server, 'POST', '/v1/admin/keys', { name: 'x', scopes: ['read'] }, made.credential)).status).toBe(403);
-    const writer = (await (await admin(server, 'POST', '/v1/admin/keys', { name: 'writer', scopes: ['tokens:write'] })).json()) as { credential: string };
+    expect((await admin(server, 'POST', '/v1/admin/admin-keys', { name: 'x', scopes: ['read'] }, made.credential)).status).toBe(403);
+    const writer = (await (await admin(server, 'POST', '/v1/admin/admin-keys', { name: 'writer', scopes: ['tokens:write'] })).json()) as { credential: string };
     expect((await admin(server, 'POST', '/v1/admin/tokens', {}, writer.credential)).status).toBe(201);
     expect((await admin(server, 'POST', `/v1/admin/admin-keys/${made.id}/revoke`)).status).toBe(200);
     expect((await admin(server, 'GET', '/v1/admin/tokens', undefined, made.credential)).status).toBe(401);

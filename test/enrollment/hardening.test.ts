@@ -262,7 +262,7 @@ describe.each(dbKinds)('enrollment hardening on %s', (kind) => {
     const revokeAudits = await server.database.db.select().from(auditLog).where(sql`${auditLog.action} in ('token.revoke', 'key.revoke') and (${auditLog.tokenId} = ${id} or ${auditLog.agentId} = ${agentId})`);
     expect(revokeAudits).toHaveLength(2);
 
-    const made = (await (await admin(server, '/v1/admin/keys', { name: `twice-${kind}`, scopes: ['read'] })).json()) as { id: string };
+    const made = (await (await admin(server, '/v1/admin/admin-keys', { name: `twice-${kind}`, scopes: ['read'] })).json()) as { id: string };
     expect((await admin(server, `/v1/admin/admin-keys/${made.id}/revoke`)).status).toBe(200);
     const [first] = await server.database.db.select().from(adminKeys).where(eq(adminKeys.id, made.id));
     await sleep(30);

@@ -76,7 +76,7 @@ export class NeedsNewToken extends RenewRefused {}
  * Renews when due (see the header). Throws only on a signed refusal that leaves nothing to retry:
  * revoked (RenewRefused) or expired (NeedsNewToken).
  */
-async function renewIfDue(ctx: ProtocolContext, opts: DaemonOptions, r: RenewalState, intervalMs: number): Promise<void> {
+async function renewIfDue(ctx: ProtocolContext, opts: DaemonOptions, r: RenewalState, intervalMs: number, warn = true): Promise<void> {
   const state = await loadState(ctx.crypto, opts.stateDir);
   const now = ctx.now();
   const reason = (await renewalInProgress(opts.stateDir)) ? 'resume' : r.requested ? 'renewNow' : now >= agentRenewDueAt(state) ? 'due' : undefined;
@@ -109,7 +109,7 @@ async function renewIfDue(ctx: ProtocolContext, opts: DaemonOptions, r: RenewalS
     }
   }
   const left = state.agent.expiresAt - now;
-  if (r.failures > 0 && left <= RENEW_WARN_BEFORE_MS) {
+  if (warn && r.failures > 0 && left <= RENEW_WARN_BEFORE_MS) {
     opts.log({ event: 'renew_failing', level: 'warn', expiresAt: new Date(state.agent.expiresAt).toISOString(), daysLeft: Math.round((left / 86_400_000) * 10) / 10, failures: r.failures });
   }
 }
@@ -139,7 +139,7 @@ export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Prom
         opts.log({ event: 'sent', messageId: receipt.mid, status: receipt.status, ...(receipt.directives?.renewNow ? { renewNow: true } : {}) });
         if (receipt.directives?.renewNow) {
           renewal.requested = true;
-          await renewIfDue(ctx, opts, renewal, interval);
+          await renewIfDue(ctx, opts, renewal, interval, false); // the cycle's warning is logged already
         }
         break;
       } catch (err) {

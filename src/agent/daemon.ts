@@ -5,11 +5,19 @@
 // interval); a 429 is waited out as Retry-After says, then the same envelope is resent. A signed
 // `replay_detected` bound to our envelope means an earlier attempt delivered it. A signed revocation
 // stops the daemon (non-zero exit): there is nothing left to retry.
+// Renewal (§12): at the start of a cycle once two thirds of the credential's lifetime have passed
+// (plus a stable per-agent jitter), at once when a verified receipt carries `renewNow` or a signed
+// `key_expired` answers a send, and at once when a renewal was started and not finished (a crash).
+// After a renewal the cycle reloads the state and sends with the new keys. A failed renewal that is
+// not a signed refusal never drops a key: it is retried on later cycles with exponential backoff,
+// and from 7 days before expiry each cycle logs a warning while it keeps failing. A signed refusal
+// saying revoked stops the daemon; a signed `key_expired` too (the agent needs a new token).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { utf8 } from '../protocol/bytes.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { HttpError } from './http.js';
+import { agentRenewDueAt, renewAgent, RenewRefused, renewalInProgress } from './renew.js';
 import { readInventory, sealInventory, SignedRejection, submitEnvelope } from './send.js';
 import { loadState } from './state.js';
 
@@ -48,11 +56,71 @@ async function collect(opts: DaemonOptions): Promise<Uint8Array> {
 
 /** The longest the agent waits on one Retry-After before trying again. */
 const MAX_RETRY_AFTER_MS = 3600_000;
+/** The longest a failing renewal waits before it is tried again. */
+const MAX_RENEW_BACKOFF_MS = 6 * 3600_000;
+/** From this long before expiry, a renewal that keeps failing is logged as a warning each cycle. */
+export const RENEW_WARN_BEFORE_MS = 7 * 86_400_000;
+
+/** The daemon's renewal bookkeeping (per process: a restart simply tries again). */
+interface RenewalState {
+  /** A verified receipt said `renewNow`, or a signed `key_expired` answered a send. */
+  requested: boolean;
+  failures: number;
+  nextAttemptAt: number;
+}
+
+/** The agent needs a new enrollment token: the server signed that its key has expired. */
+export class NeedsNewToken extends RenewRefused {}
+
+/**
+ * Renews when due (see the header). Throws only on a signed refusal that leaves nothing to retry:
+ * revoked (RenewRefused) or expired (NeedsNewToken).
+ */
+async function renewIfDue(ctx: ProtocolContext, opts: DaemonOptions, r: RenewalState, intervalMs: number, warn = true): Promise<void> {
+  const state = await loadState(ctx.crypto, opts.stateDir);
+  const now = ctx.now();
+  const reason = (await renewalInProgress(opts.stateDir)) ? 'resume' : r.requested ? 'renewNow' : now >= agentRenewDueAt(state) ? 'due' : undefined;
+  if (reason && now >= r.nextAttemptAt) {
+    try {
+      const out = await renewAgent(ctx, opts.stateDir, { via: opts.via });
+      Object.assign(r, { requested: false, failures: 0, nextAttemptAt: 0 });
+      opts.log({ event: 'renewed', reason, keyId: out.sigKid, previousKeyId: out.previousSigKid, expiresAt: new Date(out.agent.expiresAt).toISOString() });
+      return;
+    } catch (err) {
+      if (err instanceof RenewRefused && (err.code === 'agent_revoked' || err.code === 'key_revoked')) {
+        opts.log({ event: 'revoked', code: err.code, during: 'renew' });
+        throw err;
+      }
+      if (err instanceof RenewRefused && err.code === 'key_expired') {
+        opts.log({ event: 'expired', code: err.code, during: 'renew' });
+        throw new NeedsNewToken('key_expired', 'the server signed that this agent\'s key has expired and cannot be renewed: enroll it again with a new token (latchkey agent enroll --force)');
+      }
+      if (!(err instanceof RenewRefused || err instanceof HttpError || (err as { code?: unknown }).code !== undefined)) throw err;
+      // Unproven (or a signed refusal worth retrying): keep every key, try again later.
+      r.failures++;
+      const backoff = Math.min(intervalMs * 2 ** Math.min(r.failures - 1, 16), MAX_RENEW_BACKOFF_MS);
+      let wait = backoff / 2 + Math.random() * (backoff / 2);
+      const retryAfter = (err as { retryAfterSeconds?: number }).retryAfterSeconds;
+      if (retryAfter !== undefined) wait = Math.max(wait, Math.min(retryAfter * 1000, MAX_RETRY_AFTER_MS));
+      r.nextAttemptAt = now + wait;
+      const hint = err instanceof HttpError ? err.hint : undefined;
+      const status = err instanceof HttpError ? err.status : undefined;
+      opts.log({ event: 'renew_retry', reason, code: (err as { code?: string }).code, ...(hint ? { hint } : {}), ...(status ? { status } : {}), signed: err instanceof RenewRefused, inMs: Math.round(wait), attempt: r.failures });
+    }
+  }
+  const left = state.agent.expiresAt - now;
+  if (warn && r.failures > 0 && left <= RENEW_WARN_BEFORE_MS) {
+    opts.log({ event: 'renew_failing', level: 'warn', expiresAt: new Date(state.agent.expiresAt).toISOString(), daysLeft: Math.round((left / 86_400_000) * 10) / 10, failures: r.failures });
+  }
+}
 
 export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Promise<void> {
   const baseBackoff = 1000;
+  const renewal: RenewalState = { requested: false, failures: 0, nextAttemptAt: 0 };
   while (!opts.signal.aborted) {
-    const state = await loadState(ctx.crypto, opts.stateDir);
+    const before = await loadState(ctx.crypto, opts.stateDir);
+    await renewIfDue(ctx, opts, renewal, (before.agent.sendIntervalSeconds ?? opts.intervalSeconds) * 1000);
+    const state = await loadState(ctx.crypto, opts.stateDir); // the new keys after a renewal
     const interval = (state.agent.sendIntervalSeconds ?? opts.intervalSeconds) * 1000;
     let attempt = 0;
     // One inventory per cycle, sealed once: a retry resends the same envelope (the server's
@@ -68,7 +136,11 @@ export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Prom
     while (!opts.signal.aborted) {
       try {
         const { receipt } = await submitEnvelope(ctx, state, envelope, opts.via);
-        opts.log({ event: 'sent', messageId: receipt.mid, status: receipt.status });
+        opts.log({ event: 'sent', messageId: receipt.mid, status: receipt.status, ...(receipt.directives?.renewNow ? { renewNow: true } : {}) });
+        if (receipt.directives?.renewNow) {
+          renewal.requested = true;
+          await renewIfDue(ctx, opts, renewal, interval, false); // the cycle's warning is logged already
+        }
         break;
       } catch (err) {
         const backoff = Math.min(interval, baseBackoff * 2 ** Math.min(attempt, 16));
@@ -84,6 +156,11 @@ export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Prom
           }
           if (err.code !== 'rate_limited') {
             opts.log({ event: 'rejected', code: err.code, messageId: err.signedReceipt.mid, signed: true });
+            if (err.code === 'key_expired') {
+              // Renew now: a signed key_expired on renewal stops the daemon (a new token is needed).
+              renewal.requested = true;
+              await renewIfDue(ctx, opts, renewal, interval);
+            }
             break;
           }
         } else if (!(err instanceof HttpError)) {

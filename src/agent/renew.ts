@@ -7,8 +7,10 @@
 // server did renew: the retry gets the same answer). A crash after 2 is finished by the next load
 // (applyRenewalJournal), so keys and credential never disagree. Only a server-signed answer makes
 // the agent give up a key; a transient failure never does.
-import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { decodeJwt } from 'jose';
 import { b64u, fromB64uExact } from '../protocol/bytes.js';
 import type { CryptoBackend, ProtocolContext } from '../protocol/crypto/types.js';
 import { verifyCredential } from '../protocol/credential.js';
@@ -18,6 +20,7 @@ import { generateKeySet, keySetFromPrivate, type KeySet } from '../protocol/keys
 import { envelopeBinding, verifyReceipt } from '../protocol/receipt.js';
 import { renewContent, verifyRenewResponse, type RenewResponseBody } from '../protocol/renewal.js';
 import { writeSecretFile } from '../node/fs-secure.js';
+import { failpoint } from './failpoint.js';
 import { endpoint, exchange, HttpError } from './http.js';
 import { applyRenewalJournal, loadState, nextCounter, PENDING_KEYS, RENEWAL_JOURNAL, type AgentRecord, type AgentState } from './state.js';
 
@@ -63,7 +66,9 @@ export async function renewAgent(ctx: ProtocolContext, dir: string, opts: { via?
     throw new ProtocolError('credential_invalid', 'credential does not name this agent and its new keys');
   }
   const agent: AgentRecord = { ...state.agent, credential: body.credential, expiresAt: body.expiresAt };
+  failpoint('renew:after-answer');
   await writeSecretFile(join(dir, RENEWAL_JOURNAL), `${JSON.stringify({ v: 1, keys: keysJson(next), agent })}\n`);
+  failpoint('renew:after-journal');
   await applyRenewalJournal(ctx.crypto, dir);
   return { agent, previousSigKid: state.keys.signing.kid, sigKid: next.signing.kid, supersededUntil: body.supersededUntil };
 }
@@ -86,13 +91,15 @@ async function requestRenewal(ctx: ProtocolContext, state: AgentState, next: Key
   });
   const expect = { mid: header.mid, snd: header.snd, env: envelopeBinding(parseEnvelope(envelope)) };
   const url = endpoint(via ?? state.agent.serverUrl, '/v1/renew');
+  failpoint('renew:before-send');
   const answer = await exchange(url, { method: 'POST', body: JSON.stringify(envelope), headers: { 'content-type': 'application/json' } }, { timeoutMs: 60_000 });
+  failpoint('renew:after-send');
   if (answer.status === 200) return verifyRenewResponse(ctx, state.server.signing, answer.json, { ...expect, next });
   // Believed only when signed by the pinned key for this very request; otherwise a transient hint.
   const receipt = (answer.json as { receipt?: unknown } | undefined)?.receipt;
   if (receipt !== undefined) {
     const verified = await verifyReceipt(ctx, state.server.signing, receipt, expect, state.keys.agreement.privateKey);
-    if (verified.status === 'rejected') throw new RenewRefused(verified.code ?? 'payload_invalid');
+    if (verified.status === 'rejected') throw new RenewRefused(verified.code ?? 'payload_invalid', undefined, answer.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: answer.retryAfterSeconds });
   }
   const code = (answer.json as { error?: { code?: unknown } } | undefined)?.error?.code;
   throw new HttpError(typeof code === 'string' ? code : `http_${answer.status}`, `renewal not confirmed (HTTP ${answer.status})`, answer.status, answer.retryAfterSeconds);
@@ -107,4 +114,34 @@ export const RENEW_FRACTION = 2 / 3;
 export function renewDueAt(issuedAtMs: number, expiresAtMs: number, jitter: number): number {
   const life = Math.max(0, expiresAtMs - issuedAtMs);
   return issuedAtMs + life * RENEW_FRACTION + life * 0.05 * Math.min(Math.max(jitter, 0), 1);
+}
+
+/** A stable number in [0, 1) per agent key, so agents enrolled together renew at different times. */
+export function renewJitter(sigKid: string): number {
+  return createHash('sha256').update('latchkey/1 renew-jitter\0').update(sigKid).digest().readUInt32BE(0) / 2 ** 32;
+}
+
+/** The credential's issue and expiry times (ms), from its claims (verified when it was received). */
+export function credentialTimes(agent: AgentRecord): { issuedAt: number; expiresAt: number } {
+  try {
+    const { iat, exp } = decodeJwt(agent.credential);
+    if (typeof iat === 'number' && typeof exp === 'number' && exp > iat) return { issuedAt: iat * 1000, expiresAt: exp * 1000 };
+  } catch {
+    // fall through: the record's expiry alone, renewing early rather than late
+  }
+  return { issuedAt: agent.expiresAt - 30 * 86_400_000, expiresAt: agent.expiresAt };
+}
+
+/** When this agent's renewal falls due (ms since the epoch). */
+export function agentRenewDueAt(state: AgentState): number {
+  const { issuedAt, expiresAt } = credentialTimes(state.agent);
+  return renewDueAt(issuedAt, expiresAt, renewJitter(state.keys.signing.kid));
+}
+
+/** A renewal was started (next keys persisted) and not finished: it is to be completed at once. */
+export async function renewalInProgress(dir: string): Promise<boolean> {
+  return stat(join(dir, PENDING_KEYS)).then(
+    () => true,
+    () => false,
+  );
 }

@@ -9,6 +9,7 @@ import type { Role } from '../protocol/credential.js';
 import { keySetFromPrivate, keyIdOf, type KeySet } from '../protocol/keys.js';
 import type { ServerPublicKeys } from '../protocol/enrollment.js';
 import { writeSecretFile } from '../node/fs-secure.js';
+import { failpoint } from './failpoint.js';
 
 export class StateError extends Error {
   constructor(
@@ -87,6 +88,7 @@ export async function applyRenewalJournal(crypto: CryptoBackend, dir: string): P
     throw new StateError('state_invalid', `${dir} holds an unreadable renewal journal`);
   }
   await saveKeys(dir, keys);
+  failpoint('renew:between-files');
   await saveAgentRecord(dir, journal.agent);
   await rm(join(dir, PENDING_KEYS), { force: true });
   await rm(join(dir, RENEWAL_JOURNAL), { force: true });

@@ -1,5 +1,5 @@
-// Writing secrets to disk: mode 0600 from the first byte, atomically (temp file + rename), so a
-// crash never leaves a half-written key and no other user can read one. In src/node/ (Node-only
+// Writing secrets to disk: mode 0600 from the first byte, atomically (temp file, fsync, rename, fsync
+// of the directory), so a crash never leaves a half-written key and no other user can read one. In src/node/ (Node-only
 // helpers that import nothing of ours) because the agent, the CLI and the server runtime all need it,
 // and the agent does not depend on the server runtime.
 import { randomBytes } from 'node:crypto';
@@ -27,5 +27,16 @@ export async function writeSecretFile(path: string, contents: string, opts: { ex
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
+  }
+  await syncDirectory(dirname(path));
+}
+
+/** fsync the directory, so the rename itself survives a power cut (not only the file's bytes). */
+async function syncDirectory(dir: string): Promise<void> {
+  const dh = await open(dir, 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
   }
 }

@@ -331,7 +331,11 @@ async function store(
 async function withDirectives(deps: IngestDeps, sender: SenderKeyFacts, sendIntervalSeconds: number | null, now: number, addressed: ServerIdentity, cred: string | undefined): Promise<{ directives?: Directives }> {
   const d: Directives = {};
   // A credential issued under a previous key set stops working when that set is dropped: renew.
-  if (cred !== undefined && credentialKid(cred) !== deps.keys.ring.current.signing.kid && deps.keys.ring.next?.signing.kid !== credentialKid(cred)) d.renewNow = true;
+  const { ring } = deps.keys;
+  if (cred !== undefined && ring.accepted.length > 1) {
+    const issuer = credentialKid(cred);
+    if (issuer !== ring.current.signing.kid && issuer !== ring.next?.signing.kid) d.renewNow = true;
+  }
   // An agent still on a previous key set is shown the way to the current one (spec §14).
   const endorsements = await directiveChain(deps.keys, addressed);
   if (endorsements) {

@@ -3,11 +3,14 @@
 // names the exact envelope sent; an unsigned answer (a status, an error code) is only a hint.
 import { readFile } from 'node:fs/promises';
 import { utf8 } from '../protocol/bytes.js';
+import { credentialKid } from '../protocol/credential.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { parseEnvelope, sealEnvelope, type Envelope } from '../protocol/envelope.js';
 import { ProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
 import { envelopeBinding, verifyReceipt, type Receipt } from '../protocol/receipt.js';
 import { endpoint, exchange, HttpError, type HttpAnswer } from './http.js';
+import { renewAgent } from './renew.js';
+import { catchUpServerKeys, followServerKeyDirective } from './server-keys.js';
 import { loadState, nextCounter, saveAgentRecord, type AgentState } from './state.js';
 
 /** Reads an inventory file: it must be JSON (the server validates it against the GLPI schema). */
@@ -83,12 +86,16 @@ export async function submitEnvelope(ctx: ProtocolContext, state: AgentState, en
     try {
       receipt = await verifyReceipt(ctx, state.server.signing, signed, expect, state.keys.agreement.privateKey);
     } catch {
+      await serverKeyMoved(ctx, state, answer);
       throw unproven('receipt_invalid', 'the receipt does not verify with the pinned server key for this envelope', answer);
     }
   }
-  if (!receipt) throw unproven('unsigned_answer', 'an answer without a signed receipt proves nothing', answer);
+  if (!receipt) {
+    await serverKeyMoved(ctx, state, answer);
+    throw unproven('unsigned_answer', 'an answer without a signed receipt proves nothing', answer);
+  }
   if (receipt.status === 'rejected') throw new SignedRejection(receipt.code ?? 'payload_invalid', receipt, answer.retryAfterSeconds);
-  await applyDirectives(state, receipt);
+  await applyDirectives(ctx, state, receipt);
   return { receipt };
 }
 
@@ -99,10 +106,34 @@ function unproven(code: 'receipt_invalid' | 'unsigned_answer', why: string, answ
   return new HttpError(code, `HTTP ${answer.status}${hint ? ` (claims ${hint})` : ''}: ${why}`, answer.status, answer.retryAfterSeconds, hint);
 }
 
-/** Acts on verified directives: a new send interval is kept in the state dir. */
-async function applyDirectives(state: AgentState, receipt: Receipt): Promise<void> {
+/**
+ * The server claims (unsigned) that our pinned key set is no longer one it accepts: perhaps it
+ * rotated while we were away (spec §14). Catch up from its published chain, walked from our pin;
+ * when the pin moved, the envelope (sealed to the old keys) must be sealed again: ServerKeyMoved.
+ */
+async function serverKeyMoved(ctx: ProtocolContext, state: AgentState, answer: HttpAnswer): Promise<void> {
+  const claimed = (answer.json as { error?: { code?: unknown } } | undefined)?.error?.code;
+  if (claimed !== 'recipient_mismatch') return;
+  const before = state.server.fingerprint;
+  if (await catchUpServerKeys(ctx, state)) throw new ServerKeyMoved(before, state.server.fingerprint);
+}
+
+/** The pinned server key set moved along its endorsement chain: seal the message again and resend. */
+export class ServerKeyMoved extends ProtocolError {
+  constructor(
+    readonly from: string,
+    readonly to: string,
+  ) {
+    super('recipient_mismatch', `the server key moved from ${from} to ${to} (endorsed); seal the message again`);
+    this.name = 'ServerKeyMoved';
+  }
+}
+
+/** Acts on verified directives: a new send interval is kept in the state dir; a new server key is pinned if it chains from ours. */
+async function applyDirectives(ctx: ProtocolContext, state: AgentState, receipt: Receipt): Promise<void> {
   const d = receipt.directives;
   if (!d) return;
+  if (d.serverKey) await followServerKeyDirective(ctx, state, d.serverKey);
   if (typeof d.sendIntervalSeconds === 'number' && d.sendIntervalSeconds >= 60 && d.sendIntervalSeconds !== state.agent.sendIntervalSeconds) {
     state.agent.sendIntervalSeconds = d.sendIntervalSeconds;
     await saveAgentRecord(state.dir, state.agent);
@@ -110,6 +141,24 @@ async function applyDirectives(state: AgentState, receipt: Receipt): Promise<voi
 }
 
 export async function sendFile(ctx: ProtocolContext, stateDir: string, file: string, via?: string): Promise<SendOutcome> {
+  return sendInventory(ctx, stateDir, await readInventory(file), via);
+}
+
+/** Seals and sends one inventory; after catching up with server key rotations, renews and sends again. */
+export async function sendInventory(ctx: ProtocolContext, stateDir: string, inventory: Uint8Array, via?: string): Promise<SendOutcome> {
   const state = await loadState(ctx.crypto, stateDir);
-  return submitEnvelope(ctx, state, await sealInventory(ctx, state, await readInventory(file)), via);
+  try {
+    return await submitEnvelope(ctx, state, await sealInventory(ctx, state, inventory), via);
+  } catch (err) {
+    // A signed credential_invalid for a credential another key set issued: that set was dropped
+    // after a rotation before we renewed.
+    const stale = err instanceof SignedRejection && err.code === 'credential_invalid' && credentialKid(state.agent.credential) !== state.server.signing.kid;
+    if (!(err instanceof ServerKeyMoved) && !stale) throw err;
+  }
+  // Caught up with server key rotations: the key set our credential was issued under is no longer
+  // accepted, so renew first (a renewal needs no credential), then send once more, sealed to the
+  // key set now pinned.
+  await renewAgent(ctx, stateDir, { via });
+  const renewed = await loadState(ctx.crypto, stateDir);
+  return submitEnvelope(ctx, renewed, await sealInventory(ctx, renewed, inventory), via);
 }

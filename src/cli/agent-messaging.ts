@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { runDaemon } from '../agent/daemon.js';
 import { HttpError } from '../agent/http.js';
-import { readInventory, sealInventory, submitEnvelope } from '../agent/send.js';
+import { readInventory, sealInventory, sendInventory, submitEnvelope } from '../agent/send.js';
 import { loadState, StateError } from '../agent/state.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { parseEnvelope } from '../protocol/envelope.js';
@@ -41,11 +41,9 @@ export function registerAgentMessaging(agent: Command): void {
       if (!o.file === !o.envelope) throw new CliError('usage', 'give exactly one of --file or --envelope', 2);
       const ctx = await context();
       await asCli(async () => {
-        const state = await loadState(ctx.crypto, resolve(o.stateDir));
-        const envelope = o.envelope
-          ? parseEnvelope(await readFile(o.envelope)).wire
-          : await sealInventory(ctx, state, await readInventory(o.file!));
-        const { receipt } = await submitEnvelope(ctx, state, envelope, o.via);
+        const { receipt } = o.envelope
+          ? await submitEnvelope(ctx, await loadState(ctx.crypto, resolve(o.stateDir)), parseEnvelope(await readFile(o.envelope)).wire, o.via)
+          : await sendInventory(ctx, resolve(o.stateDir), await readInventory(o.file!), o.via);
         if (o.json) console.log(JSON.stringify({ status: receipt.status, messageId: receipt.mid, receivedAt: new Date(receipt.rat).toISOString(), directives: receipt.directives ?? null }, null, 2));
         else console.log(`accepted ${receipt.mid} at ${new Date(receipt.rat).toISOString()}`);
       });

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { generateIdentitySecret } from '../server/identity.js';
+import { registerIdentityRotate } from './identity-rotate.js';
 
 export function registerIdentity(program: Command): void {
   const identity = program.command('identity').description('Server identity secrets.');
@@ -12,4 +13,5 @@ export function registerIdentity(program: Command): void {
     .action(async () => {
       process.stdout.write(`${await generateIdentitySecret((n) => new Uint8Array(randomBytes(n)))}\n`);
     });
+  registerIdentityRotate(identity);
 }

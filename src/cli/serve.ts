@@ -34,6 +34,16 @@ function positiveInt(flag: string) {
   };
 }
 
+/** A repeatable flag's values (the environment gives one space-separated string). */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function words(value: string | number | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return (Array.isArray(value) ? value : [String(value)]).flatMap((v) => v.split(/\s+/)).filter(Boolean);
+}
+
 export function registerServe(program: Command): void {
   program
     .command('serve')
@@ -44,6 +54,10 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--database-url <url>', 'PostgreSQL URL; embedded PGlite when absent').env('DATABASE_URL'))
     .addOption(new Option('--identity <secret>', 'server identity given as a secret (see `latchkey identity generate`)').env('LATCHKEY_IDENTITY').hideHelp())
     .addOption(new Option('--identity-file <path>', 'read the server identity from this file instead of <data-dir>/identity.key').env('LATCHKEY_IDENTITY_FILE'))
+    .addOption(new Option('--previous-identity <secrets>', 'previous server identities still accepted during a key rotation, space-separated secrets').env('LATCHKEY_PREVIOUS_IDENTITY').hideHelp())
+    .addOption(new Option('--previous-identity-file <path>', 'a previous server identity still accepted during a key rotation (repeatable)').env('LATCHKEY_PREVIOUS_IDENTITY_FILE').argParser(collect))
+    .addOption(new Option('--next-identity <secret>', 'the next server identity, accepted before it is announced').env('LATCHKEY_NEXT_IDENTITY').hideHelp())
+    .addOption(new Option('--next-identity-file <path>', 'read the next server identity (accepted before it is announced) from this file').env('LATCHKEY_NEXT_IDENTITY_FILE'))
     .addOption(new Option('--log-level <level>', 'log level').env('LOG_LEVEL').default('info').choices(['debug', 'info', 'warn', 'error', 'silent']))
     .addOption(new Option('--crypto <backend>', 'primitive backend: node (node:crypto), webcrypto, noble (pure JS); native is the old name of node').env('LATCHKEY_CRYPTO').choices([...CRYPTO_CHOICES, ...Object.keys(CRYPTO_ALIASES)]))
     .addOption(new Option('--retention-days <days>', 'drop stored inventories older than this').env('LATCHKEY_RETENTION_DAYS').default(90).argParser(positiveInt('--retention-days')))
@@ -62,7 +76,7 @@ export function registerServe(program: Command): void {
         .default(parseDurationIn('--renew-overlap', 0, MAX_RENEW_OVERLAP_SECONDS)('10m'), '10m')
         .argParser(parseDurationIn('--renew-overlap', 0, MAX_RENEW_OVERLAP_SECONDS)),
     )
-    .action(async (opts: Record<string, string | number | undefined>) => {
+    .action(async (opts: Record<string, string | number | string[] | undefined>) => {
       const config: ServeConfig = {
         host: String(opts.host),
         port: typeof opts.port === 'number' ? opts.port : parsePort(String(opts.port)),
@@ -70,6 +84,10 @@ export function registerServe(program: Command): void {
         databaseUrl: opts.databaseUrl === undefined || opts.databaseUrl === '' ? undefined : String(opts.databaseUrl),
         identity: opts.identity === undefined ? undefined : String(opts.identity),
         identityFile: opts.identityFile === undefined ? undefined : String(opts.identityFile),
+        previousIdentities: words(opts.previousIdentity),
+        previousIdentityFiles: words(opts.previousIdentityFile),
+        nextIdentity: opts.nextIdentity === undefined || opts.nextIdentity === '' ? undefined : String(opts.nextIdentity),
+        nextIdentityFile: opts.nextIdentityFile === undefined || opts.nextIdentityFile === '' ? undefined : String(opts.nextIdentityFile),
         logLevel: String(opts.logLevel),
         crypto: cryptoChoice(opts.crypto === undefined ? undefined : String(opts.crypto)),
         retentionDays: Number(opts.retentionDays),

@@ -15,6 +15,7 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
+import type { SignedObject } from '../protocol/signed.js';
 
 /** Raw bytes (hashes, public keys, message ids) as Uint8Array on both drivers. */
 export const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
@@ -191,3 +192,15 @@ export const auditLog = pgTable(
   },
   (t) => [index('audit_log_at_idx').on(t.at)],
 );
+
+/**
+ * Server key rotation (spec §14): each `server-key-endorsement` (public; no private key ever enters
+ * the database), signed by the key set `from_fingerprint` and endorsing `to_fingerprint`. The chain
+ * a server publishes is walked back from its current fingerprint, so one key set is endorsed once.
+ */
+export const serverKeyEndorsements = pgTable('server_key_endorsements', {
+  toFingerprint: text('to_fingerprint').primaryKey(),
+  fromFingerprint: text('from_fingerprint').notNull(),
+  endorsement: jsonb('endorsement').$type<SignedObject>().notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});

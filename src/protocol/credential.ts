@@ -61,6 +61,16 @@ export async function issueCredential(server: ServerSigningKey, fingerprint: str
     .sign(key);
 }
 
+/** The signing key id a credential names in its header ('' when it has none): which key set issued it. */
+export function credentialKid(jwt: string): string {
+  try {
+    const kid = decodeProtectedHeader(jwt).kid;
+    return typeof kid === 'string' ? kid : '';
+  } catch {
+    return '';
+  }
+}
+
 /**
  * Verifies a credential against the server's signing key and fingerprint at time `nowMs`.
  * Any failure (signature, issuer, expiry, shape) is `credential_invalid`.

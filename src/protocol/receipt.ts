@@ -14,6 +14,7 @@ import { envelopeSignatureInput, type ParsedEnvelope } from './envelope.js';
 import { PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from './errors.js';
 import { openBase, sealBase } from './hpke.js';
 import { asObject, parseJsonObject, str, uint, type JsonObject } from './json.js';
+import { MAX_ENDORSEMENT_CHAIN } from './server-key-endorsement.js';
 import { signObject, verifySignedObject, type SignedObject } from './signed.js';
 
 export const RECEIPT_TYPE = 'receipt';
@@ -38,8 +39,12 @@ export interface Directives {
   renewNow?: boolean;
   /** New send interval, seconds. */
   sendIntervalSeconds?: number;
-  /** A new server key the agent should pin (with the old key's endorsement, spec §Server key rotation). */
-  serverKey?: { sig: string; kx: string; fp: string; endorsement: SignedObject };
+  /**
+   * The server's current key set, for an agent that addressed a previous one (spec §14), with the
+   * endorsements from the key set it addressed to this one, oldest first. The agent pins it only if
+   * the chain walks from its pin (walkEndorsements) to exactly these keys.
+   */
+  serverKey?: { sig: string; kx: string; fp: string; endorsements: SignedObject[] };
 }
 
 export interface Receipt {
@@ -129,7 +134,9 @@ export function parseDirectives(obj: JsonObject): Directives {
   if (obj.sendIntervalSeconds !== undefined) d.sendIntervalSeconds = uint(obj, 'sendIntervalSeconds', bad);
   if (obj.serverKey !== undefined) {
     const k = asObject(obj.serverKey, bad);
-    d.serverKey = { sig: str(k, 'sig', bad, 64), kx: str(k, 'kx', bad, 64), fp: str(k, 'fp', bad, 128), endorsement: asObject(k.endorsement, bad) as unknown as SignedObject };
+    const links = k.endorsements;
+    if (!Array.isArray(links) || links.length === 0 || links.length > MAX_ENDORSEMENT_CHAIN) throw new ProtocolError(bad, 'serverKey.endorsements must be a non-empty list');
+    d.serverKey = { sig: str(k, 'sig', bad, 64), kx: str(k, 'kx', bad, 64), fp: str(k, 'fp', bad, 128), endorsements: links.map((l) => asObject(l, bad) as unknown as SignedObject) };
   }
   return d;
 }

@@ -10,6 +10,15 @@ export interface ServeConfig {
   /** A server identity given as a secret (string) instead of the data dir's identity.key. */
   identity: string | undefined;
   identityFile: string | undefined;
+  /**
+   * Key rotation (spec §14): previous identities, still accepted (secrets, then files), and the next
+   * one, accepted before it is announced. When none is given and the identity comes from the data
+   * dir, <data-dir>/identity.previous.key (one secret a line) and identity.next.key are read.
+   */
+  previousIdentities?: readonly string[] | undefined;
+  previousIdentityFiles?: readonly string[] | undefined;
+  nextIdentity?: string | undefined;
+  nextIdentityFile?: string | undefined;
   logLevel: string;
   crypto: CryptoChoice | undefined;
   /** Inventory retention: drop older than this many days; keep at most this many per agent. */
@@ -26,6 +35,12 @@ export interface ServeConfig {
 }
 
 /** Where each thing lives inside a data dir; every command that opens one goes through this. */
-export function dataDirLayout(dataDir: string): { identity: string; adminToken: string; embeddedDatabase: string } {
-  return { identity: join(dataDir, 'identity.key'), adminToken: join(dataDir, 'admin.token'), embeddedDatabase: join(dataDir, 'pglite') };
+export function dataDirLayout(dataDir: string): { identity: string; previousIdentity: string; nextIdentity: string; adminToken: string; embeddedDatabase: string } {
+  return {
+    identity: join(dataDir, 'identity.key'),
+    previousIdentity: join(dataDir, 'identity.previous.key'),
+    nextIdentity: join(dataDir, 'identity.next.key'),
+    adminToken: join(dataDir, 'admin.token'),
+    embeddedDatabase: join(dataDir, 'pglite'),
+  };
 }

@@ -23,7 +23,8 @@ import { ensurePrivateDir } from './data-dir-modes.js';
 import { openEmbeddedDatabase } from './embedded-database.js';
 import { selectCrypto } from './crypto.js';
 import { StartupError } from './startup-error.js';
-import { loadOrCreateIdentity } from './identity-store.js';
+import { loadKeyRing } from './identity-store.js';
+import { checkKeyRing, loadEndorsementChain } from '../server/services/server-keys.js';
 import { createPromTelemetry } from './metrics.js';
 import { gunzipBounded } from './zlib.js';
 import { startMetricsListener, type MetricsListener } from './metrics-listener.js';
@@ -77,11 +78,16 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
     database = await openAndMigrate(config);
     const crypto = await selectCrypto(config.crypto);
     const ctx: ProtocolContext = { crypto, random: (n) => new Uint8Array(randomBytes(n)), now: () => Date.now() };
-    const identity = await loadOrCreateIdentity(crypto, config);
+    const keyRing = await loadKeyRing(crypto, config);
+    const identity = keyRing.current;
+    // Agents on a previous key set must be able to move on: refuse to start without its chain.
+    const ringProblem = await checkKeyRing(crypto, keyRing, await loadEndorsementChain(database.db, identity.fingerprint));
+    if (ringProblem) throw new StartupError(ringProblem);
     const admin = await ensureBootstrapAdmin(database, config.dataDir);
     app = composeServer({
       database,
       identity,
+      keyRing,
       ctx,
       logger,
       // With --metrics-listen, /metrics lives on its own address only.
@@ -98,7 +104,7 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
-    logger.info({ url, fingerprint: identity.fingerprint, database: database.kind, bootstrapAdmin: admin }, 'latchkey listening');
+    logger.info({ url, fingerprint: identity.fingerprint, accepted: keyRing.accepted.map((id) => id.fingerprint), database: database.kind, bootstrapAdmin: admin }, 'latchkey listening');
     const db = database;
     const stopRetention = startRetention(db, config, ctx.now, logger);
     return {

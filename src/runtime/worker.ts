@@ -8,6 +8,7 @@ import { createWebCrypto } from '../protocol/crypto/webcrypto.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { composeServer, type Server } from '../server/compose.js';
 import { decodeIdentitySecret } from '../server/identity.js';
+import { createKeyRing } from '../server/key-ring.js';
 import { silentLogger, type Logger } from '../server/logger.js';
 import { noTelemetry } from '../server/telemetry.js';
 import { gunzipBounded } from './zlib.js';
@@ -16,6 +17,9 @@ import { loadDocsAssets } from './docs-assets-worker.js';
 interface Env {
   HYPERDRIVE: { connectionString: string };
   LATCHKEY_IDENTITY: string;
+  /** During a key rotation (spec §14): previous identities, space-separated, and the next one. */
+  LATCHKEY_PREVIOUS_IDENTITY?: string;
+  LATCHKEY_NEXT_IDENTITY?: string;
 }
 
 const crypto = createWebCrypto();
@@ -36,8 +40,12 @@ const logger: Logger = {
 let server: Promise<Server> | undefined;
 
 async function compose(env: Env): Promise<Server> {
+  const identity = await decodeIdentitySecret(crypto, env.LATCHKEY_IDENTITY);
+  const previous = await Promise.all((env.LATCHKEY_PREVIOUS_IDENTITY ?? '').split(/\s+/).filter(Boolean).map((s) => decodeIdentitySecret(crypto, s)));
+  const next = env.LATCHKEY_NEXT_IDENTITY ? await decodeIdentitySecret(crypto, env.LATCHKEY_NEXT_IDENTITY) : undefined;
   return composeServer({
-    identity: await decodeIdentitySecret(crypto, env.LATCHKEY_IDENTITY),
+    identity,
+    keyRing: createKeyRing(identity, previous, next),
     ctx,
     logger,
     telemetry: noTelemetry,

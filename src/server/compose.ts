@@ -8,16 +8,20 @@ import type { Database } from '../db/database.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { createApp, type RequestScope } from './app.js';
 import type { ServerIdentity } from './identity.js';
+import { createKeyRing, type KeyRing } from './key-ring.js';
 import type { Logger } from './logger.js';
 import type { Gunzip } from './services/decompress.js';
 import { createEnrollmentLimiter, type EnrollmentLimiter, type EnrollmentPolicy } from './services/enrollment.js';
 import { createIngestState, DEFAULT_INGEST_POLICY, prepareIngestStatements, type IngestPolicy, type IngestState } from './services/ingest.js';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './services/renewal.js';
+import { serverKeysOf } from './services/server-keys.js';
 import type { Telemetry } from './telemetry.js';
 import { DEFAULT_LIMITS, type App, type AppDeps, type AppLimits, type DocsAssets } from './types.js';
 
 export interface ServerConfig {
   identity: ServerIdentity;
+  /** During a key rotation (spec §14): the ring around `identity` (its `current` must be `identity`). */
+  keyRing?: KeyRing | undefined;
   /** Crypto backend, randomness and the clock every service reads (never Date.now directly). */
   ctx: ProtocolContext;
   logger: Logger;
@@ -65,6 +69,9 @@ export interface Server {
 
 export function composeServer(config: ServerConfig): Server {
   const { identity, ctx, logger, telemetry, clientAddress, gunzip } = config;
+  const ring = config.keyRing ?? createKeyRing(identity);
+  if (ring.current !== identity) throw new Error('keyRing.current must be the identity');
+  const serverKeys = serverKeysOf(ring);
   const renewalPolicy: RenewalPolicy = { ...DEFAULT_RENEWAL_POLICY, ...config.renewalPolicy };
   const state: ServerState = {
     limits: { ...DEFAULT_LIMITS, ...config.limits },
@@ -73,8 +80,11 @@ export function composeServer(config: ServerConfig): Server {
   };
 
   // What depends on a database handle: the services' deps and the statements prepared on it.
-  const bind = (database: Database): AppDeps => ({
+  const bind = (database: Database): AppDeps => {
+    const keys = serverKeys.bind(database.db);
+    return {
     database,
+    keys,
     identity,
     ctx,
     logger,
@@ -82,10 +92,11 @@ export function composeServer(config: ServerConfig): Server {
     clientAddress,
     docsAssets: config.docsAssets,
     metricsToken: config.metricsToken,
-    enrollment: { database, identity, ctx, logger, telemetry, limiter: state.enrollmentLimiter, credentialTtlSeconds: renewalPolicy.credentialTtlSeconds },
-    ingest: { database, identity, ctx, telemetry, gunzip, ...state.ingest, ...prepareIngestStatements(database) },
-    renewal: { database, identity, ctx, telemetry, policy: renewalPolicy },
-  });
+    enrollment: { database, identity, keys, ctx, logger, telemetry, limiter: state.enrollmentLimiter, credentialTtlSeconds: renewalPolicy.credentialTtlSeconds },
+    ingest: { database, identity, keys, ctx, telemetry, gunzip, ...state.ingest, ...prepareIngestStatements(database) },
+    renewal: { database, identity, keys, ctx, telemetry, policy: renewalPolicy },
+    };
+  };
 
   const source = config.database;
   let scope: RequestScope;

@@ -10,6 +10,7 @@ import type { Logger } from './logger.js';
 import type { EnrollmentDeps } from './services/enrollment.js';
 import type { IngestDeps } from './services/ingest.js';
 import type { RenewalDeps } from './services/renewal.js';
+import type { ServerKeys } from './services/server-keys.js';
 import type { Telemetry } from './telemetry.js';
 
 /** Swagger UI's two files, as text; loaded once by the runtime (routes/docs.ts serves them). */
@@ -37,7 +38,10 @@ export const DEFAULT_LIMITS: AppLimits = {
  */
 export interface AppDeps {
   database: Database;
+  /** The current identity (new tokens, discovery, admin signatures): `keys.ring.current`. */
   identity: ServerIdentity;
+  /** Every accepted key set and the endorsement chain (spec §14). */
+  keys: ServerKeys;
   ctx: ProtocolContext;
   logger: Logger;
   telemetry: Telemetry;

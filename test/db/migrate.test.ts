@@ -27,6 +27,7 @@ describe.each(dbKinds)('migrations on %s', (kind) => {
       'latchkey_migrations',
       'revocations',
       'seen_messages',
+      'server_key_endorsements',
       'token_uses',
     ]);
   });

@@ -12,6 +12,7 @@ import { composeServer, type ServerState } from '../../src/server/compose.js';
 import type { EnrollmentPolicy } from '../../src/server/services/enrollment.js';
 import type { IngestPolicy } from '../../src/server/services/ingest.js';
 import { deriveIdentity, type ServerIdentity } from '../../src/server/identity.js';
+import { createKeyRing } from '../../src/server/key-ring.js';
 import { silentLogger, type Logger } from '../../src/server/logger.js';
 import { generateAdminCredential } from '../../src/server/services/admin-credentials.js';
 import { noTelemetry, type Telemetry } from '../../src/server/telemetry.js';
@@ -43,6 +44,9 @@ export interface TestServerOptions {
   identity?: ServerIdentity;
   /** Reuse a database (e.g. two instances on one schema). */
   database?: TestDatabase;
+  /** During a server key rotation: previous identities still accepted, and the next one. */
+  previous?: ServerIdentity[];
+  next?: ServerIdentity;
 }
 
 export const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
@@ -65,6 +69,7 @@ export async function startTestServer(kind: DbKind, opts: TestServerOptions = {}
     limits: opts.limits,
     ingestPolicy: opts.ingestPolicy,
     enrollmentPolicy: opts.enrollmentPolicy,
+    keyRing: createKeyRing(identity, opts.previous ?? [], opts.next),
   });
   const server = createAdaptorServer({ fetch: app.fetch, hostname: '127.0.0.1' });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

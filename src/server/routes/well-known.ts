@@ -1,6 +1,8 @@
 // Public discovery: the server's keys, their fingerprint and the protocol versions it speaks
-// (spec/PROTOCOL.md §Discovery). Agents never trust this blindly: they recompute the fingerprint
-// from these keys and compare it with the one their token carries.
+// (spec/PROTOCOL.md §Discovery); during a key rotation also the previous key sets still accepted
+// and the endorsement chain to the current one (§14). Agents never trust this blindly: they
+// recompute the fingerprint from these keys and compare it with the one their token carries, and
+// follow the chain only from a key set they already pinned.
 import { Hono } from 'hono';
 import { serverJwk } from '../../protocol/credential.js';
 import { discoveryDocument } from '../../protocol/discovery.js';
@@ -8,15 +10,17 @@ import type { AppEnv } from '../types.js';
 
 export function wellKnownRoutes(): Hono<AppEnv> {
   const r = new Hono<AppEnv>();
-  r.get('/.well-known/latchkey', (c) => {
-    const { identity } = c.get('deps');
+  r.get('/.well-known/latchkey', async (c) => {
+    const { identity, keys } = c.get('deps');
+    const endorsements = await keys.chain();
     c.header('Cache-Control', 'public, max-age=300');
-    return c.json(discoveryDocument(identity));
+    return c.json(discoveryDocument(identity, { previous: keys.ring.previous, endorsements }));
   });
   r.get('/.well-known/jwks.json', (c) => {
-    const { identity } = c.get('deps');
+    const { keys } = c.get('deps');
     c.header('Cache-Control', 'public, max-age=300');
-    return c.json({ keys: [serverJwk(identity.signing)] });
+    // Every accepted signing key: credentials issued under a previous key set still verify.
+    return c.json({ keys: keys.ring.accepted.map((id) => serverJwk(id.signing)) });
   });
   return r;
 }

@@ -21,6 +21,7 @@ import type { Database, Tx } from '../../db/database.js';
 import { agentKeys, agents, enrollmentTokens, tokenUses } from '../../db/schema.js';
 import { ApiError } from '../errors.js';
 import type { ServerIdentity } from '../identity.js';
+import type { ServerKeys } from './server-keys.js';
 import type { Logger } from '../logger.js';
 import type { Telemetry } from '../telemetry.js';
 import { appendAudit, appendAuditAlone } from './audit.js';
@@ -48,6 +49,8 @@ export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 export interface EnrollmentDeps {
   database: Database;
   identity: ServerIdentity;
+  /** Every accepted key set (spec §14): requests are answered with the one they address. */
+  keys: ServerKeys;
   ctx: ProtocolContext;
   logger: Logger;
   telemetry: Telemetry;
@@ -138,7 +141,11 @@ export async function enroll(deps: EnrollmentDeps, body: unknown, sourceAddr: st
     const wire = parseEnrollRequest(body);
     tokenId = wire.tid;
     // A primitive's refusal of crafted input is the client's failure (charged), never a 503.
-    const request = await openEnrollRequest(deps.ctx, wire, deps.identity).catch((err: unknown) => {
+    // Answered with the key set it is sealed to (spec §14): a token issued before a rotation names
+    // the previous set, and its agent can verify only that set's signatures.
+    const addressed = deps.keys.ring.byRecipient(wire.rcp);
+    if (!addressed) throw new ProtocolError('recipient_mismatch');
+    const request = await openEnrollRequest(deps.ctx, wire, addressed).catch((err: unknown) => {
       throw err instanceof CryptoError ? new ProtocolError('decrypt_failed') : err;
     });
     if (Math.abs(request.iat - deps.ctx.now()) > ENROLL_IAT_WINDOW_MS) throw new ProtocolError('stale_message', 'iat is outside the enrollment window');
@@ -149,7 +156,7 @@ export async function enroll(deps: EnrollmentDeps, body: unknown, sourceAddr: st
     if (!tokenSeat.ok) throw refuse(deps, source, tokenSeat.retryAfterSeconds);
     let failed = true;
     try {
-      const result = await admit(deps, token, request, source);
+      const result = await admit(deps, token, request, source, addressed);
       failed = false;
       deps.telemetry.count('enrollments_total', { outcome: 'success' });
       deps.logger.info({ agentId: result.agentId, tokenId, role: result.role, sourceAddr: source }, 'agent enrolled');
@@ -236,6 +243,7 @@ async function admit(
   token: TokenRow,
   request: Awaited<ReturnType<typeof openEnrollRequest>>,
   source: string,
+  identity: ServerIdentity,
 ): Promise<{ agentId: string; role: Role; response: SignedObject }> {
   const { db } = deps.database;
   const now = deps.ctx.now();
@@ -301,7 +309,7 @@ async function admit(
         sourceAddr: source,
         tokenId: token.id,
         agentId,
-        details: { name, role: token.role, sigKid: request.signingKey.kid, kxKid: request.agreementKey.kid },
+        details: { name, role: token.role, sigKid: request.signingKey.kid, kxKid: request.agreementKey.kid, ...(identity === deps.keys.ring.current ? {} : { serverKey: identity.fingerprint }) },
       });
       return 'enrolled';
     });
@@ -318,7 +326,6 @@ async function admit(
     throw err;
   }
 
-  const { identity } = deps;
   const credential = await issueCredential(identity.signing, identity.fingerprint, {
     agentId,
     role: token.role,

@@ -14,7 +14,7 @@
 // once is accepted once. A message that is not stored costs its agent nothing: a replayed, stale or
 // forged copy is charged to the address that sent it, never to the agent it names.
 import { b64u, fromB64u } from '../../protocol/bytes.js';
-import { verifyCredential } from '../../protocol/credential.js';
+import { credentialKid, verifyCredential } from '../../protocol/credential.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import { checkFreshness, DEFAULT_FRESHNESS, parseEnvelope, verifyEnvelopeSignature, type FreshnessPolicy, type ParsedEnvelope } from '../../protocol/envelope.js';
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
@@ -23,6 +23,7 @@ import { envelopeBinding, signReceipt, type Directives } from '../../protocol/re
 import type { SignedObject } from '../../protocol/signed.js';
 import type { Database, Row } from '../../db/database.js';
 import type { ServerIdentity } from '../identity.js';
+import { directiveChain, type ServerKeys } from './server-keys.js';
 import type { Telemetry } from '../telemetry.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
 import { senderRefusalSql } from './sender-rules.js';
@@ -108,6 +109,8 @@ export interface IngestStatements {
 export interface IngestDeps extends IngestState, IngestStatements {
   database: Database;
   identity: ServerIdentity;
+  /** Every accepted key set (spec §14): requests are answered with the one they address. */
+  keys: ServerKeys;
   ctx: ProtocolContext;
   telemetry: Telemetry;
   /** Bounded gunzip of this runtime (src/runtime/zlib.ts). */
@@ -162,6 +165,8 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
   }
   let env: ParsedEnvelope | undefined;
   let sender: SenderKeyFacts | undefined;
+  // The key set the envelope is sealed to answers it (spec §14); the current one if none is.
+  let addressed: ServerIdentity | undefined;
   try {
     env = parseEnvelope(input);
     const mid = fromB64u(env.header.mid);
@@ -172,7 +177,8 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     // A registered key that may no longer send: refused after its signature verified, so the
     // refusal is signed, and the agent can believe it (spec §10; §12, §13).
     if (known.refusal) throw new ProtocolError(known.refusal);
-    if (env.header.rcp !== deps.identity.agreement.kid) throw new ProtocolError('recipient_mismatch');
+    addressed = deps.keys.ring.byRecipient(env.header.rcp);
+    if (!addressed) throw new ProtocolError('recipient_mismatch');
     const now = deps.ctx.now();
     // Expiry is immutable per key: checked from memory. Status is checked again when storing.
     if (sender.expiresAt <= now) throw new ProtocolError('key_expired');
@@ -181,7 +187,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     if (env.header.typ !== 'inventory') throw new ProtocolError('payload_invalid', 'this endpoint takes inventory messages');
     checkBudgets(deps, sender.agentId, now);
 
-    const { text, size } = await unsealInventory(deps.ctx, deps.identity.agreement, { env, senderAgreementKey: sender.kxPub, maxContentBytes: deps.policy.maxContentBytes, gunzip: deps.gunzip });
+    const { text, size } = await unsealInventory(deps.ctx, addressed.agreement, { env, senderAgreementKey: sender.kxPub, maxContentBytes: deps.policy.maxContentBytes, gunzip: deps.gunzip });
 
     const stored = await store(deps, env, sender, mid, text, size, now);
     // Stored: the agent pays for it, and the source gets its reservation back.
@@ -191,8 +197,8 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     deps.telemetry.count('message_bytes_total', { outcome: 'accepted' }, size);
     const receipt = await signReceipt(
       deps.ctx,
-      deps.identity.signing,
-      { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'accepted', rat: now, ...withDirectives(deps, sender, stored, now) },
+      addressed.signing,
+      { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'accepted', rat: now, ...(await withDirectives(deps, sender, stored, now, addressed, env.cred)) },
       sender.kxPub,
     );
     return { ok: true, receipt, agentId: sender.agentId };
@@ -205,7 +211,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     const code = err.code;
     deps.telemetry.count('messages_total', { outcome: code });
     // A signed rejection whenever we know whom it answers (the sender's key is registered).
-    const receipt = env && sender ? await signReceipt(deps.ctx, deps.identity.signing, { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'rejected', code, rat: deps.ctx.now() }) : undefined;
+    const receipt = env && sender ? await signReceipt(deps.ctx, (addressed ?? deps.identity).signing, { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'rejected', code, rat: deps.ctx.now() }) : undefined;
     return { ok: false, error: new ProtocolError(code, err.message, { retryAfterSeconds: err.retryAfterSeconds, receipt }) };
   }
 }
@@ -268,7 +274,9 @@ async function lookUpSender(deps: IngestDeps, kid: string, mid: Uint8Array, sour
  */
 async function checkCredential(deps: IngestDeps, jwt: string, kid: string, sender: SenderKeyFacts, now: number): Promise<void> {
   if (sender.credential?.jwt === jwt && sender.credential.expiresAt > now) return;
-  const claims = await verifyCredential(jwt, deps.identity.signing, deps.identity.fingerprint, now);
+  // Issued under any accepted key set (a credential names its signer by kid and issuer fingerprint).
+  const issuer = deps.keys.ring.bySigningKid(credentialKid(jwt)) ?? deps.identity;
+  const claims = await verifyCredential(jwt, issuer.signing, issuer.fingerprint, now);
   const cnf = claims.cnf;
   if (claims.sub !== sender.agentId || cnf.sig_kid !== kid || cnf.sig !== b64u(sender.sigPub) || cnf.kx !== b64u(sender.kxPub)) {
     throw new ProtocolError('credential_invalid');
@@ -337,11 +345,32 @@ async function store(
 }
 
 /**
- * The receipt's directives: the agent's send interval, and `renewNow` when an admin asked for it
- * (`latchkey agents renew-now`, until the agent renews) or when little of the key's lifetime is left.
+ * The receipt's directives: the agent's send interval; `renewNow` when an admin asked for it
+ * (`latchkey agents renew-now`, until the agent renews), when little of the key's lifetime is left,
+ * or when its credential was issued under a previous server key set; `serverKey` for an agent still
+ * addressing a previous key set.
  */
-function withDirectives(deps: IngestDeps, sender: SenderKeyFacts, stored: { sendIntervalSeconds: number | null; renewRequested: boolean }, now: number): { directives?: Directives } {
+async function withDirectives(
+  deps: IngestDeps,
+  sender: SenderKeyFacts,
+  stored: { sendIntervalSeconds: number | null; renewRequested: boolean },
+  now: number,
+  addressed: ServerIdentity,
+  cred: string | undefined,
+): Promise<{ directives?: Directives }> {
   const d: Directives = {};
+  // A credential issued under a previous key set stops working when that set is dropped: renew.
+  const { ring } = deps.keys;
+  if (cred !== undefined && ring.accepted.length > 1) {
+    const issuer = credentialKid(cred);
+    if (issuer !== ring.current.signing.kid && issuer !== ring.next?.signing.kid) d.renewNow = true;
+  }
+  // An agent still on a previous key set is shown the way to the current one (spec §14).
+  const endorsements = await directiveChain(deps.keys, addressed);
+  if (endorsements) {
+    const { current } = deps.keys.ring;
+    d.serverKey = { sig: b64u(current.signing.publicKey), kx: b64u(current.agreement.publicKey), fp: current.fingerprint, endorsements };
+  }
   if (stored.sendIntervalSeconds) d.sendIntervalSeconds = stored.sendIntervalSeconds;
   const lifetime = sender.expiresAt - sender.createdAt;
   if (stored.renewRequested || (lifetime > 0 && sender.expiresAt - now < lifetime * deps.policy.renewWhenRemaining)) d.renewNow = true;

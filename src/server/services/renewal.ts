@@ -17,6 +17,7 @@ import type { SignedObject } from '../../protocol/signed.js';
 import type { Database, Tx } from '../../db/database.js';
 import { agentKeys, agents, seenMessages } from '../../db/schema.js';
 import type { ServerIdentity } from '../identity.js';
+import type { ServerKeys } from './server-keys.js';
 import type { Telemetry } from '../telemetry.js';
 import { appendAudit } from './audit.js';
 import { senderRefusal } from './sender-rules.js';
@@ -42,6 +43,8 @@ export const DEFAULT_RENEWAL_POLICY: RenewalPolicy = {
 export interface RenewalDeps {
   database: Database;
   identity: ServerIdentity;
+  /** Every accepted key set (spec §14): requests are answered with the one they address. */
+  keys: ServerKeys;
   ctx: ProtocolContext;
   telemetry: Telemetry;
   policy: RenewalPolicy;
@@ -111,33 +114,35 @@ export async function renew(deps: RenewalDeps, input: unknown, source: string | 
   const key = await readKey(deps.database.db, env.header.snd, false);
   if (!key) throw new ProtocolError('key_unknown');
   await verifyEnvelopeSignature(deps.ctx, env, key.sigPub);
+  // Answered with the key set the envelope is sealed to (spec §14), the current one if none is.
+  const addressed = deps.keys.ring.byRecipient(env.header.rcp);
   try {
-    return await renewVerified(deps, env, key, source);
+    if (!addressed) throw new ProtocolError('recipient_mismatch');
+    return await renewVerified(deps, env, key, source, addressed);
   } catch (err) {
     if (!(err instanceof ProtocolError)) throw err;
     deps.telemetry.count('renewals_total', { outcome: err.code });
-    const receipt = await signReceipt(deps.ctx, deps.identity.signing, { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'rejected', code: err.code, rat: deps.ctx.now() });
+    const receipt = await signReceipt(deps.ctx, (addressed ?? deps.identity).signing, { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'rejected', code: err.code, rat: deps.ctx.now() });
     throw new ProtocolError(err.code, err.message, { receipt });
   }
 }
 
-async function renewVerified(deps: RenewalDeps, env: ParsedEnvelope, key: KeyRow, source: string | undefined): Promise<SignedObject> {
+async function renewVerified(deps: RenewalDeps, env: ParsedEnvelope, key: KeyRow, source: string | undefined, identity: ServerIdentity): Promise<SignedObject> {
   const { snd, mid } = env.header;
   const midBytes = fromB64u(mid);
-  if (env.header.rcp !== deps.identity.agreement.kid) throw new ProtocolError('recipient_mismatch');
   const now = deps.ctx.now();
   checkFreshness(env.header, now, key.maxCounter, deps.policy.freshness);
   const refused = renewRefusal(key, now);
   if (refused) throw new ProtocolError(refused);
   if (env.header.cen !== 'identity' || env.header.cty !== 'application/json') throw new ProtocolError('payload_invalid', 'renew content is uncompressed application/json');
   if (env.ct.length > MAX_RENEW_CONTENT) throw new ProtocolError('payload_too_large');
-  const content = await openEnvelope(deps.ctx, env, deps.identity.agreement, key.kxPub);
-  const next = await openRenewContent(deps.ctx.crypto, content, { snd, mid }, deps.identity.agreement.privateKey);
+  const content = await openEnvelope(deps.ctx, env, identity.agreement, key.kxPub);
+  const next = await openRenewContent(deps.ctx.crypto, content, { snd, mid }, identity.agreement.privateKey);
 
   const ttl = key.credentialTtlSeconds ?? deps.policy.credentialTtlSeconds;
   const issuedAt = Math.floor(now / 1000);
   const fresh = {
-    credential: await issueCredential(deps.identity.signing, deps.identity.fingerprint, {
+    credential: await issueCredential(identity.signing, identity.fingerprint, {
       agentId: key.agentId,
       role: key.role,
       signingKey: next.signingKey,
@@ -158,7 +163,7 @@ async function renewVerified(deps: RenewalDeps, env: ParsedEnvelope, key: KeyRow
     throw err;
   }
   deps.telemetry.count('renewals_total', { outcome: outcome.repeated ? 'repeated' : 'renewed' });
-  return signRenewResponse(deps.ctx.crypto, deps.identity.signing, {
+  return signRenewResponse(deps.ctx.crypto, identity.signing, {
     agentId: key.agentId,
     mid,
     snd,

@@ -18,7 +18,7 @@ import { utf8 } from '../protocol/bytes.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { HttpError } from './http.js';
 import { agentRenewDueAt, renewAgent, RenewRefused, renewalInProgress } from './renew.js';
-import { readInventory, sealInventory, SignedRejection, submitEnvelope } from './send.js';
+import { readInventory, sealInventory, ServerKeyMoved, SignedRejection, submitEnvelope } from './send.js';
 import { loadState } from './state.js';
 
 const run = promisify(execFile);
@@ -117,6 +117,8 @@ async function renewIfDue(ctx: ProtocolContext, opts: DaemonOptions, r: RenewalS
 export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Promise<void> {
   const baseBackoff = 1000;
   const renewal: RenewalState = { requested: false, failures: 0, nextAttemptAt: 0 };
+  // Cycles in a row cut short because the server's key set moved (spec §14); one re-seal at once.
+  let moved = 0;
   while (!opts.signal.aborted) {
     const before = await loadState(ctx.crypto, opts.stateDir);
     await renewIfDue(ctx, opts, renewal, (before.agent.sendIntervalSeconds ?? opts.intervalSeconds) * 1000);
@@ -133,9 +135,11 @@ export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Prom
       await sleep(interval, opts.signal);
       continue;
     }
+    let reseal = false;
     while (!opts.signal.aborted) {
       try {
         const { receipt } = await submitEnvelope(ctx, state, envelope, opts.via);
+        moved = 0;
         opts.log({ event: 'sent', messageId: receipt.mid, status: receipt.status, ...(receipt.directives?.renewNow ? { renewNow: true } : {}) });
         if (receipt.directives?.renewNow) {
           renewal.requested = true;
@@ -145,6 +149,16 @@ export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Prom
       } catch (err) {
         const backoff = Math.min(interval, baseBackoff * 2 ** Math.min(attempt, 16));
         let wait = backoff / 2 + Math.random() * (backoff / 2);
+        // The server rotated its keys while we were away: the pin moved along the endorsed chain
+        // (the envelope was sealed to the old keys), or a signed credential_invalid says the key set
+        // that issued our credential is gone. Renew (which needs no credential), seal again, resend.
+        if (err instanceof ServerKeyMoved || (err instanceof SignedRejection && err.code === 'credential_invalid')) {
+          opts.log({ event: 'server_key_moved', code: err.code });
+          renewal.requested = true;
+          await renewIfDue(ctx, opts, renewal, interval, false);
+          reseal = moved++ === 0;
+          break;
+        }
         if (err instanceof SignedRejection) {
           if (err.code === 'replay_detected') {
             opts.log({ event: 'sent', messageId: err.signedReceipt.mid, note: 'delivered by an earlier attempt' });
@@ -175,6 +189,7 @@ export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Prom
         await sleep(wait, opts.signal);
       }
     }
+    if (reseal) continue; // this cycle's inventory, sealed to the key set now pinned
     await sleep(interval, opts.signal);
   }
   opts.log({ event: 'stopped' });

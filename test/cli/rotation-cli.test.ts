@@ -4,6 +4,8 @@
 // links), and offline past the overlap (their key set dropped: they catch up from the published
 // chain, renew and send). A token issued before a rotation still enrolls. A forged endorsement is
 // refused (server_key_mismatch) and nothing is re-pinned. Every rotation is in the audit log.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -16,7 +18,7 @@ import { endorseServerKeys } from '../../src/protocol/server-key-endorsement.js'
 import { selectCrypto } from '../../src/runtime/crypto.js';
 import { deriveIdentity } from '../../src/server/identity.js';
 import { random } from '../helpers/app.js';
-import { runCli, startServe, type ServeProcess } from '../helpers/process.js';
+import { CLI, cleanEnv, runCli, startServe, type ServeProcess } from '../helpers/process.js';
 
 const inventory = new URL('../fixtures/glpi/format/computer_1_partial_memory.json', import.meta.url).pathname;
 
@@ -62,12 +64,13 @@ describe('server key rotation across real processes (embedded database)', () => 
   it('moves online, offline and late agents to the new key sets, and refuses forged endorsements', async () => {
     serve = await start();
     const f0 = serve.fingerprint;
-    const [online, offline, away, late] = ['online', 'offline', 'away', 'late'].map((n) => join(dir, n)) as [string, string, string, string];
+    const [online, offline, away, late, daemon] = ['online', 'offline', 'away', 'late', 'daemon'].map((n) => join(dir, n)) as [string, string, string, string, string];
     await enroll(online, await token());
     await enroll(offline, await token());
     await enroll(away, await token());
+    await enroll(daemon, await token());
     const lateToken = await token(); // issued before the rotation: names F0
-    for (const s of [online, offline, away]) await accepted(s);
+    for (const s of [online, offline, away, daemon]) await accepted(s);
 
     // The data dir is locked while a server runs on it: no identity file changes under a server.
     const locked = await runCli(['identity', 'rotate', '--data-dir', data]);
@@ -147,6 +150,24 @@ describe('server key rotation across real processes (embedded database)', () => 
     expect(await pinned(away)).toBe(f0);
     await accepted(away);
     expect(await pinned(away)).toBe(f2);
+    // The same for `agent run`: the daemon catches up, renews, seals the cycle's inventory again and
+    // delivers it, without waiting for its next interval.
+    expect(await pinned(daemon)).toBe(f0);
+    const run = spawn(process.execPath, [CLI, 'agent', 'run', '--state-dir', daemon, '--file', inventory, '--interval', '1h'], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    run.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    try {
+      const until = Date.now() + 60_000;
+      while (!/"event":"sent"[^\n]*"status":"accepted"/.test(log) && Date.now() < until && run.exitCode === null) await new Promise((r) => setTimeout(r, 200));
+      expect(log).toMatch(/"event":"server_key_moved"/);
+      expect(log).toMatch(/"event":"renewed"/);
+      expect(log).toMatch(/"event":"sent"[^\n]*"status":"accepted"/);
+    } finally {
+      run.kill('SIGTERM');
+      if (run.exitCode === null) await once(run, 'exit');
+    }
+    expect(await pinned(daemon)).toBe(f2);
+
     // The online agent (on F1, still accepted) moves on with the directive; its credential was
     // issued under F0, now dropped: refused (signed), it renews and sends. Everyone keeps sending.
     await accepted(online);

@@ -16,7 +16,10 @@ export function mountBaseline(app: App, agentId: string): void {
   app.post('/bench/baseline', async (c) => {
     const text = await c.req.text();
     const content: unknown = JSON.parse(text);
-    await c.get('deps').database.db.insert(inventories).values({ agentId, messageId: new Uint8Array(randomBytes(16)), size: text.length, content });
+    await c
+      .get('deps')
+      .database.db.insert(inventories)
+      .values({ agentId, messageId: new Uint8Array(randomBytes(16)), size: text.length, content });
     return c.json({ status: 'ok' });
   });
 

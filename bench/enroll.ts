@@ -17,7 +17,12 @@ async function enrollOnce(server: BenchServer, token: string, n: number): Promis
   await verifyEnrollResponse(ctx.crypto, pinned, await postJson(`${server.url}/v1/enroll`, request), nonce);
 }
 
-async function run(server: BenchServer, concurrency: number, seconds: number, offset: number): Promise<{ enrollments: number; perSecond: number }> {
+async function run(
+  server: BenchServer,
+  concurrency: number,
+  seconds: number,
+  offset: number,
+): Promise<{ enrollments: number; perSecond: number }> {
   const token = await createToken(server, 10_000);
   let n = offset;
   let done = 0;

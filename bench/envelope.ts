@@ -16,7 +16,15 @@ export async function benchEnvelope(backends: { name: string; crypto: CryptoBack
     for (const size of SIZES) {
       const plaintext = new Uint8Array(randomBytes(size));
       const seal = () =>
-        sealEnvelope(ctx, { sender: agent, recipient: server.agreement, type: 'inventory', contentType: 'application/json', contentEncoding: 'identity', counter: counter++, plaintext });
+        sealEnvelope(ctx, {
+          sender: agent,
+          recipient: server.agreement,
+          type: 'inventory',
+          contentType: 'application/json',
+          contentEncoding: 'identity',
+          counter: counter++,
+          plaintext,
+        });
       const { envelope } = await seal();
       const bytes = serializeEnvelope(envelope);
       const parsed = parseEnvelope(bytes);

@@ -41,8 +41,19 @@ export async function startBenchServer(overrides: Partial<ServerConfig> = {}, mo
   const identity = await deriveIdentity(crypto, random(32), random(32));
   const admin = generateAdminCredential(random);
   await database.db.insert(adminKeys).values({ id: admin.id, name: 'bench', secretHash: admin.secretHash, scopes: ['*'] });
-  const logger = process.env.BENCH_LOG ? { ...silentLogger, error: (o: object) => console.error(JSON.stringify(o).slice(0, 600)) } : silentLogger;
-  const { app } = composeServer({ database, identity, ctx, logger, telemetry: noTelemetry, clientAddress: (c) => getConnInfo(c).remote.address, gunzip: gunzipBounded, ...overrides });
+  const logger = process.env.BENCH_LOG
+    ? { ...silentLogger, error: (o: object) => console.error(JSON.stringify(o).slice(0, 600)) }
+    : silentLogger;
+  const { app } = composeServer({
+    database,
+    identity,
+    ctx,
+    logger,
+    telemetry: noTelemetry,
+    clientAddress: (c) => getConnInfo(c).remote.address,
+    gunzip: gunzipBounded,
+    ...overrides,
+  });
   mount?.(app);
   const server = createAdaptorServer({ fetch: app.fetch, hostname: '127.0.0.1' });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -85,7 +96,11 @@ export function inventoryOfSize(bytes: number, deviceid: string): string {
   };
   let i = 0;
   while (JSON.stringify(inv).length < bytes - 80) {
-    inv.content.softwares.push({ name: `package-${i}-${randomBytes(4).toString('hex')}`, version: `${i % 7}.${i % 13}.${i % 5}`, publisher: 'Debian' });
+    inv.content.softwares.push({
+      name: `package-${i}-${randomBytes(4).toString('hex')}`,
+      version: `${i % 7}.${i % 13}.${i % 5}`,
+      publisher: 'Debian',
+    });
     i++;
   }
   return JSON.stringify(inv);

@@ -62,7 +62,15 @@ export async function load(url: string, path: string, file: string, repeatSecond
   const before = cpuSample();
   const { stdout } = await run(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 });
   const after = cpuSample();
-  const result = JSON.parse(stdout) as { requests: number; seconds: number; reqPerSec: number; latencyMs: { p50: number; p99: number }; non2xx: number; errors: number; complete: boolean };
+  const result = JSON.parse(stdout) as {
+    requests: number;
+    seconds: number;
+    reqPerSec: number;
+    latencyMs: { p50: number; p99: number };
+    non2xx: number;
+    errors: number;
+    complete: boolean;
+  };
   // Includes the load generator's start-up, so per-request figures are slight over-estimates.
   return { ...result, cpuPerRequest: cpuPerRequest(before, after, result.requests) };
 }
@@ -70,7 +78,8 @@ export async function load(url: string, path: string, file: string, repeatSecond
 type LoadResult = Awaited<ReturnType<typeof load>>;
 
 /** The run with the median throughput of an odd number of runs. */
-const median = <T extends { reqPerSec: number }>(runs: T[]): T => [...runs].sort((x, y) => x.reqPerSec - y.reqPerSec)[(runs.length - 1) >> 1]!;
+const median = <T extends { reqPerSec: number }>(runs: T[]): T =>
+  [...runs].sort((x, y) => x.reqPerSec - y.reqPerSec)[(runs.length - 1) >> 1]!;
 const medianOf = (xs: number[]): number => [...xs].sort((x, y) => x - y)[(xs.length - 1) >> 1]!;
 
 export async function benchIngest(opts: { envelopes?: Record<number, number>; rounds?: number } = {}): Promise<Record<string, unknown>> {
@@ -78,9 +87,12 @@ export async function benchIngest(opts: { envelopes?: Record<number, number>; ro
   // Rounds alternate sealed, baseline and prepared baseline, so drift on a shared machine hits all
   // three alike; figures are the median round's.
   const rounds = opts.rounds ?? 3;
-  const server = await startBenchServer({ ingestPolicy: { messageBurst: 1e9, messagesPerSecond: 1e9, byteBurst: 1e15, bytesPerSecond: 1e15 } }, (app) => {
-    mountBaseline(app, 'baseline');
-  });
+  const server = await startBenchServer(
+    { ingestPolicy: { messageBurst: 1e9, messagesPerSecond: 1e9, byteBurst: 1e15, bytesPerSecond: 1e15 } },
+    (app) => {
+      mountBaseline(app, 'baseline');
+    },
+  );
   const dir = await mkdtemp(join(tmpdir(), 'latchkey-bench-'));
   try {
     const agents = await enrollAgents(server);
@@ -102,7 +114,8 @@ export async function benchIngest(opts: { envelopes?: Record<number, number>; ro
       await writeFile(plainFile, inventory);
       let sealSeconds = 0;
       let envelopeBytes = 0;
-      const perRound: { sealed: LoadResult; baseline: LoadResult; baselinePrepared: LoadResult; ratio: number; ratioVsPrepared: number }[] = [];
+      const perRound: { sealed: LoadResult; baseline: LoadResult; baselinePrepared: LoadResult; ratio: number; ratioVsPrepared: number }[] =
+        [];
       for (let round = 0; round < rounds; round++) {
         const sealStart = performance.now();
         const lines: string[] = [];
@@ -148,7 +161,13 @@ export async function benchIngest(opts: { envelopes?: Record<number, number>; ro
         baselinePrepared: median(perRound.map((r) => r.baselinePrepared)),
         ratio: medianOf(perRound.map((r) => r.ratio)),
         ratioVsPrepared: medianOf(perRound.map((r) => r.ratioVsPrepared)),
-        rounds: perRound.map((r) => ({ sealed: r.sealed.reqPerSec, baseline: r.baseline.reqPerSec, baselinePrepared: r.baselinePrepared.reqPerSec, ratio: r.ratio, ratioVsPrepared: r.ratioVsPrepared })),
+        rounds: perRound.map((r) => ({
+          sealed: r.sealed.reqPerSec,
+          baseline: r.baseline.reqPerSec,
+          baselinePrepared: r.baselinePrepared.reqPerSec,
+          ratio: r.ratio,
+          ratioVsPrepared: r.ratioVsPrepared,
+        })),
       };
     }
     return results;

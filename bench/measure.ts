@@ -61,7 +61,12 @@ function machineTicks(): { busy: number; total: number } | undefined {
 }
 
 export function cpuSample(): CpuSample {
-  return { server: process.cpuUsage(), postgresTicks: procTicks('postgres'), machine: machineTicks(), elu: performance.eventLoopUtilization() };
+  return {
+    server: process.cpuUsage(),
+    postgresTicks: procTicks('postgres'),
+    machine: machineTicks(),
+    elu: performance.eventLoopUtilization(),
+  };
 }
 
 /**
@@ -73,7 +78,8 @@ export function cpuPerRequest(a: CpuSample, b: CpuSample, requests: number): Rec
   const out: Record<string, number> = {};
   out.serverMs = round((b.server.user - a.server.user + b.server.system - a.server.system) / 1000 / requests);
   out.serverSystemMs = round((b.server.system - a.server.system) / 1000 / requests);
-  if (a.postgresTicks !== undefined && b.postgresTicks !== undefined) out.postgresMs = round(((b.postgresTicks - a.postgresTicks) * TICK_MS) / requests);
+  if (a.postgresTicks !== undefined && b.postgresTicks !== undefined)
+    out.postgresMs = round(((b.postgresTicks - a.postgresTicks) * TICK_MS) / requests);
   if (a.machine && b.machine) {
     out.machineMs = round(((b.machine.busy - a.machine.busy) * TICK_MS) / requests);
     out.machineBusyShare = round((b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total));

@@ -7,7 +7,9 @@ export const END = '<!-- errors:end -->';
 
 export function renderErrorTable(): string {
   const http = new Set<string>(HTTP_ERROR_CODES);
-  const rows = ERROR_CODES.map((code) => `| ${code} | ${ERRORS[code].status} | ${http.has(code) ? '(HTTP layer) ' : ''}${ERRORS[code].meaning} |`);
+  const rows = ERROR_CODES.map(
+    (code) => `| ${code} | ${ERRORS[code].status} | ${http.has(code) ? '(HTTP layer) ' : ''}${ERRORS[code].meaning} |`,
+  );
   return [BEGIN, '| code | HTTP | meaning |', '| --- | --- | --- |', ...rows, END].join('\n');
 }
 

@@ -11,8 +11,23 @@ import { nobleCrypto } from '../src/protocol/crypto/noble.js';
 import type { ProtocolContext } from '../src/protocol/crypto/types.js';
 import { issueCredential, serverJwk } from '../src/protocol/credential.js';
 import { discoveryDocument } from '../src/protocol/discovery.js';
-import { enrollRequestAad, enrollTranscript, kxProofKey, sealEnrollRequest, signEnrollResponse, type EnrollRequestWire } from '../src/protocol/enrollment.js';
-import { envelopeSignatureInput, parseEnvelope, sealEnvelope, serializeEnvelope, type ContentEncoding, type Envelope, type SealInput } from '../src/protocol/envelope.js';
+import {
+  enrollRequestAad,
+  enrollTranscript,
+  kxProofKey,
+  sealEnrollRequest,
+  signEnrollResponse,
+  type EnrollRequestWire,
+} from '../src/protocol/enrollment.js';
+import {
+  envelopeSignatureInput,
+  parseEnvelope,
+  sealEnvelope,
+  serializeEnvelope,
+  type ContentEncoding,
+  type Envelope,
+  type SealInput,
+} from '../src/protocol/envelope.js';
 import { openBase, setupAuthS, setupBaseS, type HpkeContext } from '../src/protocol/hpke.js';
 import { fingerprintOf, keySetFromPrivate, type KeySet } from '../src/protocol/keys.js';
 import { directivesAad, envelopeBinding, receiptBindingInput, signReceipt } from '../src/protocol/receipt.js';
@@ -92,7 +107,12 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
 
   const keys = {
     source,
-    inputs: { serverEd25519Seed: hex(serverSeed), serverX25519Private: hex(serverKx), agentEd25519Seed: hex(agentSeed), agentX25519Private: hex(agentKx) },
+    inputs: {
+      serverEd25519Seed: hex(serverSeed),
+      serverX25519Private: hex(serverKx),
+      agentEd25519Seed: hex(agentSeed),
+      agentX25519Private: hex(agentKx),
+    },
     outputs: {
       serverEd25519Public: hex(server.signing.publicKey),
       serverX25519Public: hex(server.agreement.publicKey),
@@ -114,7 +134,11 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
   const token = {
     source,
     inputs: { tokenId: hex(tokenIdBytes), secret: hex(tokenSecret), serverFingerprint: fingerprint },
-    outputs: { token: tokenString, tokenIdB64u: b64u(tokenIdBytes), storedSecretHash: hex(hashTokenSecret(b64u(tokenIdBytes), tokenSecret)) },
+    outputs: {
+      token: tokenString,
+      tokenIdB64u: b64u(tokenIdBytes),
+      storedSecretHash: hex(hashTokenSecret(b64u(tokenIdBytes), tokenSecret)),
+    },
   };
 
   const enrollDraws = [
@@ -140,16 +164,38 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
     credential,
     expiresAt: (Math.floor(now / 1000) + 30 * 86400) * 1000,
     nonce,
-    server: { sig: b64u(server.signing.publicKey), sigKid: server.signing.kid, kx: b64u(server.agreement.publicKey), kxKid: server.agreement.kid, fp: fingerprint },
+    server: {
+      sig: b64u(server.signing.publicKey),
+      sigKid: server.signing.kid,
+      kx: b64u(server.agreement.publicKey),
+      kxKid: server.agreement.kid,
+      fp: fingerprint,
+    },
     iat: now,
   });
-  const enrollP = await openBase(nobleCrypto, fromB64u(request.enc), serverKx, utf8('latchkey/1 enroll-request'), enrollRequestAad(request.tid, request.rcp), fromB64u(request.ct));
+  const enrollP = await openBase(
+    nobleCrypto,
+    fromB64u(request.enc),
+    serverKx,
+    utf8('latchkey/1 enroll-request'),
+    enrollRequestAad(request.tid, request.rcp),
+    fromB64u(request.ct),
+  );
   const P = JSON.parse(text(enrollP)) as { pop_sig: string; pop_kx: string };
   const X = enrollTranscript(request.tid, fingerprint, agent.signing.publicKey, agent.agreement.publicKey, 'web-01', now, nonce);
   const [jwtHeader, jwtClaims] = credential.split('.') as [string, string, string];
   const enrollment = {
     source,
-    inputs: { keys: 'keys.json', token: 'token.json', name: 'web-01', now, randomDraws: listDraws(enrollDraws), agentId: '6f1c2a4e-0000-4000-8000-000000000001', labels: { env: 'prod' }, credentialJti: b64u(fixed('credential-jti', 16)) },
+    inputs: {
+      keys: 'keys.json',
+      token: 'token.json',
+      name: 'web-01',
+      now,
+      randomDraws: listDraws(enrollDraws),
+      agentId: '6f1c2a4e-0000-4000-8000-000000000001',
+      labels: { env: 'prod' },
+      credentialJti: b64u(fixed('credential-jti', 16)),
+    },
     intermediate: {
       nonce,
       transcriptHex: hex(X),
@@ -161,7 +207,9 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
       hpkeInfo: 'latchkey/1 enroll-request',
       aadHex: hex(enrollRequestAad(request.tid, request.rcp)),
       hpkeEphemeralPublicHex: hex(fromB64u(request.enc)),
-      ...(await hpkeSchedule(setupBaseS(nobleCrypto, server.agreement.publicKey, utf8('latchkey/1 enroll-request'), enrollDraws[1]!.bytes))),
+      ...(await hpkeSchedule(
+        setupBaseS(nobleCrypto, server.agreement.publicKey, utf8('latchkey/1 enroll-request'), enrollDraws[1]!.bytes),
+      )),
       credentialHeader: text(fromB64u(jwtHeader)),
       credentialClaims: text(fromB64u(jwtClaims)),
       credentialSigningInput: `${jwtHeader}.${jwtClaims}`,
@@ -170,7 +218,8 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
     outputs: { request, wire: JSON.stringify(request), credential, response },
   };
 
-  const plaintext = '{"deviceid":"web-01-2026-09-21-00-00-00","content":{"versionclient":"GLPI-Agent_v1.7","hardware":{"name":"web-01"}},"itemtype":"Computer"}';
+  const plaintext =
+    '{"deviceid":"web-01-2026-09-21-00-00-00","content":{"versionclient":"GLPI-Agent_v1.7","hardware":{"name":"web-01"}},"itemtype":"Computer"}';
   const envDraws = [
     { purpose: 'message id (16)', bytes: fixed('message-id', 16) },
     { purpose: 'HPKE ephemeral X25519 private key (32)', bytes: fixed('message-ephemeral', 32) },
@@ -192,7 +241,9 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
       headerText: text(h),
       hpkeInfo: 'latchkey/1 envelope',
       aadHex: hex(h),
-      ...(await hpkeSchedule(setupAuthS(nobleCrypto, server.agreement.publicKey, utf8('latchkey/1 envelope'), agentKx, ephemeral, agent.agreement.publicKey))),
+      ...(await hpkeSchedule(
+        setupAuthS(nobleCrypto, server.agreement.publicKey, utf8('latchkey/1 envelope'), agentKx, ephemeral, agent.agreement.publicKey),
+      )),
       signatureInputHex: hex(envelopeSignatureInput(h, fromB64u(e.enc), fromB64u(e.ct), e.cred)),
     };
   };
@@ -213,11 +264,31 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
   });
   const envelopeVector = {
     source,
-    inputs: { keys: 'keys.json', now, counter: 42, type: 'inventory', contentType: 'application/json', contentEncoding: 'identity', plaintext, credential: 'enrollment.json outputs.credential', randomDraws: listDraws(envDraws) },
+    inputs: {
+      keys: 'keys.json',
+      now,
+      counter: 42,
+      type: 'inventory',
+      contentType: 'application/json',
+      contentEncoding: 'identity',
+      plaintext,
+      credential: 'enrollment.json outputs.credential',
+      randomDraws: listDraws(envDraws),
+    },
     intermediate: { ...(await envelopePieces(envelope, envDraws[1]!.bytes)), hpkePlaintextHex: hex(utf8(plaintext)) },
     outputs: { header, envelope, wire: text(serializeEnvelope(envelope)) },
     gzip: {
-      inputs: { keys: 'keys.json', now, counter: 10_000, type: 'inventory', contentType: 'application/json', contentEncoding: 'gzip', plaintext, credential: 'enrollment.json outputs.credential', randomDraws: listDraws(gzDraws) },
+      inputs: {
+        keys: 'keys.json',
+        now,
+        counter: 10_000,
+        type: 'inventory',
+        contentType: 'application/json',
+        contentEncoding: 'gzip',
+        plaintext,
+        credential: 'enrollment.json outputs.credential',
+        randomDraws: listDraws(gzDraws),
+      },
       intermediate: { gzipHex: hex(gzipped), ...(await envelopePieces(gz.envelope, gzDraws[1]!.bytes)), hpkePlaintextHex: hex(gzipped) },
       outputs: { header: gz.header, envelope: gz.envelope, wire: text(serializeEnvelope(gz.envelope)) },
     },
@@ -226,11 +297,32 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
   const receiptDraws = [{ purpose: 'HPKE ephemeral X25519 private key for directives (32)', bytes: fixed('receipt-ephemeral', 32) }];
   const receiptCtx = scriptedContext(now, receiptDraws);
   const binding = envelopeBinding(parseEnvelope(envelope));
-  const receipt = await signReceipt(receiptCtx, server.signing, { mid: header.mid, snd: header.snd, env: binding, status: 'accepted', rat: now + 5, directives: { sendIntervalSeconds: 3600 } }, agent.agreement.publicKey);
-  const rejected = await signReceipt(receiptCtx, server.signing, { mid: header.mid, snd: header.snd, env: binding, status: 'rejected', code: 'replay_detected', rat: now + 6 });
+  const receipt = await signReceipt(
+    receiptCtx,
+    server.signing,
+    { mid: header.mid, snd: header.snd, env: binding, status: 'accepted', rat: now + 5, directives: { sendIntervalSeconds: 3600 } },
+    agent.agreement.publicKey,
+  );
+  const rejected = await signReceipt(receiptCtx, server.signing, {
+    mid: header.mid,
+    snd: header.snd,
+    env: binding,
+    status: 'rejected',
+    code: 'replay_detected',
+    rat: now + 6,
+  });
   const receiptVector = {
     source,
-    inputs: { keys: 'keys.json', envelope: 'envelope.json outputs.envelope', mid: header.mid, snd: header.snd, rat: now + 5, directives: { sendIntervalSeconds: 3600 }, randomDraws: listDraws(receiptDraws), rejected: { code: 'replay_detected', rat: now + 6 } },
+    inputs: {
+      keys: 'keys.json',
+      envelope: 'envelope.json outputs.envelope',
+      mid: header.mid,
+      snd: header.snd,
+      rat: now + 5,
+      directives: { sendIntervalSeconds: 3600 },
+      randomDraws: listDraws(receiptDraws),
+      rejected: { code: 'replay_detected', rat: now + 6 },
+    },
     intermediate: {
       bindingInputHex: hex(receiptBindingInput(parseEnvelope(envelope))),
       accepted: {
@@ -238,16 +330,37 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
         directivesPlaintext: JSON.stringify({ sendIntervalSeconds: 3600 }),
         directivesInfo: 'latchkey/1 directives',
         directivesAadHex: hex(directivesAad(header.mid, header.snd)),
-        directives: await hpkeSchedule(setupBaseS(nobleCrypto, agent.agreement.publicKey, utf8('latchkey/1 directives'), receiptDraws[0]!.bytes)),
+        directives: await hpkeSchedule(
+          setupBaseS(nobleCrypto, agent.agreement.publicKey, utf8('latchkey/1 directives'), receiptDraws[0]!.bytes),
+        ),
       },
       rejected: signedPieces(rejected),
     },
     outputs: { env: binding, accepted: receipt, rejected },
   };
 
-  const http = await httpVectors({ source, now, server, agent, fingerprint, serverPub, request, credential, envelope, gzipEnvelope: gz.envelope, plaintext });
+  const http = await httpVectors({
+    source,
+    now,
+    server,
+    agent,
+    fingerprint,
+    serverPub,
+    request,
+    credential,
+    envelope,
+    gzipEnvelope: gz.envelope,
+    plaintext,
+  });
 
-  return { 'keys.json': keys, 'token.json': token, 'enrollment.json': enrollment, 'envelope.json': envelopeVector, 'receipt.json': receiptVector, 'http.json': http };
+  return {
+    'keys.json': keys,
+    'token.json': token,
+    'enrollment.json': enrollment,
+    'envelope.json': envelopeVector,
+    'receipt.json': receiptVector,
+    'http.json': http,
+  };
 }
 
 interface HttpStep {
@@ -328,10 +441,35 @@ async function httpVectors(v: {
     'web-01',
   );
   const enrollment: HttpStep[] = [
-    { name: 'enroll-wrong-recipient', what: 'sealed to another server X25519 key and naming it in rcp', ...post('/v1/enroll'), randomDraws: listDraws(wrongRcpDraws), body: JSON.stringify(toOther), expect: { status: 400, code: 'recipient_mismatch' } },
-    { name: 'enroll-tampered-ciphertext', what: 'enrollment.json request with the last bit of ct flipped', ...post('/v1/enroll'), body: JSON.stringify({ ...v.request, ct: flipLast(v.request.ct) }), expect: { status: 400, code: 'decrypt_failed' } },
-    { name: 'enroll', what: 'enrollment.json request as is', ...post('/v1/enroll'), body: JSON.stringify(v.request), expect: { status: 200 } },
-    { name: 'enroll-replayed', what: 'the same request again: its token has no use left', ...post('/v1/enroll'), body: JSON.stringify(v.request), expect: { status: 409, code: 'token_used' } },
+    {
+      name: 'enroll-wrong-recipient',
+      what: 'sealed to another server X25519 key and naming it in rcp',
+      ...post('/v1/enroll'),
+      randomDraws: listDraws(wrongRcpDraws),
+      body: JSON.stringify(toOther),
+      expect: { status: 400, code: 'recipient_mismatch' },
+    },
+    {
+      name: 'enroll-tampered-ciphertext',
+      what: 'enrollment.json request with the last bit of ct flipped',
+      ...post('/v1/enroll'),
+      body: JSON.stringify({ ...v.request, ct: flipLast(v.request.ct) }),
+      expect: { status: 400, code: 'decrypt_failed' },
+    },
+    {
+      name: 'enroll',
+      what: 'enrollment.json request as is',
+      ...post('/v1/enroll'),
+      body: JSON.stringify(v.request),
+      expect: { status: 200 },
+    },
+    {
+      name: 'enroll-replayed',
+      what: 'the same request again: its token has no use left',
+      ...post('/v1/enroll'),
+      body: JSON.stringify(v.request),
+      expect: { status: 409, code: 'token_used' },
+    },
   ];
 
   const foreign = await seal('foreign-agreement-key', { sender: { signing: agent.signing, agreement: stranger.agreement } });
@@ -346,25 +484,135 @@ async function httpVectors(v: {
   const belowWindow = await seal('stale-counter', { counter: 10_000 - 4096 });
   const inWindow = await seal('in-window-counter', { counter: 10_000 - 4095 });
   const batchNew = await seal('batch-new', { counter: 10_001 });
-  const tamperedHeader = JSON.stringify({ ...v.envelope, header: b64u(utf8(text(fromB64u(v.envelope.header)).replace('"ctr":42', '"ctr":43'))) });
+  const tamperedHeader = JSON.stringify({
+    ...v.envelope,
+    header: b64u(utf8(text(fromB64u(v.envelope.header)).replace('"ctr":42', '"ctr":43'))),
+  });
   const messages: HttpStep[] = [
     { name: 'message', what: 'envelope.json as is', ...msg, body: single, expect: { status: 200, receipt: 'accepted' } },
-    { name: 'tampered-ciphertext', what: 'envelope.json with the last bit of ct flipped, signature unchanged', ...msg, body: JSON.stringify({ ...v.envelope, ct: flipLast(v.envelope.ct) }), expect: { status: 401, code: 'signature_invalid', receipt: 'rejected' } },
-    { name: 'tampered-header', what: 'envelope.json with "ctr":42 changed to "ctr":43 in the header, signature unchanged', ...msg, body: tamperedHeader, expect: { status: 401, code: 'signature_invalid', receipt: 'rejected' } },
-    { name: 'foreign-agreement-key', what: "signed with the agent's Ed25519 key but sealed (Auth mode) with another X25519 key than the one registered", ...msg, randomDraws: foreign.randomDraws, body: foreign.body, expect: { status: 400, code: 'decrypt_failed', receipt: 'rejected' } },
-    { name: 'wrong-recipient', what: 'sealed to another server X25519 key and naming it in rcp', ...msg, randomDraws: toOtherServer.randomDraws, body: toOtherServer.body, expect: { status: 400, code: 'recipient_mismatch', receipt: 'rejected' } },
-    { name: 'stale-iat', what: 'iat one millisecond older than 7 days', ...msg, randomDraws: old.randomDraws, body: old.body, expect: { status: 400, code: 'stale_message', receipt: 'rejected' } },
-    { name: 'future-iat', what: 'iat one millisecond more than 5 minutes ahead', ...msg, randomDraws: future.randomDraws, body: future.body, expect: { status: 400, code: 'stale_message', receipt: 'rejected' } },
-    { name: 'oldest-iat', what: 'iat exactly 7 days old: the bound is included', ...msg, randomDraws: oldest.randomDraws, body: oldest.body, expect: { status: 200, receipt: 'accepted' } },
-    { name: 'latest-iat', what: 'iat exactly 5 minutes ahead: the bound is included', ...msg, randomDraws: latest.randomDraws, body: latest.body, expect: { status: 200, receipt: 'accepted' } },
-    { name: 'replayed', what: 'envelope.json again', ...msg, body: single, expect: { status: 409, code: 'replay_detected', receipt: 'rejected' } },
-    { name: 'unknown-content-encoding', what: 'header "cen":"br"', ...msg, randomDraws: brotli.randomDraws, body: brotli.body, expect: { status: 400, code: 'envelope_malformed' } },
-    { name: 'wrong-content-type', what: 'header "cty":"text/plain" on an inventory', ...msg, randomDraws: textPlain.randomDraws, body: textPlain.body, expect: { status: 400, code: 'payload_invalid', receipt: 'rejected' } },
-    { name: 'unknown-sender', what: 'from keys no server registered', ...msg, randomDraws: unknown.randomDraws, body: unknown.body, expect: { status: 401, code: 'key_unknown' } },
-    { name: 'unsupported-version', what: 'envelope.json with "v":2', ...msg, body: JSON.stringify({ ...v.envelope, v: 2 }), expect: { status: 400, code: 'version_unsupported' } },
-    { name: 'gzip', what: 'envelope.json gzip as is (counter 10000)', ...msg, body: JSON.stringify(v.gzipEnvelope), expect: { status: 200, receipt: 'accepted' } },
-    { name: 'stale-counter', what: 'an unseen id with counter 5904 = 10000 - 4096 (the window W)', ...msg, randomDraws: belowWindow.randomDraws, body: belowWindow.body, expect: { status: 400, code: 'stale_message', receipt: 'rejected' } },
-    { name: 'in-window-counter', what: 'an unseen id with counter 5905, inside the window', ...msg, randomDraws: inWindow.randomDraws, body: inWindow.body, expect: { status: 200, receipt: 'accepted' } },
+    {
+      name: 'tampered-ciphertext',
+      what: 'envelope.json with the last bit of ct flipped, signature unchanged',
+      ...msg,
+      body: JSON.stringify({ ...v.envelope, ct: flipLast(v.envelope.ct) }),
+      expect: { status: 401, code: 'signature_invalid', receipt: 'rejected' },
+    },
+    {
+      name: 'tampered-header',
+      what: 'envelope.json with "ctr":42 changed to "ctr":43 in the header, signature unchanged',
+      ...msg,
+      body: tamperedHeader,
+      expect: { status: 401, code: 'signature_invalid', receipt: 'rejected' },
+    },
+    {
+      name: 'foreign-agreement-key',
+      what: "signed with the agent's Ed25519 key but sealed (Auth mode) with another X25519 key than the one registered",
+      ...msg,
+      randomDraws: foreign.randomDraws,
+      body: foreign.body,
+      expect: { status: 400, code: 'decrypt_failed', receipt: 'rejected' },
+    },
+    {
+      name: 'wrong-recipient',
+      what: 'sealed to another server X25519 key and naming it in rcp',
+      ...msg,
+      randomDraws: toOtherServer.randomDraws,
+      body: toOtherServer.body,
+      expect: { status: 400, code: 'recipient_mismatch', receipt: 'rejected' },
+    },
+    {
+      name: 'stale-iat',
+      what: 'iat one millisecond older than 7 days',
+      ...msg,
+      randomDraws: old.randomDraws,
+      body: old.body,
+      expect: { status: 400, code: 'stale_message', receipt: 'rejected' },
+    },
+    {
+      name: 'future-iat',
+      what: 'iat one millisecond more than 5 minutes ahead',
+      ...msg,
+      randomDraws: future.randomDraws,
+      body: future.body,
+      expect: { status: 400, code: 'stale_message', receipt: 'rejected' },
+    },
+    {
+      name: 'oldest-iat',
+      what: 'iat exactly 7 days old: the bound is included',
+      ...msg,
+      randomDraws: oldest.randomDraws,
+      body: oldest.body,
+      expect: { status: 200, receipt: 'accepted' },
+    },
+    {
+      name: 'latest-iat',
+      what: 'iat exactly 5 minutes ahead: the bound is included',
+      ...msg,
+      randomDraws: latest.randomDraws,
+      body: latest.body,
+      expect: { status: 200, receipt: 'accepted' },
+    },
+    {
+      name: 'replayed',
+      what: 'envelope.json again',
+      ...msg,
+      body: single,
+      expect: { status: 409, code: 'replay_detected', receipt: 'rejected' },
+    },
+    {
+      name: 'unknown-content-encoding',
+      what: 'header "cen":"br"',
+      ...msg,
+      randomDraws: brotli.randomDraws,
+      body: brotli.body,
+      expect: { status: 400, code: 'envelope_malformed' },
+    },
+    {
+      name: 'wrong-content-type',
+      what: 'header "cty":"text/plain" on an inventory',
+      ...msg,
+      randomDraws: textPlain.randomDraws,
+      body: textPlain.body,
+      expect: { status: 400, code: 'payload_invalid', receipt: 'rejected' },
+    },
+    {
+      name: 'unknown-sender',
+      what: 'from keys no server registered',
+      ...msg,
+      randomDraws: unknown.randomDraws,
+      body: unknown.body,
+      expect: { status: 401, code: 'key_unknown' },
+    },
+    {
+      name: 'unsupported-version',
+      what: 'envelope.json with "v":2',
+      ...msg,
+      body: JSON.stringify({ ...v.envelope, v: 2 }),
+      expect: { status: 400, code: 'version_unsupported' },
+    },
+    {
+      name: 'gzip',
+      what: 'envelope.json gzip as is (counter 10000)',
+      ...msg,
+      body: JSON.stringify(v.gzipEnvelope),
+      expect: { status: 200, receipt: 'accepted' },
+    },
+    {
+      name: 'stale-counter',
+      what: 'an unseen id with counter 5904 = 10000 - 4096 (the window W)',
+      ...msg,
+      randomDraws: belowWindow.randomDraws,
+      body: belowWindow.body,
+      expect: { status: 400, code: 'stale_message', receipt: 'rejected' },
+    },
+    {
+      name: 'in-window-counter',
+      what: 'an unseen id with counter 5905, inside the window',
+      ...msg,
+      randomDraws: inWindow.randomDraws,
+      body: inWindow.body,
+      expect: { status: 200, receipt: 'accepted' },
+    },
     {
       name: 'batch',
       what: 'a batch: a new envelope (counter 10001), then envelope.json gzip again',
@@ -373,13 +621,19 @@ async function httpVectors(v: {
       body: JSON.stringify({ envelopes: [batchNew.envelope, v.gzipEnvelope] }),
       expect: { status: 200, results: [{ receipt: 'accepted' }, { receipt: 'rejected', code: 'replay_detected' }] },
     },
-    { name: 'empty-batch', what: 'a batch of no envelopes', ...msg, body: '{"envelopes":[]}', expect: { status: 400, code: 'envelope_malformed' } },
+    {
+      name: 'empty-batch',
+      what: 'a batch of no envelopes',
+      ...msg,
+      body: '{"envelopes":[]}',
+      expect: { status: 400, code: 'envelope_malformed' },
+    },
   ];
 
   return {
     source: v.source,
     description:
-      'HTTP exchanges with a server holding keys.json\'s keys, its clock at `now`, default policy (spec/PROTOCOL.md §17, §18). ' +
+      "HTTP exchanges with a server holding keys.json's keys, its clock at `now`, default policy (spec/PROTOCOL.md §17, §18). " +
       'Each list runs in order on its own fresh server state; requests carry Content-Type: application/json.',
     inputs: {
       keys: 'keys.json',
@@ -390,13 +644,30 @@ async function httpVectors(v: {
       strangerX25519Private: hex(stranger.agreement.privateKey),
     },
     enrollment: {
-      state: { token: { id: v.request.tid, secret: 'token.json inputs.secret', role: 'agent', usesLeft: 1, expiresAt: now + 3600_000, labels: { env: 'prod' }, cidr: null, namePattern: null } },
+      state: {
+        token: {
+          id: v.request.tid,
+          secret: 'token.json inputs.secret',
+          role: 'agent',
+          usesLeft: 1,
+          expiresAt: now + 3600_000,
+          labels: { env: 'prod' },
+          cidr: null,
+          namePattern: null,
+        },
+      },
       steps: enrollment,
     },
     messages: {
       state: {
         agent: { id: '6f1c2a4e-0000-4000-8000-000000000001', name: 'web-01', role: 'agent', labels: { env: 'prod' }, status: 'active' },
-        key: { sigKid: agent.signing.kid, kxKid: agent.agreement.kid, status: 'active', expiresAt: (Math.floor(now / 1000) + 30 * 86400) * 1000, maxCounter: 0 },
+        key: {
+          sigKid: agent.signing.kid,
+          kxKid: agent.agreement.kid,
+          status: 'active',
+          expiresAt: (Math.floor(now / 1000) + 30 * 86400) * 1000,
+          maxCounter: 0,
+        },
       },
       steps: messages,
     },

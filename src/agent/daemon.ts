@@ -79,12 +79,24 @@ export class NeedsNewToken extends RenewRefused {}
 async function renewIfDue(ctx: ProtocolContext, opts: DaemonOptions, r: RenewalState, intervalMs: number, warn = true): Promise<void> {
   const state = await loadState(ctx.crypto, opts.stateDir);
   const now = ctx.now();
-  const reason = (await renewalInProgress(opts.stateDir)) ? 'resume' : r.requested ? 'renewNow' : now >= agentRenewDueAt(state) ? 'due' : undefined;
+  const reason = (await renewalInProgress(opts.stateDir))
+    ? 'resume'
+    : r.requested
+      ? 'renewNow'
+      : now >= agentRenewDueAt(state)
+        ? 'due'
+        : undefined;
   if (reason && now >= r.nextAttemptAt) {
     try {
       const out = await renewAgent(ctx, opts.stateDir, { via: opts.via });
       Object.assign(r, { requested: false, failures: 0, nextAttemptAt: 0 });
-      opts.log({ event: 'renewed', reason, keyId: out.sigKid, previousKeyId: out.previousSigKid, expiresAt: new Date(out.agent.expiresAt).toISOString() });
+      opts.log({
+        event: 'renewed',
+        reason,
+        keyId: out.sigKid,
+        previousKeyId: out.previousSigKid,
+        expiresAt: new Date(out.agent.expiresAt).toISOString(),
+      });
       return;
     } catch (err) {
       if (err instanceof RenewRefused && (err.code === 'agent_revoked' || err.code === 'key_revoked')) {
@@ -93,7 +105,10 @@ async function renewIfDue(ctx: ProtocolContext, opts: DaemonOptions, r: RenewalS
       }
       if (err instanceof RenewRefused && err.code === 'key_expired') {
         opts.log({ event: 'expired', code: err.code, during: 'renew' });
-        throw new NeedsNewToken('key_expired', 'the server signed that this agent\'s key has expired and cannot be renewed: enroll it again with a new token (latchkey agent enroll --force)');
+        throw new NeedsNewToken(
+          'key_expired',
+          "the server signed that this agent's key has expired and cannot be renewed: enroll it again with a new token (latchkey agent enroll --force)",
+        );
       }
       if (!(err instanceof RenewRefused || err instanceof HttpError || (err as { code?: unknown }).code !== undefined)) throw err;
       // Unproven (or a signed refusal worth retrying): keep every key, try again later.
@@ -105,12 +120,27 @@ async function renewIfDue(ctx: ProtocolContext, opts: DaemonOptions, r: RenewalS
       r.nextAttemptAt = now + wait;
       const hint = err instanceof HttpError ? err.hint : undefined;
       const status = err instanceof HttpError ? err.status : undefined;
-      opts.log({ event: 'renew_retry', reason, code: (err as { code?: string }).code, ...(hint ? { hint } : {}), ...(status ? { status } : {}), signed: err instanceof RenewRefused, inMs: Math.round(wait), attempt: r.failures });
+      opts.log({
+        event: 'renew_retry',
+        reason,
+        code: (err as { code?: string }).code,
+        ...(hint ? { hint } : {}),
+        ...(status ? { status } : {}),
+        signed: err instanceof RenewRefused,
+        inMs: Math.round(wait),
+        attempt: r.failures,
+      });
     }
   }
   const left = state.agent.expiresAt - now;
   if (warn && r.failures > 0 && left <= RENEW_WARN_BEFORE_MS) {
-    opts.log({ event: 'renew_failing', level: 'warn', expiresAt: new Date(state.agent.expiresAt).toISOString(), daysLeft: Math.round((left / 86_400_000) * 10) / 10, failures: r.failures });
+    opts.log({
+      event: 'renew_failing',
+      level: 'warn',
+      expiresAt: new Date(state.agent.expiresAt).toISOString(),
+      daysLeft: Math.round((left / 86_400_000) * 10) / 10,
+      failures: r.failures,
+    });
   }
 }
 
@@ -140,7 +170,12 @@ export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Prom
       try {
         const { receipt } = await submitEnvelope(ctx, state, envelope, opts.via);
         moved = 0;
-        opts.log({ event: 'sent', messageId: receipt.mid, status: receipt.status, ...(receipt.directives?.renewNow ? { renewNow: true } : {}) });
+        opts.log({
+          event: 'sent',
+          messageId: receipt.mid,
+          status: receipt.status,
+          ...(receipt.directives?.renewNow ? { renewNow: true } : {}),
+        });
         if (receipt.directives?.renewNow) {
           renewal.requested = true;
           await renewIfDue(ctx, opts, renewal, interval, false); // the cycle's warning is logged already
@@ -185,7 +220,15 @@ export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Prom
         const retryAfter = (err as HttpError | SignedRejection).retryAfterSeconds;
         if (retryAfter !== undefined) wait = Math.max(wait, Math.min(retryAfter * 1000, MAX_RETRY_AFTER_MS) + Math.random() * 250);
         const hint = err instanceof HttpError ? err.hint : undefined;
-        opts.log({ event: 'retry', code: err.code, ...(hint ? { hint } : {}), signed: err instanceof SignedRejection, ...(err instanceof HttpError && err.status ? { status: err.status } : {}), inMs: Math.round(wait), attempt: ++attempt });
+        opts.log({
+          event: 'retry',
+          code: err.code,
+          ...(hint ? { hint } : {}),
+          signed: err instanceof SignedRejection,
+          ...(err instanceof HttpError && err.status ? { status: err.status } : {}),
+          inMs: Math.round(wait),
+          attempt: ++attempt,
+        });
         await sleep(wait, opts.signal);
       }
     }

@@ -115,7 +115,8 @@ export async function request(url: string, init: RequestInit, opts: RequestOptio
   const error = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
   const code = typeof error?.code === 'string' ? error.code : `http_${status}`;
   const message = typeof error?.message === 'string' ? error.message.slice(0, 300) : statusText;
-  if ((PROTOCOL_ERROR_CODES as readonly string[]).includes(code)) throw new ProtocolError(code as ProtocolErrorCode, message, retry === undefined ? {} : { retryAfterSeconds: retry });
+  if ((PROTOCOL_ERROR_CODES as readonly string[]).includes(code))
+    throw new ProtocolError(code as ProtocolErrorCode, message, retry === undefined ? {} : { retryAfterSeconds: retry });
   throw new HttpError(code, message, status, retry);
 }
 

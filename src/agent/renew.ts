@@ -92,17 +92,31 @@ async function requestRenewal(ctx: ProtocolContext, state: AgentState, next: Key
   const expect = { mid: header.mid, snd: header.snd, env: envelopeBinding(parseEnvelope(envelope)) };
   const url = endpoint(via ?? state.agent.serverUrl, '/v1/renew');
   failpoint('renew:before-send');
-  const answer = await exchange(url, { method: 'POST', body: JSON.stringify(envelope), headers: { 'content-type': 'application/json' } }, { timeoutMs: 60_000 });
+  const answer = await exchange(
+    url,
+    { method: 'POST', body: JSON.stringify(envelope), headers: { 'content-type': 'application/json' } },
+    { timeoutMs: 60_000 },
+  );
   failpoint('renew:after-send');
   if (answer.status === 200) return verifyRenewResponse(ctx, state.server.signing, answer.json, { ...expect, next });
   // Believed only when signed by the pinned key for this very request; otherwise a transient hint.
   const receipt = (answer.json as { receipt?: unknown } | undefined)?.receipt;
   if (receipt !== undefined) {
     const verified = await verifyReceipt(ctx, state.server.signing, receipt, expect, state.keys.agreement.privateKey);
-    if (verified.status === 'rejected') throw new RenewRefused(verified.code ?? 'payload_invalid', undefined, answer.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: answer.retryAfterSeconds });
+    if (verified.status === 'rejected')
+      throw new RenewRefused(
+        verified.code ?? 'payload_invalid',
+        undefined,
+        answer.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: answer.retryAfterSeconds },
+      );
   }
   const code = (answer.json as { error?: { code?: unknown } } | undefined)?.error?.code;
-  throw new HttpError(typeof code === 'string' ? code : `http_${answer.status}`, `renewal not confirmed (HTTP ${answer.status})`, answer.status, answer.retryAfterSeconds);
+  throw new HttpError(
+    typeof code === 'string' ? code : `http_${answer.status}`,
+    `renewal not confirmed (HTTP ${answer.status})`,
+    answer.status,
+    answer.retryAfterSeconds,
+  );
 }
 
 export const RENEW_FRACTION = 2 / 3;

@@ -5,7 +5,14 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
-import { applyRevocationList, emptyRevocations, REVOCATION_KINDS, verifyRevocationList, type HeldRevocations, type RevocationEntry } from '../protocol/revocation-list.js';
+import {
+  applyRevocationList,
+  emptyRevocations,
+  REVOCATION_KINDS,
+  verifyRevocationList,
+  type HeldRevocations,
+  type RevocationEntry,
+} from '../protocol/revocation-list.js';
 import { writeSecretFile } from '../node/fs-secure.js';
 import { endpoint, exchange, HttpError } from './http.js';
 import { loadState, StateError } from './state.js';
@@ -34,7 +41,10 @@ export async function loadRevocations(dir: string): Promise<HeldList> {
 
 async function saveRevocations(dir: string, held: HeldList): Promise<void> {
   const subjects = Object.fromEntries(REVOCATION_KINDS.map((k) => [k, [...held.subjects[k]].sort()]));
-  await writeSecretFile(join(dir, REVOCATIONS_FILE), `${JSON.stringify({ v: 1, version: held.version, issuedAt: held.issuedAt, subjects }, null, 2)}\n`);
+  await writeSecretFile(
+    join(dir, REVOCATIONS_FILE),
+    `${JSON.stringify({ v: 1, version: held.version, issuedAt: held.issuedAt, subjects }, null, 2)}\n`,
+  );
 }
 
 export interface RevocationRefresh {
@@ -50,13 +60,22 @@ export interface RevocationRefresh {
  * a page that is not a list) is an HttpError and changes nothing; a list that does not verify with
  * the pinned key is refused as the protocol says; a rollback or a gap is `stale_message`.
  */
-export async function refreshRevocations(ctx: ProtocolContext, dir: string, opts: { via?: string | undefined } = {}): Promise<RevocationRefresh> {
+export async function refreshRevocations(
+  ctx: ProtocolContext,
+  dir: string,
+  opts: { via?: string | undefined } = {},
+): Promise<RevocationRefresh> {
   const state = await loadState(ctx.crypto, dir);
   const held = await loadRevocations(dir);
   const url = endpoint(opts.via ?? state.agent.serverUrl, `/v1/revocations?since=${held.version}`);
   const answer = await exchange(url, { method: 'GET' }, { timeoutMs: 60_000 });
   if (answer.status !== 200) {
-    throw new HttpError(answer.status === 429 ? 'rate_limited' : 'unsigned_answer', `HTTP ${answer.status}: no revocation list`, answer.status, answer.retryAfterSeconds);
+    throw new HttpError(
+      answer.status === 429 ? 'rate_limited' : 'unsigned_answer',
+      `HTTP ${answer.status}: no revocation list`,
+      answer.status,
+      answer.retryAfterSeconds,
+    );
   }
   const list = await verifyRevocationList(ctx.crypto, state.server.signing, answer.json);
   const next = applyRevocationList(held, list); // refuses a rollback or a gap before anything is written

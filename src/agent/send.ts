@@ -78,7 +78,11 @@ export async function submitEnvelope(ctx: ProtocolContext, state: AgentState, en
   const parsed = parseEnvelope(envelope);
   const expect = { mid: parsed.header.mid, snd: parsed.header.snd, env: envelopeBinding(parsed) };
   const url = endpoint(via ?? state.agent.serverUrl, '/v1/messages');
-  const answer = await exchange(url, { method: 'POST', body: JSON.stringify(envelope), headers: { 'content-type': 'application/json' } }, { timeoutMs: 60_000 });
+  const answer = await exchange(
+    url,
+    { method: 'POST', body: JSON.stringify(envelope), headers: { 'content-type': 'application/json' } },
+    { timeoutMs: 60_000 },
+  );
   const ok = answer.status >= 200 && answer.status < 300;
   const signed = ok ? answer.json : (answer.json as { receipt?: unknown } | undefined)?.receipt;
   let receipt: Receipt | undefined;
@@ -103,7 +107,13 @@ export async function submitEnvelope(ctx: ProtocolContext, state: AgentState, en
 function unproven(code: 'receipt_invalid' | 'unsigned_answer', why: string, answer: HttpAnswer): HttpError {
   const claimed = (answer.json as { error?: { code?: unknown } } | undefined)?.error?.code;
   const hint = typeof claimed === 'string' && /^[a-z0-9_]{1,64}$/.test(claimed) ? claimed : undefined;
-  return new HttpError(code, `HTTP ${answer.status}${hint ? ` (claims ${hint})` : ''}: ${why}`, answer.status, answer.retryAfterSeconds, hint);
+  return new HttpError(
+    code,
+    `HTTP ${answer.status}${hint ? ` (claims ${hint})` : ''}: ${why}`,
+    answer.status,
+    answer.retryAfterSeconds,
+    hint,
+  );
 }
 
 /**
@@ -134,7 +144,11 @@ async function applyDirectives(ctx: ProtocolContext, state: AgentState, receipt:
   const d = receipt.directives;
   if (!d) return;
   if (d.serverKey) await followServerKeyDirective(ctx, state, d.serverKey);
-  if (typeof d.sendIntervalSeconds === 'number' && d.sendIntervalSeconds >= 60 && d.sendIntervalSeconds !== state.agent.sendIntervalSeconds) {
+  if (
+    typeof d.sendIntervalSeconds === 'number' &&
+    d.sendIntervalSeconds >= 60 &&
+    d.sendIntervalSeconds !== state.agent.sendIntervalSeconds
+  ) {
     state.agent.sendIntervalSeconds = d.sendIntervalSeconds;
     await saveAgentRecord(state.dir, state.agent);
   }
@@ -152,7 +166,10 @@ export async function sendInventory(ctx: ProtocolContext, stateDir: string, inve
   } catch (err) {
     // A signed credential_invalid for a credential another key set issued: that set was dropped
     // after a rotation before we renewed.
-    const stale = err instanceof SignedRejection && err.code === 'credential_invalid' && credentialKid(state.agent.credential) !== state.server.signing.kid;
+    const stale =
+      err instanceof SignedRejection &&
+      err.code === 'credential_invalid' &&
+      credentialKid(state.agent.credential) !== state.server.signing.kid;
     if (!(err instanceof ServerKeyMoved) && !stale) throw err;
   }
   // Caught up with server key rotations: the key set our credential was issued under is no longer

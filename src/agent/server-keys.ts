@@ -18,9 +18,17 @@ import { endpoint, getJson } from './http.js';
 import { saveAgentRecord, type AgentState } from './state.js';
 
 /** Follows a verified `serverKey` directive; returns whether the pin moved. */
-export async function followServerKeyDirective(ctx: ProtocolContext, state: AgentState, directive: NonNullable<Directives['serverKey']>): Promise<boolean> {
+export async function followServerKeyDirective(
+  ctx: ProtocolContext,
+  state: AgentState,
+  directive: NonNullable<Directives['serverKey']>,
+): Promise<boolean> {
   const reached = await walkEndorsements(ctx.crypto, state.server, directive.endorsements);
-  if (reached.fingerprint !== directive.fp || b64u(reached.signing.publicKey) !== directive.sig || b64u(reached.agreement.publicKey) !== directive.kx) {
+  if (
+    reached.fingerprint !== directive.fp ||
+    b64u(reached.signing.publicKey) !== directive.sig ||
+    b64u(reached.agreement.publicKey) !== directive.kx
+  ) {
     throw new ProtocolError('server_key_mismatch', 'the endorsements do not lead to the announced server keys');
   }
   return pinServerKeys(state, reached);
@@ -37,14 +45,21 @@ export async function catchUpServerKeys(ctx: ProtocolContext, state: AgentState)
   if (announced.fingerprint === state.server.fingerprint) return false;
   const chain = Array.isArray(doc?.endorsements) ? doc.endorsements : [];
   const reached = await walkEndorsements(ctx.crypto, state.server, chain);
-  if (reached.fingerprint !== announced.fingerprint) throw new ProtocolError('server_key_mismatch', 'the endorsement chain does not lead from the pinned key to the announced one');
+  if (reached.fingerprint !== announced.fingerprint)
+    throw new ProtocolError('server_key_mismatch', 'the endorsement chain does not lead from the pinned key to the announced one');
   return pinServerKeys(state, reached);
 }
 
 /** Re-pins (agent.json, written atomically) and updates `state` in place. */
 async function pinServerKeys(state: AgentState, keys: ServerPublicKeys): Promise<boolean> {
   if (keys.fingerprint === state.server.fingerprint) return false;
-  const server = { sig: b64u(keys.signing.publicKey), sigKid: keys.signing.kid, kx: b64u(keys.agreement.publicKey), kxKid: keys.agreement.kid, fp: keys.fingerprint };
+  const server = {
+    sig: b64u(keys.signing.publicKey),
+    sigKid: keys.signing.kid,
+    kx: b64u(keys.agreement.publicKey),
+    kxKid: keys.agreement.kid,
+    fp: keys.fingerprint,
+  };
   const agent = { ...state.agent, server };
   await saveAgentRecord(state.dir, agent);
   state.agent = agent;

@@ -60,12 +60,18 @@ export async function prepareStateDir(dir: string, force: boolean): Promise<void
 }
 
 export async function saveEnrollment(dir: string, keys: KeySet, agent: AgentRecord): Promise<void> {
-  await writeSecretFile(join(dir, KEYS), `${JSON.stringify({ v: 1, signing: b64u(keys.signing.privateKey), agreement: b64u(keys.agreement.privateKey) })}\n`);
+  await writeSecretFile(
+    join(dir, KEYS),
+    `${JSON.stringify({ v: 1, signing: b64u(keys.signing.privateKey), agreement: b64u(keys.agreement.privateKey) })}\n`,
+  );
   await writeSecretFile(join(dir, AGENT), `${JSON.stringify(agent, null, 2)}\n`);
 }
 
 export async function saveKeys(dir: string, keys: KeySet): Promise<void> {
-  await writeSecretFile(join(dir, KEYS), `${JSON.stringify({ v: 1, signing: b64u(keys.signing.privateKey), agreement: b64u(keys.agreement.privateKey) })}\n`);
+  await writeSecretFile(
+    join(dir, KEYS),
+    `${JSON.stringify({ v: 1, signing: b64u(keys.signing.privateKey), agreement: b64u(keys.agreement.privateKey) })}\n`,
+  );
 }
 
 export async function saveAgentRecord(dir: string, agent: AgentRecord): Promise<void> {

@@ -26,8 +26,14 @@ interface BootstrapOptions {
 export function registerAdminBootstrap(admin: Command): void {
   admin
     .command('bootstrap')
-    .description('Mint a new full-scope admin credential straight in the database (when the bootstrap one is lost). Stop a server on the embedded database first.')
-    .addOption(new Option('--data-dir <dir>', 'the server data dir (embedded database; where admin.token is written)').env('LATCHKEY_DATA_DIR').default('./.latchkey'))
+    .description(
+      'Mint a new full-scope admin credential straight in the database (when the bootstrap one is lost). Stop a server on the embedded database first.',
+    )
+    .addOption(
+      new Option('--data-dir <dir>', 'the server data dir (embedded database; where admin.token is written)')
+        .env('LATCHKEY_DATA_DIR')
+        .default('./.latchkey'),
+    )
     .addOption(new Option('--database-url <url>', 'PostgreSQL URL; the embedded database in the data dir when absent').env('DATABASE_URL'))
     .option('--revoke-others', 'revoke every earlier bootstrap credential in the same transaction')
     .option('--out <file>', 'write the credential to this file (0600) instead of <data-dir>/admin.token')
@@ -54,8 +60,14 @@ export function registerAdminBootstrap(admin: Command): void {
         if (file) await writeSecretFile(file, `${made.credential}\n`);
         const summary = { id: made.id, revoked: made.revoked, ...(file ? { file } : { credential: made.credential }) };
         if (o.json) console.log(JSON.stringify(summary, null, 2));
-        else if (file) console.log(`new admin credential ${made.id} written to ${file}${made.revoked.length ? `; revoked ${made.revoked.join(', ')}` : ''}`);
-        else console.log(`${made.credential}\n\nadmin credential ${made.id}; shown once${made.revoked.length ? `; revoked ${made.revoked.join(', ')}` : ''}`);
+        else if (file)
+          console.log(
+            `new admin credential ${made.id} written to ${file}${made.revoked.length ? `; revoked ${made.revoked.join(', ')}` : ''}`,
+          );
+        else
+          console.log(
+            `${made.credential}\n\nadmin credential ${made.id}; shown once${made.revoked.length ? `; revoked ${made.revoked.join(', ')}` : ''}`,
+          );
       } finally {
         await database.close();
       }

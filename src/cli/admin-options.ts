@@ -49,7 +49,11 @@ export async function adminCall(opts: AdminOptions, method: string, path: string
 export function printRows(rows: Record<string, unknown>[], columns: string[]): void {
   const cell = (v: unknown) => (v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v));
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   console.log(line(columns.map((c) => c.toUpperCase())));
   for (const r of rows) console.log(line(columns.map((c) => cell(r[c]))));
 }
@@ -63,10 +67,12 @@ export function parseDuration(text: string): number {
 
 /** A parser for a duration flag between min and max seconds (a usage error, exit 2, outside). */
 export function parseDurationIn(flag: string, min: number, max: number): (text: string) => number {
-  const show = (x: number) => (x === 0 ? '0s' : x % 86400 === 0 ? `${x / 86400}d` : x % 3600 === 0 ? `${x / 3600}h` : x % 60 === 0 ? `${x / 60}m` : `${x}s`);
+  const show = (x: number) =>
+    x === 0 ? '0s' : x % 86400 === 0 ? `${x / 86400}d` : x % 3600 === 0 ? `${x / 3600}h` : x % 60 === 0 ? `${x / 60}m` : `${x}s`;
   return (text) => {
     const seconds = parseDuration(text);
-    if (seconds < min || seconds > max) throw new CliError('usage', `${flag} must be between ${show(min)} and ${show(max)}, got ${JSON.stringify(text)}`, 2);
+    if (seconds < min || seconds > max)
+      throw new CliError('usage', `${flag} must be between ${show(min)} and ${show(max)}, got ${JSON.stringify(text)}`, 2);
     return seconds;
   };
 }

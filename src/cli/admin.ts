@@ -42,7 +42,11 @@ async function listAll(o: AdminOptions, path: string, key: string, query = ''): 
   const all: Record<string, unknown>[] = [];
   let cursor: string | null = null;
   do {
-    const page = (await adminCall(o, 'GET', `${path}?limit=1000${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)) as Record<string, unknown>;
+    const page = (await adminCall(
+      o,
+      'GET',
+      `${path}?limit=1000${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    )) as Record<string, unknown>;
     all.push(...((page[key] as Record<string, unknown>[] | undefined) ?? []));
     cursor = typeof page.next_cursor === 'string' ? page.next_cursor : null;
   } while (cursor);
@@ -58,39 +62,69 @@ export function registerAdminCommands(program: Command): void {
     .option('--cidr <cidr>', 'allowed source network, e.g. 10.0.0.0/8')
     .option('--name-pattern <glob>', 'allowed agent names, e.g. web-*')
     .option('--label <k=v>', 'label given to the enrolled agent (repeatable)', collectLabel, {})
-    .option('--credential-ttl <duration>', "lifetime of enrolled agents' keys and credentials (1h to 3660d; default: the server's)", parseDurationIn('--credential-ttl', MIN_CREDENTIAL_TTL_SECONDS, MAX_CREDENTIAL_TTL_SECONDS))
-    .action(async (o: AdminOptions & { ttl: string; uses: string; role: string; cidr?: string; namePattern?: string; label: Record<string, string>; credentialTtl?: number }) => {
-      if (o.role !== 'agent' && o.role !== 'relay') throw new CliError('usage', '--role must be agent or relay', 2);
-      const uses = Number(o.uses);
-      if (!Number.isInteger(uses) || uses < 1) throw new CliError('usage', '--uses must be a positive integer', 2);
-      const body: Record<string, unknown> = { ttlSeconds: parseDuration(o.ttl), uses, role: o.role, labels: o.label };
-      if (o.cidr) body.cidr = o.cidr;
-      if (o.namePattern) body.namePattern = o.namePattern;
-      if (o.credentialTtl !== undefined) body.credentialTtlSeconds = o.credentialTtl;
-      const r = (await adminCall(o, 'POST', '/v1/admin/tokens', body)) as { token: string; id: string; expiresAt: string };
-      if (o.json) out(r);
-      else console.log(`${r.token}\n\ntoken id ${r.id}, expires ${r.expiresAt}; shown once: it cannot be recovered.`);
-    });
+    .option(
+      '--credential-ttl <duration>',
+      "lifetime of enrolled agents' keys and credentials (1h to 3660d; default: the server's)",
+      parseDurationIn('--credential-ttl', MIN_CREDENTIAL_TTL_SECONDS, MAX_CREDENTIAL_TTL_SECONDS),
+    )
+    .action(
+      async (
+        o: AdminOptions & {
+          ttl: string;
+          uses: string;
+          role: string;
+          cidr?: string;
+          namePattern?: string;
+          label: Record<string, string>;
+          credentialTtl?: number;
+        },
+      ) => {
+        if (o.role !== 'agent' && o.role !== 'relay') throw new CliError('usage', '--role must be agent or relay', 2);
+        const uses = Number(o.uses);
+        if (!Number.isInteger(uses) || uses < 1) throw new CliError('usage', '--uses must be a positive integer', 2);
+        const body: Record<string, unknown> = { ttlSeconds: parseDuration(o.ttl), uses, role: o.role, labels: o.label };
+        if (o.cidr) body.cidr = o.cidr;
+        if (o.namePattern) body.namePattern = o.namePattern;
+        if (o.credentialTtl !== undefined) body.credentialTtlSeconds = o.credentialTtl;
+        const r = (await adminCall(o, 'POST', '/v1/admin/tokens', body)) as { token: string; id: string; expiresAt: string };
+        if (o.json) out(r);
+        else console.log(`${r.token}\n\ntoken id ${r.id}, expires ${r.expiresAt}; shown once: it cannot be recovered.`);
+      },
+    );
   withAdminOptions(token.command('list').description('List tokens and their uses (never secrets).')).action(async (o: AdminOptions) => {
     const r = { tokens: await listAll(o, '/v1/admin/tokens', 'tokens') };
     if (o.json) return out(r.tokens);
     printRows(
-      r.tokens.map((t) => ({ ...t, usesLeft: `${String(t.usesLeft)}/${String(t.usesTotal)}`, usedBy: (t.uses as { agentId: string; sourceAddr: string | null; usedAt: string }[]).map((u) => `${u.agentId}@${u.sourceAddr ?? '?'} ${u.usedAt}`).join('; ') })),
+      r.tokens.map((t) => ({
+        ...t,
+        usesLeft: `${String(t.usesLeft)}/${String(t.usesTotal)}`,
+        usedBy: (t.uses as { agentId: string; sourceAddr: string | null; usedAt: string }[])
+          .map((u) => `${u.agentId}@${u.sourceAddr ?? '?'} ${u.usedAt}`)
+          .join('; '),
+      })),
       ['id', 'role', 'status', 'usesLeft', 'expiresAt', 'cidr', 'namePattern', 'usedBy'],
     );
   });
-  withAdminOptions(token.command('revoke').description('Revoke a token.').argument('<id>', 'token id')).action(async (id: string, o: AdminOptions) => {
-    const r = await adminCall(o, 'POST', `/v1/admin/tokens/${encodeURIComponent(id)}/revoke`, {});
-    if (o.json) out(r);
-    else console.log(`revoked token ${id}`);
-  });
+  withAdminOptions(token.command('revoke').description('Revoke a token.').argument('<id>', 'token id')).action(
+    async (id: string, o: AdminOptions) => {
+      const r = await adminCall(o, 'POST', `/v1/admin/tokens/${encodeURIComponent(id)}/revoke`, {});
+      if (o.json) out(r);
+      else console.log(`revoked token ${id}`);
+    },
+  );
 
   const agents = program.command('agents').description('Enrolled agents and relays (admin).');
   withAdminOptions(agents.command('list').description('List agents.')).action(async (o: AdminOptions) => {
     const r = { agents: await listAll(o, '/v1/admin/agents', 'agents') };
     if (o.json) return out(r.agents);
     printRows(
-      r.agents.map((a) => ({ ...a, keyIds: (a.keys as { sigKid: string; status: string }[]).filter((k) => k.status === 'active').map((k) => k.sigKid).join(',') })),
+      r.agents.map((a) => ({
+        ...a,
+        keyIds: (a.keys as { sigKid: string; status: string }[])
+          .filter((k) => k.status === 'active')
+          .map((k) => k.sigKid)
+          .join(','),
+      })),
       ['id', 'name', 'role', 'status', 'labels', 'keyIds', 'expiresAt', 'lastSeenAt'],
     );
   });
@@ -101,26 +135,44 @@ export function registerAdminCommands(program: Command): void {
       if (o.json) out(r);
       else console.log(`revoked agent ${id}`);
     });
-  withAdminOptions(agents.command('renew-now').description("Ask an agent to renew its keys: its next receipts carry renewNow until it does.").argument('<id|name>', 'agent id or name')).action(
-    async (id: string, o: AdminOptions) => {
-      const r = (await adminCall(o, 'POST', `/v1/admin/agents/${encodeURIComponent(id)}/renew-now`, {})) as { id: string; renewRequestedAt: string };
-      if (o.json) out(r);
-      else console.log(`agent ${r.id} asked to renew (${r.renewRequestedAt})`);
-    },
-  );
+  withAdminOptions(
+    agents
+      .command('renew-now')
+      .description('Ask an agent to renew its keys: its next receipts carry renewNow until it does.')
+      .argument('<id|name>', 'agent id or name'),
+  ).action(async (id: string, o: AdminOptions) => {
+    const r = (await adminCall(o, 'POST', `/v1/admin/agents/${encodeURIComponent(id)}/renew-now`, {})) as {
+      id: string;
+      renewRequestedAt: string;
+    };
+    if (o.json) out(r);
+    else console.log(`agent ${r.id} asked to renew (${r.renewRequestedAt})`);
+  });
 
   const keys = program.command('keys').description('Agent keys (admin); admin API keys are `latchkey admin keys`.');
   withAdminOptions(keys.command('list').description('List agent keys with their status, lifetime, renewal and revocation.'))
-    .option('--agent <id|name>', 'only this agent\'s keys')
+    .option('--agent <id|name>', "only this agent's keys")
     .action(async (o: AdminOptions & { agent?: string }) => {
       const rows = await listAll(o, '/v1/admin/keys', 'keys', o.agent === undefined ? '' : `&agent=${encodeURIComponent(o.agent)}`);
       if (o.json) return out(rows);
       printRows(
-        rows.map((k) => ({ ...k, agent: k.agentName, supersededUntil: k.supersededUntil ?? '', replacedBy: k.replacedBy ?? '', revokedAt: k.revokedAt ?? '', reason: k.revocationReason ?? '' })),
+        rows.map((k) => ({
+          ...k,
+          agent: k.agentName,
+          supersededUntil: k.supersededUntil ?? '',
+          replacedBy: k.replacedBy ?? '',
+          revokedAt: k.revokedAt ?? '',
+          reason: k.revocationReason ?? '',
+        })),
         ['sigKid', 'agent', 'status', 'createdAt', 'expiresAt', 'supersededUntil', 'replacedBy', 'revokedAt', 'reason'],
       );
     });
-  withAdminOptions(keys.command('revoke').description('Revoke one agent key (the agent keeps its other keys).').argument('<kid>', 'signing key id (sigKid)'))
+  withAdminOptions(
+    keys
+      .command('revoke')
+      .description('Revoke one agent key (the agent keeps its other keys).')
+      .argument('<kid>', 'signing key id (sigKid)'),
+  )
     .requiredOption('--reason <text>', 'why (kept in the audit log and shown by keys list)')
     .action(async (kid: string, o: AdminOptions & { reason: string }) => {
       const r = await adminCall(o, 'POST', `/v1/admin/keys/${encodeURIComponent(kid)}/revoke`, { reason: o.reason });
@@ -132,25 +184,49 @@ export function registerAdminCommands(program: Command): void {
     .option('--after <seq>', 'entries after this sequence number', '0')
     .option('--limit <n>', 'at most this many entries', '1000')
     .action(async (o: AdminOptions & { after: string; limit: string }) => {
-      const r = (await adminCall(o, 'GET', `/v1/admin/audit?after=${Number(o.after) || 0}&limit=${Number(o.limit) || 1000}`)) as { entries: Record<string, unknown>[] };
+      const r = (await adminCall(o, 'GET', `/v1/admin/audit?after=${Number(o.after) || 0}&limit=${Number(o.limit) || 1000}`)) as {
+        entries: Record<string, unknown>[];
+      };
       if (o.json) return out(r.entries);
       printRows(r.entries, ['seq', 'at', 'actor', 'action', 'outcome', 'code', 'sourceAddr', 'tokenId', 'agentId']);
     });
-  withAdminOptions(audit.command('verify').description('Recompute the audit hash chain and print its head signed by the server; non-zero exit when broken, or when it no longer passes through --expect-head.'))
-    .option('--expect-head <head>', 'a signed head printed earlier (its JSON, or a file holding it): detects deleted or rewritten newest entries')
+  withAdminOptions(
+    audit
+      .command('verify')
+      .description(
+        'Recompute the audit hash chain and print its head signed by the server; non-zero exit when broken, or when it no longer passes through --expect-head.',
+      ),
+  )
+    .option(
+      '--expect-head <head>',
+      'a signed head printed earlier (its JSON, or a file holding it): detects deleted or rewritten newest entries',
+    )
     .action(async (o: AdminOptions & { expectHead?: string }) => {
-      const r = (o.expectHead === undefined
-        ? await adminCall(o, 'GET', '/v1/admin/audit/verify')
-        : await adminCall(o, 'POST', '/v1/admin/audit/verify', { expectHead: await readHead(o.expectHead) })) as ChainStatus;
+      const r = (
+        o.expectHead === undefined
+          ? await adminCall(o, 'GET', '/v1/admin/audit/verify')
+          : await adminCall(o, 'POST', '/v1/admin/audit/verify', { expectHead: await readHead(o.expectHead) })
+      ) as ChainStatus;
       if (o.json) out(r);
       if (!r.ok) {
-        if (r.problem === 'truncated') throw new CliError('audit_chain_truncated', `audit chain has ${r.entries} entries, fewer than the expected head's`);
-        if (r.problem === 'rewritten') throw new CliError('audit_chain_rewritten', `audit entry ${r.brokenAt} is not the one the expected head signed`);
+        if (r.problem === 'truncated')
+          throw new CliError('audit_chain_truncated', `audit chain has ${r.entries} entries, fewer than the expected head's`);
+        if (r.problem === 'rewritten')
+          throw new CliError('audit_chain_rewritten', `audit entry ${r.brokenAt} is not the one the expected head signed`);
         throw new CliError('audit_chain_broken', `audit chain broken at entry ${r.brokenAt}`);
       }
-      if (!o.json) console.log(`audit chain intact: ${r.entries} entries, head ${r.headHash}${o.expectHead === undefined ? '' : ', passes through the expected head'}\nsigned head ${JSON.stringify(r.head)}`);
+      if (!o.json)
+        console.log(
+          `audit chain intact: ${r.entries} entries, head ${r.headHash}${o.expectHead === undefined ? '' : ', passes through the expected head'}\nsigned head ${JSON.stringify(r.head)}`,
+        );
     });
-  withAdminOptions(audit.command('head').description('Print the audit chain head signed by the server (one JSON line: keep it elsewhere, pass it to `audit verify --expect-head`).')).action(async (o: AdminOptions) => {
+  withAdminOptions(
+    audit
+      .command('head')
+      .description(
+        'Print the audit chain head signed by the server (one JSON line: keep it elsewhere, pass it to `audit verify --expect-head`).',
+      ),
+  ).action(async (o: AdminOptions) => {
     const r = (await adminCall(o, 'GET', '/v1/admin/audit/head')) as { head: unknown };
     console.log(JSON.stringify(r.head));
   });
@@ -170,9 +246,11 @@ export function registerAdminCommands(program: Command): void {
     if (o.json) return out(r.keys);
     printRows(r.keys, ['id', 'name', 'scopes', 'createdAt', 'revokedAt']);
   });
-  withAdminOptions(adminKeys.command('revoke').description('Revoke an admin API key.').argument('<id>')).action(async (id: string, o: AdminOptions) => {
-    const r = await adminCall(o, 'POST', `/v1/admin/admin-keys/${encodeURIComponent(id)}/revoke`);
-    if (o.json) out(r);
-    else console.log(`revoked admin key ${id}`);
-  });
+  withAdminOptions(adminKeys.command('revoke').description('Revoke an admin API key.').argument('<id>')).action(
+    async (id: string, o: AdminOptions) => {
+      const r = await adminCall(o, 'POST', `/v1/admin/admin-keys/${encodeURIComponent(id)}/revoke`);
+      if (o.json) out(r);
+      else console.log(`revoked admin key ${id}`);
+    },
+  );
 }

@@ -26,7 +26,20 @@ export function registerAgentEnroll(agent: Command): void {
           { serverUrl: o.server, token: o.token, stateDir: resolve(o.stateDir), name: o.name, force: o.force ?? false },
         );
         if (o.json) {
-          console.log(JSON.stringify({ agentId: record.agentId, name: record.name, role: record.role, labels: record.labels, expiresAt: new Date(record.expiresAt).toISOString(), serverFingerprint: record.server.fp }, null, 2));
+          console.log(
+            JSON.stringify(
+              {
+                agentId: record.agentId,
+                name: record.name,
+                role: record.role,
+                labels: record.labels,
+                expiresAt: new Date(record.expiresAt).toISOString(),
+                serverFingerprint: record.server.fp,
+              },
+              null,
+              2,
+            ),
+          );
         } else {
           console.log(record.agentId);
         }

@@ -42,9 +42,26 @@ export function registerAgentMessaging(agent: Command): void {
       const ctx = await context();
       await asCli(async () => {
         const { receipt } = o.envelope
-          ? await submitEnvelope(ctx, await loadState(ctx.crypto, resolve(o.stateDir)), parseEnvelope(await readFile(o.envelope)).wire, o.via)
+          ? await submitEnvelope(
+              ctx,
+              await loadState(ctx.crypto, resolve(o.stateDir)),
+              parseEnvelope(await readFile(o.envelope)).wire,
+              o.via,
+            )
           : await sendInventory(ctx, resolve(o.stateDir), await readInventory(o.file!), o.via);
-        if (o.json) console.log(JSON.stringify({ status: receipt.status, messageId: receipt.mid, receivedAt: new Date(receipt.rat).toISOString(), directives: receipt.directives ?? null }, null, 2));
+        if (o.json)
+          console.log(
+            JSON.stringify(
+              {
+                status: receipt.status,
+                messageId: receipt.mid,
+                receivedAt: new Date(receipt.rat).toISOString(),
+                directives: receipt.directives ?? null,
+              },
+              null,
+              2,
+            ),
+          );
         else console.log(`accepted ${receipt.mid} at ${new Date(receipt.rat).toISOString()}`);
       });
     });

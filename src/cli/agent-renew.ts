@@ -12,7 +12,7 @@ import { CliError } from './run.js';
 export function registerAgentRenew(agent: Command): void {
   agent
     .command('renew')
-    .description('Renew the agent\'s keys and credential now (the old key stays valid for a short overlap).')
+    .description("Renew the agent's keys and credential now (the old key stays valid for a short overlap).")
     .requiredOption('--state-dir <dir>', 'the enrolled agent state dir')
     .option('--via <url>', 'renew through this relay or proxy instead of the server')
     .option('--json', 'machine-readable output')

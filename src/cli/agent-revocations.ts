@@ -12,7 +12,7 @@ import { CliError } from './run.js';
 export function registerAgentRevocations(agent: Command): void {
   agent
     .command('revocations')
-    .description('Fetch and verify the server\'s revocation list (ids of revoked tokens, keys and agents) and keep it in the state dir.')
+    .description("Fetch and verify the server's revocation list (ids of revoked tokens, keys and agents) and keep it in the state dir.")
     .requiredOption('--state-dir <dir>', 'the enrolled agent state dir')
     .option('--via <url>', 'fetch through this relay or proxy instead of the server')
     .option('--json', 'machine-readable output')
@@ -32,7 +32,10 @@ export function registerAgentRevocations(agent: Command): void {
           self: held.subjects.agent.has(agent.agentId) || held.subjects.key.has(keys.signing.kid),
         };
         if (o.json) console.log(JSON.stringify(view, null, 2));
-        else console.log(`revocation list version ${view.version} (${added.length} new): ${view.revoked.tokens} tokens, ${view.revoked.keys} keys, ${view.revoked.agents} agents revoked${view.self ? '; THIS AGENT IS REVOKED' : ''}`);
+        else
+          console.log(
+            `revocation list version ${view.version} (${added.length} new): ${view.revoked.tokens} tokens, ${view.revoked.keys} keys, ${view.revoked.agents} agents revoked${view.self ? '; THIS AGENT IS REVOKED' : ''}`,
+          );
       } catch (err) {
         if (err instanceof StateError || err instanceof HttpError) throw new CliError(err.code, err.message);
         throw err;

@@ -40,8 +40,14 @@ interface RotateOptions {
 export function registerIdentityRotate(identity: Command): void {
   identity
     .command('rotate')
-    .description('Make the next server identity and its endorsement by the current one (stored in the database). Stop a server on the same data dir first.')
-    .addOption(new Option('--data-dir <dir>', 'the server data dir (identity.key is current; embedded database)').env('LATCHKEY_DATA_DIR').default('./.latchkey'))
+    .description(
+      'Make the next server identity and its endorsement by the current one (stored in the database). Stop a server on the same data dir first.',
+    )
+    .addOption(
+      new Option('--data-dir <dir>', 'the server data dir (identity.key is current; embedded database)')
+        .env('LATCHKEY_DATA_DIR')
+        .default('./.latchkey'),
+    )
     .addOption(new Option('--identity-file <path>', 'the current identity (instead of <data-dir>/identity.key); needs --out'))
     .addOption(new Option('--out <path>', 'where to write the next identity (0600) with --identity-file'))
     .addOption(new Option('--database-url <url>', 'PostgreSQL URL; the embedded database in the data dir when absent').env('DATABASE_URL'))
@@ -49,7 +55,8 @@ export function registerIdentityRotate(identity: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (o: RotateOptions) => {
       if (o.identityFile && !o.out) throw new CliError('usage', '--identity-file needs --out (where to write the next identity)', 2);
-      if (o.out && !o.identityFile) throw new CliError('usage', '--out goes with --identity-file; with a data dir the next identity is identity.next.key', 2);
+      if (o.out && !o.identityFile)
+        throw new CliError('usage', '--out goes with --identity-file; with a data dir the next identity is identity.next.key', 2);
       const dataDir = resolve(o.dataDir);
       const layout = dataDirLayout(dataDir);
       const currentFile = o.identityFile ? resolve(o.identityFile) : layout.identity;
@@ -65,7 +72,9 @@ export function registerIdentityRotate(identity: Command): void {
       let database: Database;
       try {
         if (!o.identityFile && o.databaseUrl) lock = await lockDataDir(dataDir, 'latchkey identity rotate');
-        database = o.databaseUrl ? await openDatabase({ url: o.databaseUrl }) : await openEmbeddedDatabase(dataDir, 'latchkey identity rotate');
+        database = o.databaseUrl
+          ? await openDatabase({ url: o.databaseUrl })
+          : await openEmbeddedDatabase(dataDir, 'latchkey identity rotate');
       } catch (err) {
         await lock?.release();
         if (err instanceof DataDirLockedError) throw new CliError('data_dir_locked', err.message);
@@ -76,11 +85,19 @@ export function registerIdentityRotate(identity: Command): void {
         const next = await nextIdentity(crypto, nextFile);
         if (next.identity.fingerprint === current.fingerprint) throw new CliError('usage', `${nextFile} holds the current identity`, 2);
         const now = Date.now();
-        const endorsement = await endorseServerKeys(crypto, { ...current.signing, fingerprint: current.fingerprint }, { signing: next.identity.signing.publicKey, agreement: next.identity.agreement.publicKey }, { notBefore: now, iat: now });
+        const endorsement = await endorseServerKeys(
+          crypto,
+          { ...current.signing, fingerprint: current.fingerprint },
+          { signing: next.identity.signing.publicKey, agreement: next.identity.agreement.publicKey },
+          { notBefore: now, iat: now },
+        );
         await applyMigrations(database, await readMigrations());
         let stored: 'stored' | 'exists';
         try {
-          stored = await recordEndorsement(database.db, crypto, current, next.identity, endorsement, { at: new Date(now), actor: 'cli:identity-rotate' });
+          stored = await recordEndorsement(database.db, crypto, current, next.identity, endorsement, {
+            at: new Date(now),
+            actor: 'cli:identity-rotate',
+          });
         } catch (err) {
           if (err instanceof ProtocolError) throw new CliError(err.code, err.message);
           throw err;
@@ -89,7 +106,10 @@ export function registerIdentityRotate(identity: Command): void {
           // Old identity into identity.previous.key first, then the new one becomes identity.key:
           // a crash between the two leaves the old identity current (and also listed as previous).
           const previous = await readFile(layout.previousIdentity, 'utf8').catch(() => '');
-          const lines = previous.split('\n').map((l) => l.trim()).filter(Boolean);
+          const lines = previous
+            .split('\n')
+            .map((l) => l.trim())
+            .filter(Boolean);
           const currentSecret = (await readFile(currentFile, 'utf8')).trim();
           if (!lines.includes(currentSecret)) await writeSecretFile(layout.previousIdentity, `${[...lines, currentSecret].join('\n')}\n`);
           await writeSecretFile(layout.identity, `${next.secret}\n`);
@@ -103,7 +123,10 @@ export function registerIdentityRotate(identity: Command): void {
           ...(promote ? { identity: layout.identity, previous: layout.previousIdentity } : { next: nextFile }),
         };
         if (o.json) console.log(JSON.stringify(summary, null, 2));
-        else if (promote) console.log(`server identity rotated: ${current.fingerprint} -> ${next.identity.fingerprint}\nthe previous identity stays accepted (${layout.previousIdentity}); start the server`);
+        else if (promote)
+          console.log(
+            `server identity rotated: ${current.fingerprint} -> ${next.identity.fingerprint}\nthe previous identity stays accepted (${layout.previousIdentity}); start the server`,
+          );
         else console.log(`next server identity ${next.identity.fingerprint} written to ${nextFile}, endorsed by ${current.fingerprint}`);
       } finally {
         await database.close();
@@ -125,7 +148,10 @@ async function readIdentity(crypto: Awaited<ReturnType<typeof selectCrypto>>, fi
 }
 
 /** The next identity: the one already in `file` (a resumed run), else a new one written there (0600, exclusively). */
-async function nextIdentity(crypto: Awaited<ReturnType<typeof selectCrypto>>, file: string): Promise<{ identity: ServerIdentity; secret: string }> {
+async function nextIdentity(
+  crypto: Awaited<ReturnType<typeof selectCrypto>>,
+  file: string,
+): Promise<{ identity: ServerIdentity; secret: string }> {
   const existing = await readFile(file, 'utf8').catch(() => undefined);
   if (existing !== undefined) return { identity: await readIdentity(crypto, file), secret: existing.trim() };
   const secret = await generateIdentitySecret((n) => new Uint8Array(randomBytes(n)));

@@ -6,7 +6,11 @@ export function registerInventoryCommands(program: Command): void {
   const inventory = program.command('inventory').description('Stored inventories (admin).');
   withAdminOptions(inventory.command('show').description("Print an agent's latest inventory as stored.").argument('<agentId>')).action(
     async (agentId: string, o: AdminOptions) => {
-      const r = (await adminCall(o, 'GET', `/v1/admin/agents/${encodeURIComponent(agentId)}/inventory`)) as { inventory: unknown; receivedAt: string; messageId: string };
+      const r = (await adminCall(o, 'GET', `/v1/admin/agents/${encodeURIComponent(agentId)}/inventory`)) as {
+        inventory: unknown;
+        receivedAt: string;
+        messageId: string;
+      };
       if (o.json) console.log(JSON.stringify(r, null, 2));
       else {
         console.error(`# received ${r.receivedAt}, message ${r.messageId}`);

@@ -50,20 +50,69 @@ export function registerServe(program: Command): void {
     .description('Run the Latchkey server (embedded PGlite unless a database URL is given).')
     .addOption(new Option('--host <host>', 'address to listen on').env('HOST').default('127.0.0.1'))
     .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').env('PORT').default(8080).argParser(parsePort))
-    .addOption(new Option('--data-dir <dir>', 'identity, bootstrap admin credential and embedded database').env('LATCHKEY_DATA_DIR').default('./.latchkey'))
+    .addOption(
+      new Option('--data-dir <dir>', 'identity, bootstrap admin credential and embedded database')
+        .env('LATCHKEY_DATA_DIR')
+        .default('./.latchkey'),
+    )
     .addOption(new Option('--database-url <url>', 'PostgreSQL URL; embedded PGlite when absent').env('DATABASE_URL'))
-    .addOption(new Option('--identity <secret>', 'server identity given as a secret (see `latchkey identity generate`)').env('LATCHKEY_IDENTITY').hideHelp())
-    .addOption(new Option('--identity-file <path>', 'read the server identity from this file instead of <data-dir>/identity.key').env('LATCHKEY_IDENTITY_FILE'))
-    .addOption(new Option('--previous-identity <secrets>', 'previous server identities still accepted during a key rotation, space-separated secrets').env('LATCHKEY_PREVIOUS_IDENTITY').hideHelp())
-    .addOption(new Option('--previous-identity-file <path>', 'a previous server identity still accepted during a key rotation (repeatable)').env('LATCHKEY_PREVIOUS_IDENTITY_FILE').argParser(collect))
-    .addOption(new Option('--next-identity <secret>', 'the next server identity, accepted before it is announced').env('LATCHKEY_NEXT_IDENTITY').hideHelp())
-    .addOption(new Option('--next-identity-file <path>', 'read the next server identity (accepted before it is announced) from this file').env('LATCHKEY_NEXT_IDENTITY_FILE'))
-    .addOption(new Option('--log-level <level>', 'log level').env('LOG_LEVEL').default('info').choices(['debug', 'info', 'warn', 'error', 'silent']))
-    .addOption(new Option('--crypto <backend>', 'primitive backend: node (node:crypto), webcrypto, noble (pure JS); native is the old name of node').env('LATCHKEY_CRYPTO').choices([...CRYPTO_CHOICES, ...Object.keys(CRYPTO_ALIASES)]))
-    .addOption(new Option('--retention-days <days>', 'drop stored inventories older than this').env('LATCHKEY_RETENTION_DAYS').default(90).argParser(positiveInt('--retention-days')))
-    .addOption(new Option('--retention-per-agent <n>', 'keep at most this many inventories per agent').env('LATCHKEY_RETENTION_PER_AGENT').default(1000).argParser(positiveInt('--retention-per-agent')))
+    .addOption(
+      new Option('--identity <secret>', 'server identity given as a secret (see `latchkey identity generate`)')
+        .env('LATCHKEY_IDENTITY')
+        .hideHelp(),
+    )
+    .addOption(
+      new Option('--identity-file <path>', 'read the server identity from this file instead of <data-dir>/identity.key').env(
+        'LATCHKEY_IDENTITY_FILE',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--previous-identity <secrets>',
+        'previous server identities still accepted during a key rotation, space-separated secrets',
+      )
+        .env('LATCHKEY_PREVIOUS_IDENTITY')
+        .hideHelp(),
+    )
+    .addOption(
+      new Option('--previous-identity-file <path>', 'a previous server identity still accepted during a key rotation (repeatable)')
+        .env('LATCHKEY_PREVIOUS_IDENTITY_FILE')
+        .argParser(collect),
+    )
+    .addOption(
+      new Option('--next-identity <secret>', 'the next server identity, accepted before it is announced')
+        .env('LATCHKEY_NEXT_IDENTITY')
+        .hideHelp(),
+    )
+    .addOption(
+      new Option('--next-identity-file <path>', 'read the next server identity (accepted before it is announced) from this file').env(
+        'LATCHKEY_NEXT_IDENTITY_FILE',
+      ),
+    )
+    .addOption(
+      new Option('--log-level <level>', 'log level').env('LOG_LEVEL').default('info').choices(['debug', 'info', 'warn', 'error', 'silent']),
+    )
+    .addOption(
+      new Option('--crypto <backend>', 'primitive backend: node (node:crypto), webcrypto, noble (pure JS); native is the old name of node')
+        .env('LATCHKEY_CRYPTO')
+        .choices([...CRYPTO_CHOICES, ...Object.keys(CRYPTO_ALIASES)]),
+    )
+    .addOption(
+      new Option('--retention-days <days>', 'drop stored inventories older than this')
+        .env('LATCHKEY_RETENTION_DAYS')
+        .default(90)
+        .argParser(positiveInt('--retention-days')),
+    )
+    .addOption(
+      new Option('--retention-per-agent <n>', 'keep at most this many inventories per agent')
+        .env('LATCHKEY_RETENTION_PER_AGENT')
+        .default(1000)
+        .argParser(positiveInt('--retention-per-agent')),
+    )
     .addOption(new Option('--metrics-token <token>', 'require this bearer token on GET /metrics').env('LATCHKEY_METRICS_TOKEN'))
-    .addOption(new Option('--metrics-listen <host:port>', 'serve /metrics on this address instead of the main port').env('LATCHKEY_METRICS_LISTEN'))
+    .addOption(
+      new Option('--metrics-listen <host:port>', 'serve /metrics on this address instead of the main port').env('LATCHKEY_METRICS_LISTEN'),
+    )
     .addOption(
       new Option('--credential-ttl <duration>', 'lifetime of agent keys and credentials, unless their token says otherwise (1h to 3660d)')
         .env('LATCHKEY_CREDENTIAL_TTL')

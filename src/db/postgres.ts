@@ -77,7 +77,10 @@ function withDeadlines(sql: postgres.Sql, d: Deadlines): postgres.Sql {
         return (...args: unknown[]) => {
           const fn = args.pop() as (tx: postgres.Sql) => unknown;
           const start = (target as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[prop]!;
-          return race(start.call(target, ...args, (tx: postgres.Sql) => fn(withDeadlines(tx, d))), d.transactionTimeoutMs);
+          return race(
+            start.call(target, ...args, (tx: postgres.Sql) => fn(withDeadlines(tx, d))),
+            d.transactionTimeoutMs,
+          );
         };
       }
       return Reflect.get(target, prop, receiver) as unknown;
@@ -116,7 +119,10 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
   const withSession: SqlExecutor['withSession'] = async (fn) => {
     const reserving = client.reserve();
     const conn = await race(reserving, d.transactionTimeoutMs).catch((err: unknown) => {
-      void reserving.then((late) => late.release(), () => {});
+      void reserving.then(
+        (late) => late.release(),
+        () => {},
+      );
       throw err;
     });
     try {
@@ -138,7 +144,10 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
     kind: 'postgres',
     schemaName,
     withSession,
-    prepared: (text) => async (params) => [...(await withDeadline(client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }), d.queryTimeoutMs))] as Row[],
+    prepared: (text) => async (params) =>
+      [
+        ...(await withDeadline(client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }), d.queryTimeoutMs)),
+      ] as Row[],
     ping: async () => {
       await withDeadline(client`SELECT 1`, d.pingTimeoutMs);
     },

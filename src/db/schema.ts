@@ -61,7 +61,9 @@ export const tokenUses = pgTable(
   'token_uses',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
-    tokenId: text('token_id').notNull().references(() => enrollmentTokens.id),
+    tokenId: text('token_id')
+      .notNull()
+      .references(() => enrollmentTokens.id),
     agentId: text('agent_id').notNull(),
     usedAt: ts('used_at').notNull().defaultNow(),
     sourceAddr: text('source_addr'),
@@ -186,7 +188,10 @@ export const auditLog = pgTable(
     sourceAddr: text('source_addr'),
     tokenId: text('token_id'),
     agentId: text('agent_id'),
-    details: jsonb('details').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    details: jsonb('details')
+      .$type<Record<string, unknown>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     prevHash: bytea('prev_hash').notNull(),
     hash: bytea('hash').notNull(),
   },

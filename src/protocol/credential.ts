@@ -49,7 +49,12 @@ export async function issueCredential(server: ServerSigningKey, fingerprint: str
   const key = await importJWK({ kty: 'OKP', crv: 'Ed25519', x: b64u(server.publicKey), d: b64u(server.privateKey) }, 'EdDSA');
   return new SignJWT({
     role: input.role,
-    cnf: { sig_kid: input.signingKey.kid, kx_kid: input.agreementKey.kid, sig: b64u(input.signingKey.publicKey), kx: b64u(input.agreementKey.publicKey) },
+    cnf: {
+      sig_kid: input.signingKey.kid,
+      kx_kid: input.agreementKey.kid,
+      sig: b64u(input.signingKey.publicKey),
+      kx: b64u(input.agreementKey.publicKey),
+    },
     ver: PROTOCOL_VERSION,
   })
     .setProtectedHeader({ alg: 'EdDSA', kid: server.kid, typ: CREDENTIAL_TYP })
@@ -75,7 +80,12 @@ export function credentialKid(jwt: string): string {
  * Verifies a credential against the server's signing key and fingerprint at time `nowMs`.
  * Any failure (signature, issuer, expiry, shape) is `credential_invalid`.
  */
-export async function verifyCredential(jwt: string, server: { publicKey: Uint8Array; kid: string }, fingerprint: string, nowMs: number): Promise<CredentialClaims> {
+export async function verifyCredential(
+  jwt: string,
+  server: { publicKey: Uint8Array; kid: string },
+  fingerprint: string,
+  nowMs: number,
+): Promise<CredentialClaims> {
   try {
     if (decodeProtectedHeader(jwt).kid !== server.kid) throw new Error('kid');
     const key = await importJWK(serverJwk(server), 'EdDSA');

@@ -19,14 +19,20 @@ const keysOf = (server: ServerPublicKeys) => ({
   agreement: { alg: 'X25519', kid: server.agreement.kid, publicKey: b64u(server.agreement.publicKey) },
 });
 
-export function discoveryDocument(server: ServerPublicKeys, rotation?: { previous: readonly ServerPublicKeys[]; endorsements: readonly SignedObject[] }) {
+export function discoveryDocument(
+  server: ServerPublicKeys,
+  rotation?: { previous: readonly ServerPublicKeys[]; endorsements: readonly SignedObject[] },
+) {
   return {
     protocol: 'latchkey',
     versions: [PROTOCOL_VERSION],
     fingerprint: server.fingerprint,
     keys: keysOf(server),
     ...(rotation && (rotation.previous.length || rotation.endorsements.length)
-      ? { previous: rotation.previous.map((p) => ({ fingerprint: p.fingerprint, keys: keysOf(p) })), endorsements: [...rotation.endorsements] }
+      ? {
+          previous: rotation.previous.map((p) => ({ fingerprint: p.fingerprint, keys: keysOf(p) })),
+          endorsements: [...rotation.endorsements],
+        }
       : {}),
     jwksUri: '/.well-known/jwks.json',
   };
@@ -57,7 +63,11 @@ export function keySetOf(doc: unknown): ServerPublicKeys | undefined {
     const d = doc as KeysDoc;
     const sig = fromB64uExact(String(d.keys?.signing?.publicKey), 32, 'server_key_mismatch');
     const kx = fromB64uExact(String(d.keys?.agreement?.publicKey), 32, 'server_key_mismatch');
-    return { signing: { publicKey: sig, kid: keyIdOf('ed25519', sig) }, agreement: { publicKey: kx, kid: keyIdOf('x25519', kx) }, fingerprint: fingerprintOf(sig, kx) };
+    return {
+      signing: { publicKey: sig, kid: keyIdOf('ed25519', sig) },
+      agreement: { publicKey: kx, kid: keyIdOf('x25519', kx) },
+      fingerprint: fingerprintOf(sig, kx),
+    };
   } catch {
     return undefined;
   }

@@ -64,7 +64,15 @@ function u64(n: number): Uint8Array {
 }
 
 /** The proof-of-possession transcript X (spec §6.2). Exported for the vectors. */
-export function enrollTranscript(tid: string, fp: string, sig: Uint8Array, kx: Uint8Array, name: string | null, iat: number, nonce: string): Uint8Array {
+export function enrollTranscript(
+  tid: string,
+  fp: string,
+  sig: Uint8Array,
+  kx: Uint8Array,
+  name: string | null,
+  iat: number,
+  nonce: string,
+): Uint8Array {
   return concatBytes(
     TRANSCRIPT_LABEL,
     lengthPrefixed(utf8(tid)),
@@ -220,7 +228,12 @@ export async function verifyEnrollResponse(
   nonce: string,
 ): Promise<EnrollResponseBody> {
   const body = (await verifySignedObject(c, server.signing, ENROLL_RESPONSE_TYPE, input)) as unknown as EnrollResponseBody;
-  if (body.nonce !== nonce || body.server?.fp !== server.fingerprint || typeof body.agentId !== 'string' || typeof body.credential !== 'string') {
+  if (
+    body.nonce !== nonce ||
+    body.server?.fp !== server.fingerprint ||
+    typeof body.agentId !== 'string' ||
+    typeof body.credential !== 'string'
+  ) {
     throw new ProtocolError('signature_invalid', 'response does not answer this request');
   }
   return body;

@@ -132,12 +132,14 @@ export function serializeEnvelope(e: Envelope): Uint8Array {
 
 /** Parses wire bytes or an already-decoded JSON value. Throws only ProtocolError. */
 export function parseEnvelope(input: Uint8Array | string | unknown): ParsedEnvelope {
-  const obj = input instanceof Uint8Array || typeof input === 'string' ? parseJsonObject(input, 'envelope_malformed') : asEnvelopeObject(input);
+  const obj =
+    input instanceof Uint8Array || typeof input === 'string' ? parseJsonObject(input, 'envelope_malformed') : asEnvelopeObject(input);
   return parseEnvelopeObject(obj);
 }
 
 function asEnvelopeObject(value: unknown): JsonObject {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ProtocolError('envelope_malformed', 'not a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ProtocolError('envelope_malformed', 'not a JSON object');
   return value as JsonObject;
 }
 
@@ -155,7 +157,13 @@ function parseEnvelopeObject(obj: JsonObject): ParsedEnvelope {
   const sig = fromB64uExact(str(obj, 'sig', bad, 128), 64, bad);
   const cred = obj.cred === undefined ? undefined : str(obj, 'cred', bad, 4096);
   const header = parseHeader(headerBytes);
-  const wire: Envelope = { v: PROTOCOL_VERSION, header: obj.header as string, enc: obj.enc as string, ct: obj.ct as string, sig: obj.sig as string };
+  const wire: Envelope = {
+    v: PROTOCOL_VERSION,
+    header: obj.header as string,
+    enc: obj.enc as string,
+    ct: obj.ct as string,
+    sig: obj.sig as string,
+  };
   if (cred !== undefined) wire.cred = cred;
   return { wire, header, headerBytes, enc, ct, sig, cred };
 }
@@ -234,8 +242,14 @@ export function counterInWindow(ctr: number, highestCounter: number, counterWind
  * `stale_message` when created-at is outside [now − maxAge, now + maxFuture] or the counter is at or
  * below highestCounter − counterWindow. (Message-id uniqueness is checked by the store, atomically.)
  */
-export function checkFreshness(header: EnvelopeHeader, now: number, highestCounter: number, policy: FreshnessPolicy = DEFAULT_FRESHNESS): void {
+export function checkFreshness(
+  header: EnvelopeHeader,
+  now: number,
+  highestCounter: number,
+  policy: FreshnessPolicy = DEFAULT_FRESHNESS,
+): void {
   if (header.iat > now + policy.maxFutureMs) throw new ProtocolError('stale_message', 'created-at is in the future');
   if (header.iat < now - policy.maxAgeMs) throw new ProtocolError('stale_message', 'message is too old');
-  if (!counterInWindow(header.ctr, highestCounter, policy.counterWindow)) throw new ProtocolError('stale_message', 'counter is below the window');
+  if (!counterInWindow(header.ctr, highestCounter, policy.counterWindow))
+    throw new ProtocolError('stale_message', 'counter is below the window');
 }

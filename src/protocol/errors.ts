@@ -15,40 +15,100 @@ interface ErrorSpec {
 
 /** Codes the protocol itself defines (spec/PROTOCOL.md §15). Do NOT reorder or renumber. */
 const PROTOCOL_ERRORS = {
-  token_malformed: { status: 400, meaning: 'not a well-formed token (prefix, base64url, length, checksum)', message: 'the token is not a valid Latchkey token (check for typos)' },
-  token_unknown: { status: 401, meaning: 'no such token, or a wrong secret (enrollment); no token with this id (admin revoke)', message: 'no such token' },
+  token_malformed: {
+    status: 400,
+    meaning: 'not a well-formed token (prefix, base64url, length, checksum)',
+    message: 'the token is not a valid Latchkey token (check for typos)',
+  },
+  token_unknown: {
+    status: 401,
+    meaning: 'no such token, or a wrong secret (enrollment); no token with this id (admin revoke)',
+    message: 'no such token',
+  },
   token_expired: { status: 401, meaning: "the token's time is up", message: 'the token has expired' },
   token_used: { status: 409, meaning: 'no uses left (also the loser of a race)', message: 'the token has no uses left' },
   token_revoked: { status: 401, meaning: 'an admin revoked it', message: 'the token was revoked' },
-  token_constraint_failed: { status: 403, meaning: 'source address or name not allowed by the token', message: 'the token does not allow this enrollment' },
-  server_key_mismatch: { status: 400, meaning: "the server's keys do not hash to the pinned fingerprint", message: "the server's key does not match the pinned fingerprint" },
-  signature_invalid: { status: 401, meaning: 'a signature or proof of possession does not verify', message: 'signature verification failed' },
+  token_constraint_failed: {
+    status: 403,
+    meaning: 'source address or name not allowed by the token',
+    message: 'the token does not allow this enrollment',
+  },
+  server_key_mismatch: {
+    status: 400,
+    meaning: "the server's keys do not hash to the pinned fingerprint",
+    message: "the server's key does not match the pinned fingerprint",
+  },
+  signature_invalid: {
+    status: 401,
+    meaning: 'a signature or proof of possession does not verify',
+    message: 'signature verification failed',
+  },
   decrypt_failed: { status: 400, meaning: 'HPKE open failed (no detail is given)', message: 'decryption failed' },
-  replay_detected: { status: 409, meaning: 'this message id was already accepted for this key', message: 'this message was already accepted' },
-  stale_message: { status: 400, meaning: 'outside the time window or below the counter window', message: 'the message is outside the accepted time or counter window' },
-  key_unknown: { status: 401, meaning: 'sender key not registered (messages); no agent key with this id (admin revoke)', message: 'the sender key is not registered' },
+  replay_detected: {
+    status: 409,
+    meaning: 'this message id was already accepted for this key',
+    message: 'this message was already accepted',
+  },
+  stale_message: {
+    status: 400,
+    meaning: 'outside the time window or below the counter window',
+    message: 'the message is outside the accepted time or counter window',
+  },
+  key_unknown: {
+    status: 401,
+    meaning: 'sender key not registered (messages); no agent key with this id (admin revoke)',
+    message: 'the sender key is not registered',
+  },
   key_expired: { status: 401, meaning: 'sender key expired or superseded', message: 'the sender key has expired' },
   key_revoked: { status: 401, meaning: 'sender key revoked', message: 'the sender key was revoked' },
   agent_revoked: { status: 403, meaning: "the sender's agent is revoked", message: 'the agent was revoked' },
-  payload_invalid: { status: 400, meaning: 'decrypted content invalid (not JSON, not the GLPI schema, wrong type)', message: 'the payload is invalid' },
+  payload_invalid: {
+    status: 400,
+    meaning: 'decrypted content invalid (not JSON, not the GLPI schema, wrong type)',
+    message: 'the payload is invalid',
+  },
   payload_too_large: { status: 413, meaning: 'body or decompressed content over the limit', message: 'the payload is too large' },
-  rate_limited: { status: 429, meaning: 'budget exceeded; the `Retry-After` header says when to try again', message: 'too many requests; retry later' },
+  rate_limited: {
+    status: 429,
+    meaning: 'budget exceeded; the `Retry-After` header says when to try again',
+    message: 'too many requests; retry later',
+  },
   envelope_malformed: { status: 400, meaning: 'the wire object is not well-formed', message: 'the message is malformed' },
   version_unsupported: { status: 400, meaning: 'unknown protocol version', message: 'unsupported protocol version' },
-  recipient_mismatch: { status: 400, meaning: 'addressed to another server key', message: 'the message is addressed to another server key' },
+  recipient_mismatch: {
+    status: 400,
+    meaning: 'addressed to another server key',
+    message: 'the message is addressed to another server key',
+  },
   hop_limit_exceeded: { status: 400, meaning: 'too many relay layers', message: 'too many relay hops' },
-  credential_invalid: { status: 401, meaning: 'credential signature, issuer, expiry or shape wrong', message: 'the credential is invalid or expired' },
+  credential_invalid: {
+    status: 401,
+    meaning: 'credential signature, issuer, expiry or shape wrong',
+    message: 'the credential is invalid or expired',
+  },
   name_taken: { status: 409, meaning: 'agent name in use', message: 'an agent with this name exists' },
-  name_invalid: { status: 400, meaning: 'agent name breaks the naming rule', message: 'agent names use letters, digits, - _ . and at most 128 bytes' },
+  name_invalid: {
+    status: 400,
+    meaning: 'agent name breaks the naming rule',
+    message: 'agent names use letters, digits, - _ . and at most 128 bytes',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** Codes of the HTTP layer around the protocol (admin API, routing, infrastructure). */
 const HTTP_ERRORS = {
   not_found: { status: 404, meaning: 'no such route, or no such resource in the admin API', message: 'not found' },
-  request_invalid: { status: 400, meaning: 'the request does not match the route (admin API validation, malformed JSON)', message: 'invalid request' },
+  request_invalid: {
+    status: 400,
+    meaning: 'the request does not match the route (admin API validation, malformed JSON)',
+    message: 'invalid request',
+  },
   unauthorized: { status: 401, meaning: 'admin credential missing or wrong', message: 'admin credential required' },
   forbidden: { status: 403, meaning: "the admin credential lacks the route's scope", message: 'forbidden' },
-  unsupported_media_type: { status: 415, meaning: 'the request body is not `application/json` (agent routes)', message: 'Content-Type must be application/json' },
+  unsupported_media_type: {
+    status: 415,
+    meaning: 'the request body is not `application/json` (agent routes)',
+    message: 'Content-Type must be application/json',
+  },
   unavailable: { status: 503, meaning: 'an infrastructure fault (database unreachable); retry later', message: 'service unavailable' },
   internal_error: { status: 500, meaning: 'a bug; never with detail', message: 'internal error' },
 } as const satisfies Record<string, ErrorSpec>;

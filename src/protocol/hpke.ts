@@ -127,12 +127,20 @@ function keySchedule(c: CryptoBackend, mode: number, sharedSecret: Uint8Array, i
   const id = bytesKey(info);
   let fixed = infoHashes.get(id);
   if (!fixed) {
-    fixed = { pskIdHash: labeledExtract(c, HPKE_SUITE, EMPTY, 'psk_id_hash', EMPTY), infoHash: labeledExtract(c, HPKE_SUITE, EMPTY, 'info_hash', info) };
+    fixed = {
+      pskIdHash: labeledExtract(c, HPKE_SUITE, EMPTY, 'psk_id_hash', EMPTY),
+      infoHash: labeledExtract(c, HPKE_SUITE, EMPTY, 'info_hash', info),
+    };
     infoHashes.set(id, fixed);
   }
   const context = concatBytes(new Uint8Array([mode]), fixed.pskIdHash, fixed.infoHash);
   const secret = labeledExtract(c, HPKE_SUITE, sharedSecret, 'secret', EMPTY);
-  return new HpkeContext(c, labeledExpand(c, HPKE_SUITE, secret, 'key', context, NK), labeledExpand(c, HPKE_SUITE, secret, 'base_nonce', context, NN), { secret, context });
+  return new HpkeContext(
+    c,
+    labeledExpand(c, HPKE_SUITE, secret, 'key', context, NK),
+    labeledExpand(c, HPKE_SUITE, secret, 'base_nonce', context, NN),
+    { secret, context },
+  );
 }
 
 /** Receiver-side DH failures (low-order peer keys) look exactly like any other decryption failure. */
@@ -145,7 +153,12 @@ async function receiverDh<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export async function setupBaseS(c: CryptoBackend, pkR: Uint8Array, info: Uint8Array, skE: Uint8Array): Promise<{ enc: Uint8Array; ctx: HpkeContext }> {
+export async function setupBaseS(
+  c: CryptoBackend,
+  pkR: Uint8Array,
+  info: Uint8Array,
+  skE: Uint8Array,
+): Promise<{ enc: Uint8Array; ctx: HpkeContext }> {
   const enc = await c.x25519PublicKey(skE);
   const dh = await c.x25519(skE, pkR);
   return { enc, ctx: keySchedule(c, MODE_BASE, extractAndExpand(c, dh, concatBytes(enc, pkR)), info) };

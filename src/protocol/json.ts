@@ -36,6 +36,7 @@ export function str(obj: JsonObject, key: string, code: ProtocolErrorCode, max =
 /** A non-negative safe integer. */
 export function uint(obj: JsonObject, key: string, code: ProtocolErrorCode): number {
   const v = obj[key];
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ProtocolError(code, `field ${key} must be a non-negative integer`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new ProtocolError(code, `field ${key} must be a non-negative integer`);
   return v;
 }

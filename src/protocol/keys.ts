@@ -34,7 +34,11 @@ export interface PublicKeySet {
   agreement: { publicKey: Uint8Array; kid: string };
 }
 
-export async function keySetFromPrivate(ctx: Pick<ProtocolContext, 'crypto'>, signingSeed: Uint8Array, agreementKey: Uint8Array): Promise<KeySet> {
+export async function keySetFromPrivate(
+  ctx: Pick<ProtocolContext, 'crypto'>,
+  signingSeed: Uint8Array,
+  agreementKey: Uint8Array,
+): Promise<KeySet> {
   const sigPub = await ctx.crypto.ed25519PublicKey(signingSeed);
   const kxPub = await ctx.crypto.x25519PublicKey(agreementKey);
   return {

@@ -98,7 +98,8 @@ export async function verifyReceipt(
 ): Promise<Receipt> {
   const bad = 'envelope_malformed' as const;
   const b = await verifySignedObject(ctx.crypto, server, RECEIPT_TYPE, input);
-  if (b.mid !== expect.mid || b.snd !== expect.snd || b.env !== expect.env) throw new ProtocolError('signature_invalid', 'receipt is for another message');
+  if (b.mid !== expect.mid || b.snd !== expect.snd || b.env !== expect.env)
+    throw new ProtocolError('signature_invalid', 'receipt is for another message');
   if ((b.status !== 'accepted' && b.status !== 'rejected') || typeof b.rat !== 'number') throw new ProtocolError(bad, 'invalid receipt');
   const receipt: Receipt = { mid: b.mid, snd: b.snd, env: b.env, status: b.status, rat: b.rat };
   if (b.code !== undefined) {
@@ -135,8 +136,14 @@ export function parseDirectives(obj: JsonObject): Directives {
   if (obj.serverKey !== undefined) {
     const k = asObject(obj.serverKey, bad);
     const links = k.endorsements;
-    if (!Array.isArray(links) || links.length === 0 || links.length > MAX_ENDORSEMENT_CHAIN) throw new ProtocolError(bad, 'serverKey.endorsements must be a non-empty list');
-    d.serverKey = { sig: str(k, 'sig', bad, 64), kx: str(k, 'kx', bad, 64), fp: str(k, 'fp', bad, 128), endorsements: links.map((l) => asObject(l, bad) as unknown as SignedObject) };
+    if (!Array.isArray(links) || links.length === 0 || links.length > MAX_ENDORSEMENT_CHAIN)
+      throw new ProtocolError(bad, 'serverKey.endorsements must be a non-empty list');
+    d.serverKey = {
+      sig: str(k, 'sig', bad, 64),
+      kx: str(k, 'kx', bad, 64),
+      fp: str(k, 'fp', bad, 128),
+      endorsements: links.map((l) => asObject(l, bad) as unknown as SignedObject),
+    };
   }
   return d;
 }

@@ -33,7 +33,13 @@ export interface RenewRequest {
 }
 
 export function renewTranscript(currentSigKid: string, mid: string, sig: Uint8Array, kx: Uint8Array): Uint8Array {
-  return concatBytes(TRANSCRIPT_LABEL, lengthPrefixed(utf8(currentSigKid)), lengthPrefixed(utf8(mid)), lengthPrefixed(sig), lengthPrefixed(kx));
+  return concatBytes(
+    TRANSCRIPT_LABEL,
+    lengthPrefixed(utf8(currentSigKid)),
+    lengthPrefixed(utf8(mid)),
+    lengthPrefixed(sig),
+    lengthPrefixed(kx),
+  );
 }
 
 async function kxProof(c: CryptoBackend, privateKey: Uint8Array, peer: Uint8Array, r: Uint8Array): Promise<Uint8Array> {
@@ -108,7 +114,11 @@ export interface RenewResponseBody {
   iat: number;
 }
 
-export function signRenewResponse(c: CryptoBackend, server: { privateKey: Uint8Array; kid: string }, body: RenewResponseBody): Promise<SignedObject> {
+export function signRenewResponse(
+  c: CryptoBackend,
+  server: { privateKey: Uint8Array; kid: string },
+  body: RenewResponseBody,
+): Promise<SignedObject> {
   return signObject(c, server, RENEW_RESPONSE_TYPE, body as unknown as JsonObject);
 }
 

@@ -28,16 +28,29 @@ export interface RevocationList {
   entries: RevocationEntry[];
 }
 
-export function signRevocationList(c: CryptoBackend, server: { privateKey: Uint8Array; kid: string }, list: RevocationList): Promise<SignedObject> {
+export function signRevocationList(
+  c: CryptoBackend,
+  server: { privateKey: Uint8Array; kid: string },
+  list: RevocationList,
+): Promise<SignedObject> {
   return signObject(c, server, REVOCATION_LIST_TYPE, list as unknown as JsonObject);
 }
 
 /** Verifies the signature with the pinned key, then the shape (`envelope_malformed`). */
-export async function verifyRevocationList(c: CryptoBackend, server: { publicKey: Uint8Array; kid: string }, input: unknown): Promise<RevocationList> {
+export async function verifyRevocationList(
+  c: CryptoBackend,
+  server: { publicKey: Uint8Array; kid: string },
+  input: unknown,
+): Promise<RevocationList> {
   const bad = 'envelope_malformed' as const;
   const b = await verifySignedObject(c, server, REVOCATION_LIST_TYPE, input);
   onlyKeys(b, ['version', 'since', 'issuedAt', 'entries'], [], bad);
-  const list: RevocationList = { version: uint(b, 'version', bad), since: uint(b, 'since', bad), issuedAt: uint(b, 'issuedAt', bad), entries: [] };
+  const list: RevocationList = {
+    version: uint(b, 'version', bad),
+    since: uint(b, 'since', bad),
+    issuedAt: uint(b, 'issuedAt', bad),
+    entries: [],
+  };
   if (!Array.isArray(b.entries) || list.since > list.version) throw new ProtocolError(bad, 'invalid revocation list');
   let last = list.since;
   for (const raw of b.entries) {
@@ -45,7 +58,8 @@ export async function verifyRevocationList(c: CryptoBackend, server: { publicKey
     onlyKeys(e, ['seq', 'kind', 'subject', 'at'], [], bad);
     const seq = uint(e, 'seq', bad);
     const kind = str(e, 'kind', bad, 16);
-    if (seq <= last || seq > list.version || !(REVOCATION_KINDS as readonly string[]).includes(kind)) throw new ProtocolError(bad, 'invalid revocation entry');
+    if (seq <= last || seq > list.version || !(REVOCATION_KINDS as readonly string[]).includes(kind))
+      throw new ProtocolError(bad, 'invalid revocation entry');
     last = seq;
     list.entries.push({ seq, kind: kind as RevocationKind, subject: str(e, 'subject', bad, 64), at: uint(e, 'at', bad) });
   }

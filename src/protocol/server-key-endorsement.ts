@@ -60,7 +60,11 @@ export async function followEndorsement(c: CryptoBackend, trusted: ServerPublicK
   const kx = fromB64uExact(str(b, 'kx', bad, 64), 32, bad);
   const fp = fingerprintOf(sig, kx);
   if (b.from !== trusted.fingerprint || b.fp !== fp) throw new ProtocolError(bad, 'endorsement does not chain');
-  return { signing: { publicKey: sig, kid: keyIdOf('ed25519', sig) }, agreement: { publicKey: kx, kid: keyIdOf('x25519', kx) }, fingerprint: fp };
+  return {
+    signing: { publicKey: sig, kid: keyIdOf('ed25519', sig) },
+    agreement: { publicKey: kx, kid: keyIdOf('x25519', kx) },
+    fingerprint: fp,
+  };
 }
 
 /**

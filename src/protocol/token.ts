@@ -49,7 +49,8 @@ export function parseToken(text: string): EnrollmentToken {
   const raw = fromB64u(s.slice(TOKEN_PREFIX.length), 'token_malformed');
   if (raw.length !== BODY_LEN + SUM_LEN) throw new ProtocolError('token_malformed', 'token has the wrong length');
   const body = raw.subarray(0, BODY_LEN);
-  if (!constantTimeEqual(checksum(body), raw.subarray(BODY_LEN))) throw new ProtocolError('token_malformed', 'token checksum does not match (typo?)');
+  if (!constantTimeEqual(checksum(body), raw.subarray(BODY_LEN)))
+    throw new ProtocolError('token_malformed', 'token checksum does not match (typo?)');
   return {
     tokenId: b64u(body.subarray(0, ID_LEN)),
     secret: body.slice(ID_LEN, ID_LEN + SECRET_LEN),
@@ -67,7 +68,10 @@ export function tokenSecretMatches(tokenId: string, secret: Uint8Array, storedHa
 }
 
 /** A fresh token for a server: 128-bit id, 256-bit secret. */
-export function generateToken(random: (n: number) => Uint8Array, serverFingerprint: string): { token: string; tokenId: string; secretHash: Uint8Array } {
+export function generateToken(
+  random: (n: number) => Uint8Array,
+  serverFingerprint: string,
+): { token: string; tokenId: string; secretHash: Uint8Array } {
   const tokenId = b64u(random(ID_LEN));
   const secret = random(SECRET_LEN);
   return { token: formatToken({ tokenId, secret, serverFingerprint }), tokenId, secretHash: hashTokenSecret(tokenId, secret) };

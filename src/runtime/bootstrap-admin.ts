@@ -7,7 +7,12 @@ import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
 import { adminKeys } from '../db/schema.js';
 import { appendAudit } from '../server/services/audit.js';
-import { adminSecretMatches, generateAdminCredential, hashAdminSecret, parseAdminCredential } from '../server/services/admin-credentials.js';
+import {
+  adminSecretMatches,
+  generateAdminCredential,
+  hashAdminSecret,
+  parseAdminCredential,
+} from '../server/services/admin-credentials.js';
 import { dataDirLayout } from './config.js';
 import { writeSecretFile } from '../node/fs-secure.js';
 
@@ -26,7 +31,9 @@ export async function ensureBootstrapAdmin(database: Database, dataDir: string):
       const mine = rows.find((r) => r.id === fromFile.id);
       if (mine && adminSecretMatches(fromFile.secret, mine.secretHash)) return 'existing';
       if (live.length === 0 && !mine) {
-        await tx.insert(adminKeys).values({ id: fromFile.id, name: 'bootstrap', secretHash: hashAdminSecret(fromFile.secret), scopes: ['*'] });
+        await tx
+          .insert(adminKeys)
+          .values({ id: fromFile.id, name: 'bootstrap', secretHash: hashAdminSecret(fromFile.secret), scopes: ['*'] });
         return 'registered';
       }
       return 'held-by-another-instance';
@@ -44,7 +51,10 @@ export async function ensureBootstrapAdmin(database: Database, dataDir: string):
  * (which already grants everything) mints a new full-scope bootstrap key. With `revokeOthers`, every
  * earlier live bootstrap key is revoked in the same transaction. Audited; the secret is returned once.
  */
-export async function recoverBootstrapAdmin(database: Database, opts: { revokeOthers: boolean; actor: string }): Promise<{ id: string; credential: string; revoked: string[] }> {
+export async function recoverBootstrapAdmin(
+  database: Database,
+  opts: { revokeOthers: boolean; actor: string },
+): Promise<{ id: string; credential: string; revoked: string[] }> {
   return database.db.transaction(async (tx) => {
     await tx.execute(sql`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK})`);
     const at = new Date();
@@ -58,7 +68,9 @@ export async function recoverBootstrapAdmin(database: Database, opts: { revokeOt
       revoked.push(...rows.map((r) => r.id));
     }
     const made = generateAdminCredential((n) => new Uint8Array(randomBytes(n)));
-    await tx.insert(adminKeys).values({ id: made.id, name: 'bootstrap', secretHash: made.secretHash, scopes: ['*'], createdBy: opts.actor });
+    await tx
+      .insert(adminKeys)
+      .values({ id: made.id, name: 'bootstrap', secretHash: made.secretHash, scopes: ['*'], createdBy: opts.actor });
     await appendAudit(tx, { at, actor: opts.actor, action: 'admin_key.recover', outcome: 'success', details: { keyId: made.id, revoked } });
     return { id: made.id, credential: made.credential, revoked };
   });

@@ -35,7 +35,13 @@ export interface ServeConfig {
 }
 
 /** Where each thing lives inside a data dir; every command that opens one goes through this. */
-export function dataDirLayout(dataDir: string): { identity: string; previousIdentity: string; nextIdentity: string; adminToken: string; embeddedDatabase: string } {
+export function dataDirLayout(dataDir: string): {
+  identity: string;
+  previousIdentity: string;
+  nextIdentity: string;
+  adminToken: string;
+  embeddedDatabase: string;
+} {
   return {
     identity: join(dataDir, 'identity.key'),
     previousIdentity: join(dataDir, 'identity.previous.key'),

@@ -48,7 +48,13 @@ export function lockFileOf(dataDir: string): string {
 
 export async function lockDataDir(dataDir: string, command: string): Promise<DataDirLock> {
   const path = lockFileOf(dataDir);
-  const me: LockHolder = { pid: process.pid, host: hostname(), command, since: new Date().toISOString(), nonce: randomBytes(12).toString('hex') };
+  const me: LockHolder = {
+    pid: process.pid,
+    host: hostname(),
+    command,
+    since: new Date().toISOString(),
+    nonce: randomBytes(12).toString('hex'),
+  };
   for (let attempt = 0; ; attempt++) {
     if (await tryCreate(path, me)) break;
     const holder = await readHolder(path);
@@ -107,7 +113,14 @@ async function readHolder(path: string): Promise<LockHolder | 'absent' | 'unread
 function parseHolder(text: string): LockHolder | undefined {
   try {
     const v = JSON.parse(text) as Partial<LockHolder>;
-    if (Number.isInteger(v.pid) && v.pid! > 0 && typeof v.host === 'string' && typeof v.command === 'string' && typeof v.since === 'string' && typeof v.nonce === 'string') {
+    if (
+      Number.isInteger(v.pid) &&
+      v.pid! > 0 &&
+      typeof v.host === 'string' &&
+      typeof v.command === 'string' &&
+      typeof v.since === 'string' &&
+      typeof v.nonce === 'string'
+    ) {
       return v as LockHolder;
     }
   } catch {
@@ -138,7 +151,10 @@ async function takeOver(path: string, stale: LockHolder): Promise<void> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     // Another process is taking over right now; a guard left by a crash expires.
-    const age = await stat(guard).then((s) => Date.now() - s.mtimeMs, () => 0);
+    const age = await stat(guard).then(
+      (s) => Date.now() - s.mtimeMs,
+      () => 0,
+    );
     if (age > GUARD_STALE_MS) await rm(guard, { force: true });
     else await new Promise((r) => setTimeout(r, 20));
     return;

@@ -60,7 +60,8 @@ export async function loadKeyRing(crypto: CryptoBackend, config: ServeConfig): P
   if (fromDataDir && !config.previousIdentities?.length && !config.previousIdentityFiles?.length) {
     previous.push(...(await decodeFile(crypto, dataDirLayout(config.dataDir).previousIdentity, false)));
   }
-  if (fromDataDir && !config.nextIdentity && !config.nextIdentityFile) next = (await decodeFile(crypto, dataDirLayout(config.dataDir).nextIdentity, false))[0];
+  if (fromDataDir && !config.nextIdentity && !config.nextIdentityFile)
+    next = (await decodeFile(crypto, dataDirLayout(config.dataDir).nextIdentity, false))[0];
   return createKeyRing(current, previous, next);
 }
 
@@ -71,7 +72,11 @@ async function decodeFile(crypto: CryptoBackend, file: string, required: boolean
     throw new StartupError(`cannot read identity file ${file}`);
   });
   const out: ServerIdentity[] = [];
-  for (const line of text.split('\n').map((l) => l.trim()).filter(Boolean)) out.push(await decode(crypto, line, file));
+  for (const line of text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean))
+    out.push(await decode(crypto, line, file));
   if (required && !out.length) throw new StartupError(`identity file ${file} holds no identity`);
   return out;
 }

@@ -22,14 +22,24 @@ export function parseListenAddress(text: string): { host: string; port: number }
   return { host: (m[1] ?? m[2])!, port };
 }
 
-export async function startMetricsListener(address: { host: string; port: number }, exposition: Telemetry['exposition'], token: string | undefined): Promise<MetricsListener> {
+export async function startMetricsListener(
+  address: { host: string; port: number },
+  exposition: Telemetry['exposition'],
+  token: string | undefined,
+): Promise<MetricsListener> {
   const app = new Hono();
   app.get('/metrics', (c) => serveMetrics(c, exposition, token));
   app.notFound((c) => c.json(errorBody('not_found', 'no such route'), 404));
   const server = createAdaptorServer({ fetch: app.fetch, hostname: address.host });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new StartupError(err.code === 'EADDRINUSE' ? `metrics port ${address.port} on ${address.host} is already in use` : `cannot listen for metrics on ${address.host}:${address.port}: ${err.code ?? err.message}`)),
+      reject(
+        new StartupError(
+          err.code === 'EADDRINUSE'
+            ? `metrics port ${address.port} on ${address.host} is already in use`
+            : `cannot listen for metrics on ${address.host}:${address.port}: ${err.code ?? err.message}`,
+        ),
+      ),
     );
     server.listen(address.port, address.host, () => resolve());
   });

@@ -34,7 +34,12 @@ export function createPromTelemetry(): Telemetry {
       if (!METRIC_NAME.test(full)) return;
       let counter = counters.get(full);
       if (!counter) {
-        counter = new Counter({ name: full, help: `Latchkey ${name.replaceAll('_', ' ')}.`, labelNames: Object.keys(labels), registers: [registry] });
+        counter = new Counter({
+          name: full,
+          help: `Latchkey ${name.replaceAll('_', ' ')}.`,
+          labelNames: Object.keys(labels),
+          registers: [registry],
+        });
         counters.set(full, counter);
       }
       try {

@@ -19,7 +19,8 @@ function need(bytes: Uint8Array, length: number, what: string): void {
 
 const der = (prefix: Buffer, key: Uint8Array) => Buffer.concat([prefix, key]);
 /** Public keys go in as JWK: ~12× cheaper than SPKI DER in Node 20 (14 µs against 174 µs here). */
-const jwkPublic = (crv: 'Ed25519' | 'X25519', key: Uint8Array) => createPublicKey({ key: { kty: 'OKP', crv, x: Buffer.from(key).toString('base64url') }, format: 'jwk' });
+const jwkPublic = (crv: 'Ed25519' | 'X25519', key: Uint8Array) =>
+  createPublicKey({ key: { kty: 'OKP', crv, x: Buffer.from(key).toString('base64url') }, format: 'jwk' });
 const rawPublic = (k: KeyObject) => new Uint8Array(k.export({ format: 'der', type: 'spki' }).subarray(-32));
 
 export function createNodeCrypto(): CryptoBackend {
@@ -27,7 +28,8 @@ export function createNodeCrypto(): CryptoBackend {
   const edPub = new KeyCache<KeyObject>();
   const xPriv = new KeyCache<KeyObject>(PRIVATE_KEY_CACHE_SIZE);
   const acceptable = new VerdictCache(acceptableEd25519PublicKey);
-  const importXPriv = (k: Uint8Array) => xPriv.get(k, async () => createPrivateKey({ key: der(X25519_PKCS8, k), format: 'der', type: 'pkcs8' }));
+  const importXPriv = (k: Uint8Array) =>
+    xPriv.get(k, async () => createPrivateKey({ key: der(X25519_PKCS8, k), format: 'der', type: 'pkcs8' }));
 
   return {
     name: 'node',

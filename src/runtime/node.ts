@@ -58,14 +58,17 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
 
   let app: App | undefined;
   const server = createAdaptorServer({
-    fetch: (req, env) => (app ? app.fetch(req, env) : new Response('{"error":{"code":"unavailable","message":"starting"}}', { status: 503 })),
+    fetch: (req, env) =>
+      app ? app.fetch(req, env) : new Response('{"error":{"code":"unavailable","message":"starting"}}', { status: 503 }),
     hostname: config.host,
   });
   await listen(server, config.port, config.host);
   const telemetry = createPromTelemetry();
   let metrics: MetricsListener | undefined;
   try {
-    metrics = config.metricsListen ? await startMetricsListener(config.metricsListen, telemetry.exposition, config.metricsToken) : undefined;
+    metrics = config.metricsListen
+      ? await startMetricsListener(config.metricsListen, telemetry.exposition, config.metricsToken)
+      : undefined;
   } catch (err) {
     await closeServer(server);
     throw err;
@@ -104,7 +107,16 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
-    logger.info({ url, fingerprint: identity.fingerprint, accepted: keyRing.accepted.map((id) => id.fingerprint), database: database.kind, bootstrapAdmin: admin }, 'latchkey listening');
+    logger.info(
+      {
+        url,
+        fingerprint: identity.fingerprint,
+        accepted: keyRing.accepted.map((id) => id.fingerprint),
+        database: database.kind,
+        bootstrapAdmin: admin,
+      },
+      'latchkey listening',
+    );
     const db = database;
     const stopRetention = startRetention(db, config, ctx.now, logger);
     return {
@@ -152,7 +164,9 @@ function startRetention(database: Database, config: ServeConfig, now: () => numb
 async function openAndMigrate(config: ServeConfig): Promise<Database> {
   let database: Database;
   try {
-    database = config.databaseUrl ? await openDatabase({ url: config.databaseUrl }) : await openEmbeddedDatabase(config.dataDir, 'latchkey serve');
+    database = config.databaseUrl
+      ? await openDatabase({ url: config.databaseUrl })
+      : await openEmbeddedDatabase(config.dataDir, 'latchkey serve');
     await database.ping();
   } catch (err) {
     if (err instanceof DataDirLockedError) throw err;

@@ -41,7 +41,12 @@ let server: Promise<Server> | undefined;
 
 async function compose(env: Env): Promise<Server> {
   const identity = await decodeIdentitySecret(crypto, env.LATCHKEY_IDENTITY);
-  const previous = await Promise.all((env.LATCHKEY_PREVIOUS_IDENTITY ?? '').split(/\s+/).filter(Boolean).map((s) => decodeIdentitySecret(crypto, s)));
+  const previous = await Promise.all(
+    (env.LATCHKEY_PREVIOUS_IDENTITY ?? '')
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((s) => decodeIdentitySecret(crypto, s)),
+  );
   const next = env.LATCHKEY_NEXT_IDENTITY ? await decodeIdentitySecret(crypto, env.LATCHKEY_NEXT_IDENTITY) : undefined;
   return composeServer({
     identity,

@@ -72,7 +72,9 @@ function toErrorResponse(err: unknown, c: Context, logger: Logger): Response {
  */
 function describe(err: unknown): object {
   const bound = (text: string | undefined) => text?.split('\nparams:')[0]!.slice(0, 2000);
-  return err instanceof Error ? { name: err.name, message: bound(err.message), stack: bound(err.stack) } : { value: String(err).slice(0, 2000) };
+  return err instanceof Error
+    ? { name: err.name, message: bound(err.message), stack: bound(err.stack) }
+    : { value: String(err).slice(0, 2000) };
 }
 
 /** zod-openapi's validation hook: a stable code, the failing paths, never the rejected values. */

@@ -12,7 +12,13 @@ import { createKeyRing, type KeyRing } from './key-ring.js';
 import type { Logger } from './logger.js';
 import type { Gunzip } from './services/decompress.js';
 import { createEnrollmentLimiter, type EnrollmentLimiter, type EnrollmentPolicy } from './services/enrollment.js';
-import { createIngestState, DEFAULT_INGEST_POLICY, prepareIngestStatements, type IngestPolicy, type IngestState } from './services/ingest.js';
+import {
+  createIngestState,
+  DEFAULT_INGEST_POLICY,
+  prepareIngestStatements,
+  type IngestPolicy,
+  type IngestState,
+} from './services/ingest.js';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './services/renewal.js';
 import { serverKeysOf } from './services/server-keys.js';
 import type { Telemetry } from './telemetry.js';
@@ -83,18 +89,27 @@ export function composeServer(config: ServerConfig): Server {
   const bind = (database: Database): AppDeps => {
     const keys = serverKeys.bind(database.db);
     return {
-    database,
-    keys,
-    identity,
-    ctx,
-    logger,
-    telemetry,
-    clientAddress,
-    docsAssets: config.docsAssets,
-    metricsToken: config.metricsToken,
-    enrollment: { database, identity, keys, ctx, logger, telemetry, limiter: state.enrollmentLimiter, credentialTtlSeconds: renewalPolicy.credentialTtlSeconds },
-    ingest: { database, identity, keys, ctx, telemetry, gunzip, ...state.ingest, ...prepareIngestStatements(database) },
-    renewal: { database, identity, keys, ctx, telemetry, policy: renewalPolicy },
+      database,
+      keys,
+      identity,
+      ctx,
+      logger,
+      telemetry,
+      clientAddress,
+      docsAssets: config.docsAssets,
+      metricsToken: config.metricsToken,
+      enrollment: {
+        database,
+        identity,
+        keys,
+        ctx,
+        logger,
+        telemetry,
+        limiter: state.enrollmentLimiter,
+        credentialTtlSeconds: renewalPolicy.credentialTtlSeconds,
+      },
+      ingest: { database, identity, keys, ctx, telemetry, gunzip, ...state.ingest, ...prepareIngestStatements(database) },
+      renewal: { database, identity, keys, ctx, telemetry, policy: renewalPolicy },
     };
   };
 

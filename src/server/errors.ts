@@ -43,14 +43,27 @@ export function toLatchkeyError(err: unknown): { error: LatchkeyError; internal:
     return { error: new LatchkeyError('internal_error'), internal: true };
   }
   if (err instanceof HTTPException && err.status < 500) {
-    return { error: err.status === 413 ? new LatchkeyError('payload_too_large', 'request body too large') : new LatchkeyError('request_invalid', 'malformed request'), internal: false };
+    return {
+      error:
+        err.status === 413
+          ? new LatchkeyError('payload_too_large', 'request body too large')
+          : new LatchkeyError('request_invalid', 'malformed request'),
+      internal: false,
+    };
   }
-  if (isDatabaseFault(err)) return { error: new LatchkeyError('unavailable', 'the database is unavailable; retry later', { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS }), internal: true };
+  if (isDatabaseFault(err))
+    return {
+      error: new LatchkeyError('unavailable', 'the database is unavailable; retry later', {
+        retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS,
+      }),
+      internal: true,
+    };
   return { error: new LatchkeyError('internal_error'), internal: true };
 }
 
 /** The one mapping of an error to HTTP. */
 export function errorResponse(c: Context, err: LatchkeyError): Response {
-  const headers: Record<string, string> = err.retryAfterSeconds !== undefined ? { 'Retry-After': String(Math.max(1, Math.ceil(err.retryAfterSeconds))) } : {};
+  const headers: Record<string, string> =
+    err.retryAfterSeconds !== undefined ? { 'Retry-After': String(Math.max(1, Math.ceil(err.retryAfterSeconds))) } : {};
   return c.json(errorBodyOf(err), err.status as ContentfulStatusCode, headers);
 }

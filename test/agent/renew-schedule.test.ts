@@ -35,7 +35,13 @@ describe('renewal schedule', () => {
     const server = await generateKeySet(ctx);
     const agent = await generateKeySet(ctx);
     const credential = await issueCredential({ ...server.signing, publicKey: server.signing.publicKey }, 'fp', {
-      agentId: 'a', role: 'agent', signingKey: agent.signing, agreementKey: agent.agreement, issuedAt: 1_000_000, expiresAt: 1_000_000 + 7 * 86_400, jti: 'j',
+      agentId: 'a',
+      role: 'agent',
+      signingKey: agent.signing,
+      agreementKey: agent.agreement,
+      issuedAt: 1_000_000,
+      expiresAt: 1_000_000 + 7 * 86_400,
+      jti: 'j',
     });
     const record = { credential, expiresAt: 0 } as Parameters<typeof credentialTimes>[0];
     expect(credentialTimes(record)).toEqual({ issuedAt: 1_000_000_000, expiresAt: 1_000_000_000 + 7 * DAY });

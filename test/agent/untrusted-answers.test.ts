@@ -37,20 +37,32 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 let n = 0;
 
 async function enrolled(server: TestServer, name: string): Promise<AgentState> {
-  const res = await fetch(`${server.url}/v1/admin/tokens`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+  const res = await fetch(`${server.url}/v1/admin/tokens`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
   const stateDir = join(dir, `${name}-${n++}`);
   await enrollAgent(ctx, { serverUrl: server.url, token: ((await res.json()) as { token: string }).token, stateDir, name });
   return loadState(ctx.crypto, stateDir);
 }
 
-const stateFiles = async (s: AgentState) => [await readFile(join(s.dir, 'keys.json'), 'utf8'), await readFile(join(s.dir, 'agent.json'), 'utf8')];
+const stateFiles = async (s: AgentState) => [
+  await readFile(join(s.dir, 'keys.json'), 'utf8'),
+  await readFile(join(s.dir, 'agent.json'), 'utf8'),
+];
 
 describe.each(dbKinds)('the agent believes only signed receipts bound to its envelope, on %s', (kind) => {
   let server: TestServer;
   let agent: AgentState;
   let inventory: Uint8Array;
   const stored = async (mid: string) =>
-    (await server.database.db.select({ c: sql<number>`count(*)::int` }).from(seenMessages).where(eq(seenMessages.messageId, fromB64u(mid))))[0]!.c;
+    (
+      await server.database.db
+        .select({ c: sql<number>`count(*)::int` })
+        .from(seenMessages)
+        .where(eq(seenMessages.messageId, fromB64u(mid)))
+    )[0]!.c;
 
   beforeAll(async () => {
     server = await startTestServer(kind);
@@ -66,7 +78,11 @@ describe.each(dbKinds)('the agent believes only signed receipts bound to its env
     const sig = fromB64u(genuine.sig);
     sig[5]! ^= 1;
     const mangled: Envelope = { ...genuine, sig: b64u(sig) };
-    const res = await fetch(`${server.url}/v1/messages`, { method: 'POST', body: JSON.stringify(mangled), headers: { 'content-type': 'application/json' } });
+    const res = await fetch(`${server.url}/v1/messages`, {
+      method: 'POST',
+      body: JSON.stringify(mangled),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(res.status).toBe(401);
     const stolen = (await res.json()) as { error: { code: string }; receipt: unknown };
     expect(stolen.error.code).toBe('signature_invalid');
@@ -93,10 +109,22 @@ describe.each(dbKinds)('the agent believes only signed receipts bound to its env
     const envelope = await sealInventory(ctx, agent, inventory);
     const parsed = parseEnvelope(envelope);
     const impostor = await generateKeySet(ctx);
-    const forged = await signReceipt(ctx, impostor.signing, { mid: parsed.header.mid, snd: parsed.header.snd, env: 'x', status: 'accepted', rat: Date.now() });
+    const forged = await signReceipt(ctx, impostor.signing, {
+      mid: parsed.header.mid,
+      snd: parsed.header.snd,
+      env: 'x',
+      status: 'accepted',
+      rat: Date.now(),
+    });
     // A real receipt the server signed for another envelope of this agent.
     const other = await submitEnvelope(ctx, agent, await sealInventory(ctx, agent, inventory));
-    const otherSigned = await (await fetch(`${server.url}/v1/messages`, { method: 'POST', body: JSON.stringify(await sealInventory(ctx, agent, inventory)), headers: { 'content-type': 'application/json' } })).json();
+    const otherSigned = await (
+      await fetch(`${server.url}/v1/messages`, {
+        method: 'POST',
+        body: JSON.stringify(await sealInventory(ctx, agent, inventory)),
+        headers: { 'content-type': 'application/json' },
+      })
+    ).json();
     expect(other.receipt.status).toBe('accepted');
 
     const upstream = await lyingUpstream(forwardTo(server.url));
@@ -106,7 +134,12 @@ describe.each(dbKinds)('the agent believes only signed receipts bound to its env
         [answer(403, { error: { code: 'agent_revoked', message: 'revoked' } }), 'unsigned_answer', 'agent_revoked', undefined],
         [answer(403, '<html>captive portal</html>'), 'unsigned_answer', undefined, undefined],
         [answer(409, { error: { code: 'replay_detected', message: 'already accepted' } }), 'unsigned_answer', 'replay_detected', undefined],
-        [answer(429, { error: { code: 'rate_limited', message: 'slow down' } }, { 'retry-after': '7' }), 'unsigned_answer', 'rate_limited', 7],
+        [
+          answer(429, { error: { code: 'rate_limited', message: 'slow down' } }, { 'retry-after': '7' }),
+          'unsigned_answer',
+          'rate_limited',
+          7,
+        ],
         [answer(500, { error: { code: 'internal_error', message: 'boom' } }), 'unsigned_answer', 'internal_error', undefined],
         [answer(502, 'Bad Gateway'), 'unsigned_answer', undefined, undefined],
         [answer(200, forged), 'receipt_invalid', undefined, undefined],
@@ -208,13 +241,25 @@ describe('the agent state holds the keys the agent pinned', () => {
     const server = await generateKeySet(ctx);
     const other = await generateKeySet(ctx);
     const fp = fingerprintOf(server.signing.publicKey, server.agreement.publicKey);
-    const pub = { signing: { publicKey: server.signing.publicKey, kid: server.signing.kid }, agreement: { publicKey: server.agreement.publicKey, kid: server.agreement.kid }, fingerprint: fp };
+    const pub = {
+      signing: { publicKey: server.signing.publicKey, kid: server.signing.kid },
+      agreement: { publicKey: server.agreement.publicKey, kid: server.agreement.kid },
+      fingerprint: fp,
+    };
     const agentId = '6f1c2a4e-0000-4000-8000-00000000000a';
     const upstream = await lyingUpstream(async (req, body, res) => {
       if (req.url === '/.well-known/latchkey') return answer(200, discoveryDocument(pub))(req, body, res);
       const opened = await openEnrollRequest(ctx, parseEnrollRequest(JSON.parse(body)), { agreement: server.agreement, fingerprint: fp });
       const now = Math.floor(Date.now() / 1000);
-      const credential = await issueCredential(server.signing, fp, { agentId, role: 'agent', signingKey: opened.signingKey, agreementKey: opened.agreementKey, issuedAt: now, expiresAt: now + 86400, jti: b64u(ctx.random(16)) });
+      const credential = await issueCredential(server.signing, fp, {
+        agentId,
+        role: 'agent',
+        signingKey: opened.signingKey,
+        agreementKey: opened.agreementKey,
+        issuedAt: now,
+        expiresAt: now + 86400,
+        jti: b64u(ctx.random(16)),
+      });
       const response = await signEnrollResponse(ctx.crypto, server.signing, {
         agentId,
         name: 'pinned',
@@ -223,7 +268,13 @@ describe('the agent state holds the keys the agent pinned', () => {
         credential,
         expiresAt: (now + 86400) * 1000,
         nonce: opened.nonce,
-        server: { sig: b64u(other.signing.publicKey), sigKid: other.signing.kid, kx: b64u(other.agreement.publicKey), kxKid: other.agreement.kid, fp },
+        server: {
+          sig: b64u(other.signing.publicKey),
+          sigKid: other.signing.kid,
+          kx: b64u(other.agreement.publicKey),
+          kxKid: other.agreement.kid,
+          fp,
+        },
         iat: Date.now(),
       });
       answer(200, response)(req, body, res);
@@ -232,7 +283,13 @@ describe('the agent state holds the keys the agent pinned', () => {
       const stateDir = join(dir, 'pinned');
       const token = formatToken({ tokenId: b64u(ctx.random(16)), secret: ctx.random(32), serverFingerprint: fp });
       const record = await enrollAgent(ctx, { serverUrl: upstream.url, token, stateDir });
-      expect(record.server).toEqual({ sig: b64u(server.signing.publicKey), sigKid: server.signing.kid, kx: b64u(server.agreement.publicKey), kxKid: server.agreement.kid, fp });
+      expect(record.server).toEqual({
+        sig: b64u(server.signing.publicKey),
+        sigKid: server.signing.kid,
+        kx: b64u(server.agreement.publicKey),
+        kxKid: server.agreement.kid,
+        fp,
+      });
       const state = await loadState(ctx.crypto, stateDir);
       expect(state.server.signing.publicKey).toEqual(server.signing.publicKey);
       expect(state.server.agreement.publicKey).toEqual(server.agreement.publicKey);

@@ -9,7 +9,9 @@ describe.each(dbKinds)('admin keys CLI on %s', (kind) => {
   let server: TestServer;
   const routes: string[] = [];
   beforeAll(async () => {
-    server = await startTestServer(kind, { telemetry: { request: (method, route, status) => routes.push(`${method} ${route} ${status}`), count: () => {} } });
+    server = await startTestServer(kind, {
+      telemetry: { request: (method, route, status) => routes.push(`${method} ${route} ${status}`), count: () => {} },
+    });
   });
   afterAll(() => server.close());
 

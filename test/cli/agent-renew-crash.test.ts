@@ -45,7 +45,10 @@ describe.each(dbKinds)('renewal killed at each step, restarted, on %s', (kind) =
   }
   const keyStatus = async (state: string) => {
     const { agent } = await loadState(ctx.crypto, state);
-    const listed = JSON.parse((await runCli(['agents', 'list', '--json'], admin())).stdout) as { id: string; keys: { sigKid: string; status: string }[] }[];
+    const listed = JSON.parse((await runCli(['agents', 'list', '--json'], admin())).stdout) as {
+      id: string;
+      keys: { sigKid: string; status: string }[];
+    }[];
     return Object.fromEntries(listed.find((a) => a.id === agent.agentId)!.keys.map((k) => [k.sigKid, k.status]));
   };
 
@@ -62,10 +65,17 @@ describe.each(dbKinds)('renewal killed at each step, restarted, on %s', (kind) =
 
   /** A real `latchkey agent run`; its JSON log lines as events. */
   const run = (state: string, env: Record<string, string> = {}) => {
-    const child = spawn(process.execPath, [CLI, 'agent', 'run', '--state-dir', state, '--file', inventory, '--interval', '1h'], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'agent', 'run', '--state-dir', state, '--file', inventory, '--interval', '1h'], {
+      env: cleanEnv(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const events = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = () =>
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
     return {
       child,
       events,

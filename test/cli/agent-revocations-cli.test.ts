@@ -37,7 +37,11 @@ describe.each(dbKinds)('latchkey agent revocations on %s', (kind) => {
   let server: TestServer;
   let n = 0;
   const admin = (path: string, body: unknown = {}) =>
-    fetch(`${server.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    fetch(`${server.url}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
   async function enroll(): Promise<string> {
     const { token } = (await (await admin('/v1/admin/tokens')).json()) as { token: string };
     const state = join(dir, `${kind}-${n++}`);
@@ -90,10 +94,19 @@ describe.each(dbKinds)('latchkey agent revocations on %s', (kind) => {
       expect(held).toContain(gone.agent.agentId);
 
       // A gap: a genuinely signed delta that starts above the version held.
-      const gap = await signRevocationList(ctx.crypto, server.identity.signing, { version: v2.version + 2, since: v2.version + 1, issuedAt: Date.now(), entries: [{ seq: v2.version + 2, kind: 'token', subject: 'tok_x', at: Date.now() }] });
+      const gap = await signRevocationList(ctx.crypto, server.identity.signing, {
+        version: v2.version + 2,
+        since: v2.version + 1,
+        issuedAt: Date.now(),
+        entries: [{ seq: v2.version + 2, kind: 'token', subject: 'tok_x', at: Date.now() }],
+      });
       // A list signed by another key, claiming the pinned key's kid.
       const attacker = await generateKeySet(ctx);
-      const forged = await signRevocationList(ctx.crypto, { privateKey: attacker.signing.privateKey, kid: server.identity.signing.kid }, { version: v2.version + 1, since: 0, issuedAt: Date.now(), entries: [] });
+      const forged = await signRevocationList(
+        ctx.crypto,
+        { privateKey: attacker.signing.privateKey, kid: server.identity.signing.kid },
+        { version: v2.version + 1, since: 0, issuedAt: Date.now(), entries: [] },
+      );
       const refusals: [string, Handler, RegExp][] = [
         ['rollback to the genuine older list', answer(200, fullV1), /^error: stale_message: /],
         ['gap', answer(200, gap), /^error: stale_message: /],

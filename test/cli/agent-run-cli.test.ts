@@ -36,7 +36,11 @@ function startDaemon(args: string[]) {
   return {
     child,
     exited,
-    events: () => log.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+    events: () =>
+      log
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
     stderr: () => err,
     async waitFor(pred: (e: Record<string, unknown>) => boolean, ms: number): Promise<boolean> {
       const until = Date.now() + ms;
@@ -55,9 +59,20 @@ describe.each(dbKinds)('latchkey agent run against lying and busy upstreams, on 
   let agentId: string;
   beforeAll(async () => {
     server = await startTestServer(kind);
-    const res = await fetch(`${server.url}/v1/admin/tokens`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    const res = await fetch(`${server.url}/v1/admin/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     state = join(dir, kind);
-    agentId = (await enrollAgent(ctx, { serverUrl: server.url, token: ((await res.json()) as { token: string }).token, stateDir: state, name: `runner-${kind}` })).agentId;
+    agentId = (
+      await enrollAgent(ctx, {
+        serverUrl: server.url,
+        token: ((await res.json()) as { token: string }).token,
+        stateDir: state,
+        name: `runner-${kind}`,
+      })
+    ).agentId;
   });
   afterAll(() => server.close());
 
@@ -72,7 +87,16 @@ describe.each(dbKinds)('latchkey agent run against lying and busy upstreams, on 
     const count = async () => (await server.database.db.select({ c: sql<number>`count(*)::int` }).from(inventories))[0]!.c;
     const before = await count();
     const started = Date.now();
-    const daemon = startDaemon(['--state-dir', state, '--file', fixture('format/printer_2.json'), '--interval', '1h', '--via', upstream.url]);
+    const daemon = startDaemon([
+      '--state-dir',
+      state,
+      '--file',
+      fixture('format/printer_2.json'),
+      '--interval',
+      '1h',
+      '--via',
+      upstream.url,
+    ]);
     try {
       expect(await daemon.waitFor((e) => e.event === 'sent', 25_000)).toBe(true);
       const events = daemon.events();
@@ -95,7 +119,11 @@ describe.each(dbKinds)('latchkey agent run against lying and busy upstreams, on 
   });
 
   it('stops with a non-zero exit and one clear line when a signed answer says the agent is revoked', async () => {
-    const res = await fetch(`${server.url}/v1/admin/agents/${agentId}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    const res = await fetch(`${server.url}/v1/admin/agents/${agentId}/revoke`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(res.status).toBeLessThan(300);
     const daemon = startDaemon(['--state-dir', state, '--file', fixture('format/printer_2.json'), '--interval', '1h']);
     try {

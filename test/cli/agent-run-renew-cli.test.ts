@@ -35,13 +35,20 @@ beforeAll(async () => {
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
 function startDaemon(args: string[]) {
-  const child = spawn(process.execPath, [CLI, 'agent', 'run', '--interval', '1s', ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'agent', 'run', '--interval', '1s', ...args], {
+    env: cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let log = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (log += d.toString()));
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = once(child, 'exit') as Promise<[number | null]>;
-  const events = () => log.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const events = () =>
+    log
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   return {
     child,
     events,
@@ -77,7 +84,10 @@ describe.each(dbKinds)('agent renewal by real processes, on %s', (kind) => {
   let n = 0;
   const aged: Record<string, string> = {};
   const admin = (path: string, init: RequestInit = {}) =>
-    fetch(`${server.url}${path}`, { ...init, headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' } });
+    fetch(`${server.url}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+    });
 
   /** Enrolls an agent whose credential was issued `ageDays` ago (30-day lifetime). */
   async function enroll(ageDays = 0): Promise<string> {
@@ -85,20 +95,31 @@ describe.each(dbKinds)('agent renewal by real processes, on %s', (kind) => {
     const state = join(dir, `${kind}-${n++}`);
     offset = -ageDays * DAY;
     try {
-      await enrollAgent({ ...ctx, now: () => Date.now() + offset }, { serverUrl: server.url, token, stateDir: state, name: `renewer-${kind}-${n}` });
+      await enrollAgent(
+        { ...ctx, now: () => Date.now() + offset },
+        { serverUrl: server.url, token, stateDir: state, name: `renewer-${kind}-${n}` },
+      );
     } finally {
       offset = 0;
     }
     return state;
   }
   const kid = async (state: string) => (await loadState(ctx.crypto, state)).keys.signing.kid;
-  const keyStatus = async (sigKid: string) => (await server.database.db.select().from(agentKeys).where(eq(agentKeys.sigKid, sigKid)))[0]?.status;
+  const keyStatus = async (sigKid: string) =>
+    (await server.database.db.select().from(agentKeys).where(eq(agentKeys.sigKid, sigKid)))[0]?.status;
 
   beforeAll(async () => {
     server = await startTestServer(kind, { now: () => Date.now() + offset });
     // Aged agents are enrolled first, oldest first: the server's clock only moves forward (its
     // budgets are token buckets on that clock).
-    for (const [name, age] of [['due', 25], ['transient', 25], ['expired', 25], ['revoked', 25], ['young', 10]] as const) aged[name] = await enroll(age);
+    for (const [name, age] of [
+      ['due', 25],
+      ['transient', 25],
+      ['expired', 25],
+      ['revoked', 25],
+      ['young', 10],
+    ] as const)
+      aged[name] = await enroll(age);
   });
   afterAll(() => server.close());
 
@@ -157,10 +178,21 @@ describe.each(dbKinds)('agent renewal by real processes, on %s', (kind) => {
       const attacker = await generateKeySet(ctx);
       const forged: Handler = async (_req, body, res) => {
         const { header } = parseEnvelope(JSON.parse(body) as unknown);
-        const signed = await signRenewResponse(ctx.crypto, { privateKey: attacker.signing.privateKey, kid: (await loadState(ctx.crypto, state)).server.signing.kid }, {
-          agentId: (await loadState(ctx.crypto, state)).agent.agentId, mid: header.mid, snd: header.snd, sigKid: attacker.signing.kid, kxKid: attacker.agreement.kid,
-          credential: (await loadState(ctx.crypto, state)).agent.credential, expiresAt: Date.now() + 30 * DAY, supersededUntil: Date.now() + 600_000, iat: Date.now(),
-        });
+        const signed = await signRenewResponse(
+          ctx.crypto,
+          { privateKey: attacker.signing.privateKey, kid: (await loadState(ctx.crypto, state)).server.signing.kid },
+          {
+            agentId: (await loadState(ctx.crypto, state)).agent.agentId,
+            mid: header.mid,
+            snd: header.snd,
+            sigKid: attacker.signing.kid,
+            kxKid: attacker.agreement.kid,
+            credential: (await loadState(ctx.crypto, state)).agent.credential,
+            expiresAt: Date.now() + 30 * DAY,
+            supersededUntil: Date.now() + 600_000,
+            iat: Date.now(),
+          },
+        );
         answer(200, signed)(_req, body, res);
       };
       const lies: [string, Handler][] = [
@@ -196,9 +228,15 @@ describe.each(dbKinds)('agent renewal by real processes, on %s', (kind) => {
     const state = aged.transient!; // 5 days left
     const before = await kid(state);
     const keysBefore = await readFile(join(state, 'keys.json'), 'utf8');
-    const renewLies: Handler[] = [answer(503, 'Service Unavailable'), answer(401, { error: { code: 'key_expired', message: 'proxy' } }), answer(502, 'Bad Gateway')];
+    const renewLies: Handler[] = [
+      answer(503, 'Service Unavailable'),
+      answer(401, { error: { code: 'key_expired', message: 'proxy' } }),
+      answer(502, 'Bad Gateway'),
+    ];
     const forward = forwardTo(server.url);
-    const up = await lyingUpstream((req, body, res) => (req.url === '/v1/renew' && renewLies.length ? renewLies.shift()!(req, body, res) : forward(req, body, res)));
+    const up = await lyingUpstream((req, body, res) =>
+      req.url === '/v1/renew' && renewLies.length ? renewLies.shift()!(req, body, res) : forward(req, body, res),
+    );
     const daemon = startDaemon(['--state-dir', state, '--file', fixture, '--via', up.url]);
     try {
       expect(await daemon.waitFor((e) => e.some((x) => x.event === 'renewed'), 40_000)).toBe(true);
@@ -231,7 +269,10 @@ describe.each(dbKinds)('agent renewal by real processes, on %s', (kind) => {
 
   it('a signed key_expired refusing the renewal stops agent run: it needs a new token', async () => {
     const state = aged.expired!;
-    await server.database.db.update(agentKeys).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(agentKeys.sigKid, await kid(state)));
+    await server.database.db
+      .update(agentKeys)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(agentKeys.sigKid, await kid(state)));
     const daemon = startDaemon(['--state-dir', state, '--file', fixture]);
     try {
       expect(await daemon.exit(20_000)).toBe(1);
@@ -246,7 +287,9 @@ describe.each(dbKinds)('agent renewal by real processes, on %s', (kind) => {
   it('a signed revocation refusing the renewal stops agent run with one line', async () => {
     const state = aged.revoked!;
     const { agent } = await loadState(ctx.crypto, state);
-    expect((await admin(`/v1/admin/agents/${agent.agentId}/revoke`, { method: 'POST', body: JSON.stringify({ reason: 'test' }) })).status).toBeLessThan(300);
+    expect(
+      (await admin(`/v1/admin/agents/${agent.agentId}/revoke`, { method: 'POST', body: JSON.stringify({ reason: 'test' }) })).status,
+    ).toBeLessThan(300);
     const daemon = startDaemon(['--state-dir', state, '--file', fixture]);
     try {
       expect(await daemon.exit(20_000)).toBe(1);
@@ -262,7 +305,13 @@ describe.each(dbKinds)('agent renewal by real processes, on %s', (kind) => {
     // A server that asks for renewal in every receipt (renewNow while less than 100 % of the life is left).
     const eager = await startTestServer(kind, { ingestPolicy: { renewWhenRemaining: 1 } });
     try {
-      const { token } = (await (await fetch(`${eager.url}/v1/admin/tokens`, { method: 'POST', headers: { authorization: `Bearer ${eager.adminToken}`, 'content-type': 'application/json' }, body: '{}' })).json()) as { token: string };
+      const { token } = (await (
+        await fetch(`${eager.url}/v1/admin/tokens`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${eager.adminToken}`, 'content-type': 'application/json' },
+          body: '{}',
+        })
+      ).json()) as { token: string };
       const state = join(dir, `${kind}-eager`);
       await enrollAgent(ctx, { serverUrl: eager.url, token, stateDir: state, name: `eager-${kind}` });
       const before = await kid(state);
@@ -271,7 +320,10 @@ describe.each(dbKinds)('agent renewal by real processes, on %s', (kind) => {
         expect(await daemon.waitFor((e) => e.some((x) => x.event === 'renewed'), 20_000)).toBe(true);
         expect(await daemon.stop()).toBe(0);
         const events = daemon.events();
-        expect(events.slice(0, 2)).toEqual([expect.objectContaining({ event: 'sent', renewNow: true }), expect.objectContaining({ event: 'renewed', reason: 'renewNow', previousKeyId: before })]);
+        expect(events.slice(0, 2)).toEqual([
+          expect.objectContaining({ event: 'sent', renewNow: true }),
+          expect.objectContaining({ event: 'renewed', reason: 'renewNow', previousKeyId: before }),
+        ]);
         expect(await kid(state)).toBe(events[1]!.keyId);
       } finally {
         daemon.child.kill('SIGKILL');

@@ -34,7 +34,10 @@ describe.each(dbKinds)('enrollment CLI against a real server on %s', (kind) => {
     expect(Date.parse(expiresAt) - Date.now()).toBeGreaterThan(9 * 60_000);
 
     const state = join(dir, 'agent1');
-    const enrolled = await runCli(['agent', 'enroll', '--server', server.url, '--token', token, '--state-dir', state, '--name', 'lab-01', '--json'], {});
+    const enrolled = await runCli(
+      ['agent', 'enroll', '--server', server.url, '--token', token, '--state-dir', state, '--name', 'lab-01', '--json'],
+      {},
+    );
     expect(enrolled.code).toBe(0);
     const { agentId } = JSON.parse(enrolled.stdout) as { agentId: string };
     expect((await stat(join(state, 'keys.json'))).mode & 0o777).toBe(0o600);
@@ -44,7 +47,11 @@ describe.each(dbKinds)('enrollment CLI against a real server on %s', (kind) => {
     expect(again.code).not.toBe(0);
     expect(again.stderr).toMatch(/^error: token_used:/);
 
-    const agents = JSON.parse((await runCli(['agents', 'list', '--json'], env)).stdout) as { id: string; name: string; labels: Record<string, string> }[];
+    const agents = JSON.parse((await runCli(['agents', 'list', '--json'], env)).stdout) as {
+      id: string;
+      name: string;
+      labels: Record<string, string>;
+    }[];
     expect(agents).toContainEqual(expect.objectContaining({ id: agentId, name: 'lab-01', labels: { site: 'lab', env: 'test' } }));
     const tokens = JSON.parse((await runCli(['token', 'list', '--json'], env)).stdout) as { id: string; uses: { agentId: string }[] }[];
     expect(tokens.find((t) => t.id === id)?.uses[0]?.agentId).toBe(agentId);
@@ -63,7 +70,19 @@ describe.each(dbKinds)('enrollment CLI against a real server on %s', (kind) => {
     const pinned = await runCli(['agent', 'enroll', '--server', other.url, '--token', token, '--state-dir', join(dir, 'x1')], {});
     expect(pinned.code).not.toBe(0);
     expect(pinned.stderr).toMatch(/^error: server_key_mismatch:/);
-    const typo = await runCli(['agent', 'enroll', '--server', server.url, '--token', token.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')), '--state-dir', join(dir, 'x2')], {});
+    const typo = await runCli(
+      [
+        'agent',
+        'enroll',
+        '--server',
+        server.url,
+        '--token',
+        token.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')),
+        '--state-dir',
+        join(dir, 'x2'),
+      ],
+      {},
+    );
     expect(typo.stderr).toMatch(/^error: token_malformed:/);
     expect((await runCli(['token', 'revoke', id], env)).code).toBe(0);
     const revoked = await runCli(['agent', 'enroll', '--server', server.url, '--token', token, '--state-dir', join(dir, 'x3')], {});

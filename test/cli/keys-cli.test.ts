@@ -25,27 +25,31 @@ interface KeyRow {
   revocationReason: string | null;
 }
 
-it('serve refuses a credential lifetime or an overlap out of range, from a flag or the environment, with a usage error', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'latchkey-keys-usage-'));
-  try {
-    for (const [args, env, why] of [
-      [['--credential-ttl', '10m'], {}, /--credential-ttl must be between 1h and 3660d/],
-      [['--credential-ttl', 'forever'], {}, /invalid duration/],
-      [[], { LATCHKEY_CREDENTIAL_TTL: '4000d' }, /--credential-ttl must be between/],
-      [['--renew-overlap', '8d'], {}, /--renew-overlap must be between 0s and 7d/],
-      [[], { LATCHKEY_RENEW_OVERLAP: '-1m' }, /invalid duration/],
-    ] as const) {
-      const r = await runCli(['serve', '--port', '0', '--data-dir', join(dir, 'data'), ...args], env);
-      expect(r.code, r.stderr).toBe(2);
-      expect(r.stderr).toMatch(why);
+it(
+  'serve refuses a credential lifetime or an overlap out of range, from a flag or the environment, with a usage error',
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'latchkey-keys-usage-'));
+    try {
+      for (const [args, env, why] of [
+        [['--credential-ttl', '10m'], {}, /--credential-ttl must be between 1h and 3660d/],
+        [['--credential-ttl', 'forever'], {}, /invalid duration/],
+        [[], { LATCHKEY_CREDENTIAL_TTL: '4000d' }, /--credential-ttl must be between/],
+        [['--renew-overlap', '8d'], {}, /--renew-overlap must be between 0s and 7d/],
+        [[], { LATCHKEY_RENEW_OVERLAP: '-1m' }, /invalid duration/],
+      ] as const) {
+        const r = await runCli(['serve', '--port', '0', '--data-dir', join(dir, 'data'), ...args], env);
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr).toMatch(why);
+      }
+      const token = await runCli(['token', 'create', '--credential-ttl', '5m', '--server', 'http://127.0.0.1:9', '--data-dir', dir]);
+      expect(token.code).toBe(2);
+      expect(token.stderr).toMatch(/--credential-ttl must be between 1h and 3660d/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
-    const token = await runCli(['token', 'create', '--credential-ttl', '5m', '--server', 'http://127.0.0.1:9', '--data-dir', dir]);
-    expect(token.code).toBe(2);
-    expect(token.stderr).toMatch(/--credential-ttl must be between 1h and 3660d/);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}, CLI_TEST_TIMEOUT);
+  },
+  CLI_TEST_TIMEOUT,
+);
 
 describe.each(dbKinds)('agent keys CLI against a real server on %s', (kind) => {
   let dir: string;
@@ -72,7 +76,10 @@ describe.each(dbKinds)('agent keys CLI against a real server on %s', (kind) => {
     dir = await mkdtemp(join(tmpdir(), 'latchkey-keys-cli-'));
     if (kind === 'postgres') pg = await createTempPostgresDatabase();
     // Keys live 2 hours unless their token says otherwise; a renewed key is refused at once.
-    server = await startServe(['--data-dir', join(dir, 'data'), '--credential-ttl', '2h'], { LATCHKEY_RENEW_OVERLAP: '0s', ...(pg ? { DATABASE_URL: pg.url } : {}) });
+    server = await startServe(['--data-dir', join(dir, 'data'), '--credential-ttl', '2h'], {
+      LATCHKEY_RENEW_OVERLAP: '0s',
+      ...(pg ? { DATABASE_URL: pg.url } : {}),
+    });
     env = { LATCHKEY_SERVER: server.url, LATCHKEY_DATA_DIR: join(dir, 'data') };
   }, CLI_TEST_TIMEOUT);
   afterAll(async () => {
@@ -81,65 +88,80 @@ describe.each(dbKinds)('agent keys CLI against a real server on %s', (kind) => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("credential lifetimes: the server's (--credential-ttl), a token's (--credential-ttl 7d), kept by renewals; --renew-overlap 0s ends the old key at once", async () => {
-    const plain = await enroll(`cli-plain-${kind}`);
-    const [k1] = await keysOf(`cli-plain-${kind}`);
-    expect(lifetime(k1!)).toBeGreaterThan(2 * HOUR - 2000);
-    expect(lifetime(k1!)).toBeLessThanOrEqual(2 * HOUR);
+  it(
+    "credential lifetimes: the server's (--credential-ttl), a token's (--credential-ttl 7d), kept by renewals; --renew-overlap 0s ends the old key at once",
+    async () => {
+      const plain = await enroll(`cli-plain-${kind}`);
+      const [k1] = await keysOf(`cli-plain-${kind}`);
+      expect(lifetime(k1!)).toBeGreaterThan(2 * HOUR - 2000);
+      expect(lifetime(k1!)).toBeLessThanOrEqual(2 * HOUR);
 
-    const weekly = await enroll(`cli-weekly-${kind}`, ['--credential-ttl', '7d']);
-    const [k2] = await keysOf(`cli-weekly-${kind}`);
-    expect(lifetime(k2!)).toBeGreaterThan(7 * 24 * HOUR - 2000);
-    const backup = `${weekly}.old`;
-    await cp(weekly, backup, { recursive: true });
-    const renewed = JSON.parse(await cli(['agent', 'renew', '--state-dir', weekly, '--json'])) as { keyId: string; previousKeyId: string };
-    const after = await keysOf(`cli-weekly-${kind}`);
-    const fresh = after.find((k) => k.sigKid === renewed.keyId)!;
-    expect(lifetime(fresh)).toBeGreaterThan(7 * 24 * HOUR - 2000);
-    expect(after.find((k) => k.sigKid === renewed.previousKeyId)).toMatchObject({ status: 'expired', replacedBy: renewed.keyId });
-    const old = await send(backup);
-    expect(old.code).not.toBe(0);
-    expect(old.stderr).toMatch(/key_expired/);
-    expect(JSON.parse((await send(weekly)).stdout).status).toBe('accepted');
-    expect(JSON.parse((await send(plain)).stdout).status).toBe('accepted');
-  }, CLI_TEST_TIMEOUT);
+      const weekly = await enroll(`cli-weekly-${kind}`, ['--credential-ttl', '7d']);
+      const [k2] = await keysOf(`cli-weekly-${kind}`);
+      expect(lifetime(k2!)).toBeGreaterThan(7 * 24 * HOUR - 2000);
+      const backup = `${weekly}.old`;
+      await cp(weekly, backup, { recursive: true });
+      const renewed = JSON.parse(await cli(['agent', 'renew', '--state-dir', weekly, '--json'])) as {
+        keyId: string;
+        previousKeyId: string;
+      };
+      const after = await keysOf(`cli-weekly-${kind}`);
+      const fresh = after.find((k) => k.sigKid === renewed.keyId)!;
+      expect(lifetime(fresh)).toBeGreaterThan(7 * 24 * HOUR - 2000);
+      expect(after.find((k) => k.sigKid === renewed.previousKeyId)).toMatchObject({ status: 'expired', replacedBy: renewed.keyId });
+      const old = await send(backup);
+      expect(old.code).not.toBe(0);
+      expect(old.stderr).toMatch(/key_expired/);
+      expect(JSON.parse((await send(weekly)).stdout).status).toBe('accepted');
+      expect(JSON.parse((await send(plain)).stdout).status).toBe('accepted');
+    },
+    CLI_TEST_TIMEOUT,
+  );
 
-  it('keys revoke KID --reason, agents revoke NAME --reason: refused on the next send, listed with the reason; agents list shows a key-revoked agent as revoked', async () => {
-    const name = `cli-revoke-${kind}`;
-    const state = await enroll(name);
-    const [key] = await keysOf(name);
-    const noReason = await runCli(['keys', 'revoke', key!.sigKid], env);
-    expect(noReason.code).not.toBe(0);
-    expect(noReason.stderr).toMatch(/--reason/);
-    expect(await cli(['keys', 'revoke', key!.sigKid, '--reason', 'disk image leaked'])).toMatch(/revoked key/);
-    expect((await send(state)).stderr).toMatch(/key_revoked/);
-    expect((await keysOf(name))[0]).toMatchObject({ sigKid: key!.sigKid, status: 'revoked', revocationReason: 'disk image leaked' });
-    const listed = JSON.parse(await cli(['agents', 'list', '--json'])) as { name: string; status: string }[];
-    expect(listed.find((a) => a.name === name)!.status).toBe('revoked');
-    const table = await cli(['keys', 'list', '--agent', name]);
-    expect(table).toMatch(/disk image leaked/);
+  it(
+    'keys revoke KID --reason, agents revoke NAME --reason: refused on the next send, listed with the reason; agents list shows a key-revoked agent as revoked',
+    async () => {
+      const name = `cli-revoke-${kind}`;
+      const state = await enroll(name);
+      const [key] = await keysOf(name);
+      const noReason = await runCli(['keys', 'revoke', key!.sigKid], env);
+      expect(noReason.code).not.toBe(0);
+      expect(noReason.stderr).toMatch(/--reason/);
+      expect(await cli(['keys', 'revoke', key!.sigKid, '--reason', 'disk image leaked'])).toMatch(/revoked key/);
+      expect((await send(state)).stderr).toMatch(/key_revoked/);
+      expect((await keysOf(name))[0]).toMatchObject({ sigKid: key!.sigKid, status: 'revoked', revocationReason: 'disk image leaked' });
+      const listed = JSON.parse(await cli(['agents', 'list', '--json'])) as { name: string; status: string }[];
+      expect(listed.find((a) => a.name === name)!.status).toBe('revoked');
+      const table = await cli(['keys', 'list', '--agent', name]);
+      expect(table).toMatch(/disk image leaked/);
 
-    const other = `cli-revoke2-${kind}`;
-    const otherState = await enroll(other);
-    expect(await cli(['agents', 'revoke', other, '--reason', 'retired'])).toMatch(/revoked agent/);
-    expect((await send(otherState)).stderr).toMatch(/agent_revoked/);
-    expect((await keysOf(other))[0]!.revocationReason).toBe('retired');
-    const audit = JSON.parse(await cli(['audit', '--json'])) as { action: string; details: Record<string, unknown> }[];
-    expect(audit.find((e) => e.action === 'key.revoke')?.details.reason).toBe('disk image leaked');
-    expect(audit.find((e) => e.action === 'agent.revoke')?.details.reason).toBe('retired');
-    const unknown = await runCli(['keys', 'list', '--agent', 'nobody-by-this-name'], env);
-    expect(unknown.code).not.toBe(0);
-    expect(unknown.stderr).toMatch(/not_found/);
-  }, CLI_TEST_TIMEOUT);
+      const other = `cli-revoke2-${kind}`;
+      const otherState = await enroll(other);
+      expect(await cli(['agents', 'revoke', other, '--reason', 'retired'])).toMatch(/revoked agent/);
+      expect((await send(otherState)).stderr).toMatch(/agent_revoked/);
+      expect((await keysOf(other))[0]!.revocationReason).toBe('retired');
+      const audit = JSON.parse(await cli(['audit', '--json'])) as { action: string; details: Record<string, unknown> }[];
+      expect(audit.find((e) => e.action === 'key.revoke')?.details.reason).toBe('disk image leaked');
+      expect(audit.find((e) => e.action === 'agent.revoke')?.details.reason).toBe('retired');
+      const unknown = await runCli(['keys', 'list', '--agent', 'nobody-by-this-name'], env);
+      expect(unknown.code).not.toBe(0);
+      expect(unknown.stderr).toMatch(/not_found/);
+    },
+    CLI_TEST_TIMEOUT,
+  );
 
-  it('agents renew-now NAME: the next receipts carry renewNow until the agent renews', async () => {
-    const name = `cli-renew-now-${kind}`;
-    const state = await enroll(name);
-    const directives = async () => (JSON.parse((await send(state)).stdout) as { directives: { renewNow?: boolean } | null }).directives;
-    expect((await directives())?.renewNow).toBeUndefined();
-    expect(await cli(['agents', 'renew-now', name])).toMatch(/asked to renew/);
-    expect((await directives())?.renewNow).toBe(true);
-    await cli(['agent', 'renew', '--state-dir', state]);
-    expect((await directives())?.renewNow).toBeUndefined();
-  }, CLI_TEST_TIMEOUT);
+  it(
+    'agents renew-now NAME: the next receipts carry renewNow until the agent renews',
+    async () => {
+      const name = `cli-renew-now-${kind}`;
+      const state = await enroll(name);
+      const directives = async () => (JSON.parse((await send(state)).stdout) as { directives: { renewNow?: boolean } | null }).directives;
+      expect((await directives())?.renewNow).toBeUndefined();
+      expect(await cli(['agents', 'renew-now', name])).toMatch(/asked to renew/);
+      expect((await directives())?.renewNow).toBe(true);
+      await cli(['agent', 'renew', '--state-dir', state]);
+      expect((await directives())?.renewNow).toBeUndefined();
+    },
+    CLI_TEST_TIMEOUT,
+  );
 });

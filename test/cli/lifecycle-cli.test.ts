@@ -19,7 +19,8 @@ describe.skipIf(!postgresUrl)('lifecycle across two server processes on one Post
   let b: ServeProcess;
   let state: string;
   let agentId: string;
-  const send = (via: string) => runCli(['agent', 'send', '--state-dir', state, '--file', fixture('format/computer_1_partial_memory.json'), '--via', via, '--json']);
+  const send = (via: string) =>
+    runCli(['agent', 'send', '--state-dir', state, '--file', fixture('format/computer_1_partial_memory.json'), '--via', via, '--json']);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'latchkey-life-'));
@@ -29,7 +30,9 @@ describe.skipIf(!postgresUrl)('lifecycle across two server processes on one Post
     a = await startServe(['--data-dir', join(dir, 'a')], env);
     b = await startServe(['--data-dir', join(dir, 'b')], env);
     expect(a.fingerprint).toBe(b.fingerprint);
-    const { token } = JSON.parse((await runCli(['token', 'create', '--json'], { LATCHKEY_SERVER: a.url, LATCHKEY_DATA_DIR: join(dir, 'a') })).stdout) as { token: string };
+    const { token } = JSON.parse(
+      (await runCli(['token', 'create', '--json'], { LATCHKEY_SERVER: a.url, LATCHKEY_DATA_DIR: join(dir, 'a') })).stdout,
+    ) as { token: string };
     state = join(dir, 'agent');
     const enrolled = await runCli(['agent', 'enroll', '--server', a.url, '--token', token, '--state-dir', state, '--json']);
     expect(enrolled.code, enrolled.stderr).toBe(0);
@@ -60,7 +63,10 @@ describe.skipIf(!postgresUrl)('lifecycle across two server processes on one Post
 
   it('revokes through one instance; the other refuses the next send and the next renewal', async () => {
     expect(JSON.parse((await send(a.url)).stdout).status).toBe('accepted'); // warm A's cache
-    const revoked = await runCli(['agents', 'revoke', agentId, '--reason', 'key leaked in a backup'], { LATCHKEY_SERVER: b.url, LATCHKEY_DATA_DIR: join(dir, 'a') });
+    const revoked = await runCli(['agents', 'revoke', agentId, '--reason', 'key leaked in a backup'], {
+      LATCHKEY_SERVER: b.url,
+      LATCHKEY_DATA_DIR: join(dir, 'a'),
+    });
     expect(revoked.code, revoked.stderr).toBe(0);
     const refused = await send(a.url);
     expect(refused.code).not.toBe(0);

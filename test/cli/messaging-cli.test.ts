@@ -39,7 +39,17 @@ async function enrolledAgent(agentUrl: (server: ServeProcess) => string = (s) =>
   const created = await runCli(['token', 'create', '--json'], setup.env);
   expect(created.code, created.stderr).toBe(0);
   const { token } = JSON.parse(created.stdout) as { token: string };
-  const enrolled = await runCli(['agent', 'enroll', '--server', agentUrl(setup.server), '--token', token, '--state-dir', setup.state, '--json']);
+  const enrolled = await runCli([
+    'agent',
+    'enroll',
+    '--server',
+    agentUrl(setup.server),
+    '--token',
+    token,
+    '--state-dir',
+    setup.state,
+    '--json',
+  ]);
   expect(enrolled.code, enrolled.stderr).toBe(0);
   setup.agentId = (JSON.parse(enrolled.stdout) as { agentId: string }).agentId;
   return setup;
@@ -81,10 +91,14 @@ describe('agent messaging CLI against a real server', { timeout: 120_000 }, () =
     await setup.server.stop();
     door.setBackend(null);
 
-    const daemon = spawn(process.execPath, [CLI, 'agent', 'run', '--state-dir', setup.state, '--file', fixture('format/printer_2.json'), '--interval', '1h'], {
-      env: cleanEnv(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const daemon = spawn(
+      process.execPath,
+      [CLI, 'agent', 'run', '--state-dir', setup.state, '--file', fixture('format/printer_2.json'), '--interval', '1h'],
+      {
+        env: cleanEnv(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     onTestFinished(() => void daemon.kill('SIGKILL'));
     let log = '';
     daemon.stdout.on('data', (d: Buffer) => (log += d.toString()));

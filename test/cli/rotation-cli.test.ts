@@ -26,7 +26,8 @@ describe('server key rotation across real processes (embedded database)', () => 
   let dir: string;
   let data: string;
   let serve: ServeProcess | undefined;
-  const pinned = async (state: string) => (JSON.parse(await readFile(join(state, 'agent.json'), 'utf8')) as { server: { fp: string } }).server.fp;
+  const pinned = async (state: string) =>
+    (JSON.parse(await readFile(join(state, 'agent.json'), 'utf8')) as { server: { fp: string } }).server.fp;
   const admin = () => ({ LATCHKEY_SERVER: serve!.url, LATCHKEY_DATA_DIR: data });
   const send = (state: string) => runCli(['agent', 'send', '--state-dir', state, '--file', inventory, '--json']);
   const token = async () => (JSON.parse((await runCli(['token', 'create', '--json'], admin())).stdout) as { token: string }).token;
@@ -64,7 +65,13 @@ describe('server key rotation across real processes (embedded database)', () => 
   it('moves online, offline and late agents to the new key sets, and refuses forged endorsements', async () => {
     serve = await start();
     const f0 = serve.fingerprint;
-    const [online, offline, away, late, daemon] = ['online', 'offline', 'away', 'late', 'daemon'].map((n) => join(dir, n)) as [string, string, string, string, string];
+    const [online, offline, away, late, daemon] = ['online', 'offline', 'away', 'late', 'daemon'].map((n) => join(dir, n)) as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     await enroll(online, await token());
     await enroll(offline, await token());
     await enroll(away, await token());
@@ -85,7 +92,11 @@ describe('server key rotation across real processes (embedded database)', () => 
     const f1 = serve.fingerprint;
     expect(f1).toBe(first.to);
 
-    const doc = (await (await fetch(`${serve.url}/.well-known/latchkey`)).json()) as { fingerprint: string; previous: { fingerprint: string }[]; endorsements: unknown[] };
+    const doc = (await (await fetch(`${serve.url}/.well-known/latchkey`)).json()) as {
+      fingerprint: string;
+      previous: { fingerprint: string }[];
+      endorsements: unknown[];
+    };
     expect(doc.fingerprint).toBe(f1);
     expect(doc.previous.map((p) => p.fingerprint)).toEqual([f0]);
     expect(doc.endorsements).toHaveLength(1);
@@ -153,12 +164,16 @@ describe('server key rotation across real processes (embedded database)', () => 
     // The same for `agent run`: the daemon catches up, renews, seals the cycle's inventory again and
     // delivers it, without waiting for its next interval.
     expect(await pinned(daemon)).toBe(f0);
-    const run = spawn(process.execPath, [CLI, 'agent', 'run', '--state-dir', daemon, '--file', inventory, '--interval', '1h'], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const run = spawn(process.execPath, [CLI, 'agent', 'run', '--state-dir', daemon, '--file', inventory, '--interval', '1h'], {
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let log = '';
     run.stdout.on('data', (d: Buffer) => (log += d.toString()));
     try {
       const until = Date.now() + 60_000;
-      while (!/"event":"sent"[^\n]*"status":"accepted"/.test(log) && Date.now() < until && run.exitCode === null) await new Promise((r) => setTimeout(r, 200));
+      while (!/"event":"sent"[^\n]*"status":"accepted"/.test(log) && Date.now() < until && run.exitCode === null)
+        await new Promise((r) => setTimeout(r, 200));
       expect(log).toMatch(/"event":"server_key_moved"/);
       expect(log).toMatch(/"event":"renewed"/);
       expect(log).toMatch(/"event":"sent"[^\n]*"status":"accepted"/);
@@ -174,9 +189,18 @@ describe('server key rotation across real processes (embedded database)', () => 
     expect(await pinned(online)).toBe(f2);
     for (const s of [online, offline, away, late]) await accepted(s);
 
-    const audit = JSON.parse((await runCli(['audit', '--json', '--limit', '500'], admin())).stdout) as { action: string; actor: string; details: Record<string, unknown> }[];
+    const audit = JSON.parse((await runCli(['audit', '--json', '--limit', '500'], admin())).stdout) as {
+      action: string;
+      actor: string;
+      details: Record<string, unknown>;
+    }[];
     const rotations = audit.filter((e) => e.action === 'server.key.rotate');
-    expect(rotations.map((e) => [e.details.from, e.details.to])).toEqual(expect.arrayContaining([[f0, f1], [f1, f2]]));
+    expect(rotations.map((e) => [e.details.from, e.details.to])).toEqual(
+      expect.arrayContaining([
+        [f0, f1],
+        [f1, f2],
+      ]),
+    );
     expect(rotations.every((e) => e.actor === 'cli:identity-rotate')).toBe(true);
     expect(audit.some((e) => e.action === 'agent.enroll' && e.details.serverKey === f0)).toBe(true);
     expect(audit.some((e) => e.action === 'agent.renew')).toBe(true);
@@ -199,13 +223,20 @@ async function forgedServer(pin: string): Promise<{ url: string; server: Server 
   const crypto = await selectCrypto();
   const attacker = await deriveIdentity(crypto, random(32), random(32));
   const signer = await deriveIdentity(crypto, random(32), random(32));
-  const link = await endorseServerKeys(crypto, { ...signer.signing, fingerprint: pin }, { signing: attacker.signing.publicKey, agreement: attacker.agreement.publicKey }, { notBefore: Date.now(), iat: Date.now() });
+  const link = await endorseServerKeys(
+    crypto,
+    { ...signer.signing, fingerprint: pin },
+    { signing: attacker.signing.publicKey, agreement: attacker.agreement.publicKey },
+    { notBefore: Date.now(), iat: Date.now() },
+  );
   const doc = { ...discoveryDocument(attacker), endorsements: [link] };
   const server = createServer((req, res) => {
     res.setHeader('content-type', 'application/json');
     if (req.url === '/.well-known/latchkey') return res.end(JSON.stringify(doc));
     res.statusCode = 400;
-    res.end(JSON.stringify({ error: { code: 'recipient_mismatch', message: 'unknown recipient', attacker: b64u(attacker.signing.publicKey) } }));
+    res.end(
+      JSON.stringify({ error: { code: 'recipient_mismatch', message: 'unknown recipient', attacker: b64u(attacker.signing.publicKey) } }),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };

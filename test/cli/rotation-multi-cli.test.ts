@@ -63,14 +63,28 @@ describe.skipIf(!postgresUrl)('server key rotation across two instances on one P
     const x = await restart('x', ['--identity-file', cur]);
     await restart('y', ['--identity-file', cur]);
     const f0 = x.fingerprint;
-    const { token } = JSON.parse((await runCli(['token', 'create', '--json'], { LATCHKEY_SERVER: x.url, LATCHKEY_DATA_DIR: join(dir, 'x') })).stdout) as { token: string };
+    const { token } = JSON.parse(
+      (await runCli(['token', 'create', '--json'], { LATCHKEY_SERVER: x.url, LATCHKEY_DATA_DIR: join(dir, 'x') })).stdout,
+    ) as { token: string };
     const enrolled = await runCli(['agent', 'enroll', '--server', x.url, '--token', token, '--state-dir', state(), '--json']);
     expect(enrolled.code, enrolled.stderr).toBe(0);
     await send('x');
     await send('y');
 
     // Step 1: the next identity, endorsed in the database; both instances accept it, neither announces it.
-    const rotated = await runCli(['identity', 'rotate', '--identity-file', cur, '--out', next, '--database-url', db.url, '--data-dir', join(dir, 'rotate'), '--json']);
+    const rotated = await runCli([
+      'identity',
+      'rotate',
+      '--identity-file',
+      cur,
+      '--out',
+      next,
+      '--database-url',
+      db.url,
+      '--data-dir',
+      join(dir, 'rotate'),
+      '--json',
+    ]);
     expect(rotated.code, rotated.stderr).toBe(0);
     const { to: f1, promoted } = JSON.parse(rotated.stdout) as { to: string; promoted: boolean };
     expect(promoted).toBe(false);
@@ -99,7 +113,9 @@ describe.skipIf(!postgresUrl)('server key rotation across two instances on one P
     await send('x');
     expect(await pinned()).toBe(f1);
 
-    const audit = JSON.parse((await runCli(['audit', '--json'], { LATCHKEY_SERVER: running.x!.url, LATCHKEY_DATA_DIR: join(dir, 'x') })).stdout) as { action: string; outcome: string; details: Record<string, unknown> }[];
+    const audit = JSON.parse(
+      (await runCli(['audit', '--json'], { LATCHKEY_SERVER: running.x!.url, LATCHKEY_DATA_DIR: join(dir, 'x') })).stdout,
+    ) as { action: string; outcome: string; details: Record<string, unknown> }[];
     expect(audit.filter((e) => e.action === 'server.key.rotate').map((e) => [e.details.from, e.details.to])).toEqual([[f0, f1]]);
     expect(audit.some((e) => e.action === 'agent.renew' && e.outcome === 'success')).toBe(true);
   }, 240_000);

@@ -41,9 +41,7 @@ describe.each(dbKinds)('migrations on %s', (kind) => {
 describe.runIf(postgresUrl)('migrations on postgres under concurrency', () => {
   it('applies each migration exactly once when several instances start at once', async () => {
     const schema = `t_race_${Date.now().toString(36)}`;
-    const instances = await Promise.all(
-      Array.from({ length: 4 }, () => openDatabase({ url: postgresUrl, schema, maxConnections: 2 })),
-    );
+    const instances = await Promise.all(Array.from({ length: 4 }, () => openDatabase({ url: postgresUrl, schema, maxConnections: 2 })));
     try {
       const migrations = await readMigrations();
       const applied = await Promise.all(instances.map((db) => applyMigrations(db, migrations)));

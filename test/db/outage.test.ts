@@ -103,7 +103,11 @@ describe.skipIf(!postgresUrl)('a PostgreSQL outage on postgres', () => {
     proxy = await pgProxy(new URL(postgresUrl!));
     const through = await openPostgres({ url: proxy.url, schema: base.schemaName, maxConnections: 4 });
     server = await startTestServer('postgres', { database: Object.assign(through, { dispose: () => through.close() }) });
-    const res = await fetch(`${server.url}/v1/admin/tokens`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    const res = await fetch(`${server.url}/v1/admin/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     const stateDir = join(dir, 'agent');
     await enrollAgent(ctx, { serverUrl: server.url, token: ((await res.json()) as { token: string }).token, stateDir, name: 'outage' });
     agent = await loadState(ctx.crypto, stateDir);
@@ -117,8 +121,15 @@ describe.skipIf(!postgresUrl)('a PostgreSQL outage on postgres', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const post = (body: unknown) => fetch(`${server.url}/v1/messages`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
-  const storedOnce = async (mid: string) => (await base.db.select({ c: sql<number>`count(*)::int` }).from(seenMessages).where(eq(seenMessages.messageId, fromB64u(mid))))[0]!.c;
+  const post = (body: unknown) =>
+    fetch(`${server.url}/v1/messages`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const storedOnce = async (mid: string) =>
+    (
+      await base.db
+        .select({ c: sql<number>`count(*)::int` })
+        .from(seenMessages)
+        .where(eq(seenMessages.messageId, fromB64u(mid)))
+    )[0]!.c;
 
   it('blackholed: /readyz says 503 within ~1 s, messages and admin calls 503 unavailable + Retry-After within the deadline, nothing lost', async () => {
     const before = await submitEnvelope(ctx, agent, await sealInventory(ctx, agent, inventory));
@@ -142,7 +153,14 @@ describe.skipIf(!postgresUrl)('a PostgreSQL outage on postgres', () => {
     expect(listed.status).toBe(503);
     expect(((await listed.json()) as { error: { code: string } }).error.code).toBe('unavailable');
     expect(listedMs).toBeLessThan(DEFAULT_DEADLINES.transactionTimeoutMs + 1500);
-    console.log(JSON.stringify({ outage: 'blackhole', readyzMs: Math.round(readyMs), messageMs: Math.round(sentMs), adminListMs: Math.round(listedMs) }));
+    console.log(
+      JSON.stringify({
+        outage: 'blackhole',
+        readyzMs: Math.round(readyMs),
+        messageMs: Math.round(sentMs),
+        adminListMs: Math.round(listedMs),
+      }),
+    );
 
     await proxy.restore();
     expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
@@ -165,7 +183,14 @@ describe.skipIf(!postgresUrl)('a PostgreSQL outage on postgres', () => {
       expect(((await sent.json()) as { error: { code: string } }).error.code).toBe('unavailable');
       const [listed, listedMs] = await timed(() => admin('/v1/admin/tokens'));
       expect(listed.status).toBe(503);
-      console.log(JSON.stringify({ outage: 'refused', readyzMs: Math.round(readyMs), messageMs: Math.round(sentMs), adminListMs: Math.round(listedMs) }));
+      console.log(
+        JSON.stringify({
+          outage: 'refused',
+          readyzMs: Math.round(readyMs),
+          messageMs: Math.round(sentMs),
+          adminListMs: Math.round(listedMs),
+        }),
+      );
       expect(Math.max(readyMs, sentMs, listedMs)).toBeLessThan(DEFAULT_DEADLINES.queryTimeoutMs + 1500);
     } finally {
       await proxy.restore();

@@ -17,7 +17,17 @@ describe('CIDR constraints', () => {
     expect(inside('10.0.0.0/8', undefined as unknown as string)).toBe(false);
   });
   it('refuses malformed CIDRs', () => {
-    for (const bad of ['10.0.0.0/33', '10.0.0/8', '256.0.0.0/8', '1.2.3.4/-1', 'x', '::1/129', '1::2::3/64', '10.0.0.01/8', '1.2.3.4/8/9']) {
+    for (const bad of [
+      '10.0.0.0/33',
+      '10.0.0/8',
+      '256.0.0.0/8',
+      '1.2.3.4/-1',
+      'x',
+      '::1/129',
+      '1::2::3/64',
+      '10.0.0.01/8',
+      '1.2.3.4/8/9',
+    ]) {
       expect(parseCidr(bad), bad).toBeUndefined();
     }
   });

@@ -46,7 +46,8 @@ async function newToken(server: TestServer, body: Record<string, unknown> = {}):
   return (await res.json()) as { token: string; id: string };
 }
 
-const enroll = (server: TestServer, token: string, name?: string) => enrollAgent(ctx, { serverUrl: server.url, token, stateDir: stateDir(), name });
+const enroll = (server: TestServer, token: string, name?: string) =>
+  enrollAgent(ctx, { serverUrl: server.url, token, stateDir: stateDir(), name });
 
 describe.each(dbKinds)('enrollment on %s', (kind) => {
   let server: TestServer;
@@ -56,7 +57,13 @@ describe.each(dbKinds)('enrollment on %s', (kind) => {
     server = await startTestServer(kind, { logger: { debug: log, info: log, warn: log, error: log } });
   });
   afterAll(async () => {
-    if (process.env.DEBUG_LOG) console.log(logLines.filter((l) => l.includes('unhandled')).slice(0, 3).join('\n'));
+    if (process.env.DEBUG_LOG)
+      console.log(
+        logLines
+          .filter((l) => l.includes('unhandled'))
+          .slice(0, 3)
+          .join('\n'),
+      );
     await server.close();
   });
 
@@ -65,7 +72,9 @@ describe.each(dbKinds)('enrollment on %s', (kind) => {
     const record = await enroll(server, token, 'web-01');
     expect(record.labels).toEqual({ env: 'prod' });
     expect(await codeOf(enroll(server, token, 'web-02'))).toBe('token_used');
-    const list = (await (await admin(server, 'GET', '/v1/admin/tokens')).json()) as { tokens: { id: string; status: string; uses: { agentId: string; sourceAddr: string }[] }[] };
+    const list = (await (await admin(server, 'GET', '/v1/admin/tokens')).json()) as {
+      tokens: { id: string; status: string; uses: { agentId: string; sourceAddr: string }[] }[];
+    };
     const t = list.tokens.find((x) => x.id === id)!;
     expect(t.status).toBe('used');
     expect(t.uses).toEqual([expect.objectContaining({ agentId: record.agentId, sourceAddr: '127.0.0.1' })]);
@@ -89,7 +98,10 @@ describe.each(dbKinds)('enrollment on %s', (kind) => {
   it('expired, revoked, unknown and malformed tokens each give their code, and create nothing', async () => {
     const before = (await server.database.db.select({ c: sql<number>`count(*)::int` }).from(agents))[0]!.c;
     const expired = await newToken(server);
-    await server.database.db.update(enrollmentTokens).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(enrollmentTokens.id, expired.id));
+    await server.database.db
+      .update(enrollmentTokens)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(enrollmentTokens.id, expired.id));
     expect(await codeOf(enroll(server, expired.token))).toBe('token_expired');
 
     const revoked = await newToken(server);
@@ -103,7 +115,11 @@ describe.each(dbKinds)('enrollment on %s', (kind) => {
     expect(await codeOf(enroll(server, formatToken({ ...real, secret: random(32) })))).toBe('token_unknown');
 
     expect(await codeOf(enroll(server, 'lk1_not-a-token'))).toBe('token_malformed');
-    const raw = await fetch(`${server.url}/v1/enroll`, { method: 'POST', body: '{"v":1,"tid":"x"}', headers: { 'content-type': 'application/json' } });
+    const raw = await fetch(`${server.url}/v1/enroll`, {
+      method: 'POST',
+      body: '{"v":1,"tid":"x"}',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(raw.status).toBe(400);
     expect(((await raw.json()) as { error: { code: string } }).error.code).toBe('envelope_malformed');
     const after = (await server.database.db.select({ c: sql<number>`count(*)::int` }).from(agents))[0]!.c;
@@ -155,9 +171,19 @@ describe.each(dbKinds)('enrollment on %s', (kind) => {
     const { db } = server.database;
     const enrolled = await db.select({ id: agents.id, name: agents.name }).from(agents).where(eq(agents.tokenId, id));
     expect(enrolled.map((a) => a.name).sort()).toEqual([`dup-${kind}`, 'x'.repeat(128)].sort());
-    expect(await db.select({ usesLeft: enrollmentTokens.usesLeft }).from(enrollmentTokens).where(eq(enrollmentTokens.id, id))).toEqual([{ usesLeft: 7 }]);
+    expect(await db.select({ usesLeft: enrollmentTokens.usesLeft }).from(enrollmentTokens).where(eq(enrollmentTokens.id, id))).toEqual([
+      { usesLeft: 7 },
+    ]);
     expect(await db.select().from(tokenUses).where(eq(tokenUses.tokenId, id))).toHaveLength(2);
-    const keys = await db.select({ agentId: agentKeys.agentId }).from(agentKeys).where(inArray(agentKeys.agentId, enrolled.map((a) => a.id)));
+    const keys = await db
+      .select({ agentId: agentKeys.agentId })
+      .from(agentKeys)
+      .where(
+        inArray(
+          agentKeys.agentId,
+          enrolled.map((a) => a.id),
+        ),
+      );
     expect(keys).toHaveLength(2);
   });
 
@@ -191,13 +217,18 @@ describe.each(dbKinds)('enrollment on %s', (kind) => {
     expect((await fetch(`${server.url}/v1/admin/tokens`)).status).toBe(401);
     expect((await admin(server, 'GET', '/v1/admin/tokens', undefined, 'lka.AAAAAAAAAAAA.' + 'A'.repeat(43))).status).toBe(401);
     expect((await admin(server, 'GET', '/v1/admin/tokens', undefined, 'Basic x')).status).toBe(401);
-    const made = (await (await admin(server, 'POST', '/v1/admin/admin-keys', { name: 'reader', scopes: ['read'] })).json()) as { credential: string; id: string };
+    const made = (await (await admin(server, 'POST', '/v1/admin/admin-keys', { name: 'reader', scopes: ['read'] })).json()) as {
+      credential: string;
+      id: string;
+    };
     expect((await admin(server, 'GET', '/v1/admin/tokens', undefined, made.credential)).status).toBe(200);
     const denied = await admin(server, 'POST', '/v1/admin/tokens', {}, made.credential);
     expect(denied.status).toBe(403);
     expect(((await denied.json()) as { error: { code: string } }).error.code).toBe('forbidden');
     expect((await admin(server, 'POST', '/v1/admin/admin-keys', { name: 'x', scopes: ['read'] }, made.credential)).status).toBe(403);
-    const writer = (await (await admin(server, 'POST', '/v1/admin/admin-keys', { name: 'writer', scopes: ['tokens:write'] })).json()) as { credential: string };
+    const writer = (await (await admin(server, 'POST', '/v1/admin/admin-keys', { name: 'writer', scopes: ['tokens:write'] })).json()) as {
+      credential: string;
+    };
     expect((await admin(server, 'POST', '/v1/admin/tokens', {}, writer.credential)).status).toBe(201);
     expect((await admin(server, 'POST', `/v1/admin/admin-keys/${made.id}/revoke`)).status).toBe(200);
     expect((await admin(server, 'GET', '/v1/admin/tokens', undefined, made.credential)).status).toBe(401);
@@ -217,8 +248,16 @@ describe.each(dbKinds)('enrollment on %s', (kind) => {
   it('audits every attempt in a hash chain that detects tampering', async () => {
     const ok = (await (await admin(server, 'GET', '/v1/admin/audit/verify')).json()) as { ok: boolean; entries: number };
     expect(ok.ok).toBe(true);
-    const entries = ((await (await admin(server, 'GET', '/v1/admin/audit?limit=1000')).json()) as { entries: { action: string; outcome: string; code: string | null; sourceAddr: string | null }[] }).entries;
-    expect(entries.some((e) => e.action === 'agent.enroll' && e.outcome === 'failure' && e.code === 'token_used' && e.sourceAddr === '127.0.0.1')).toBe(true);
+    const entries = (
+      (await (await admin(server, 'GET', '/v1/admin/audit?limit=1000')).json()) as {
+        entries: { action: string; outcome: string; code: string | null; sourceAddr: string | null }[];
+      }
+    ).entries;
+    expect(
+      entries.some(
+        (e) => e.action === 'agent.enroll' && e.outcome === 'failure' && e.code === 'token_used' && e.sourceAddr === '127.0.0.1',
+      ),
+    ).toBe(true);
     expect(entries.some((e) => e.action === 'token.create')).toBe(true);
     await server.database.db.update(auditLog).set({ action: 'token.tampered' }).where(eq(auditLog.seq, 2));
     const broken = (await (await admin(server, 'GET', '/v1/admin/audit/verify')).json()) as { ok: boolean; brokenAt: number };
@@ -228,7 +267,8 @@ describe.each(dbKinds)('enrollment on %s', (kind) => {
   it('rate-limits repeated failures from one source with 429 rate_limited', async () => {
     const limited = await startTestServer(kind);
     try {
-      const garbage = () => fetch(`${limited.url}/v1/enroll`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+      const garbage = () =>
+        fetch(`${limited.url}/v1/enroll`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
       const statuses: number[] = [];
       for (let i = 0; i < 12; i++) statuses.push((await garbage()).status);
       expect(statuses.slice(0, 10).every((s) => s === 400)).toBe(true);

@@ -39,7 +39,12 @@ function post(url: string, body: string, opts: { from?: string; contentType?: st
           const text = Buffer.concat(chunks).toString('utf8');
           const parsed = text ? (JSON.parse(text) as { error?: { code: string } }) : {};
           const retry = res.headers['retry-after'];
-          resolve({ status: res.statusCode ?? 0, code: parsed.error?.code ?? 'ok', retryAfter: Array.isArray(retry) ? retry[0] : retry, body: parsed });
+          resolve({
+            status: res.statusCode ?? 0,
+            code: parsed.error?.code ?? 'ok',
+            retryAfter: Array.isArray(retry) ? retry[0] : retry,
+            body: parsed,
+          });
         });
       },
     );
@@ -160,16 +165,27 @@ describe.each(dbKinds)('enrollment hardening on %s', (kind) => {
 
   it('item 7: probing an existing name through name_taken spends the token use', async () => {
     const first = await newToken(server);
-    expect((await post(enrollUrl(), await sealed(server, first.token, { name: `target-${kind}` }), { from: '127.0.0.12' })).status).toBe(200);
+    expect((await post(enrollUrl(), await sealed(server, first.token, { name: `target-${kind}` }), { from: '127.0.0.12' })).status).toBe(
+      200,
+    );
     const prober = await newToken(server, { uses: 2 });
-    expect((await post(enrollUrl(), await sealed(server, prober.token, { name: `target-${kind}` }), { from: '127.0.0.12' })).code).toBe('name_taken');
+    expect((await post(enrollUrl(), await sealed(server, prober.token, { name: `target-${kind}` }), { from: '127.0.0.12' })).code).toBe(
+      'name_taken',
+    );
     const [row] = await server.database.db.select().from(enrollmentTokens).where(eq(enrollmentTokens.id, prober.id));
     expect(row!.usesLeft).toBe(1);
-    const audits = await server.database.db.select().from(auditLog).where(and(eq(auditLog.tokenId, prober.id), eq(auditLog.code, 'name_taken')));
+    const audits = await server.database.db
+      .select()
+      .from(auditLog)
+      .where(and(eq(auditLog.tokenId, prober.id), eq(auditLog.code, 'name_taken')));
     expect(audits).toHaveLength(1);
     expect(audits[0]!.details).toEqual({ useSpent: true });
-    expect((await post(enrollUrl(), await sealed(server, prober.token, { name: `target-${kind}` }), { from: '127.0.0.12' })).code).toBe('name_taken');
-    expect((await post(enrollUrl(), await sealed(server, prober.token, { name: `other-${kind}` }), { from: '127.0.0.12' })).code).toBe('token_used');
+    expect((await post(enrollUrl(), await sealed(server, prober.token, { name: `target-${kind}` }), { from: '127.0.0.12' })).code).toBe(
+      'name_taken',
+    );
+    expect((await post(enrollUrl(), await sealed(server, prober.token, { name: `other-${kind}` }), { from: '127.0.0.12' })).code).toBe(
+      'token_used',
+    );
   });
 
   it('item 7: rate-limited attempts are audited coalesced: one row per source and window, with the count', async () => {
@@ -221,19 +237,29 @@ describe.each(dbKinds)('enrollment hardening on %s', (kind) => {
     }
     const [row] = await server.database.db.select().from(enrollmentTokens).where(eq(enrollmentTokens.id, token.tokenId));
     expect(row!.usesLeft).toBe(5);
-    expect((await post(enrollUrl(), await sealed(server, token, { iat: now - ENROLL_IAT_WINDOW_MS + 60_000 }), { from: '127.0.0.15' })).status).toBe(200);
+    expect(
+      (await post(enrollUrl(), await sealed(server, token, { iat: now - ENROLL_IAT_WINDOW_MS + 60_000 }), { from: '127.0.0.15' })).status,
+    ).toBe(200);
   });
 
   it('item 15: /v1/enroll and /v1/messages take application/json only (415 otherwise)', async () => {
     const { token } = await newToken(server);
     const body = await sealed(server, token, { name: `typed-${kind}` });
     for (const path of ['/v1/enroll', '/v1/messages']) {
-      for (const contentType of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', null]) {
+      for (const contentType of [
+        'text/plain',
+        'text/plain;charset=UTF-8',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+        null,
+      ]) {
         const a = await post(`${server.url}${path}`, body, { from: '127.0.0.16', contentType });
         expect(a.status, `${path} ${contentType}`).toBe(415);
         expect(a.code).toBe('unsupported_media_type');
       }
-      expect((await post(`${server.url}${path}`, '{}', { from: '127.0.0.16', contentType: 'application/json; charset=utf-8' })).code).toBe('envelope_malformed');
+      expect((await post(`${server.url}${path}`, '{}', { from: '127.0.0.16', contentType: 'application/json; charset=utf-8' })).code).toBe(
+        'envelope_malformed',
+      );
     }
     // The token was never touched by the refused requests.
     expect((await post(enrollUrl(), body, { from: '127.0.0.16', contentType: 'Application/JSON' })).status).toBe(200);
@@ -241,7 +267,9 @@ describe.each(dbKinds)('enrollment hardening on %s', (kind) => {
 
   it('item 17: revoking twice keeps the first revocation (time and reason) for tokens, keys, agents and admin keys', async () => {
     const { token, id } = await newToken(server, { uses: 2 });
-    const enrolled = (await post(enrollUrl(), await sealed(server, token, { name: `revoked-${kind}` }), { from: '127.0.0.17' })).body as { body: string };
+    const enrolled = (await post(enrollUrl(), await sealed(server, token, { name: `revoked-${kind}` }), { from: '127.0.0.17' })).body as {
+      body: string;
+    };
     const agentId = (JSON.parse(Buffer.from(enrolled.body, 'base64url').toString('utf8')) as { agentId: string }).agentId;
     const [key] = await server.database.db.select().from(agentKeys).where(eq(agentKeys.agentId, agentId));
 
@@ -257,12 +285,22 @@ describe.each(dbKinds)('enrollment hardening on %s', (kind) => {
     expect((await admin(server, `/v1/admin/keys/${key!.sigKid}/revoke`, { reason: 'second' })).status).toBe(200);
     expect((await admin(server, `/v1/admin/agents/${agentId}/revoke`, { reason: 'agent' })).status).toBe(200);
     expect(await times()).toEqual(before);
-    const reasons = await server.database.db.select().from(revocations).where(sql`${revocations.subject} in (${id}, ${key!.sigKid})`);
+    const reasons = await server.database.db
+      .select()
+      .from(revocations)
+      .where(sql`${revocations.subject} in (${id}, ${key!.sigKid})`);
     expect(reasons.map((r) => r.reason)).toEqual(['first', 'first']);
-    const revokeAudits = await server.database.db.select().from(auditLog).where(sql`${auditLog.action} in ('token.revoke', 'key.revoke') and (${auditLog.tokenId} = ${id} or ${auditLog.agentId} = ${agentId})`);
+    const revokeAudits = await server.database.db
+      .select()
+      .from(auditLog)
+      .where(
+        sql`${auditLog.action} in ('token.revoke', 'key.revoke') and (${auditLog.tokenId} = ${id} or ${auditLog.agentId} = ${agentId})`,
+      );
     expect(revokeAudits).toHaveLength(2);
 
-    const made = (await (await admin(server, '/v1/admin/admin-keys', { name: `twice-${kind}`, scopes: ['read'] })).json()) as { id: string };
+    const made = (await (await admin(server, '/v1/admin/admin-keys', { name: `twice-${kind}`, scopes: ['read'] })).json()) as {
+      id: string;
+    };
     expect((await admin(server, `/v1/admin/admin-keys/${made.id}/revoke`)).status).toBe(200);
     const [first] = await server.database.db.select().from(adminKeys).where(eq(adminKeys.id, made.id));
     await sleep(30);

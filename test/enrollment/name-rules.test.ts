@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { globMatches, NAME_PATTERN } from '../../src/server/services/name-rules.js';
 
 function reference(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.*?-]/g, (ch) => (ch === '*' ? '[A-Za-z0-9._-]*' : ch === '?' ? '[A-Za-z0-9._-]' : `\\${ch}`))}$`);
+  const re = new RegExp(
+    `^${pattern.replace(/[.*?-]/g, (ch) => (ch === '*' ? '[A-Za-z0-9._-]*' : ch === '?' ? '[A-Za-z0-9._-]' : `\\${ch}`))}$`,
+  );
   return re.test(name);
 }
 

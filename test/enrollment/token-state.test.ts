@@ -21,13 +21,27 @@ describe.each(dbKinds)('token state rule on %s', (kind) => {
     for (const revokedAt of [null, new Date(now - 5000), new Date(now + 5000)]) {
       for (const usesLeft of [-1, 0, 1, 3]) {
         for (const offset of [-86_400_000, -1, 0, 1, 86_400_000]) {
-          rows.push({ id: `t${i++}`, secretHash: new Uint8Array(32), role: 'agent' as const, usesTotal: 3, usesLeft, expiresAt: new Date(now + offset), revokedAt });
+          rows.push({
+            id: `t${i++}`,
+            secretHash: new Uint8Array(32),
+            role: 'agent' as const,
+            usesTotal: 3,
+            usesLeft,
+            expiresAt: new Date(now + offset),
+            revokedAt,
+          });
         }
       }
     }
     await database.db.insert(enrollmentTokens).values(rows);
     const fromSql = await database.db
-      .select({ id: enrollmentTokens.id, state: tokenStateSql(now), revokedAt: enrollmentTokens.revokedAt, usesLeft: enrollmentTokens.usesLeft, expiresAt: enrollmentTokens.expiresAt })
+      .select({
+        id: enrollmentTokens.id,
+        state: tokenStateSql(now),
+        revokedAt: enrollmentTokens.revokedAt,
+        usesLeft: enrollmentTokens.usesLeft,
+        expiresAt: enrollmentTokens.expiresAt,
+      })
       .from(enrollmentTokens)
       .orderBy(asc(enrollmentTokens.id));
     expect(fromSql).toHaveLength(rows.length);

@@ -56,7 +56,10 @@ async function createNamedDatabase(url: string): Promise<void> {
 
 const reason = (err: unknown) => (err as { code?: string }).code ?? (err as Error).message;
 
-export async function discoverPostgres(env: NodeJS.ProcessEnv = process.env, defaultUrl = DEFAULT_TEST_DATABASE_URL): Promise<PostgresDiscovery> {
+export async function discoverPostgres(
+  env: NodeJS.ProcessEnv = process.env,
+  defaultUrl = DEFAULT_TEST_DATABASE_URL,
+): Promise<PostgresDiscovery> {
   const explicit = env.DATABASE_URL || undefined;
   const url = explicit ?? defaultUrl;
   try {
@@ -72,7 +75,9 @@ export async function discoverPostgres(env: NodeJS.ProcessEnv = process.env, def
     }
     if (explicit) throw new Error(`DATABASE_URL (${redactUrl(url)}) does not answer: ${reason(err)}`);
     if (inCi(env)) {
-      throw new Error(`CI=${env.CI}: PostgreSQL is required but ${redactUrl(url)} does not answer (${reason(err)}); start it or set DATABASE_URL`);
+      throw new Error(
+        `CI=${env.CI}: PostgreSQL is required but ${redactUrl(url)} does not answer (${reason(err)}); start it or set DATABASE_URL`,
+      );
     }
     return { url: undefined, source: `${redactUrl(url)} does not answer (${reason(err)})` };
   }

@@ -31,8 +31,17 @@ function spawnCli(args: string[], env: Record<string, string | undefined>, stdin
 }
 
 /** Runs the CLI to completion. */
-export async function runCli(args: string[], env: Record<string, string | undefined> = {}, input?: string, opts: SpawnOptions = {}): Promise<CliResult> {
-  const child = spawnCli(args, env, 'pipe', opts) as ChildProcess & { stdin: NodeJS.WritableStream; stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream };
+export async function runCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  input?: string,
+  opts: SpawnOptions = {},
+): Promise<CliResult> {
+  const child = spawnCli(args, env, 'pipe', opts) as ChildProcess & {
+    stdin: NodeJS.WritableStream;
+    stdout: NodeJS.ReadableStream;
+    stderr: NodeJS.ReadableStream;
+  };
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -52,8 +61,15 @@ export interface ServeProcess {
 }
 
 /** Starts `latchkey serve --port 0` and waits for its "listening on" line. */
-export async function startServe(args: string[], env: Record<string, string | undefined> = {}, opts: SpawnOptions = {}): Promise<ServeProcess> {
-  const child = spawnCli(['serve', '--port', '0', ...args], env, 'ignore', opts) as ChildProcess & { stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream };
+export async function startServe(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  opts: SpawnOptions = {},
+): Promise<ServeProcess> {
+  const child = spawnCli(['serve', '--port', '0', ...args], env, 'ignore', opts) as ChildProcess & {
+    stdout: NodeJS.ReadableStream;
+    stderr: NodeJS.ReadableStream;
+  };
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -24,8 +24,13 @@ const ctx = testContext();
 
 export async function runLifecycleScenario({ url, adminToken, stateDir }: ScenarioTarget): Promise<void> {
   const admin = (path: string, body: unknown = {}) =>
-    fetch(`${url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const postEnvelope = (envelope: unknown) => fetch(`${url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(envelope) });
+    fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  const postEnvelope = (envelope: unknown) =>
+    fetch(`${url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(envelope) });
   // The code is the contract; the status only has to be a client error (the spec's table maps it).
   const errorOf = async (res: Response): Promise<{ error: { code: string } }> => {
     expect(res.status).toBeGreaterThanOrEqual(400);

@@ -7,7 +7,9 @@ import type { AddressInfo } from 'node:net';
 export type Handler = (req: IncomingMessage, body: string, res: ServerResponse) => Promise<void> | void;
 
 /** A real HTTP server whose answers the test scripts, one handler per request, then `fallback`. */
-export async function lyingUpstream(fallback: Handler): Promise<{ url: string; script: Handler[]; seen: string[]; close(): Promise<void> }> {
+export async function lyingUpstream(
+  fallback: Handler,
+): Promise<{ url: string; script: Handler[]; seen: string[]; close(): Promise<void> }> {
   const script: Handler[] = [];
   const seen: string[] = [];
   const server = createServer((req, res) => {
@@ -27,18 +29,25 @@ export async function lyingUpstream(fallback: Handler): Promise<{ url: string; s
   };
 }
 
-export const answer = (status: number, body: unknown, headers: Record<string, string> = {}): Handler => (_req, _body, res) => {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(typeof body === 'string' ? body : JSON.stringify(body));
-};
+export const answer =
+  (status: number, body: unknown, headers: Record<string, string> = {}): Handler =>
+  (_req, _body, res) => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(typeof body === 'string' ? body : JSON.stringify(body));
+  };
 
 /** Forwards the request to `target` and relays its answer (status, Retry-After, body). */
-export const forwardTo = (target: string): Handler => async (req, body, res) => {
-  const r = await fetch(`${target}${req.url}`, { method: req.method!, body: req.method === 'GET' ? undefined : body, headers: { 'content-type': 'application/json' } });
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  const retry = r.headers.get('retry-after');
-  if (retry) headers['retry-after'] = retry;
-  res.writeHead(r.status, headers);
-  res.end(await r.text());
-};
-
+export const forwardTo =
+  (target: string): Handler =>
+  async (req, body, res) => {
+    const r = await fetch(`${target}${req.url}`, {
+      method: req.method!,
+      body: req.method === 'GET' ? undefined : body,
+      headers: { 'content-type': 'application/json' },
+    });
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    const retry = r.headers.get('retry-after');
+    if (retry) headers['retry-after'] = retry;
+    res.writeHead(r.status, headers);
+    res.end(await r.text());
+  };

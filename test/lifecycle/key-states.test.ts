@@ -46,7 +46,10 @@ describe.each(dbKinds)('key states on %s', (kind) => {
   let clock = Date.now();
   const c = () => ({ ...ctx, now: () => clock });
   const admin = (path: string, init: RequestInit = {}, token = server.adminToken) =>
-    fetch(`${server.url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers as Record<string, string>) } });
+    fetch(`${server.url}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers as Record<string, string>) },
+    });
   const post = (path: string, body: unknown = {}) => admin(path, { method: 'POST', body: JSON.stringify(body) });
 
   async function newAgent(name: string, tokenBody: Record<string, unknown> = {}): Promise<string> {
@@ -143,7 +146,11 @@ describe.each(dbKinds)('key states on %s', (kind) => {
     expect(listed.find((k) => k.sigKid === renewed.sigKid)).toMatchObject({ status: 'revoked', revocationReason: 'decommissioned' });
     expect(listed.find((k) => k.sigKid === old.keys.signing.kid)!.revocationReason).toBe('laptop stolen'); // its own, kept
 
-    const audit = await server.database.db.select().from(auditLog).where(eq(auditLog.agentId, old.agent.agentId)).orderBy(desc(auditLog.seq));
+    const audit = await server.database.db
+      .select()
+      .from(auditLog)
+      .where(eq(auditLog.agentId, old.agent.agentId))
+      .orderBy(desc(auditLog.seq));
     expect(audit.find((e) => e.action === 'key.revoke')!.details).toMatchObject({ sigKid: old.keys.signing.kid, reason: 'laptop stolen' });
     expect(audit.find((e) => e.action === 'agent.revoke')!.details).toMatchObject({ reason: 'decommissioned' });
 
@@ -187,7 +194,12 @@ describe.each(dbKinds)('key states on %s', (kind) => {
     expect(await res.json()).toEqual({ id: s.agent.agentId, renewRequestedAt: new Date(clock).toISOString() });
     expect(await renewNow()).toBe(true);
     expect(await renewNow()).toBe(true); // until it renews
-    const [entry] = await server.database.db.select().from(auditLog).where(eq(auditLog.action, 'agent.renew-now')).orderBy(desc(auditLog.seq)).limit(1);
+    const [entry] = await server.database.db
+      .select()
+      .from(auditLog)
+      .where(eq(auditLog.action, 'agent.renew-now'))
+      .orderBy(desc(auditLog.seq))
+      .limit(1);
     expect(entry).toMatchObject({ agentId: s.agent.agentId, outcome: 'success' });
 
     await renewAgent(c(), stateDir);

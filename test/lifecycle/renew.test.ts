@@ -41,7 +41,14 @@ describe.each(dbKinds)('renewal on %s', (kind) => {
   let server: TestServer;
   let clock = Date.now();
   const admin = (path: string, init: RequestInit = {}) =>
-    fetch(`${server.url}${path}`, { ...init, headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json', ...(init.headers as Record<string, string>) } });
+    fetch(`${server.url}${path}`, {
+      ...init,
+      headers: {
+        authorization: `Bearer ${server.adminToken}`,
+        'content-type': 'application/json',
+        ...(init.headers as Record<string, string>),
+      },
+    });
 
   async function newAgent(name: string): Promise<string> {
     const { token } = (await (await admin('/v1/admin/tokens', { method: 'POST', body: '{}' })).json()) as { token: string };
@@ -81,12 +88,24 @@ describe.each(dbKinds)('renewal on %s', (kind) => {
     expect((await keyRow(out.sigKid)).status).toBe('active');
     expect(await send(stateDir)).toBe('accepted');
 
-    const [audit] = await server.database.db.select().from(auditLog).where(eq(auditLog.action, 'agent.renew')).orderBy(sql`seq desc`).limit(1);
+    const [audit] = await server.database.db
+      .select()
+      .from(auditLog)
+      .where(eq(auditLog.action, 'agent.renew'))
+      .orderBy(sql`seq desc`)
+      .limit(1);
     expect(audit!.details).toMatchObject({ oldSigKid: before.keys.signing.kid, sigKid: out.sigKid });
-    const listed = (await (await admin('/v1/admin/agents')).json()) as { agents?: { id: string; keys: { sigKid: string; status: string }[] }[] } | { id: string; keys: { sigKid: string; status: string }[] }[];
+    const listed = (await (await admin('/v1/admin/agents')).json()) as
+      | { agents?: { id: string; keys: { sigKid: string; status: string }[] }[] }
+      | { id: string; keys: { sigKid: string; status: string }[] }[];
     const agentsList = Array.isArray(listed) ? listed : listed.agents!;
     const me = agentsList.find((a) => a.id === after.agent.agentId)!;
-    expect(me.keys.map((k) => [k.sigKid, k.status]).sort()).toEqual([[before.keys.signing.kid, 'superseded'], [out.sigKid, 'active']].sort());
+    expect(me.keys.map((k) => [k.sigKid, k.status]).sort()).toEqual(
+      [
+        [before.keys.signing.kid, 'superseded'],
+        [out.sigKid, 'active'],
+      ].sort(),
+    );
   });
 
   it('answers a repeated renewal (a lost answer, a crash before the journal) with the same credential', async () => {
@@ -114,9 +133,19 @@ describe.each(dbKinds)('renewal on %s', (kind) => {
     const renewedKeys = await readFile(join(stateDir, 'keys.json'), 'utf8');
     const renewedAgent = JSON.parse(await readFile(join(stateDir, 'agent.json'), 'utf8')) as unknown;
     // Put the old keys back and leave only the journal: as if the process died right after it.
-    await writeFile(join(stateDir, 'keys.json'), JSON.stringify({ v: 1, signing: Buffer.from(before.keys.signing.privateKey).toString('base64url'), agreement: Buffer.from(before.keys.agreement.privateKey).toString('base64url') }));
+    await writeFile(
+      join(stateDir, 'keys.json'),
+      JSON.stringify({
+        v: 1,
+        signing: Buffer.from(before.keys.signing.privateKey).toString('base64url'),
+        agreement: Buffer.from(before.keys.agreement.privateKey).toString('base64url'),
+      }),
+    );
     await writeFile(join(stateDir, 'agent.json'), JSON.stringify(before.agent));
-    await writeFile(join(stateDir, RENEWAL_JOURNAL), JSON.stringify({ v: 1, keys: JSON.parse(renewedKeys) as unknown, agent: renewedAgent }));
+    await writeFile(
+      join(stateDir, RENEWAL_JOURNAL),
+      JSON.stringify({ v: 1, keys: JSON.parse(renewedKeys) as unknown, agent: renewedAgent }),
+    );
     const state = await loadState(ctx.crypto, stateDir);
     expect(state.keys.signing.kid).toBe(out.sigKid);
     expect(state.agent.credential).toBe(out.agent.credential);
@@ -127,13 +156,17 @@ describe.each(dbKinds)('renewal on %s', (kind) => {
   it('refuses, signed, a renewal from a revoked agent, a revoked key, and a superseded key past its overlap', async () => {
     const revoked = await newAgent(`renew-d-${kind}`);
     const r = await loadState(ctx.crypto, revoked);
-    expect((await admin(`/v1/admin/agents/${r.agent.agentId}/revoke`, { method: 'POST', body: JSON.stringify({ reason: 'test' }) })).status).toBeLessThan(300);
+    expect(
+      (await admin(`/v1/admin/agents/${r.agent.agentId}/revoke`, { method: 'POST', body: JSON.stringify({ reason: 'test' }) })).status,
+    ).toBeLessThan(300);
     expect(await codeOf(renewAgent(c(), revoked))).toBe('signed agent_revoked');
     expect((await loadState(ctx.crypto, revoked)).keys.signing.kid).toBe(r.keys.signing.kid);
 
     const keyRevoked = await newAgent(`renew-e-${kind}`);
     const k = await loadState(ctx.crypto, keyRevoked);
-    expect((await admin(`/v1/admin/keys/${k.keys.signing.kid}/revoke`, { method: 'POST', body: JSON.stringify({ reason: 'test' }) })).status).toBeLessThan(300);
+    expect(
+      (await admin(`/v1/admin/keys/${k.keys.signing.kid}/revoke`, { method: 'POST', body: JSON.stringify({ reason: 'test' }) })).status,
+    ).toBeLessThan(300);
     expect(await codeOf(renewAgent(c(), keyRevoked))).toBe('signed key_revoked');
 
     // Renewed once; the old key, restored, is still good for a repeat during the overlap only.
@@ -151,9 +184,16 @@ describe.each(dbKinds)('renewal on %s', (kind) => {
 
   it('refuses an expired key, signed; a malformed request gets no receipt', async () => {
     const stateDir = await newAgent(`renew-g-${kind}`);
-    await server.database.db.update(agentKeys).set({ expiresAt: new Date(clock - 1) }).where(eq(agentKeys.sigKid, (await loadState(ctx.crypto, stateDir)).keys.signing.kid));
+    await server.database.db
+      .update(agentKeys)
+      .set({ expiresAt: new Date(clock - 1) })
+      .where(eq(agentKeys.sigKid, (await loadState(ctx.crypto, stateDir)).keys.signing.kid));
     expect(await codeOf(renewAgent(c(), stateDir))).toBe('signed key_expired');
-    const res = await fetch(`${server.url}/v1/renew`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ v: 1, header: 'e30', enc: 'AA', ct: 'AA', sig: 'AA' }) });
+    const res = await fetch(`${server.url}/v1/renew`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ v: 1, header: 'e30', enc: 'AA', ct: 'AA', sig: 'AA' }),
+    });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { receipt?: unknown }).receipt).toBeUndefined();
   });
@@ -170,7 +210,11 @@ describe.each(dbKinds)('renewal on %s', (kind) => {
 
     const victim = await loadState(ctx.crypto, await newAgent(`renew-i-${kind}`));
     await admin(`/v1/admin/keys/${victim.keys.signing.kid}/revoke`, { method: 'POST', body: JSON.stringify({ reason: 'leaked' }) });
-    const delta = await verifyRevocationList(ctx.crypto, pinned.signing, await (await fetch(`${server.url}/v1/revocations?since=${held.version}`)).json());
+    const delta = await verifyRevocationList(
+      ctx.crypto,
+      pinned.signing,
+      await (await fetch(`${server.url}/v1/revocations?since=${held.version}`)).json(),
+    );
     expect(delta.entries.map((e) => e.subject)).toEqual([victim.keys.signing.kid]);
     held = applyRevocationList(held, delta);
     expect(held.subjects.key.has(victim.keys.signing.kid)).toBe(true);

@@ -40,11 +40,24 @@ function post(url: string, body: unknown, from = VICTIM): Promise<Answer> {
   const data = JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: target.hostname, port: target.port, path: target.pathname, method: 'POST', localAddress: from, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } },
+      {
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname,
+        method: 'POST',
+        localAddress: from,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Answer['body'] }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            retryAfter: res.headers['retry-after'],
+            body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Answer['body'],
+          }),
+        );
       },
     );
     req.on('error', reject);
@@ -70,13 +83,21 @@ describe.each(dbKinds)('ingest under attack on %s', { timeout: 120_000 }, (kind)
     for (const s of servers.splice(0)) await s.close();
     for (const d of databases.splice(0)) await d.dispose();
   });
-  async function serve(ingestPolicy: Partial<IngestPolicy> = {}, database?: TestDatabase, identity?: TestServer['identity']): Promise<TestServer> {
+  async function serve(
+    ingestPolicy: Partial<IngestPolicy> = {},
+    database?: TestDatabase,
+    identity?: TestServer['identity'],
+  ): Promise<TestServer> {
     const s = await startTestServer(kind, { ingestPolicy, database, identity });
     servers.push(s);
     return s;
   }
   async function newAgent(server: TestServer): Promise<AgentState> {
-    const res = await fetch(`${server.url}/v1/admin/tokens`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    const res = await fetch(`${server.url}/v1/admin/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     const { token } = (await res.json()) as { token: string };
     const stateDir = join(dir, `${kind}-${n++}`);
     await enrollAgent(ctx, { serverUrl: server.url, token, stateDir, name: `agent-${kind}-${n}` });
@@ -98,7 +119,12 @@ describe.each(dbKinds)('ingest under attack on %s', { timeout: 120_000 }, (kind)
       })
     ).envelope;
   const storedFor = async (server: TestServer, agentId: string) =>
-    (await server.database.db.select({ c: sql<number>`count(*)::int` }).from(inventories).where(eq(inventories.agentId, agentId)))[0]!.c;
+    (
+      await server.database.db
+        .select({ c: sql<number>`count(*)::int` })
+        .from(inventories)
+        .where(eq(inventories.agentId, agentId))
+    )[0]!.c;
   /** Counts the statements of one kind the server runs (the real database underneath). */
   function countStatements(database: TestDatabase, text: string): () => number {
     let count = 0;
@@ -239,11 +265,18 @@ describe.each(dbKinds)('ingest under attack on %s', { timeout: 120_000 }, (kind)
     }
     expect(await storedFor(server, alice.agent.agentId)).toBe(0);
     // A fresh credential this server issued for this key, or none at all: accepted.
-    expect(codeOf(await post(server.url, await seal(alice, inv, { credential: await issue(server.identity.signing, server.identity.fingerprint) })))).toBe('accepted');
+    expect(
+      codeOf(
+        await post(server.url, await seal(alice, inv, { credential: await issue(server.identity.signing, server.identity.fingerprint) })),
+      ),
+    ).toBe('accepted');
     expect(codeOf(await post(server.url, await seal(alice, inv, { credential: undefined })))).toBe('accepted');
 
     const good = await seal(alice, inv);
-    for (const wrapper of [{ envelopes: [good], extra: 1 }, { envelopes: [good], results: [] }]) {
+    for (const wrapper of [
+      { envelopes: [good], extra: 1 },
+      { envelopes: [good], results: [] },
+    ]) {
       const res = await post(server.url, wrapper);
       expect(res.status).toBe(400);
       expect(codeOf(res)).toBe('envelope_malformed');

@@ -34,31 +34,42 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
   let alice: AgentState;
   let bob: AgentState;
 
-  const post = (body: unknown) => fetch(`${server.url}/v1/messages`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const post = (body: unknown) =>
+    fetch(`${server.url}/v1/messages`, {
+      method: 'POST',
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+    });
   const codeOf = async (res: Response) => ((await res.json()) as { error?: { code: string } }).error?.code ?? `status ${res.status}`;
   const stored = async () => ({
     inventories: (await server.database.db.select({ c: sql<number>`count(*)::int` }).from(inventories))[0]!.c,
     seen: (await server.database.db.select({ c: sql<number>`count(*)::int` }).from(seenMessages))[0]!.c,
   });
   async function newAgent(name: string): Promise<AgentState> {
-    const res = await fetch(`${server.url}/v1/admin/tokens`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    const res = await fetch(`${server.url}/v1/admin/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     const { token } = (await res.json()) as { token: string };
     const stateDir = join(dir, `${kind}-${n++}`);
     await enrollAgent(ctx, { serverUrl: server.url, token, stateDir, name });
     return loadState(ctx.crypto, stateDir);
   }
   const seal = async (agent: AgentState, inventory: string, over: Partial<Parameters<typeof sealEnvelope>[1]> = {}, c = ctx) =>
-    (await sealEnvelope(c, {
-      sender: agent.keys,
-      recipient: agent.server.agreement,
-      type: 'inventory',
-      contentType: 'application/json',
-      contentEncoding: 'gzip',
-      counter: Date.now(),
-      plaintext: new Uint8Array(gzipSync(inventory)),
-      credential: agent.agent.credential,
-      ...over,
-    })).envelope;
+    (
+      await sealEnvelope(c, {
+        sender: agent.keys,
+        recipient: agent.server.agreement,
+        type: 'inventory',
+        contentType: 'application/json',
+        contentEncoding: 'gzip',
+        counter: Date.now(),
+        plaintext: new Uint8Array(gzipSync(inventory)),
+        credential: agent.agent.credential,
+        ...over,
+      })
+    ).envelope;
 
   beforeAll(async () => {
     server = await startTestServer(kind);
@@ -68,11 +79,18 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
   afterAll(() => server.close());
 
   it('round-trips real GLPI inventories (up to the 1.4 MB sample) exactly, with signed receipts', async () => {
-    for (const name of ['format/computer_3_updated.json', 'format/networkequipment_2.json', 'format/phone_1.json', 'core/lxc-server-1.json']) {
+    for (const name of [
+      'format/computer_3_updated.json',
+      'format/networkequipment_2.json',
+      'format/phone_1.json',
+      'core/lxc-server-1.json',
+    ]) {
       const text = await fixture(name);
       const { receipt } = await submitEnvelope(ctx, alice, await sealInventory(ctx, alice, utf8(text)));
       expect(receipt.status).toBe('accepted');
-      const res = await fetch(`${server.url}/v1/admin/agents/${alice.agent.agentId}/inventory`, { headers: { authorization: `Bearer ${server.adminToken}` } });
+      const res = await fetch(`${server.url}/v1/admin/agents/${alice.agent.agentId}/inventory`, {
+        headers: { authorization: `Bearer ${server.adminToken}` },
+      });
       const body = (await res.json()) as { inventory: unknown; messageId: string; size: number };
       expect(body.inventory, name).toEqual(JSON.parse(text));
       expect(body.messageId).toBe(receipt.mid);
@@ -126,12 +144,16 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
   it('refuses a wrong recipient, an unknown sender, a forged sender, stale and future messages', async () => {
     const before = await stored();
     const otherServer = await generateKeySet(ctx);
-    expect(await codeOf(await post(await seal(alice, await fixture('format/printer_1.json'), { recipient: otherServer.agreement })))).toBe('recipient_mismatch');
+    expect(await codeOf(await post(await seal(alice, await fixture('format/printer_1.json'), { recipient: otherServer.agreement })))).toBe(
+      'recipient_mismatch',
+    );
     const stranger = await generateKeySet(ctx);
     expect(await codeOf(await post(await seal({ ...alice, keys: stranger }, await fixture('format/printer_1.json'))))).toBe('key_unknown');
     // Bob's keys claiming Alice's key id: the signature cannot verify against Alice's key.
     const forged = { ...bob.keys, signing: { ...bob.keys.signing, kid: alice.keys.signing.kid } };
-    expect(await codeOf(await post(await seal({ ...bob, keys: forged }, await fixture('format/printer_1.json'))))).toBe('signature_invalid');
+    expect(await codeOf(await post(await seal({ ...bob, keys: forged }, await fixture('format/printer_1.json'))))).toBe(
+      'signature_invalid',
+    );
     // Alice's signing key with Bob's agreement key: the HPKE Auth mode binding fails.
     const mixed = { ...alice.keys, agreement: bob.keys.agreement };
     expect(await codeOf(await post(await seal({ ...alice, keys: mixed }, await fixture('format/printer_1.json'))))).toBe('decrypt_failed');
@@ -146,25 +168,52 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
   it('one agent cannot send as another: what Bob sends is stored as Bob, whatever deviceid it names', async () => {
     const aliceInventory = JSON.parse(await fixture('format/computer_1.json')) as { deviceid: string };
     await submitEnvelope(ctx, bob, await sealInventory(ctx, bob, utf8(JSON.stringify(aliceInventory))));
-    const rows = await server.database.db.select({ agentId: inventories.agentId }).from(inventories).where(sql`${inventories.content}->>'deviceid' = ${aliceInventory.deviceid}`);
+    const rows = await server.database.db
+      .select({ agentId: inventories.agentId })
+      .from(inventories)
+      .where(sql`${inventories.content}->>'deviceid' = ${aliceInventory.deviceid}`);
     expect(rows.map((r) => r.agentId)).toEqual([bob.agent.agentId]);
   });
 
   it('refuses oversize bodies, a gzip bomb and an invalid inventory, storing nothing', async () => {
     const before = await stored();
-    const huge = await fetch(`${server.url}/v1/messages`, { method: 'POST', body: 'x'.repeat(9 * 1024 * 1024), headers: { 'content-type': 'application/json' } });
+    const huge = await fetch(`${server.url}/v1/messages`, {
+      method: 'POST',
+      body: 'x'.repeat(9 * 1024 * 1024),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(huge.status).toBe(413);
     expect(await codeOf(huge)).toBe('payload_too_large');
 
     const bomb = gzipSync(Buffer.alloc(40 * 1024 * 1024), { level: 9 });
     expect(bomb.length).toBeLessThan(100_000);
-    const bombEnv = (await sealEnvelope(ctx, { sender: alice.keys, recipient: alice.server.agreement, type: 'inventory', contentType: 'application/json', contentEncoding: 'gzip', counter: Date.now(), plaintext: new Uint8Array(bomb) })).envelope;
+    const bombEnv = (
+      await sealEnvelope(ctx, {
+        sender: alice.keys,
+        recipient: alice.server.agreement,
+        type: 'inventory',
+        contentType: 'application/json',
+        contentEncoding: 'gzip',
+        counter: Date.now(),
+        plaintext: new Uint8Array(bomb),
+      })
+    ).envelope;
     const b = await post(bombEnv);
     expect(b.status).toBe(413);
     expect(await codeOf(b)).toBe('payload_too_large');
 
     const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
-    for (const bad of [`{"deviceid":"x","content":{"versionclient":"x","big":1e200000}}`, `{"deviceid":"x","content":{"versionclient":"x","deep":${deep}}}`, '{"deviceid":"x\\u0000","content":{"versionclient":"x"}}', '{"deviceid":"x\\ud800","content":{"versionclient":"x"}}', '{"deviceid":"x"}', '{"deviceid":"x","content":{}}', '{"deviceid":1,"content":{"versionclient":"x"}}', '{"deviceid":"x","content":{"versionclient":"x"},"unknown":1}', 'not json']) {
+    for (const bad of [
+      `{"deviceid":"x","content":{"versionclient":"x","big":1e200000}}`,
+      `{"deviceid":"x","content":{"versionclient":"x","deep":${deep}}}`,
+      '{"deviceid":"x\\u0000","content":{"versionclient":"x"}}',
+      '{"deviceid":"x\\ud800","content":{"versionclient":"x"}}',
+      '{"deviceid":"x"}',
+      '{"deviceid":"x","content":{}}',
+      '{"deviceid":1,"content":{"versionclient":"x"}}',
+      '{"deviceid":"x","content":{"versionclient":"x"},"unknown":1}',
+      'not json',
+    ]) {
       const res = await post(await seal(alice, bad));
       expect(await codeOf(res), bad).toBe('payload_invalid');
     }
@@ -202,7 +251,13 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
     expect(res.status).toBe(200);
     const { results } = (await res.json()) as { results: { receipt?: unknown; error?: { code: string } }[] };
     expect(results.map((r) => r.error?.code ?? 'accepted')).toEqual(['accepted', 'envelope_malformed', 'replay_detected']);
-    const first = await verifyReceipt(ctx, alice.server.signing, results[0]!.receipt, { mid: JSON.parse(fromUtf8(fromB64u(good.header))).mid, snd: alice.keys.signing.kid, env: envelopeBinding(parseEnvelope(good)) }, alice.keys.agreement.privateKey);
+    const first = await verifyReceipt(
+      ctx,
+      alice.server.signing,
+      results[0]!.receipt,
+      { mid: JSON.parse(fromUtf8(fromB64u(good.header))).mid, snd: alice.keys.signing.kid, env: envelopeBinding(parseEnvelope(good)) },
+      alice.keys.agreement.privateKey,
+    );
     expect(first.status).toBe('accepted');
     expect(await codeOf(await post({ envelopes: [] }))).toBe('envelope_malformed');
   });
@@ -212,7 +267,12 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
     const dave = await newAgent(`dave-${kind}`);
     const erin = await newAgent(`erin-${kind}`);
     const inv = await fixture('format/printer_1.json');
-    const admin = (path: string) => fetch(`${server.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    const admin = (path: string) =>
+      fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
     // Each sends once first, so the server already knows the key when its status changes.
     for (const a of [carol, dave, erin]) expect((await post(await seal(a, inv))).status).toBe(200);
     const before = await stored();
@@ -220,7 +280,10 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
     expect(await codeOf(await post(await seal(carol, inv)))).toBe('agent_revoked');
     expect((await admin(`/v1/admin/keys/${dave.keys.signing.kid}/revoke`)).status).toBe(200);
     expect(await codeOf(await post(await seal(dave, inv)))).toBe('key_revoked');
-    await server.database.db.update(agentKeys).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(agentKeys.sigKid, erin.keys.signing.kid));
+    await server.database.db
+      .update(agentKeys)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(agentKeys.sigKid, erin.keys.signing.kid));
     expect(await codeOf(await post(await seal(erin, inv)))).toBe('key_expired');
     // And again: still refused, now on the full lookup path.
     expect(await codeOf(await post(await seal(carol, inv)))).toBe('agent_revoked');
@@ -231,7 +294,8 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
   it('a second instance on the same database: revocation, replay and counters hold across both', async () => {
     const other = await startTestServer(kind, { database: server.database, identity: server.identity });
     try {
-      const postTo = (url: string, body: unknown) => fetch(`${url}/v1/messages`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+      const postTo = (url: string, body: unknown) =>
+        fetch(`${url}/v1/messages`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
       const gina = await newAgent(`gina-${kind}`);
       const inv = await fixture('format/printer_1.json');
       // Both instances learn Gina's key.
@@ -247,7 +311,11 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
       expect(await codeOf(await postTo(other.url, await seal(gina, inv, { counter: high - 5000 })))).toBe('stale_message');
       // Revoked through one instance, refused by the other on the next message.
       const before = await stored();
-      const res = await fetch(`${server.url}/v1/admin/agents/${gina.agent.agentId}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+      const res = await fetch(`${server.url}/v1/admin/agents/${gina.agent.agentId}/revoke`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
       expect(res.status).toBe(200);
       expect(await codeOf(await postTo(other.url, await seal(gina, inv, { counter: high + 1 })))).toBe('agent_revoked');
       expect(await stored()).toEqual(before);
@@ -264,9 +332,13 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
     expect((await loadState(ctx.crypto, frank.dir)).agent.sendIntervalSeconds).toBe(900);
     // A receipt not signed by the pinned server key is refused before anything is applied.
     const impostor = await generateKeySet(ctx);
-    await expect(submitEnvelope(ctx, { ...frank, server: { ...frank.server, signing: impostor.signing } }, await sealInventory(ctx, frank, utf8(await fixture('format/printer_1.json'))))).rejects.toSatisfy(
-      (e) => e instanceof HttpError && e.code === 'receipt_invalid',
-    );
+    await expect(
+      submitEnvelope(
+        ctx,
+        { ...frank, server: { ...frank.server, signing: impostor.signing } },
+        await sealInventory(ctx, frank, utf8(await fixture('format/printer_1.json'))),
+      ),
+    ).rejects.toSatisfy((e) => e instanceof HttpError && e.code === 'receipt_invalid');
   });
 });
 
@@ -274,13 +346,22 @@ describe.each(dbKinds)('per-agent budgets on %s', (kind) => {
   it('refuses messages over the per-agent rate with rate_limited and Retry-After', async () => {
     const server = await startTestServer(kind, { ingestPolicy: { messageBurst: 2, messagesPerSecond: 0.01 } });
     try {
-      const res = await fetch(`${server.url}/v1/admin/tokens`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+      const res = await fetch(`${server.url}/v1/admin/tokens`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
       const stateDir = join(dir, `budget-${kind}`);
       await enrollAgent(ctx, { serverUrl: server.url, token: ((await res.json()) as { token: string }).token, stateDir, name: 'budget' });
       const agent = await loadState(ctx.crypto, stateDir);
       const inv = utf8(await fixture('format/printer_1.json'));
-      for (let i = 0; i < 2; i++) expect((await submitEnvelope(ctx, agent, await sealInventory(ctx, agent, inv))).receipt.status).toBe('accepted');
-      const third = await fetch(`${server.url}/v1/messages`, { method: 'POST', body: JSON.stringify(await sealInventory(ctx, agent, inv)), headers: { 'content-type': 'application/json' } });
+      for (let i = 0; i < 2; i++)
+        expect((await submitEnvelope(ctx, agent, await sealInventory(ctx, agent, inv))).receipt.status).toBe('accepted');
+      const third = await fetch(`${server.url}/v1/messages`, {
+        method: 'POST',
+        body: JSON.stringify(await sealInventory(ctx, agent, inv)),
+        headers: { 'content-type': 'application/json' },
+      });
       expect(third.status).toBe(429);
       expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(((await third.json()) as { error: { code: string } }).error.code).toBe('rate_limited');

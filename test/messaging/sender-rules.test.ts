@@ -32,7 +32,10 @@ describe.each(dbKinds)('sender rules and numeric limits on %s', (kind) => {
     ];
     const counter = fc.integer({ min: 1, max });
     const arbitrary = fc.sample(fc.tuple(counter, fc.integer({ min: 0, max }), fc.integer({ min: 0, max: 1 << 20 })), 200);
-    const near = fc.sample(fc.tuple(fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 0, max: 10_000 }), fc.integer({ min: 0, max: 5000 })), 200);
+    const near = fc.sample(
+      fc.tuple(fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 0, max: 10_000 }), fc.integer({ min: 0, max: 5000 })),
+      200,
+    );
     for (const [ctr, highest, window] of [...edges, ...arbitrary, ...near]) {
       const [row] = await run([ctr, highest, window]);
       expect(row!.ok, `${ctr} ${highest} ${window}`).toBe(counterInWindow(ctr, highest, window));
@@ -40,7 +43,9 @@ describe.each(dbKinds)('sender rules and numeric limits on %s', (kind) => {
   });
 
   it('key and agent status: one CASE, first match wins, as the table of spec §8 and §12 says; SQL and TypeScript agree', async () => {
-    const run = database.prepared(`SELECT ${senderRefusalSql({ agentStatus: '$1::text', keyStatus: '$2::text', unexpired: '$3::boolean', inOverlap: '$4::boolean' })} AS code`);
+    const run = database.prepared(
+      `SELECT ${senderRefusalSql({ agentStatus: '$1::text', keyStatus: '$2::text', unexpired: '$3::boolean', inOverlap: '$4::boolean' })} AS code`,
+    );
     // The table, written out independently of the rule.
     const expected = (agent: string, key: string, unexpired: boolean, overlap: boolean | null) =>
       agent === 'revoked'
@@ -61,7 +66,10 @@ describe.each(dbKinds)('sender rules and numeric limits on %s', (kind) => {
             const [row] = await run([agent, key, unexpired, overlap]);
             const want = expected(agent, key, unexpired, overlap);
             expect(row!.code, `${agent} ${key} ${unexpired} ${overlap}`).toBe(want);
-            expect(senderRefusal({ agentStatus: agent, keyStatus: key, unexpired, inOverlap: overlap === true }) ?? null, `ts ${agent} ${key} ${unexpired} ${overlap}`).toBe(want);
+            expect(
+              senderRefusal({ agentStatus: agent, keyStatus: key, unexpired, inOverlap: overlap === true }) ?? null,
+              `ts ${agent} ${key} ${unexpired} ${overlap}`,
+            ).toBe(want);
             cases++;
           }
     expect(cases).toBe(72);
@@ -89,7 +97,14 @@ describe.each(dbKinds)('sender rules and numeric limits on %s', (kind) => {
         intLen: around(131_072, 130_000),
         fracLen: around(16_383, 15_000),
         fracZeros: fc.boolean(),
-        exp: fc.option(fc.oneof(fc.integer({ min: -20, max: 20 }), around(16_383, 1_073_741_823, 131_071).map((x) => x - 10), around(16_383, 1_073_741_823, 131_071).map((x) => -x)), { nil: undefined }),
+        exp: fc.option(
+          fc.oneof(
+            fc.integer({ min: -20, max: 20 }),
+            around(16_383, 1_073_741_823, 131_071).map((x) => x - 10),
+            around(16_383, 1_073_741_823, 131_071).map((x) => -x),
+          ),
+          { nil: undefined },
+        ),
         expSign: fc.constantFrom('', '+'),
         expPad: fc.constantFrom('', '000'),
       })
@@ -99,7 +114,27 @@ describe.each(dbKinds)('sender rules and numeric limits on %s', (kind) => {
         const exp = r.exp === undefined ? '' : `e${r.exp < 0 ? '-' : r.expSign}${r.expPad}${Math.abs(r.exp)}`;
         return `${r.sign ? '-' : ''}${int}${frac}${exp}`;
       });
-    const fixed = ['0', '-0', '-0.0', '1e131071', '1e131072', '9.9e131071', '0e1073741822', '0e1073741823', '1e-16383', '1e-16384', '0.0e-16383', '0e-16384', `1${'0'.repeat(131_071)}`, `1${'0'.repeat(131_072)}`, `1.${'0'.repeat(16_383)}`, `1.${'0'.repeat(16_384)}`, `1${'0'.repeat(131_071)}e-1`, `0.${'0'.repeat(20_000)}e20000`, '1e99999999999'];
+    const fixed = [
+      '0',
+      '-0',
+      '-0.0',
+      '1e131071',
+      '1e131072',
+      '9.9e131071',
+      '0e1073741822',
+      '0e1073741823',
+      '1e-16383',
+      '1e-16384',
+      '0.0e-16383',
+      '0e-16384',
+      `1${'0'.repeat(131_071)}`,
+      `1${'0'.repeat(131_072)}`,
+      `1.${'0'.repeat(16_383)}`,
+      `1.${'0'.repeat(16_384)}`,
+      `1${'0'.repeat(131_071)}e-1`,
+      `0.${'0'.repeat(20_000)}e20000`,
+      '1e99999999999',
+    ];
     for (const l of [...fixed, ...fc.sample(literal, kind === 'pglite' ? 150 : 300)]) {
       JSON.parse(l); // a valid JSON number, as the server only ever sees those
       const name = l.length > 60 ? `${l.slice(0, 30)}…(${l.length})…${l.slice(-20)}` : l;

@@ -77,11 +77,19 @@ describe.each(dbKinds)('store batcher on %s', (kind) => {
 
     // A message PostgreSQL refuses, in a burst with others: it fails alone.
     const after = [item('good', 'a1', 300), item('good', 'a1', 301)];
-    const second = await Promise.all([batcher.store(after[0]!), batcher.store(poison).then(() => 'stored', () => 'refused'), batcher.store(after[1]!)]);
+    const second = await Promise.all([
+      batcher.store(after[0]!),
+      batcher.store(poison).then(
+        () => 'stored',
+        () => 'refused',
+      ),
+      batcher.store(after[1]!),
+    ]);
     expect(second[1]).toBe('refused');
     expect([second[0], second[2]].map((v) => (v as StoreVerdict).refusal)).toEqual([undefined, undefined]);
 
-    const count = async (table: typeof inventories | typeof seenMessages) => (await db.select({ c: sql<number>`count(*)::int` }).from(table))[0]!.c;
+    const count = async (table: typeof inventories | typeof seenMessages) =>
+      (await db.select({ c: sql<number>`count(*)::int` }).from(table))[0]!.c;
     expect(await count(inventories)).toBe(33);
     expect(await count(seenMessages)).toBe(33);
     const counters = await db.select({ kid: agentKeys.sigKid, max: agentKeys.maxCounter }).from(agentKeys);
@@ -93,12 +101,32 @@ describe.each(dbKinds)('store batcher on %s', (kind) => {
     const { db } = database;
     const now = Date.now();
     await db.insert(agents).values([{ id: 'b1', name: 'b1', role: 'agent' }]);
-    await db.insert(agentKeys).values([{ agentId: 'b1', sigKid: 'kb1', kxKid: 'xkb1', sigPub: new Uint8Array(32), kxPub: new Uint8Array(32), expiresAt: new Date(now + 86400_000) }]);
+    await db.insert(agentKeys).values([
+      {
+        agentId: 'b1',
+        sigKid: 'kb1',
+        kxKid: 'xkb1',
+        sigPub: new Uint8Array(32),
+        kxPub: new Uint8Array(32),
+        expiresAt: new Date(now + 86400_000),
+      },
+    ]);
     let counter = 0;
     const item = (size: number, mid = new Uint8Array(randomBytes(16))): StoreItem => {
       const json = `{"p":"${'x'.repeat(size - 8)}"}`;
       expect(json.length).toBe(size);
-      return { kid: 'kb1', mid, counter: ++counter, window: 4096, at: now, agentId: 'b1', size, byteBurst: 400, bytesPerSecond: 0.001, json };
+      return {
+        kid: 'kb1',
+        mid,
+        counter: ++counter,
+        window: 4096,
+        at: now,
+        agentId: 'b1',
+        size,
+        byteBurst: 400,
+        bytesPerSecond: 0.001,
+        json,
+      };
     };
     // Two batchers on one database are two instances: their statements run concurrently on PostgreSQL.
     const one = new StoreBatcher(database.prepared(STORE_BATCH_SQL));

@@ -6,7 +6,11 @@ import { nobleCrypto as ref } from '../../src/protocol/crypto/noble.js';
 import { backends } from '../helpers/backends.js';
 
 const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
-const outcome = async <T>(p: Promise<T>) => p.then((v) => ({ ok: v }), (e: Error) => ({ err: e.name }));
+const outcome = async <T>(p: Promise<T>) =>
+  p.then(
+    (v) => ({ ok: v }),
+    (e: Error) => ({ err: e.name }),
+  );
 
 describe.each(backends.filter(([n]) => n !== 'noble'))('%s agrees with noble', (_name, c) => {
   it('Ed25519: same public keys, same signatures, same verdicts on tampered signatures and random keys', async () => {
@@ -18,7 +22,11 @@ describe.each(backends.filter(([n]) => n !== 'noble'))('%s agrees with noble', (
         expect(await c.ed25519Sign(seed, msg)).toEqual(sig);
         const bad = sig.slice();
         bad[flip % 64]! ^= 1 << (flip % 8);
-        for (const [k, s] of [[pub, sig], [pub, bad], [randomKey, sig]] as const) {
+        for (const [k, s] of [
+          [pub, sig],
+          [pub, bad],
+          [randomKey, sig],
+        ] as const) {
           expect(await c.ed25519Verify(k, msg, s)).toBe(await ref.ed25519Verify(k, msg, s));
         }
       }),
@@ -37,15 +45,22 @@ describe.each(backends.filter(([n]) => n !== 'noble'))('%s agrees with noble', (
 
   it('ChaCha20-Poly1305: same ciphertexts; tampering refused alike', async () => {
     await fc.assert(
-      fc.asyncProperty(bytes(32), bytes(12), fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 600 }), fc.nat(), async (k, n, aad, pt, flip) => {
-        const ct = await ref.aeadSeal(k, n, aad, pt);
-        expect(await c.aeadSeal(k, n, aad, pt)).toEqual(ct);
-        expect(await c.aeadOpen(k, n, aad, ct)).toEqual(pt);
-        const bad = ct.slice();
-        bad[flip % bad.length]! ^= 1 << (flip % 8);
-        expect(await c.aeadOpen(k, n, aad, bad)).toBeNull();
-        expect(await ref.aeadOpen(k, n, aad, bad)).toBeNull();
-      }),
+      fc.asyncProperty(
+        bytes(32),
+        bytes(12),
+        fc.uint8Array({ maxLength: 64 }),
+        fc.uint8Array({ maxLength: 600 }),
+        fc.nat(),
+        async (k, n, aad, pt, flip) => {
+          const ct = await ref.aeadSeal(k, n, aad, pt);
+          expect(await c.aeadSeal(k, n, aad, pt)).toEqual(ct);
+          expect(await c.aeadOpen(k, n, aad, ct)).toEqual(pt);
+          const bad = ct.slice();
+          bad[flip % bad.length]! ^= 1 << (flip % 8);
+          expect(await c.aeadOpen(k, n, aad, bad)).toBeNull();
+          expect(await ref.aeadOpen(k, n, aad, bad)).toBeNull();
+        },
+      ),
       { numRuns: 60 },
     );
   });

@@ -17,7 +17,12 @@ import { backends } from '../helpers/backends.js';
 import { testContext } from '../helpers/protocol.js';
 
 /** The server's full check, in the spec's order; returns the plaintext or the error code. */
-async function receive(ctx: ReturnType<typeof testContext>, bytes: Uint8Array, agent: KeySet, server: KeySet): Promise<Uint8Array | string> {
+async function receive(
+  ctx: ReturnType<typeof testContext>,
+  bytes: Uint8Array,
+  agent: KeySet,
+  server: KeySet,
+): Promise<Uint8Array | string> {
   try {
     const env = parseEnvelope(bytes);
     if (env.header.snd !== agent.signing.kid) return 'key_unknown';
@@ -36,20 +41,25 @@ describe.each(backends)('envelope on %s', (_name, crypto) => {
     const agent = await generateKeySet(ctx);
     const server = await generateKeySet(ctx);
     await fc.assert(
-      fc.asyncProperty(fc.uint8Array({ maxLength: 2048 }), fc.boolean(), fc.integer({ min: 1, max: 2 ** 40 }), async (pt, withCred, counter) => {
-        const { envelope, header } = await sealEnvelope(ctx, {
-          sender: agent,
-          recipient: server.agreement,
-          type: 'inventory',
-          contentType: 'application/json',
-          contentEncoding: 'identity',
-          counter,
-          plaintext: pt,
-          ...(withCred ? { credential: 'eyJhbGciOiJFZERTQSJ9.e30.c2ln' } : {}),
-        });
-        expect(header.ctr).toBe(counter);
-        expect(await receive(ctx, serializeEnvelope(envelope), agent, server)).toEqual(pt);
-      }),
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 2048 }),
+        fc.boolean(),
+        fc.integer({ min: 1, max: 2 ** 40 }),
+        async (pt, withCred, counter) => {
+          const { envelope, header } = await sealEnvelope(ctx, {
+            sender: agent,
+            recipient: server.agreement,
+            type: 'inventory',
+            contentType: 'application/json',
+            contentEncoding: 'identity',
+            counter,
+            plaintext: pt,
+            ...(withCred ? { credential: 'eyJhbGciOiJFZERTQSJ9.e30.c2ln' } : {}),
+          });
+          expect(header.ctr).toBe(counter);
+          expect(await receive(ctx, serializeEnvelope(envelope), agent, server)).toEqual(pt);
+        },
+      ),
       { numRuns: 25 },
     );
   });
@@ -77,7 +87,10 @@ describe.each(backends)('envelope on %s', (_name, crypto) => {
         expect(got).toBeTypeOf('string');
         // Structure or encoding broken → envelope_malformed (or version_unsupported for "v"); a
         // well-formed envelope whose bytes changed fails the signature (or names another key).
-        expect(['envelope_malformed', 'version_unsupported', 'signature_invalid', 'key_unknown'], `bit ${bit} near ${JSON.stringify(text.slice((bit >> 3) - 8, (bit >> 3) + 8))}`).toContain(got);
+        expect(
+          ['envelope_malformed', 'version_unsupported', 'signature_invalid', 'key_unknown'],
+          `bit ${bit} near ${JSON.stringify(text.slice((bit >> 3) - 8, (bit >> 3) + 8))}`,
+        ).toContain(got);
       }),
       { numRuns: 400 },
     );
@@ -88,7 +101,15 @@ describe.each(backends)('envelope on %s', (_name, crypto) => {
     const other = await generateKeySet(ctx);
     const server = await generateKeySet(ctx);
     const now = ctx.now();
-    const { envelope } = await sealEnvelope(ctx, { sender: agent, recipient: server.agreement, type: 'inventory', contentType: 'application/json', contentEncoding: 'identity', counter: 1, plaintext: utf8('{}') });
+    const { envelope } = await sealEnvelope(ctx, {
+      sender: agent,
+      recipient: server.agreement,
+      type: 'inventory',
+      contentType: 'application/json',
+      contentEncoding: 'identity',
+      counter: 1,
+      plaintext: utf8('{}'),
+    });
     const env = parseEnvelope(serializeEnvelope(envelope));
     const code = async (p: Promise<unknown> | (() => unknown)) => {
       try {
@@ -109,13 +130,20 @@ describe.each(backends)('envelope on %s', (_name, crypto) => {
 
   it('the parser throws nothing but ProtocolError on random input', async () => {
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 400 }), fc.json().map((j) => utf8(j)), fc.anything()), (input) => {
-        try {
-          parseEnvelope(input);
-        } catch (e) {
-          expect(e).toBeInstanceOf(ProtocolError);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 400 }),
+          fc.json().map((j) => utf8(j)),
+          fc.anything(),
+        ),
+        (input) => {
+          try {
+            parseEnvelope(input);
+          } catch (e) {
+            expect(e).toBeInstanceOf(ProtocolError);
+          }
+        },
+      ),
       { numRuns: 500 },
     );
   });

@@ -64,7 +64,9 @@ describe.each(backends)('RFC 9180 vectors on %s', (_name, c) => {
           : await setupAuthS(c, r.publicKey, info, hex(v.skSm!), e.privateKey);
       expect(toHex(sender.enc)).toBe(v.enc);
       const receiver =
-        mode === 0 ? await setupBaseR(c, sender.enc, r.privateKey, info) : await setupAuthR(c, sender.enc, r.privateKey, info, hex(v.pkSm!));
+        mode === 0
+          ? await setupBaseR(c, sender.enc, r.privateKey, info)
+          : await setupAuthR(c, sender.enc, r.privateKey, info, hex(v.pkSm!));
       for (const enc of v.encryptions) {
         expect(toHex(await sender.ctx.seal(hex(enc.aad), hex(enc.pt)))).toBe(enc.ct);
         expect(toHex(await receiver.open(hex(enc.aad), hex(enc.ct)))).toBe(enc.pt);
@@ -81,7 +83,15 @@ describe.each(backends)('RFC 9180 vectors on %s', (_name, c) => {
     const s = await deriveKeyPair(c, new Uint8Array(32).fill(2));
     const other = await deriveKeyPair(c, new Uint8Array(32).fill(3));
     const info = new TextEncoder().encode('t');
-    const { enc, ct } = await sealAuth(c, r.publicKey, info, new Uint8Array(0), new Uint8Array([1, 2, 3]), s.privateKey, new Uint8Array(32).fill(9));
+    const { enc, ct } = await sealAuth(
+      c,
+      r.publicKey,
+      info,
+      new Uint8Array(0),
+      new Uint8Array([1, 2, 3]),
+      s.privateKey,
+      new Uint8Array(32).fill(9),
+    );
     await expect(openAuth(c, enc, r.privateKey, info, new Uint8Array(0), ct, other.publicKey)).rejects.toSatisfy(
       (e) => e instanceof ProtocolError && e.code === 'decrypt_failed',
     );

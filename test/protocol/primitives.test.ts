@@ -7,15 +7,25 @@ import { backends, hex, toHex } from '../helpers/backends.js';
 
 const load = <T>(name: string): T => JSON.parse(readFileSync(new URL(`../fixtures/vectors/${name}`, import.meta.url), 'utf8')) as T;
 
-interface XdhTest { tcId: number; public: string; private: string; shared: string; result: string; flags: string[] }
-interface EdGroup { publicKey: { pk: string }; tests: { tcId: number; msg: string; sig: string; result: string; flags: string[] }[] }
+interface XdhTest {
+  tcId: number;
+  public: string;
+  private: string;
+  shared: string;
+  result: string;
+  flags: string[];
+}
+interface EdGroup {
+  publicKey: { pk: string };
+  tests: { tcId: number; msg: string; sig: string; result: string; flags: string[] }[];
+}
 
 const x25519Cases = load<{ testGroups: { tests: XdhTest[] }[] }>('x25519_test.json').testGroups.flatMap((g) => g.tests);
 const ed25519Groups = load<{ testGroups: EdGroup[] }>('ed25519_test.json').testGroups;
 const rfc7748 = load<{ input: string; output: string; scalar: string }[]>('rfc7748_kat_test.json');
-const rfc8032 = load<{ vectors: { name: string; scheme: string; sk: string; pk: string; msg: string; sig: string }[] }>('rfc8032_ed25519_vectors.json').vectors.filter(
-  (v) => v.scheme === 'Ed25519Pure',
-);
+const rfc8032 = load<{ vectors: { name: string; scheme: string; sk: string; pk: string; msg: string; sig: string }[] }>(
+  'rfc8032_ed25519_vectors.json',
+).vectors.filter((v) => v.scheme === 'Ed25519Pure');
 
 describe.each(backends)('%s backend', (_name, c) => {
   it(`Wycheproof X25519: ${x25519Cases.length} cases; an all-zero shared secret is always refused`, async () => {
@@ -73,7 +83,9 @@ describe.each(backends)('%s backend', (_name, c) => {
 
   it('rejects wrong key and nonce lengths at the boundary', async () => {
     await expect(c.x25519(new Uint8Array(31), new Uint8Array(32).fill(9))).rejects.toBeInstanceOf(CryptoError);
-    await expect(c.aeadSeal(new Uint8Array(32), new Uint8Array(11), new Uint8Array(0), new Uint8Array(0))).rejects.toBeInstanceOf(CryptoError);
+    await expect(c.aeadSeal(new Uint8Array(32), new Uint8Array(11), new Uint8Array(0), new Uint8Array(0))).rejects.toBeInstanceOf(
+      CryptoError,
+    );
     expect(await c.ed25519Verify(new Uint8Array(31), new Uint8Array(0), new Uint8Array(64))).toBe(false);
     expect(await c.aeadOpen(new Uint8Array(32), new Uint8Array(12), new Uint8Array(0), new Uint8Array(15))).toBeNull();
   });

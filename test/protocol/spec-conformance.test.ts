@@ -69,12 +69,18 @@ const expand = (prk: Uint8Array, info: Uint8Array, length: number) => {
   }
   return out;
 };
-const labeledExtract = (suite: Uint8Array, salt: Uint8Array, l: string, ikm: Uint8Array) => extract(salt, cat(utf8('HPKE-v1'), suite, utf8(l), ikm));
-const labeledExpand = (suite: Uint8Array, prk: Uint8Array, l: string, info: Uint8Array, n: number) => expand(prk, cat(be(n, 2), utf8('HPKE-v1'), suite, utf8(l), info), n);
+const labeledExtract = (suite: Uint8Array, salt: Uint8Array, l: string, ikm: Uint8Array) =>
+  extract(salt, cat(utf8('HPKE-v1'), suite, utf8(l), ikm));
+const labeledExpand = (suite: Uint8Array, prk: Uint8Array, l: string, info: Uint8Array, n: number) =>
+  expand(prk, cat(be(n, 2), utf8('HPKE-v1'), suite, utf8(l), info), n);
 const sharedSecret = (dhs: Uint8Array, kemContext: Uint8Array) =>
   labeledExpand(HPKE.kemSuite, labeledExtract(HPKE.kemSuite, new Uint8Array(0), 'eae_prk', dhs), 'shared_secret', kemContext, 32);
 function keySchedule(mode: number, ss: Uint8Array, info: Uint8Array) {
-  const ctx = cat(new Uint8Array([mode]), labeledExtract(HPKE.suite, new Uint8Array(0), 'psk_id_hash', new Uint8Array(0)), labeledExtract(HPKE.suite, new Uint8Array(0), 'info_hash', info));
+  const ctx = cat(
+    new Uint8Array([mode]),
+    labeledExtract(HPKE.suite, new Uint8Array(0), 'psk_id_hash', new Uint8Array(0)),
+    labeledExtract(HPKE.suite, new Uint8Array(0), 'info_hash', info),
+  );
   const secret = labeledExtract(HPKE.suite, ss, 'secret', new Uint8Array(0));
   // Sequence number 0: the nonce is the base nonce.
   return { key: labeledExpand(HPKE.suite, secret, 'key', ctx, 32), nonce: labeledExpand(HPKE.suite, secret, 'base_nonce', ctx, 12) };
@@ -104,14 +110,22 @@ function openAuth(enc: Uint8Array, skR: Uint8Array, info: Uint8Array, aad: Uint8
 const server = {
   seed: hex(keys.inputs.serverEd25519Seed),
   kxPriv: hex(keys.inputs.serverX25519Private),
-  get sig() { return ed25519.getPublicKey(this.seed); },
-  get kx() { return x25519.getPublicKey(this.kxPriv); },
+  get sig() {
+    return ed25519.getPublicKey(this.seed);
+  },
+  get kx() {
+    return x25519.getPublicKey(this.kxPriv);
+  },
 };
 const agent = {
   seed: hex(keys.inputs.agentEd25519Seed),
   kxPriv: hex(keys.inputs.agentX25519Private),
-  get sig() { return ed25519.getPublicKey(this.seed); },
-  get kx() { return x25519.getPublicKey(this.kxPriv); },
+  get sig() {
+    return ed25519.getPublicKey(this.seed);
+  },
+  get kx() {
+    return x25519.getPublicKey(this.kxPriv);
+  },
 };
 const F = fingerprint(server.sig, server.kx);
 const serverSigKid = kid(1, server.sig);
@@ -161,7 +175,10 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
       protocol: 'latchkey',
       versions: [1],
       fingerprint: F,
-      keys: { signing: { alg: 'Ed25519', kid: serverSigKid, publicKey: b64u(server.sig) }, agreement: { alg: 'X25519', kid: serverKxKid, publicKey: b64u(server.kx) } },
+      keys: {
+        signing: { alg: 'Ed25519', kid: serverSigKid, publicKey: b64u(server.sig) },
+        agreement: { alg: 'X25519', kid: serverKxKid, publicKey: b64u(server.kx) },
+      },
       jwksUri: '/.well-known/jwks.json',
     };
     expect(JSON.stringify(doc)).toBe(JSON.stringify(keys.outputs.discovery));
@@ -177,19 +194,47 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
     const iat = enrollment.inputs.now as number;
     const [nonceDraw, ephemeral] = enrollment.inputs.randomDraws.map((d: { hex: string }) => hex(d.hex));
     const nonce = b64u(nonceDraw!);
-    const X = cat(label('latchkey/1 enroll-transcript'), lp(utf8(T)), lp(utf8(F)), lp(agent.sig), lp(agent.kx), lp(utf8(N)), u64(iat), lp(utf8(nonce)));
+    const X = cat(
+      label('latchkey/1 enroll-transcript'),
+      lp(utf8(T)),
+      lp(utf8(F)),
+      lp(agent.sig),
+      lp(agent.kx),
+      lp(utf8(N)),
+      u64(iat),
+      lp(utf8(nonce)),
+    );
     expect(toHex(X)).toBe(enrollment.intermediate.transcriptHex);
     const popSig = b64u(ed25519.sign(X, agent.seed));
     const kPop = hkdf(sha256, dh(agent.kxPriv, server.kx), new Uint8Array(0), utf8('latchkey/1 enroll-kx-pop'), 32);
     const popKx = b64u(hmac(sha256, kPop, X));
     const P = utf8(
-      JSON.stringify({ tid: T, secret: b64u(hex(token.inputs.secret)), fp: F, name: N, sig: b64u(agent.sig), kx: b64u(agent.kx), iat, nonce, pop_sig: popSig, pop_kx: popKx }),
+      JSON.stringify({
+        tid: T,
+        secret: b64u(hex(token.inputs.secret)),
+        fp: F,
+        name: N,
+        sig: b64u(agent.sig),
+        kx: b64u(agent.kx),
+        iat,
+        nonce,
+        pop_sig: popSig,
+        pop_kx: popKx,
+      }),
     );
-    expect([popSig, toHex(kPop), popKx, text(P)]).toEqual([enrollment.intermediate.popSig, enrollment.intermediate.kxPopKeyHex, enrollment.intermediate.popKx, enrollment.intermediate.plaintext]);
+    expect([popSig, toHex(kPop), popKx, text(P)]).toEqual([
+      enrollment.intermediate.popSig,
+      enrollment.intermediate.kxPopKeyHex,
+      enrollment.intermediate.popKx,
+      enrollment.intermediate.plaintext,
+    ]);
     const aad = cat(lp(utf8(T)), lp(utf8(serverKxKid)));
     const { enc, ct, schedule } = sealBase(server.kx, utf8('latchkey/1 enroll-request'), aad, P, ephemeral!);
     expect(toHex(aad)).toBe(enrollment.intermediate.aadHex);
-    expect(schedule).toEqual({ hpkeKeyHex: enrollment.intermediate.hpkeKeyHex, hpkeBaseNonceHex: enrollment.intermediate.hpkeBaseNonceHex });
+    expect(schedule).toEqual({
+      hpkeKeyHex: enrollment.intermediate.hpkeKeyHex,
+      hpkeBaseNonceHex: enrollment.intermediate.hpkeBaseNonceHex,
+    });
     const request = { v: 1, tid: T, rcp: serverKxKid, enc: b64u(enc), ct: b64u(ct) };
     expect(request).toEqual(enrollment.outputs.request);
     expect(JSON.stringify(request)).toBe(enrollment.outputs.wire);
@@ -197,9 +242,20 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
     // Server side.
     const w = JSON.parse(enrollment.outputs.wire);
     expect(w.rcp).toBe(serverKxKid);
-    const p = JSON.parse(text(openBase(unb64u(w.enc), server.kxPriv, utf8('latchkey/1 enroll-request'), cat(lp(utf8(w.tid)), lp(utf8(w.rcp))), unb64u(w.ct))));
+    const p = JSON.parse(
+      text(openBase(unb64u(w.enc), server.kxPriv, utf8('latchkey/1 enroll-request'), cat(lp(utf8(w.tid)), lp(utf8(w.rcp))), unb64u(w.ct))),
+    );
     expect([p.tid, p.fp]).toEqual([w.tid, F]);
-    const x = cat(label('latchkey/1 enroll-transcript'), lp(utf8(p.tid)), lp(utf8(p.fp)), lp(unb64u(p.sig)), lp(unb64u(p.kx)), lp(utf8(p.name ?? '')), u64(p.iat), lp(utf8(p.nonce)));
+    const x = cat(
+      label('latchkey/1 enroll-transcript'),
+      lp(utf8(p.tid)),
+      lp(utf8(p.fp)),
+      lp(unb64u(p.sig)),
+      lp(unb64u(p.kx)),
+      lp(utf8(p.name ?? '')),
+      u64(p.iat),
+      lp(utf8(p.nonce)),
+    );
     expect(ed25519.verify(unb64u(p.pop_sig), x, unb64u(p.sig))).toBe(true);
     const serverKPop = hkdf(sha256, dh(server.kxPriv, unb64u(p.kx)), new Uint8Array(0), utf8('latchkey/1 enroll-kx-pop'), 32);
     expect(b64u(hmac(sha256, serverKPop, x))).toBe(p.pop_kx);
@@ -211,7 +267,16 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
     const iat = Math.floor(i.now / 1000);
     const exp = iat + 30 * 86400;
     const header = { alg: 'EdDSA', kid: serverSigKid, typ: 'latchkey-credential+jwt' };
-    const claims = { role: 'agent', cnf: { sig_kid: agentSigKid, kx_kid: agentKxKid, sig: b64u(agent.sig), kx: b64u(agent.kx) }, ver: 1, iss: F, sub: i.agentId, iat, exp, jti: i.credentialJti };
+    const claims = {
+      role: 'agent',
+      cnf: { sig_kid: agentSigKid, kx_kid: agentKxKid, sig: b64u(agent.sig), kx: b64u(agent.kx) },
+      ver: 1,
+      iss: F,
+      sub: i.agentId,
+      iat,
+      exp,
+      jti: i.credentialJti,
+    };
     const signingInput = `${b64u(utf8(JSON.stringify(header)))}.${b64u(utf8(JSON.stringify(claims)))}`;
     const credential = `${signingInput}.${b64u(ed25519.sign(utf8(signingInput), server.seed))}`;
     expect(credential).toBe(enrollment.outputs.credential);
@@ -236,19 +301,38 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
     expect(JSON.parse(text(unb64u(h)))).toEqual(header);
     expect(ed25519.verify(unb64u(s), utf8(`${h}.${c}`), server.sig)).toBe(true);
     const cl = JSON.parse(text(unb64u(c)));
-    expect([cl.iss, cl.sub, cl.cnf.sig_kid, cl.cnf.kx_kid, cl.exp * 1000]).toEqual([F, got.agentId, agentSigKid, agentKxKid, got.expiresAt]);
+    expect([cl.iss, cl.sub, cl.cnf.sig_kid, cl.cnf.kx_kid, cl.exp * 1000]).toEqual([
+      F,
+      got.agentId,
+      agentSigKid,
+      agentKxKid,
+      got.expiresAt,
+    ]);
   });
 
   it('§8: identity and gzip envelopes, byte for byte; the server verifies and opens them', () => {
     for (const v of [envelope, envelope.gzip]) {
       const i = v.inputs;
       const [midDraw, ephemeral] = i.randomDraws.map((d: { hex: string }) => hex(d.hex));
-      const header = { v: 1, typ: i.type, snd: agentSigKid, rcp: serverKxKid, mid: b64u(midDraw!), ctr: i.counter, iat: i.now, cty: i.contentType, cen: i.contentEncoding };
+      const header = {
+        v: 1,
+        typ: i.type,
+        snd: agentSigKid,
+        rcp: serverKxKid,
+        mid: b64u(midDraw!),
+        ctr: i.counter,
+        iat: i.now,
+        cty: i.contentType,
+        cen: i.contentEncoding,
+      };
       const H = utf8(JSON.stringify(header));
       // Any valid gzip will do for the protocol; the vector fixes one to reproduce its bytes.
       const content = i.contentEncoding === 'gzip' ? hex(v.intermediate.gzipHex) : utf8(i.plaintext);
       const { enc, ct, schedule } = sealAuth(server.kx, utf8('latchkey/1 envelope'), H, content, agent.kxPriv, ephemeral!);
-      expect([text(H), schedule]).toEqual([v.intermediate.headerText, { hpkeKeyHex: v.intermediate.hpkeKeyHex, hpkeBaseNonceHex: v.intermediate.hpkeBaseNonceHex }]);
+      expect([text(H), schedule]).toEqual([
+        v.intermediate.headerText,
+        { hpkeKeyHex: v.intermediate.hpkeKeyHex, hpkeBaseNonceHex: v.intermediate.hpkeBaseNonceHex },
+      ]);
       const cred = enrollment.outputs.credential as string;
       const sigInput = cat(label('latchkey/1 envelope-signature'), lp(H), lp(enc), lp(ct), lp(utf8(cred)));
       expect(toHex(sigInput)).toBe(v.intermediate.signatureInputHex);
@@ -259,7 +343,13 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
       const w = JSON.parse(v.outputs.wire);
       const h = unb64u(w.header);
       const hdr = JSON.parse(text(h));
-      expect(ed25519.verify(unb64u(w.sig), cat(label('latchkey/1 envelope-signature'), lp(h), lp(unb64u(w.enc)), lp(unb64u(w.ct)), lp(utf8(w.cred ?? ''))), agent.sig)).toBe(true);
+      expect(
+        ed25519.verify(
+          unb64u(w.sig),
+          cat(label('latchkey/1 envelope-signature'), lp(h), lp(unb64u(w.enc)), lp(unb64u(w.ct)), lp(utf8(w.cred ?? ''))),
+          agent.sig,
+        ),
+      ).toBe(true);
       const pt = openAuth(unb64u(w.enc), server.kxPriv, utf8('latchkey/1 envelope'), h, unb64u(w.ct), agent.kx);
       expect(text(hdr.cen === 'gzip' ? new Uint8Array(gunzipSync(pt)) : pt)).toBe(i.plaintext);
     }
@@ -269,31 +359,55 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
     const i = receipt.inputs;
     // env: the hash of the answered envelope's signature input and signature, as they travelled.
     const w = JSON.parse(envelope.outputs.wire);
-    const m = cat(label('latchkey/1 envelope-signature'), lp(unb64u(w.header)), lp(unb64u(w.enc)), lp(unb64u(w.ct)), lp(utf8(w.cred ?? '')));
+    const m = cat(
+      label('latchkey/1 envelope-signature'),
+      lp(unb64u(w.header)),
+      lp(unb64u(w.enc)),
+      lp(unb64u(w.ct)),
+      lp(utf8(w.cred ?? '')),
+    );
     const bound = b64u(sha256(cat(label('latchkey/1 receipt-envelope'), lp(m), lp(unb64u(w.sig)))));
     expect(bound).toBe(receipt.outputs.env);
     const aad = cat(lp(utf8(i.mid)), lp(utf8(i.snd)));
-    const { enc, ct, schedule } = sealBase(agent.kx, utf8('latchkey/1 directives'), aad, utf8(JSON.stringify(i.directives)), hex(i.randomDraws[0].hex));
+    const { enc, ct, schedule } = sealBase(
+      agent.kx,
+      utf8('latchkey/1 directives'),
+      aad,
+      utf8(JSON.stringify(i.directives)),
+      hex(i.randomDraws[0].hex),
+    );
     expect([toHex(aad), schedule]).toEqual([receipt.intermediate.accepted.directivesAadHex, receipt.intermediate.accepted.directives]);
-    expect(signObject('receipt', { mid: i.mid, snd: i.snd, env: bound, status: 'accepted', rat: i.rat, dir: { enc: b64u(enc), ct: b64u(ct) } })).toEqual(receipt.outputs.accepted);
-    expect(signObject('receipt', { mid: i.mid, snd: i.snd, env: bound, status: 'rejected', rat: i.rejected.rat, code: i.rejected.code })).toEqual(receipt.outputs.rejected);
+    expect(
+      signObject('receipt', { mid: i.mid, snd: i.snd, env: bound, status: 'accepted', rat: i.rat, dir: { enc: b64u(enc), ct: b64u(ct) } }),
+    ).toEqual(receipt.outputs.accepted);
+    expect(
+      signObject('receipt', { mid: i.mid, snd: i.snd, env: bound, status: 'rejected', rat: i.rejected.rat, code: i.rejected.code }),
+    ).toEqual(receipt.outputs.rejected);
 
     const got = verifySigned(receipt.outputs.accepted, 'receipt');
     expect([got.mid, got.snd, got.env]).toEqual([i.mid, i.snd, bound]);
-    expect(JSON.parse(text(openBase(unb64u(got.dir.enc), agent.kxPriv, utf8('latchkey/1 directives'), aad, unb64u(got.dir.ct))))).toEqual(i.directives);
+    expect(JSON.parse(text(openBase(unb64u(got.dir.enc), agent.kxPriv, utf8('latchkey/1 directives'), aad, unb64u(got.dir.ct))))).toEqual(
+      i.directives,
+    );
   });
 
   it("http.json's negative message vectors fail the spec's checks where it says they do", () => {
     const now = http.inputs.now as number;
     const step = (name: string) => JSON.parse(http.messages.steps.find((s: { name: string }) => s.name === name).body);
     const signatureOk = (w: { header: string; enc: string; ct: string; sig: string; cred?: string }) =>
-      ed25519.verify(unb64u(w.sig), cat(label('latchkey/1 envelope-signature'), lp(unb64u(w.header)), lp(unb64u(w.enc)), lp(unb64u(w.ct)), lp(utf8(w.cred ?? ''))), agent.sig);
+      ed25519.verify(
+        unb64u(w.sig),
+        cat(label('latchkey/1 envelope-signature'), lp(unb64u(w.header)), lp(unb64u(w.enc)), lp(unb64u(w.ct)), lp(utf8(w.cred ?? ''))),
+        agent.sig,
+      );
     const headerOf = (w: { header: string }) => JSON.parse(text(unb64u(w.header)));
     expect(signatureOk(step('tampered-ciphertext'))).toBe(false);
     expect(signatureOk(step('tampered-header'))).toBe(false);
     const foreign = step('foreign-agreement-key');
     expect(signatureOk(foreign)).toBe(true);
-    expect(() => openAuth(unb64u(foreign.enc), server.kxPriv, utf8('latchkey/1 envelope'), unb64u(foreign.header), unb64u(foreign.ct), agent.kx)).toThrow();
+    expect(() =>
+      openAuth(unb64u(foreign.enc), server.kxPriv, utf8('latchkey/1 envelope'), unb64u(foreign.header), unb64u(foreign.ct), agent.kx),
+    ).toThrow();
     expect(headerOf(step('wrong-recipient')).rcp).not.toBe(serverKxKid);
     expect(headerOf(step('stale-iat')).iat).toBe(now - 7 * 24 * 3600_000 - 1);
     expect(headerOf(step('future-iat')).iat).toBe(now + 5 * 60_000 + 1);

@@ -38,7 +38,10 @@ describe('enrollment token', () => {
       for (const ch of [alphabet[(alphabet.indexOf(token[i]!) + 1) % 64]!, 'x', '=']) {
         if (ch === token[i]) continue;
         const typo = token.slice(0, i) + ch + token.slice(i + 1);
-        expect(code(() => parseToken(typo)), `position ${i}`).toBe('token_malformed');
+        expect(
+          code(() => parseToken(typo)),
+          `position ${i}`,
+        ).toBe('token_malformed');
       }
     }
     expect(code(() => parseToken(token.slice(0, -1)))).toBe('token_malformed');
@@ -47,9 +50,16 @@ describe('enrollment token', () => {
 
   it('throws nothing but token_malformed on random input', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.string().map((s) => `lk1_${s}`), fc.base64String().map((s) => `lk1_${s}`)), (s) => {
-        expect(code(() => parseToken(s))).toBe('token_malformed');
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.string().map((s) => `lk1_${s}`),
+          fc.base64String().map((s) => `lk1_${s}`),
+        ),
+        (s) => {
+          expect(code(() => parseToken(s))).toBe('token_malformed');
+        },
+      ),
       { numRuns: 500 },
     );
   });

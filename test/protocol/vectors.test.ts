@@ -12,8 +12,21 @@ import { agentKeys, agents, enrollmentTokens } from '../../src/db/schema.js';
 import { b64u, concatBytes, fromB64u, label, lengthPrefixed, utf8 } from '../../src/protocol/bytes.js';
 import { nobleCrypto } from '../../src/protocol/crypto/noble.js';
 import { verifyCredential } from '../../src/protocol/credential.js';
-import { enrollRequestAad, enrollTranscript, kxProofKey, openEnrollRequest, parseEnrollRequest, verifyEnrollResponse } from '../../src/protocol/enrollment.js';
-import { checkFreshness, envelopeSignatureInput, openEnvelope, parseEnvelope, verifyEnvelopeSignature } from '../../src/protocol/envelope.js';
+import {
+  enrollRequestAad,
+  enrollTranscript,
+  kxProofKey,
+  openEnrollRequest,
+  parseEnrollRequest,
+  verifyEnrollResponse,
+} from '../../src/protocol/enrollment.js';
+import {
+  checkFreshness,
+  envelopeSignatureInput,
+  openEnvelope,
+  parseEnvelope,
+  verifyEnvelopeSignature,
+} from '../../src/protocol/envelope.js';
 import { openBase } from '../../src/protocol/hpke.js';
 import { fingerprintOf, keySetFromPrivate } from '../../src/protocol/keys.js';
 import { directivesAad, envelopeBinding, verifyReceipt } from '../../src/protocol/receipt.js';
@@ -40,7 +53,13 @@ it('a fresh generation equals the checked-in vectors byte for byte', async () =>
 });
 
 describe.each(backends)('vectors through the library on %s', (_name, crypto) => {
-  const at = (now: number) => ({ crypto, random: () => { throw new Error('no randomness needed'); }, now: () => now });
+  const at = (now: number) => ({
+    crypto,
+    random: () => {
+      throw new Error('no randomness needed');
+    },
+    now: () => now,
+  });
 
   it('keys: public keys, key ids, fingerprint', async () => {
     const i = keys.inputs;
@@ -66,12 +85,20 @@ describe.each(backends)('vectors through the library on %s', (_name, crypto) => 
     const i = keys.inputs;
     const server = await keySetFromPrivate({ crypto }, hex(i.serverEd25519Seed), hex(i.serverX25519Private));
     const fp = keys.outputs.serverFingerprint;
-    const opened = await openEnrollRequest(at(enrollment.inputs.now), parseEnrollRequest(enrollment.outputs.request), { agreement: server.agreement, fingerprint: fp });
+    const opened = await openEnrollRequest(at(enrollment.inputs.now), parseEnrollRequest(enrollment.outputs.request), {
+      agreement: server.agreement,
+      fingerprint: fp,
+    });
     expect(toHex(opened.secret)).toBe(token.inputs.secret);
     expect(opened.name).toBe('web-01');
     expect(opened.signingKey.kid).toBe(keys.outputs.agentSigningKid);
     const nonce = b64u(hex(enrollment.inputs.randomDraws[0].hex));
-    const body = await verifyEnrollResponse(crypto, { signing: server.signing, agreement: server.agreement, fingerprint: fp }, enrollment.outputs.response, nonce);
+    const body = await verifyEnrollResponse(
+      crypto,
+      { signing: server.signing, agreement: server.agreement, fingerprint: fp },
+      enrollment.outputs.response,
+      nonce,
+    );
     expect(body.labels).toEqual({ env: 'prod' });
     const claims = await verifyCredential(body.credential, server.signing, fp, enrollment.inputs.now);
     expect(claims.cnf.sig_kid).toBe(keys.outputs.agentSigningKid);
@@ -103,7 +130,13 @@ describe.each(backends)('vectors through the library on %s', (_name, crypto) => 
     const server = await keySetFromPrivate({ crypto }, hex(i.serverEd25519Seed), hex(i.serverX25519Private));
     // The binding by hand from §10: SHA-256(label || lp(§8 signature input) || lp(sig)).
     const env = parseEnvelope(envelope.outputs.envelope);
-    const sigInput = concatBytes(label('latchkey/1 envelope-signature'), lengthPrefixed(env.headerBytes), lengthPrefixed(env.enc), lengthPrefixed(env.ct), lengthPrefixed(utf8(env.cred ?? '')));
+    const sigInput = concatBytes(
+      label('latchkey/1 envelope-signature'),
+      lengthPrefixed(env.headerBytes),
+      lengthPrefixed(env.enc),
+      lengthPrefixed(env.ct),
+      lengthPrefixed(utf8(env.cred ?? '')),
+    );
     const bindingInput = concatBytes(label('latchkey/1 receipt-envelope'), lengthPrefixed(sigInput), lengthPrefixed(env.sig));
     expect(toHex(bindingInput)).toBe(receipt.intermediate.bindingInputHex);
     expect(b64u(sha256(bindingInput))).toBe(receipt.outputs.env);
@@ -115,7 +148,9 @@ describe.each(backends)('vectors through the library on %s', (_name, crypto) => 
     expect(no).toMatchObject({ status: 'rejected', code: 'replay_detected', env: receipt.outputs.env });
     // A receipt for a mangled copy of this envelope (same mid and snd, another signature) is not ours.
     const mangled = envelopeBinding({ ...env, sig: env.sig.map((b, k) => (k === 0 ? b ^ 1 : b)) });
-    await expect(verifyReceipt(at(0), server.signing, receipt.outputs.rejected, { ...expectMid, env: mangled }, hex(i.agentX25519Private))).rejects.toMatchObject({ code: 'signature_invalid' });
+    await expect(
+      verifyReceipt(at(0), server.signing, receipt.outputs.rejected, { ...expectMid, env: mangled }, hex(i.agentX25519Private)),
+    ).rejects.toMatchObject({ code: 'signature_invalid' });
   });
 });
 
@@ -128,7 +163,15 @@ describe.each(backends)('intermediate values through the library on %s', (_name,
     const r = enrollment.outputs.request;
     const P = JSON.parse(im.plaintext);
     expect(im.nonce).toBe(b64u(hex(enrollment.inputs.randomDraws[0].hex)));
-    const x = enrollTranscript(r.tid, keys.outputs.serverFingerprint, hex(keys.outputs.agentEd25519Public), hex(keys.outputs.agentX25519Public), enrollment.inputs.name, enrollment.inputs.now, im.nonce);
+    const x = enrollTranscript(
+      r.tid,
+      keys.outputs.serverFingerprint,
+      hex(keys.outputs.agentEd25519Public),
+      hex(keys.outputs.agentX25519Public),
+      enrollment.inputs.name,
+      enrollment.inputs.now,
+      im.nonce,
+    );
     expect(toHex(x)).toBe(im.transcriptHex);
     expect(await crypto.ed25519Verify(hex(keys.outputs.agentEd25519Public), x, fromB64u(im.popSig))).toBe(true);
     expect(toHex(await crypto.x25519(hex(keys.inputs.agentX25519Private), server.agreement.publicKey))).toBe(im.kxPopSharedSecretHex);
@@ -147,7 +190,11 @@ describe.each(backends)('intermediate values through the library on %s', (_name,
     expect(toHex(signedInput(resp.typ, resp.kid, fromB64u(resp.body)))).toBe(im.response.signatureInputHex);
     expect(await crypto.ed25519Verify(server.signing.publicKey, hex(im.response.signatureInputHex), fromB64u(resp.sig))).toBe(true);
     const [h, c, sig] = enrollment.outputs.credential.split('.');
-    expect([new TextDecoder().decode(fromB64u(h)), new TextDecoder().decode(fromB64u(c)), `${h}.${c}`]).toEqual([im.credentialHeader, im.credentialClaims, im.credentialSigningInput]);
+    expect([new TextDecoder().decode(fromB64u(h)), new TextDecoder().decode(fromB64u(c)), `${h}.${c}`]).toEqual([
+      im.credentialHeader,
+      im.credentialClaims,
+      im.credentialSigningInput,
+    ]);
     expect(await crypto.ed25519Verify(server.signing.publicKey, utf8(im.credentialSigningInput), fromB64u(sig))).toBe(true);
   });
 
@@ -160,10 +207,19 @@ describe.each(backends)('intermediate values through the library on %s', (_name,
       expect(JSON.parse(v.intermediate.headerText)).toEqual(v.outputs.header);
       expect(toHex(env.headerBytes)).toBe(v.intermediate.aadHex);
       expect(toHex(envelopeSignatureInput(env.headerBytes, env.enc, env.ct, w.cred))).toBe(v.intermediate.signatureInputHex);
-      expect(await crypto.ed25519Verify(hex(keys.outputs.agentEd25519Public), hex(v.intermediate.signatureInputHex), fromB64u(w.sig))).toBe(true);
-      const pt = await openEnvelope({ crypto, random: () => new Uint8Array(0), now: () => v.inputs.now }, env, server.agreement, hex(keys.outputs.agentX25519Public));
+      expect(await crypto.ed25519Verify(hex(keys.outputs.agentEd25519Public), hex(v.intermediate.signatureInputHex), fromB64u(w.sig))).toBe(
+        true,
+      );
+      const pt = await openEnvelope(
+        { crypto, random: () => new Uint8Array(0), now: () => v.inputs.now },
+        env,
+        server.agreement,
+        hex(keys.outputs.agentX25519Public),
+      );
       expect(toHex(pt)).toBe(v.intermediate.hpkePlaintextHex);
-      expect(await crypto.aeadOpen(hex(v.intermediate.hpkeKeyHex), hex(v.intermediate.hpkeBaseNonceHex), env.headerBytes, env.ct)).toEqual(pt);
+      expect(await crypto.aeadOpen(hex(v.intermediate.hpkeKeyHex), hex(v.intermediate.hpkeBaseNonceHex), env.headerBytes, env.ct)).toEqual(
+        pt,
+      );
       const content = v.outputs.header.cen === 'gzip' ? new Uint8Array(gunzipSync(pt)) : pt;
       expect(new TextDecoder().decode(content)).toBe(v.inputs.plaintext);
     }
@@ -172,7 +228,10 @@ describe.each(backends)('intermediate values through the library on %s', (_name,
 
   it('receipts: body text, signature input, directives associated data and plaintext', async () => {
     const server = await serverKeys();
-    for (const [name, o] of [['accepted', receipt.outputs.accepted], ['rejected', receipt.outputs.rejected]] as const) {
+    for (const [name, o] of [
+      ['accepted', receipt.outputs.accepted],
+      ['rejected', receipt.outputs.rejected],
+    ] as const) {
       const im = receipt.intermediate[name];
       expect(new TextDecoder().decode(fromB64u(o.body))).toBe(im.bodyText);
       expect(toHex(signedInput(o.typ, o.kid, fromB64u(o.body)))).toBe(im.signatureInputHex);
@@ -181,17 +240,36 @@ describe.each(backends)('intermediate values through the library on %s', (_name,
     const im = receipt.intermediate.accepted;
     expect(toHex(directivesAad(receipt.inputs.mid, receipt.inputs.snd))).toBe(im.directivesAadHex);
     const dir = JSON.parse(im.bodyText).dir;
-    const pt = await openBase(crypto, fromB64u(dir.enc), hex(keys.inputs.agentX25519Private), utf8(im.directivesInfo), hex(im.directivesAadHex), fromB64u(dir.ct));
+    const pt = await openBase(
+      crypto,
+      fromB64u(dir.enc),
+      hex(keys.inputs.agentX25519Private),
+      utf8(im.directivesInfo),
+      hex(im.directivesAadHex),
+      fromB64u(dir.ct),
+    );
     expect(new TextDecoder().decode(pt)).toBe(im.directivesPlaintext);
-    expect(await crypto.aeadOpen(hex(im.directives.hpkeKeyHex), hex(im.directives.hpkeBaseNonceHex), hex(im.directivesAadHex), fromB64u(dir.ct))).toEqual(pt);
+    expect(
+      await crypto.aeadOpen(hex(im.directives.hpkeKeyHex), hex(im.directives.hpkeBaseNonceHex), hex(im.directivesAadHex), fromB64u(dir.ct)),
+    ).toEqual(pt);
   });
 });
 
 describe.each(backends)("http.json's negative vectors through the protocol functions on %s", (_name, crypto) => {
   // The stateless checks of §8, in the server's order; the stateful ones (replay, counter window,
   // content type, budgets) are decided by the server and checked over HTTP below.
-  const stateless = new Set(['signature_invalid', 'decrypt_failed', 'recipient_mismatch', 'stale_message', 'envelope_malformed', 'version_unsupported', 'key_unknown']);
-  const steps = (http.messages.steps as HttpStep[]).filter((s) => s.expect.code && stateless.has(s.expect.code) && s.name !== 'stale-counter' && !s.body.startsWith('{"envelopes"'));
+  const stateless = new Set([
+    'signature_invalid',
+    'decrypt_failed',
+    'recipient_mismatch',
+    'stale_message',
+    'envelope_malformed',
+    'version_unsupported',
+    'key_unknown',
+  ]);
+  const steps = (http.messages.steps as HttpStep[]).filter(
+    (s) => s.expect.code && stateless.has(s.expect.code) && s.name !== 'stale-counter' && !s.body.startsWith('{"envelopes"'),
+  );
 
   it.each(steps.map((s) => [s.name, s] as const))('%s', async (_n, step) => {
     const server = await keySetFromPrivate({ crypto }, hex(keys.inputs.serverEd25519Seed), hex(keys.inputs.serverX25519Private));
@@ -207,11 +285,17 @@ describe.each(backends)("http.json's negative vectors through the protocol funct
     await expect(verdict()).rejects.toMatchObject({ code: step.expect.code });
   });
 
-  const enrollSteps = (http.enrollment.steps as HttpStep[]).filter((s) => s.expect.code === 'recipient_mismatch' || s.expect.code === 'decrypt_failed');
+  const enrollSteps = (http.enrollment.steps as HttpStep[]).filter(
+    (s) => s.expect.code === 'recipient_mismatch' || s.expect.code === 'decrypt_failed',
+  );
   it.each(enrollSteps.map((s) => [s.name, s] as const))('%s', async (_n, step) => {
     const server = await keySetFromPrivate({ crypto }, hex(keys.inputs.serverEd25519Seed), hex(keys.inputs.serverX25519Private));
     const ctx = { crypto, random: () => new Uint8Array(0), now: () => http.inputs.now as number };
-    const open = async () => openEnrollRequest(ctx, parseEnrollRequest(JSON.parse(step.body)), { agreement: server.agreement, fingerprint: keys.outputs.serverFingerprint });
+    const open = async () =>
+      openEnrollRequest(ctx, parseEnrollRequest(JSON.parse(step.body)), {
+        agreement: server.agreement,
+        fingerprint: keys.outputs.serverFingerprint,
+      });
     await expect(open()).rejects.toMatchObject({ code: step.expect.code });
   });
 });
@@ -220,7 +304,12 @@ interface HttpStep {
   name: string;
   body: string;
   path: string;
-  expect: { status: number; code?: string; receipt?: 'accepted' | 'rejected'; results?: { receipt: 'accepted' | 'rejected'; code?: string }[] };
+  expect: {
+    status: number;
+    code?: string;
+    receipt?: 'accepted' | 'rejected';
+    results?: { receipt: 'accepted' | 'rejected'; code?: string }[];
+  };
 }
 
 describe.each(dbKinds)('http.json through the real server on %s', (kind) => {
@@ -237,12 +326,18 @@ describe.each(dbKinds)('http.json through the real server on %s', (kind) => {
   });
   afterAll(() => server.close());
 
-  const post = (s: HttpStep) => fetch(`${server.url}${s.path}`, { method: 'POST', body: s.body, headers: { 'content-type': 'application/json' } });
+  const post = (s: HttpStep) =>
+    fetch(`${server.url}${s.path}`, { method: 'POST', body: s.body, headers: { 'content-type': 'application/json' } });
   /** A signed receipt from the vector server answering this envelope, with the expected status and code. */
   async function checkReceipt(r: unknown, envelopeJson: unknown, status: 'accepted' | 'rejected', code: string | undefined) {
     const body = await verifySignedObject(nobleCrypto, serverPub.signing, 'receipt', r);
     const header = parseEnvelope(envelopeJson).header;
-    expect({ mid: body.mid, snd: body.snd, status: body.status, code: body.code }).toEqual({ mid: header.mid, snd: header.snd, status, code });
+    expect({ mid: body.mid, snd: body.snd, status: body.status, code: body.code }).toEqual({
+      mid: header.mid,
+      snd: header.snd,
+      status,
+      code,
+    });
   }
 
   it('enrollment steps, in order', async () => {
@@ -259,18 +354,29 @@ describe.each(dbKinds)('http.json through the real server on %s', (kind) => {
     for (const step of http.enrollment.steps as HttpStep[]) {
       const res = await post(step);
       const answer = (await res.json()) as { error?: { code: string } };
-      expect({ step: step.name, status: res.status, code: answer.error?.code }).toEqual({ step: step.name, status: step.expect.status, code: step.expect.code });
+      expect({ step: step.name, status: res.status, code: answer.error?.code }).toEqual({
+        step: step.name,
+        status: step.expect.status,
+        code: step.expect.code,
+      });
       if (step.expect.status === 200) {
         const body = await verifyEnrollResponse(nobleCrypto, serverPub, answer, enrollment.intermediate.nonce);
         const claims = await verifyCredential(body.credential, serverPub.signing, serverPub.fingerprint, now);
-        expect([body.name, claims.sub, claims.cnf.sig_kid, claims.cnf.kx_kid]).toEqual(['web-01', body.agentId, keys.outputs.agentSigningKid, keys.outputs.agentAgreementKid]);
+        expect([body.name, claims.sub, claims.cnf.sig_kid, claims.cnf.kx_kid]).toEqual([
+          'web-01',
+          body.agentId,
+          keys.outputs.agentSigningKid,
+          keys.outputs.agentAgreementKid,
+        ]);
       }
     }
   });
 
   it('message steps, negative vectors included, in order', async () => {
     const { agent, key } = http.messages.state;
-    await server.database.db.insert(agents).values({ id: agent.id, name: `${agent.name}-${kind}`, role: agent.role, labels: agent.labels, status: agent.status });
+    await server.database.db
+      .insert(agents)
+      .values({ id: agent.id, name: `${agent.name}-${kind}`, role: agent.role, labels: agent.labels, status: agent.status });
     // The enrollment test above registered these keys under another agent id: replace them.
     await server.database.db.delete(agentKeys);
     await server.database.db.insert(agentKeys).values({
@@ -285,15 +391,27 @@ describe.each(dbKinds)('http.json through the real server on %s', (kind) => {
     });
     for (const step of http.messages.steps as HttpStep[]) {
       const res = await post(step);
-      const answer = (await res.json()) as { error?: { code: string }; receipt?: unknown; results?: { receipt?: unknown; error?: { code: string } }[] };
+      const answer = (await res.json()) as {
+        error?: { code: string };
+        receipt?: unknown;
+        results?: { receipt?: unknown; error?: { code: string } }[];
+      };
       const sent = JSON.parse(step.body);
       if (step.expect.results) {
         expect(res.status, step.name).toBe(200);
-        expect(answer.results?.map((r) => r.error?.code), step.name).toEqual(step.expect.results.map((r) => r.code));
-        for (const [i, r] of step.expect.results.entries()) await checkReceipt(answer.results![i]!.receipt, sent.envelopes[i], r.receipt, r.code);
+        expect(
+          answer.results?.map((r) => r.error?.code),
+          step.name,
+        ).toEqual(step.expect.results.map((r) => r.code));
+        for (const [i, r] of step.expect.results.entries())
+          await checkReceipt(answer.results![i]!.receipt, sent.envelopes[i], r.receipt, r.code);
         continue;
       }
-      expect({ step: step.name, status: res.status, code: answer.error?.code }).toEqual({ step: step.name, status: step.expect.status, code: step.expect.code });
+      expect({ step: step.name, status: res.status, code: answer.error?.code }).toEqual({
+        step: step.name,
+        status: step.expect.status,
+        code: step.expect.code,
+      });
       const signed = step.expect.status === 200 ? answer : answer.receipt;
       if (step.expect.receipt) await checkReceipt(signed, sent, step.expect.receipt, step.expect.code);
       else expect(signed, step.name).toBeUndefined();

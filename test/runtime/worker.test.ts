@@ -39,7 +39,24 @@ async function startWrangler(dir: string, databaseUrl: string, identity: string)
   if (!local.password) local.password = 'unused';
   // The identity goes in as a secret from a file, never on a command line.
   await writeFile(join(dir, '.env'), `LATCHKEY_IDENTITY=${identity}\n`, { mode: 0o600 });
-  const args = [WRANGLER, 'dev', '--local', '--ip', '127.0.0.1', '--port', '0', '--inspector-port', '0', '--persist-to', join(dir, 'state'), '--env-file', join(dir, '.env'), '--show-interactive-dev-session=false', '--log-level', 'info'];
+  const args = [
+    WRANGLER,
+    'dev',
+    '--local',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--inspector-port',
+    '0',
+    '--persist-to',
+    join(dir, 'state'),
+    '--env-file',
+    join(dir, '.env'),
+    '--show-interactive-dev-session=false',
+    '--log-level',
+    'info',
+  ];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     detached: true, // its own process group: workerd goes down with it
@@ -67,7 +84,9 @@ async function startWrangler(dir: string, databaseUrl: string, identity: string)
     child.stderr!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`wrangler dev exited with ${code}:\n${output}`)));
   });
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`wrangler dev not ready in 120 s:\n${output}`)), 120_000).unref());
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`wrangler dev not ready in 120 s:\n${output}`)), 120_000).unref(),
+  );
   try {
     return { url: await Promise.race([ready, timeout]), child, output: () => output };
   } catch (err) {

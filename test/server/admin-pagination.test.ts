@@ -28,14 +28,27 @@ describe.each(dbKinds)('admin listings past 65,535 rows on %s', (kind) => {
     dir = await mkdtemp(join(tmpdir(), 'latchkey-pages-'));
     server = await startTestServer(kind);
     await server.database.withSession(async (run) => {
-      await run(`INSERT INTO agents (id, name, role) SELECT 'bulk-' || lpad(g::text, 6, '0'), 'bulk-agent-' || g, 'agent' FROM generate_series(1, ${BULK}) g`);
+      await run(
+        `INSERT INTO agents (id, name, role) SELECT 'bulk-' || lpad(g::text, 6, '0'), 'bulk-agent-' || g, 'agent' FROM generate_series(1, ${BULK}) g`,
+      );
       await run(
         `INSERT INTO enrollment_tokens (id, secret_hash, role, uses_total, uses_left, expires_at) SELECT 'bulk-' || g, '\\x00'::bytea, 'agent', 1, 1, now() + interval '1 hour' FROM generate_series(1, ${BULK}) g`,
       );
     });
     // One agent enrolled for real afterwards: its keys and its token's use must come with it.
-    const res = await fetch(`${server.url}/v1/admin/tokens`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
-    enrolledId = (await enrollAgent(ctx, { serverUrl: server.url, token: ((await res.json()) as { token: string }).token, stateDir: join(dir, 'agent'), name: 'real-one' })).agentId;
+    const res = await fetch(`${server.url}/v1/admin/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    enrolledId = (
+      await enrollAgent(ctx, {
+        serverUrl: server.url,
+        token: ((await res.json()) as { token: string }).token,
+        stateDir: join(dir, 'agent'),
+        name: 'real-one',
+      })
+    ).agentId;
   }, 180_000);
   afterAll(async () => {
     await server?.close();

@@ -34,7 +34,11 @@ describe.each(dbKinds)('error layer on %s', (kind) => {
   });
 
   it('refuses a body over the limit before parsing, by Content-Length and by streamed size', async () => {
-    const declared = await fetch(`${server.url}/v1/enroll`, { method: 'POST', body: '{'.repeat(70_000), headers: { 'content-type': 'application/json' } });
+    const declared = await fetch(`${server.url}/v1/enroll`, {
+      method: 'POST',
+      body: '{'.repeat(70_000),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(declared.status).toBe(413);
     expect(((await declared.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
 
@@ -46,7 +50,12 @@ describe.each(dbKinds)('error layer on %s', (kind) => {
         else controller.close();
       },
     });
-    const streamed = await fetch(`${server.url}/v1/enroll`, { method: 'POST', body: stream, duplex: 'half', headers: { 'content-type': 'application/json' } } as RequestInit);
+    const streamed = await fetch(`${server.url}/v1/enroll`, {
+      method: 'POST',
+      body: stream,
+      duplex: 'half',
+      headers: { 'content-type': 'application/json' },
+    } as RequestInit);
     expect(streamed.status).toBe(413);
   });
 

@@ -41,7 +41,10 @@ describe.each(dbKinds)('signed audit head on %s', (kind) => {
     });
   }
   const verify = async (expectHead?: unknown): Promise<Status> => {
-    const res = expectHead === undefined ? await admin('GET', '/v1/admin/audit/verify') : await admin('POST', '/v1/admin/audit/verify', { expectHead });
+    const res =
+      expectHead === undefined
+        ? await admin('GET', '/v1/admin/audit/verify')
+        : await admin('POST', '/v1/admin/audit/verify', { expectHead });
     expect(res.status).toBe(200);
     return (await res.json()) as Status;
   };
@@ -54,11 +57,26 @@ describe.each(dbKinds)('signed audit head on %s', (kind) => {
   /** What an attacker with database access does: rewrite rows from `from` on and recompute every hash. */
   async function rewriteFrom(from: number, change: (details: Record<string, unknown>) => Record<string, unknown>): Promise<void> {
     const db = server.database.db;
-    const rows = await db.select().from(auditLog).where(gt(auditLog.seq, from - 1)).orderBy(asc(auditLog.seq));
+    const rows = await db
+      .select()
+      .from(auditLog)
+      .where(gt(auditLog.seq, from - 1))
+      .orderBy(asc(auditLog.seq));
     let prev = rows[0]!.prevHash;
     for (const r of rows) {
       const details = change(r.details);
-      const body = canonicalJson([r.seq, r.at.toISOString(), r.actor, r.action, r.outcome, r.code, r.sourceAddr, r.tokenId, r.agentId, details]);
+      const body = canonicalJson([
+        r.seq,
+        r.at.toISOString(),
+        r.actor,
+        r.action,
+        r.outcome,
+        r.code,
+        r.sourceAddr,
+        r.tokenId,
+        r.agentId,
+        details,
+      ]);
       const hash = sha256(concatBytes(prev, utf8(body)));
       await db.update(auditLog).set({ details, prevHash: prev, hash }).where(eq(auditLog.seq, r.seq));
       prev = hash;
@@ -106,7 +124,12 @@ describe.each(dbKinds)('signed audit head on %s', (kind) => {
     const other = await deriveIdentity(server.ctx.crypto, random(32), random(32));
     const genuine = await head();
     const body = await verifySignedObject(server.ctx.crypto, server.identity.signing, 'audit-head', genuine);
-    const forged = await signObject(server.ctx.crypto, { privateKey: other.signing.privateKey, kid: server.identity.signing.kid }, 'audit-head', { ...body, seq: 1 });
+    const forged = await signObject(
+      server.ctx.crypto,
+      { privateKey: other.signing.privateKey, kid: server.identity.signing.kid },
+      'audit-head',
+      { ...body, seq: 1 },
+    );
     for (const bad of [forged, { ...genuine, body: forged.body }, { ...genuine, typ: 'receipt' }]) {
       const res = await admin('POST', '/v1/admin/audit/verify', { expectHead: bad });
       expect(res.status).toBe(401);

@@ -14,7 +14,8 @@ describe.each(dbKinds)('the injected clock on %s', (kind) => {
   });
   afterAll(() => server.close());
 
-  const badEnroll = () => fetch(`${server.url}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"v":1}' });
+  const badEnroll = () =>
+    fetch(`${server.url}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"v":1}' });
 
   it('refills the enrollment failure budget when the clock moves, not when the wall clock does', async () => {
     const statuses: number[] = [];
@@ -28,10 +29,18 @@ describe.each(dbKinds)('the injected clock on %s', (kind) => {
   });
 
   it('stamps a revocation and its audit entry with the injected time', async () => {
-    const created = await fetch(`${server.url}/v1/admin/tokens`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    const created = await fetch(`${server.url}/v1/admin/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     const { id } = (await created.json()) as { id: string };
     now += 3_600_000;
-    const revoked = await fetch(`${server.url}/v1/admin/tokens/${id}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    const revoked = await fetch(`${server.url}/v1/admin/tokens/${id}/revoke`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(revoked.status).toBe(200);
     const [token] = await server.database.db.select().from(enrollmentTokens).where(eq(enrollmentTokens.id, id));
     expect(token!.revokedAt!.getTime()).toBe(now);

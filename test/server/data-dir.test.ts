@@ -45,103 +45,130 @@ async function exposed(root: string): Promise<string[]> {
 }
 
 describe('embedded data dir modes (issue 10 item 18)', () => {
-  it('data dir 0700 and every file 0600 under umask 000 in a pre-existing 0755 dir', async () => {
-    const data = join(dir, 'data');
-    await mkdir(data, { mode: 0o755 });
-    const server = await serve(data, 0o000);
-    // While serving: the dir is closed to others and what PGlite wrote at start is 0600.
-    expect(await exposed(data)).toEqual([]);
-    const token = (await readFile(join(data, 'admin.token'), 'utf8')).trim();
-    const created = await runCli(['token', 'create', '--json', '--admin-token', token], { LATCHKEY_SERVER: server.url });
-    expect(created.code, created.stderr).toBe(0);
-    expect(await server.stop()).toBe(0);
-    // After a clean stop, files PGlite created while running are 0600 too.
-    expect(await exposed(data)).toEqual([]);
-  }, SLOW);
+  it(
+    'data dir 0700 and every file 0600 under umask 000 in a pre-existing 0755 dir',
+    async () => {
+      const data = join(dir, 'data');
+      await mkdir(data, { mode: 0o755 });
+      const server = await serve(data, 0o000);
+      // While serving: the dir is closed to others and what PGlite wrote at start is 0600.
+      expect(await exposed(data)).toEqual([]);
+      const token = (await readFile(join(data, 'admin.token'), 'utf8')).trim();
+      const created = await runCli(['token', 'create', '--json', '--admin-token', token], { LATCHKEY_SERVER: server.url });
+      expect(created.code, created.stderr).toBe(0);
+      expect(await server.stop()).toBe(0);
+      // After a clean stop, files PGlite created while running are 0600 too.
+      expect(await exposed(data)).toEqual([]);
+    },
+    SLOW,
+  );
 
-  it('a fresh data dir under umask 000', async () => {
-    const data = join(dir, 'fresh');
-    const server = await serve(data, 0o000);
-    expect(await exposed(data)).toEqual([]);
-    expect(await server.stop()).toBe(0);
-    expect(await exposed(data)).toEqual([]);
-  }, SLOW);
+  it(
+    'a fresh data dir under umask 000',
+    async () => {
+      const data = join(dir, 'fresh');
+      const server = await serve(data, 0o000);
+      expect(await exposed(data)).toEqual([]);
+      expect(await server.stop()).toBe(0);
+      expect(await exposed(data)).toEqual([]);
+    },
+    SLOW,
+  );
 });
 
 describe('embedded data dir lock (issue 10 item 19)', () => {
-  it('a second serve on the same data dir names the holder and exits non-zero', async () => {
-    const data = join(dir, 'data');
-    const first = await serve(data);
-    const second = await runCli(['serve', '--port', '0', '--data-dir', data]);
-    expect(second.code).not.toBe(0);
-    expect(second.stdout).not.toContain('listening');
-    expect(second.stderr.trim().split('\n')).toHaveLength(1);
-    expect(second.stderr).toMatch(/^error: data_dir_locked: /);
-    expect(second.stderr).toContain(`process ${first.child.pid}`);
-    // The first one is unharmed.
-    expect((await fetch(`${first.url}/readyz`)).status).toBe(200);
-  }, SLOW);
+  it(
+    'a second serve on the same data dir names the holder and exits non-zero',
+    async () => {
+      const data = join(dir, 'data');
+      const first = await serve(data);
+      const second = await runCli(['serve', '--port', '0', '--data-dir', data]);
+      expect(second.code).not.toBe(0);
+      expect(second.stdout).not.toContain('listening');
+      expect(second.stderr.trim().split('\n')).toHaveLength(1);
+      expect(second.stderr).toMatch(/^error: data_dir_locked: /);
+      expect(second.stderr).toContain(`process ${first.child.pid}`);
+      // The first one is unharmed.
+      expect((await fetch(`${first.url}/readyz`)).status).toBe(200);
+    },
+    SLOW,
+  );
 
-  it('admin bootstrap refuses while a server holds the data dir, and runs after it stops', async () => {
-    const data = join(dir, 'data');
-    const server = await serve(data);
-    const refused = await runCli(['admin', 'bootstrap', '--data-dir', data, '--json']);
-    expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toMatch(/^error: data_dir_locked: /);
-    expect(refused.stderr).toContain(`process ${server.child.pid}`);
-    expect(await server.stop()).toBe(0);
-    const ok = await runCli(['admin', 'bootstrap', '--data-dir', data, '--json']);
-    expect(ok.code, ok.stderr).toBe(0);
-  }, SLOW);
+  it(
+    'admin bootstrap refuses while a server holds the data dir, and runs after it stops',
+    async () => {
+      const data = join(dir, 'data');
+      const server = await serve(data);
+      const refused = await runCli(['admin', 'bootstrap', '--data-dir', data, '--json']);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/^error: data_dir_locked: /);
+      expect(refused.stderr).toContain(`process ${server.child.pid}`);
+      expect(await server.stop()).toBe(0);
+      const ok = await runCli(['admin', 'bootstrap', '--data-dir', data, '--json']);
+      expect(ok.code, ok.stderr).toBe(0);
+    },
+    SLOW,
+  );
 
-  it('a lock left by a killed process is taken over; a lock file of garbage is not', async () => {
-    const data = join(dir, 'data');
-    const killed = await serve(data);
-    killed.child.kill('SIGKILL');
-    await once(killed.child, 'exit');
-    running = [];
-    const lock = JSON.parse(await readFile(join(data, 'latchkey.lock'), 'utf8')) as { pid: number };
-    expect(lock.pid).toBe(killed.child.pid);
-    const next = await serve(data);
-    expect((await fetch(`${next.url}/readyz`)).status).toBe(200);
-    expect(await next.stop()).toBe(0);
-    await expect(lstat(join(data, 'latchkey.lock'))).rejects.toThrow();
+  it(
+    'a lock left by a killed process is taken over; a lock file of garbage is not',
+    async () => {
+      const data = join(dir, 'data');
+      const killed = await serve(data);
+      killed.child.kill('SIGKILL');
+      await once(killed.child, 'exit');
+      running = [];
+      const lock = JSON.parse(await readFile(join(data, 'latchkey.lock'), 'utf8')) as { pid: number };
+      expect(lock.pid).toBe(killed.child.pid);
+      const next = await serve(data);
+      expect((await fetch(`${next.url}/readyz`)).status).toBe(200);
+      expect(await next.stop()).toBe(0);
+      await expect(lstat(join(data, 'latchkey.lock'))).rejects.toThrow();
 
-    await writeFile(join(data, 'latchkey.lock'), 'not a lock', { mode: 0o600 });
-    const r = await runCli(['serve', '--port', '0', '--data-dir', data]);
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/^error: data_dir_locked: /);
-  }, SLOW);
+      await writeFile(join(data, 'latchkey.lock'), 'not a lock', { mode: 0o600 });
+      const r = await runCli(['serve', '--port', '0', '--data-dir', data]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/^error: data_dir_locked: /);
+    },
+    SLOW,
+  );
 
-  it('of two serves started at once on one data dir, exactly one comes up', async () => {
-    const data = join(dir, 'race');
-    const procs = [0, 1].map(() => spawn(process.execPath, [join(import.meta.dirname, '../../dist/cli/main.js'), 'serve', '--port', '0', '--data-dir', data], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }));
-    const outcomes = await Promise.all(
-      procs.map(
-        (p) =>
-          new Promise<'ready' | 'refused'>((resolve) => {
-            let out = '';
-            p.stdout.on('data', (d: Buffer) => {
-              out += d.toString();
-              if (out.includes('listening on')) resolve('ready');
-            });
-            p.once('exit', () => resolve('refused'));
-          }),
-      ),
-    );
-    try {
-      expect(outcomes.sort()).toEqual(['ready', 'refused']);
-      // The loser removed nothing of the winner's (it did not create the dir it failed to lock).
-      expect((await lstat(join(data, 'identity.key'))).isFile()).toBe(true);
-      expect((await lstat(join(data, 'pglite'))).isDirectory()).toBe(true);
-    } finally {
-      for (const p of procs) if (p.exitCode === null) {
-        p.kill('SIGTERM');
-        await once(p, 'exit');
+  it(
+    'of two serves started at once on one data dir, exactly one comes up',
+    async () => {
+      const data = join(dir, 'race');
+      const procs = [0, 1].map(() =>
+        spawn(process.execPath, [join(import.meta.dirname, '../../dist/cli/main.js'), 'serve', '--port', '0', '--data-dir', data], {
+          env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      );
+      const outcomes = await Promise.all(
+        procs.map(
+          (p) =>
+            new Promise<'ready' | 'refused'>((resolve) => {
+              let out = '';
+              p.stdout.on('data', (d: Buffer) => {
+                out += d.toString();
+                if (out.includes('listening on')) resolve('ready');
+              });
+              p.once('exit', () => resolve('refused'));
+            }),
+        ),
+      );
+      try {
+        expect(outcomes.sort()).toEqual(['ready', 'refused']);
+        // The loser removed nothing of the winner's (it did not create the dir it failed to lock).
+        expect((await lstat(join(data, 'identity.key'))).isFile()).toBe(true);
+        expect((await lstat(join(data, 'pglite'))).isDirectory()).toBe(true);
+      } finally {
+        for (const p of procs)
+          if (p.exitCode === null) {
+            p.kill('SIGTERM');
+            await once(p, 'exit');
+          }
       }
-    }
-  }, SLOW);
+    },
+    SLOW,
+  );
 });

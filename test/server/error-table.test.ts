@@ -61,11 +61,21 @@ describe.each(dbKinds)('one error model over HTTP on %s', (kind) => {
     await rm(dir, { recursive: true, force: true });
   });
   const admin = (method: string, path: string, body?: unknown, credential = server.adminToken) =>
-    fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
 
-  it('documents every error response of every route with the shared schema and codes whose status is the table\'s', async () => {
+  it("documents every error response of every route with the shared schema and codes whose status is the table's", async () => {
     const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as {
-      paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }>; 'x-error-codes'?: string[] }> }>>;
+      paths: Record<
+        string,
+        Record<
+          string,
+          { responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }>; 'x-error-codes'?: string[] }> }
+        >
+      >;
       components: { schemas: Record<string, { properties: { error: { properties: { code: { enum: string[] } } } } }> };
     };
     expect(doc.components.schemas.Error!.properties.error.properties.code.enum).toEqual([...ERROR_CODES]);
@@ -97,12 +107,19 @@ describe.each(dbKinds)('one error model over HTTP on %s', (kind) => {
     expect(doc.paths['/v1/admin/keys/{id}/revoke']!.post).not.toMatchObject({ deprecated: true });
   });
 
-  it('answers admin failures with the table\'s status: the same code has the same status everywhere', async () => {
+  it("answers admin failures with the table's status: the same code has the same status everywhere", async () => {
     await expectError(await fetch(`${server.url}/v1/admin/tokens`), 'unauthorized');
     await expectError(await admin('GET', '/v1/admin/tokens', undefined, 'lka.nope'), 'unauthorized');
     await expectError(await admin('POST', '/v1/admin/tokens', { uses: 0 }), 'request_invalid');
     await expectError(await admin('POST', '/v1/admin/tokens', { cidr: 'not a cidr' }), 'request_invalid');
-    await expectError(await fetch(`${server.url}/v1/admin/tokens`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{"ttl' }), 'request_invalid');
+    await expectError(
+      await fetch(`${server.url}/v1/admin/tokens`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+        body: '{"ttl',
+      }),
+      'request_invalid',
+    );
     // Unknown ids: token_unknown and key_unknown are 401 here as at enrollment and ingest (spec §15).
     await expectError(await admin('POST', '/v1/admin/tokens/AAAAAAAAAAAAAAAAAAAAAA/revoke', {}), 'token_unknown');
     await expectError(await admin('POST', '/v1/admin/keys/nokey/revoke', {}), 'key_unknown');
@@ -121,7 +138,8 @@ describe.each(dbKinds)('one error model over HTTP on %s', (kind) => {
     await expectError(await admin('POST', '/v1/admin/keys', { name: 'old-client', scopes: ['read'] }), 'not_found');
     const listed = (await (await admin('GET', '/v1/admin/keys')).json()) as { keys: { sigKid?: string; id?: string }[] };
     expect(listed.keys.every((k) => typeof k.sigKid === 'string' && k.id === undefined)).toBe(true);
-    const ids = async (path: string) => ((await (await admin('GET', path)).json()) as { keys: { id: string }[] }).keys.map((k) => k.id).sort();
+    const ids = async (path: string) =>
+      ((await (await admin('GET', path)).json()) as { keys: { id: string }[] }).keys.map((k) => k.id).sort();
     expect(await ids('/v1/admin/admin-keys')).toContain(reader.id);
     expect(await ids('/v1/admin/admin-keys')).not.toContain(undefined);
     await expectError(await admin('GET', '/v1/admin/admin-keys', undefined, reader.credential), 'forbidden');
@@ -130,13 +148,14 @@ describe.each(dbKinds)('one error model over HTTP on %s', (kind) => {
     await expectError(await admin('GET', '/v1/admin/tokens', undefined, reader.credential), 'unauthorized');
   });
 
-  it('sends a refused message\'s Retry-After and signed receipt through the one error path, and a batch item in the same body', async () => {
+  it("sends a refused message's Retry-After and signed receipt through the one error path, and a batch item in the same body", async () => {
     const { token } = (await (await admin('POST', '/v1/admin/tokens', {})).json()) as { token: string };
     const stateDir = join(dir, kind);
     await enrollAgent(ctx, { serverUrl: server.url, token, stateDir, name: `errors-${kind}` });
     const agent = await loadState(ctx.crypto, stateDir);
     const inventory = utf8(await readFile(new URL('../fixtures/glpi/format/printer_1.json', import.meta.url), 'utf8'));
-    const post = async (body: unknown) => fetch(`${server.url}/v1/messages`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    const post = async (body: unknown) =>
+      fetch(`${server.url}/v1/messages`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
 
     expect((await post(await sealInventory(ctx, agent, inventory))).status).toBe(200); // spends the burst of 1
     const envelope = await sealInventory(ctx, agent, inventory);
@@ -145,7 +164,13 @@ describe.each(dbKinds)('one error model over HTTP on %s', (kind) => {
     const body = await expectError(limited, 'rate_limited');
     expect(Object.keys(body)).toEqual(['error', 'receipt']);
     const { header } = parseEnvelope(envelope);
-    const receipt = await verifyReceipt(ctx, agent.server.signing, body.receipt, { mid: header.mid, snd: header.snd, env: envelopeBinding(parseEnvelope(envelope)) }, agent.keys.agreement.privateKey);
+    const receipt = await verifyReceipt(
+      ctx,
+      agent.server.signing,
+      body.receipt,
+      { mid: header.mid, snd: header.snd, env: envelopeBinding(parseEnvelope(envelope)) },
+      agent.keys.agreement.privateKey,
+    );
     expect(receipt).toMatchObject({ status: 'rejected', code: 'rate_limited' });
     // The agent receives the same error, Retry-After included.
     await expect(submitEnvelope(ctx, agent, await sealInventory(ctx, agent, inventory))).rejects.toSatisfy(
@@ -170,7 +195,15 @@ describe('infrastructure faults', () => {
     await new Promise<void>((resolve) => probe.close(() => resolve()));
     const database = await openDatabase({ url: `postgres://postgres@127.0.0.1:${port}/none` });
     const random = (n: number) => ctx.random(n);
-    const { app } = composeServer({ database, identity: await deriveIdentity(ctx.crypto, random(32), random(32)), ctx, logger: silentLogger, telemetry: noTelemetry, clientAddress: () => '127.0.0.1', gunzip: gunzipBounded });
+    const { app } = composeServer({
+      database,
+      identity: await deriveIdentity(ctx.crypto, random(32), random(32)),
+      ctx,
+      logger: silentLogger,
+      telemetry: noTelemetry,
+      clientAddress: () => '127.0.0.1',
+      gunzip: gunzipBounded,
+    });
     const http = createAdaptorServer({ fetch: app.fetch, hostname: '127.0.0.1' });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;

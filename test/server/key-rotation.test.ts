@@ -24,11 +24,21 @@ import { createTestDatabase, dbKinds, type TestDatabase } from '../helpers/db.js
 import { testContext } from '../helpers/protocol.js';
 
 const ctx = testContext();
-const inventory = async () => utf8(await readFile(new URL('../fixtures/glpi/format/computer_1_partial_memory.json', import.meta.url), 'utf8'));
+const inventory = async () =>
+  utf8(await readFile(new URL('../fixtures/glpi/format/computer_1_partial_memory.json', import.meta.url), 'utf8'));
 const newIdentity = () => deriveIdentity(ctx.crypto, random(32), random(32));
 const endorse = (from: ServerIdentity, to: ServerIdentity) =>
-  endorseServerKeys(ctx.crypto, { ...from.signing, fingerprint: from.fingerprint }, { signing: to.signing.publicKey, agreement: to.agreement.publicKey }, { notBefore: ctx.now(), iat: ctx.now() });
-const codeOf = (p: Promise<unknown>) => p.then(() => 'ok', (err: unknown) => (err as ProtocolError).code);
+  endorseServerKeys(
+    ctx.crypto,
+    { ...from.signing, fingerprint: from.fingerprint },
+    { signing: to.signing.publicKey, agreement: to.agreement.publicKey },
+    { notBefore: ctx.now(), iat: ctx.now() },
+  );
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (err: unknown) => (err as ProtocolError).code,
+  );
 
 describe.each(dbKinds)('server key rotation on %s', (kind) => {
   let database: TestDatabase;
@@ -40,7 +50,11 @@ describe.each(dbKinds)('server key rotation on %s', (kind) => {
     return s;
   };
   const tokenFrom = async (s: TestServer) => {
-    const res = await fetch(`${s.url}/v1/admin/tokens`, { method: 'POST', headers: { authorization: `Bearer ${s.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+    const res = await fetch(`${s.url}/v1/admin/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${s.adminToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     return ((await res.json()) as { token: string }).token;
   };
 
@@ -61,11 +75,23 @@ describe.each(dbKinds)('server key rotation on %s', (kind) => {
     const lateToken = await tokenFrom(old); // names i0
     expect((await sendInventory(ctx, state, await inventory())).receipt.status).toBe('accepted');
 
-    expect(await recordEndorsement(database.db, ctx.crypto, i0, i1, await endorse(i0, i1), { at: new Date(), actor: 'test' })).toBe('stored');
-    expect(await recordEndorsement(database.db, ctx.crypto, i0, i1, await endorse(i0, i1), { at: new Date(), actor: 'test' })).toBe('exists');
+    expect(await recordEndorsement(database.db, ctx.crypto, i0, i1, await endorse(i0, i1), { at: new Date(), actor: 'test' })).toBe(
+      'stored',
+    );
+    expect(await recordEndorsement(database.db, ctx.crypto, i0, i1, await endorse(i0, i1), { at: new Date(), actor: 'test' })).toBe(
+      'exists',
+    );
     // An endorsement i0 did not sign, or a second one for i1, is refused.
-    expect(await codeOf(recordEndorsement(database.db, ctx.crypto, i0, stranger, await endorse(i1, stranger), { at: new Date(), actor: 'test' }))).toBe('server_key_mismatch');
-    expect(await codeOf(recordEndorsement(database.db, ctx.crypto, stranger, i1, await endorse(stranger, i1), { at: new Date(), actor: 'test' }))).toBe('server_key_mismatch');
+    expect(
+      await codeOf(
+        recordEndorsement(database.db, ctx.crypto, i0, stranger, await endorse(i1, stranger), { at: new Date(), actor: 'test' }),
+      ),
+    ).toBe('server_key_mismatch');
+    expect(
+      await codeOf(
+        recordEndorsement(database.db, ctx.crypto, stranger, i1, await endorse(stranger, i1), { at: new Date(), actor: 'test' }),
+      ),
+    ).toBe('server_key_mismatch');
 
     const rotated = await start(i1, [i0]);
     const doc = (await (await fetch(`${rotated.url}/.well-known/latchkey`)).json()) as ReturnType<typeof discoveryDocument>;
@@ -85,15 +111,34 @@ describe.each(dbKinds)('server key rotation on %s', (kind) => {
     const pinnedBefore = await readFile(join(state, 'agent.json'), 'utf8');
     const forged = { ...(await endorse(stranger, stranger)), kid: i1.signing.kid };
     const moved = await loadState(ctx.crypto, state);
-    const forgedLink = await endorseServerKeys(ctx.crypto, { ...stranger.signing, fingerprint: i1.fingerprint }, { signing: stranger.signing.publicKey, agreement: stranger.agreement.publicKey }, { notBefore: 0, iat: 0 });
+    const forgedLink = await endorseServerKeys(
+      ctx.crypto,
+      { ...stranger.signing, fingerprint: i1.fingerprint },
+      { signing: stranger.signing.publicKey, agreement: stranger.agreement.publicKey },
+      { notBefore: 0, iat: 0 },
+    );
     for (const endorsements of [[forgedLink], [forged]]) {
-      const directive = { sig: b64u(stranger.signing.publicKey), kx: b64u(stranger.agreement.publicKey), fp: stranger.fingerprint, endorsements };
+      const directive = {
+        sig: b64u(stranger.signing.publicKey),
+        kx: b64u(stranger.agreement.publicKey),
+        fp: stranger.fingerprint,
+        endorsements,
+      };
       expect(await codeOf(followServerKeyDirective(ctx, moved, directive))).toBe('server_key_mismatch');
     }
     // A genuine chain that does not lead to the announced keys: refused too.
     const genuine = await endorse(i0, i1);
     const atI0 = { ...moved, server: i0 };
-    expect(await codeOf(followServerKeyDirective(ctx, atI0, { sig: b64u(stranger.signing.publicKey), kx: b64u(stranger.agreement.publicKey), fp: stranger.fingerprint, endorsements: [genuine] }))).toBe('server_key_mismatch');
+    expect(
+      await codeOf(
+        followServerKeyDirective(ctx, atI0, {
+          sig: b64u(stranger.signing.publicKey),
+          kx: b64u(stranger.agreement.publicKey),
+          fp: stranger.fingerprint,
+          endorsements: [genuine],
+        }),
+      ),
+    ).toBe('server_key_mismatch');
     expect(await readFile(join(state, 'agent.json'), 'utf8')).toBe(pinnedBefore);
     // A discovery document cannot smuggle keys under a previous fingerprint it does not hash to.
     const smuggled = { ...discoveryDocument(i1), previous: [{ fingerprint: i0.fingerprint, keys: discoveryDocument(stranger).keys }] };
@@ -103,7 +148,9 @@ describe.each(dbKinds)('server key rotation on %s', (kind) => {
     // agent's server URL is that old instance) answers recipient_mismatch, unsigned; the agent looks
     // for a rotation it missed, finds no chain from i1 to the announced i0, and never moves back.
     const now1 = await loadState(ctx.crypto, state);
-    expect((await submitEnvelope(ctx, now1, await sealInventory(ctx, now1, await inventory()), rotated.url)).receipt.status).toBe('accepted');
+    expect((await submitEnvelope(ctx, now1, await sealInventory(ctx, now1, await inventory()), rotated.url)).receipt.status).toBe(
+      'accepted',
+    );
     expect(await codeOf(submitEnvelope(ctx, now1, await sealInventory(ctx, now1, await inventory()), old.url))).toBe('server_key_mismatch');
     expect((await loadState(ctx.crypto, state)).server.fingerprint).toBe(i1.fingerprint);
 
@@ -121,5 +168,5 @@ describe.each(dbKinds)('server key rotation on %s', (kind) => {
     expect((await sendInventory(ctx, state, await inventory(), dropped.url)).receipt.status).toBe('accepted');
     const jwks = (await (await fetch(`${rotated.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
     expect(jwks.keys.map((k) => k.kid).sort()).toEqual([i0.signing.kid, i1.signing.kid].sort());
-   }, 120_000);
+  }, 120_000);
 });

@@ -62,7 +62,11 @@ describe.each(dbKinds)('latchkey serve on %s', (kind) => {
     expect(nf.status).toBe(404);
     expect(await nf.json()).toEqual({ error: { code: 'not_found', message: 'no such route' } });
 
-    const big = await fetch(`${server.url}/v1/enroll`, { method: 'POST', body: 'x'.repeat(200 * 1024), headers: { 'content-type': 'application/json' } });
+    const big = await fetch(`${server.url}/v1/enroll`, {
+      method: 'POST',
+      body: 'x'.repeat(200 * 1024),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(big.status).toBe(413);
     expect(((await big.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
   });
@@ -86,7 +90,7 @@ describe.each(dbKinds)('latchkey serve on %s', (kind) => {
       const other = await startServe(['--data-dir', join(dir, 'data2')], { DATABASE_URL: pg!.url, LATCHKEY_IDENTITY: secret });
       try {
         expect(other.fingerprint).toBe(shared);
-        expect((await (await fetch(`${other.url}/.well-known/latchkey`)).json())).toEqual(
+        expect(await (await fetch(`${other.url}/.well-known/latchkey`)).json()).toEqual(
           await (await fetch(`${server.url}/.well-known/latchkey`)).json(),
         );
       } finally {

@@ -69,8 +69,10 @@ export function createWebCrypto(opts: { aead?: AeadPrimitive } = {}): CryptoBack
   const edPub = new KeyCache();
   const xPriv = new KeyCache(PRIVATE_KEY_CACHE_SIZE);
   const xPub = new KeyCache();
-  const importEdPriv = (seed: Uint8Array) => edPriv.get(seed, () => subtle.importKey('pkcs8', pkcs8(ED25519_PKCS8, seed), { name: 'Ed25519' }, false, ['sign']));
-  const importXPriv = (k: Uint8Array) => xPriv.get(k, () => subtle.importKey('pkcs8', pkcs8(X25519_PKCS8, k), { name: 'X25519' }, false, ['deriveBits']));
+  const importEdPriv = (seed: Uint8Array) =>
+    edPriv.get(seed, () => subtle.importKey('pkcs8', pkcs8(ED25519_PKCS8, seed), { name: 'Ed25519' }, false, ['sign']));
+  const importXPriv = (k: Uint8Array) =>
+    xPriv.get(k, () => subtle.importKey('pkcs8', pkcs8(X25519_PKCS8, k), { name: 'X25519' }, false, ['deriveBits']));
   const aead = opts.aead;
   // The small-order and canonical-encoding check decodes a point (slow in JS): once per key.
   const acceptable = new VerdictCache(acceptableEd25519PublicKey);
@@ -133,7 +135,8 @@ export function createWebCrypto(opts: { aead?: AeadPrimitive } = {}): CryptoBack
 
 /** L = 2^252 + 27742317777372353535851937790883648493, little-endian: S must be < L (RFC 8032 §5.1.7). */
 const L = Uint8Array.from([
-  0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+  0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0x10,
 ]);
 export function canonicalS(signature: Uint8Array): boolean {
   for (let i = 31; i >= 0; i--) {

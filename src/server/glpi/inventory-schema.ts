@@ -16,5 +16,8 @@ export interface InventoryIssue {
 export function validateInventory(value: unknown): { ok: true } | { ok: false; issues: InventoryIssue[] } {
   const r = inventorySchema.safeParse(value);
   if (r.success) return { ok: true };
-  return { ok: false, issues: r.error.issues.slice(0, 10).map((i) => ({ path: i.path.map(String).join('.') || '(root)', message: i.code })) };
+  return {
+    ok: false,
+    issues: r.error.issues.slice(0, 10).map((i) => ({ path: i.path.map(String).join('.') || '(root)', message: i.code })),
+  };
 }

@@ -23,7 +23,10 @@ export function requireAdmin(scope: AdminScope): MiddlewareHandler<AppEnv> {
       throw new ApiError('unauthorized', 'invalid admin credential');
     }
     if (!row.scopes.includes('*') && !row.scopes.includes(scope)) {
-      throw new ApiError('forbidden', scope === '*' ? 'this action needs a full admin credential' : `this credential lacks the ${scope} scope`);
+      throw new ApiError(
+        'forbidden',
+        scope === '*' ? 'this action needs a full admin credential' : `this credential lacks the ${scope} scope`,
+      );
     }
     c.set('admin', { id: row.id, name: row.name, scopes: row.scopes });
     await next();

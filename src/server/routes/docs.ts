@@ -56,10 +56,23 @@ export function registerDocsRoutes(app: App): void {
     const assets = await (loaded ??= load());
     return send(c, pick(assets), type, 'public, max-age=86400');
   };
-  app.get('/docs', async (c) => (c.get('deps').docsAssets ? send(c, PAGE, 'text/html; charset=utf-8', 'no-cache') : errorResponse(c, new LatchkeyError('not_found', 'no such route'))));
-  app.get('/docs/init.js', asset(() => INIT, 'text/javascript; charset=utf-8'));
-  app.get('/docs/swagger-ui-bundle.js', asset((a) => a.bundle, 'text/javascript; charset=utf-8'));
-  app.get('/docs/swagger-ui.css', asset((a) => a.css, 'text/css; charset=utf-8'));
+  app.get('/docs', async (c) =>
+    c.get('deps').docsAssets
+      ? send(c, PAGE, 'text/html; charset=utf-8', 'no-cache')
+      : errorResponse(c, new LatchkeyError('not_found', 'no such route')),
+  );
+  app.get(
+    '/docs/init.js',
+    asset(() => INIT, 'text/javascript; charset=utf-8'),
+  );
+  app.get(
+    '/docs/swagger-ui-bundle.js',
+    asset((a) => a.bundle, 'text/javascript; charset=utf-8'),
+  );
+  app.get(
+    '/docs/swagger-ui.css',
+    asset((a) => a.css, 'text/css; charset=utf-8'),
+  );
 }
 
 function send(c: Context, body: string, type: string, cache: string): Response {

@@ -21,13 +21,43 @@ const route = createRoute({
   path: '/v1/messages',
   tags: ['agents'],
   summary: 'Submit one sealed envelope or a batch',
-  request: { body: { required: true, content: { 'application/json': { schema: z.union([Envelope, z.object({ envelopes: z.array(Envelope).min(1).max(MAX_BATCH) }).strict()]) } } } },
+  request: {
+    body: {
+      required: true,
+      content: {
+        'application/json': { schema: z.union([Envelope, z.object({ envelopes: z.array(Envelope).min(1).max(MAX_BATCH) }).strict()]) },
+      },
+    },
+  },
   responses: {
-    200: { description: 'Signed receipt(s)', content: { 'application/json': { schema: z.union([SignedObjectSchema, z.object({ results: z.array(z.object({ receipt: SignedObjectSchema.optional(), error: ErrorSchema.shape.error.optional() })) })]) } } },
+    200: {
+      description: 'Signed receipt(s)',
+      content: {
+        'application/json': {
+          schema: z.union([
+            SignedObjectSchema,
+            z.object({ results: z.array(z.object({ receipt: SignedObjectSchema.optional(), error: ErrorSchema.shape.error.optional() })) }),
+          ]),
+        },
+      },
+    },
     ...errorResponses(
-      'envelope_malformed', 'version_unsupported', 'key_unknown', 'agent_revoked', 'key_revoked', 'key_expired', 'replay_detected',
-      'signature_invalid', 'recipient_mismatch', 'stale_message', 'rate_limited', 'decrypt_failed', 'payload_too_large', 'payload_invalid',
-      'credential_invalid', 'unsupported_media_type',
+      'envelope_malformed',
+      'version_unsupported',
+      'key_unknown',
+      'agent_revoked',
+      'key_revoked',
+      'key_expired',
+      'replay_detected',
+      'signature_invalid',
+      'recipient_mismatch',
+      'stale_message',
+      'rate_limited',
+      'decrypt_failed',
+      'payload_too_large',
+      'payload_invalid',
+      'credential_invalid',
+      'unsupported_media_type',
     ),
   },
 });
@@ -38,7 +68,10 @@ export function registerMessageRoutes(app: App): void {
     const deps = c.get('deps').ingest;
     const source = c.get('deps').clientAddress(c);
     const body: unknown = await c.req.json().catch(() => undefined);
-    const batch = body && typeof body === 'object' && !Array.isArray(body) && 'envelopes' in body ? (body as { envelopes: unknown }).envelopes : undefined;
+    const batch =
+      body && typeof body === 'object' && !Array.isArray(body) && 'envelopes' in body
+        ? (body as { envelopes: unknown }).envelopes
+        : undefined;
     if (batch !== undefined) {
       // The wrapper is exactly {"envelopes":[…]}: an unknown field is refused, never ignored.
       if (Object.keys(body as object).length !== 1) throw new ProtocolError('envelope_malformed', 'a batch has only the field envelopes');

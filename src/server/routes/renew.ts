@@ -24,11 +24,25 @@ const route = createRoute({
     },
   },
   responses: {
-    200: { description: 'Server-signed renew-response with the new credential', content: { 'application/json': { schema: SignedObjectSchema } } },
+    200: {
+      description: 'Server-signed renew-response with the new credential',
+      content: { 'application/json': { schema: SignedObjectSchema } },
+    },
     // In the order of spec/PROTOCOL.md §12.
     ...errorResponses(
-      'payload_too_large', 'envelope_malformed', 'version_unsupported', 'payload_invalid', 'key_unknown', 'signature_invalid', 'recipient_mismatch',
-      'stale_message', 'agent_revoked', 'key_revoked', 'key_expired', 'decrypt_failed', 'replay_detected',
+      'payload_too_large',
+      'envelope_malformed',
+      'version_unsupported',
+      'payload_invalid',
+      'key_unknown',
+      'signature_invalid',
+      'recipient_mismatch',
+      'stale_message',
+      'agent_revoked',
+      'key_revoked',
+      'key_expired',
+      'decrypt_failed',
+      'replay_detected',
     ),
   },
 });

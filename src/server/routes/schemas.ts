@@ -10,7 +10,9 @@ export const SignedObjectSchema = z
 export const ErrorSchema = z
   .object({
     error: z.object({ code: z.enum(ERROR_CODES as [ErrorCode, ...ErrorCode[]]).openapi({ example: 'token_used' }), message: z.string() }),
-    receipt: SignedObjectSchema.optional().openapi({ description: 'A signed rejection receipt (POST /v1/messages, when the sender key is registered)' }),
+    receipt: SignedObjectSchema.optional().openapi({
+      description: 'A signed rejection receipt (POST /v1/messages, when the sender key is registered)',
+    }),
   })
   .openapi('Error', { description: 'Every error body; the status of each code is in spec/PROTOCOL.md §15' });
 
@@ -30,13 +32,23 @@ export function errorResponses(...codes: ErrorCode[]) {
     const status = statusFor(code);
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
-  const responses: Record<string, { description: string; content: { 'application/json': { schema: typeof ErrorSchema } }; headers?: Record<string, unknown>; [ERROR_CODES_EXTENSION]: ErrorCode[] }> = {};
+  const responses: Record<
+    string,
+    {
+      description: string;
+      content: { 'application/json': { schema: typeof ErrorSchema } };
+      headers?: Record<string, unknown>;
+      [ERROR_CODES_EXTENSION]: ErrorCode[];
+    }
+  > = {};
   for (const [status, list] of [...byStatus].sort(([a], [b]) => a - b)) {
     const retry = list.includes('rate_limited') || list.includes('unavailable');
     responses[status] = {
       description: list.map((c) => `\`${c}\``).join(', '),
       content: { 'application/json': { schema: ErrorSchema } },
-      ...(retry ? { headers: { 'Retry-After': { description: 'seconds to wait before retrying', schema: { type: 'integer', minimum: 1 } } } } : {}),
+      ...(retry
+        ? { headers: { 'Retry-After': { description: 'seconds to wait before retrying', schema: { type: 'integer', minimum: 1 } } } }
+        : {}),
       [ERROR_CODES_EXTENSION]: list,
     };
   }

@@ -6,11 +6,23 @@ import { ApiError } from '../errors.js';
 import { generateAdminCredential, type AdminScope } from './admin-credentials.js';
 import { appendAudit } from './audit.js';
 
-export async function createAdminKey(db: Db, ctx: { random: (n: number) => Uint8Array; now: () => number }, actor: string, name: string, scopes: Exclude<AdminScope, '*'>[]) {
+export async function createAdminKey(
+  db: Db,
+  ctx: { random: (n: number) => Uint8Array; now: () => number },
+  actor: string,
+  name: string,
+  scopes: Exclude<AdminScope, '*'>[],
+) {
   const made = generateAdminCredential(ctx.random);
   await db.transaction(async (tx) => {
     await tx.insert(adminKeys).values({ id: made.id, name, secretHash: made.secretHash, scopes, createdBy: actor });
-    await appendAudit(tx, { at: new Date(ctx.now()), actor, action: 'admin_key.create', outcome: 'success', details: { keyId: made.id, name, scopes } });
+    await appendAudit(tx, {
+      at: new Date(ctx.now()),
+      actor,
+      action: 'admin_key.create',
+      outcome: 'success',
+      details: { keyId: made.id, name, scopes },
+    });
   });
   return { id: made.id, name, scopes, credential: made.credential };
 }

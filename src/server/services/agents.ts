@@ -30,9 +30,17 @@ export async function listAgents(db: Db, page: PageRequest): Promise<{ agents: A
     .where(where)
     .orderBy(...orderBy)
     .limit(page.limit + 1);
-  const { rows, nextCursor } = paginate(fetched.map((r) => ({ ...r, id: r.agent.id })), page.limit);
+  const { rows, nextCursor } = paginate(
+    fetched.map((r) => ({ ...r, id: r.agent.id })),
+    page.limit,
+  );
   // The keys of this page's agents, selected by the page's own condition: never a list of ids.
-  const pageIds = db.select({ id: agents.id }).from(agents).where(where).orderBy(...orderBy).limit(page.limit);
+  const pageIds = db
+    .select({ id: agents.id })
+    .from(agents)
+    .where(where)
+    .orderBy(...orderBy)
+    .limit(page.limit);
   const keys = rows.length ? await db.select().from(agentKeys).where(inArray(agentKeys.agentId, pageIds)) : [];
   const byAgent = new Map<string, (typeof keys)[number][]>();
   for (const k of keys) byAgent.set(k.agentId, [...(byAgent.get(k.agentId) ?? []), k]);
@@ -89,7 +97,12 @@ export async function resolveAgentId(db: Db | Tx, ref: string): Promise<string> 
  * Asks an agent to renew (spec §12): its next receipts carry `renewNow` until it does (a renewal
  * clears the request). For a key that may have leaked, without cutting the agent off.
  */
-export async function requestRenewal(db: Db, clock: () => number, actor: string, ref: string): Promise<{ id: string; renewRequestedAt: string }> {
+export async function requestRenewal(
+  db: Db,
+  clock: () => number,
+  actor: string,
+  ref: string,
+): Promise<{ id: string; renewRequestedAt: string }> {
   return db.transaction(async (tx) => {
     const row = await findAgent(tx, ref, true);
     if (!row) throw new ApiError('not_found', 'no such agent');
@@ -119,14 +132,33 @@ export interface KeyView {
 }
 
 /** Agent keys (not admin API keys), a page at a time, optionally of one agent (by id or name). */
-export async function listKeys(db: Db, now: number, page: PageRequest, agentRef?: string): Promise<{ keys: KeyView[]; nextCursor: string | null }> {
+export async function listKeys(
+  db: Db,
+  now: number,
+  page: PageRequest,
+  agentRef?: string,
+): Promise<{ keys: KeyView[]; nextCursor: string | null }> {
   const { where, orderBy } = pageQuery(page, agentKeys.createdAt, agentKeys.sigKid);
   const conditions: (SQL | undefined)[] = [where];
   if (agentRef !== undefined) conditions.push(eq(agentKeys.agentId, await resolveAgentId(db, agentRef)));
-  const keyRevocation = db.select({ subject: revocations.subject, reason: revocations.reason }).from(revocations).where(eq(revocations.kind, 'key')).as('kr');
-  const agentRevocation = db.select({ subject: revocations.subject, reason: revocations.reason }).from(revocations).where(eq(revocations.kind, 'agent')).as('ar');
+  const keyRevocation = db
+    .select({ subject: revocations.subject, reason: revocations.reason })
+    .from(revocations)
+    .where(eq(revocations.kind, 'key'))
+    .as('kr');
+  const agentRevocation = db
+    .select({ subject: revocations.subject, reason: revocations.reason })
+    .from(revocations)
+    .where(eq(revocations.kind, 'agent'))
+    .as('ar');
   const fetched = await db
-    .select({ key: agentKeys, agentName: agents.name, keyReason: keyRevocation.reason, agentReason: agentRevocation.reason, position: positionOf(agentKeys.createdAt) })
+    .select({
+      key: agentKeys,
+      agentName: agents.name,
+      keyReason: keyRevocation.reason,
+      agentReason: agentRevocation.reason,
+      position: positionOf(agentKeys.createdAt),
+    })
     .from(agentKeys)
     .innerJoin(agents, eq(agents.id, agentKeys.agentId))
     .leftJoin(keyRevocation, eq(keyRevocation.subject, agentKeys.sigKid))
@@ -134,7 +166,10 @@ export async function listKeys(db: Db, now: number, page: PageRequest, agentRef?
     .where(and(...conditions))
     .orderBy(...orderBy)
     .limit(page.limit + 1);
-  const { rows, nextCursor } = paginate(fetched.map((r) => ({ ...r, id: r.key.sigKid })), page.limit);
+  const { rows, nextCursor } = paginate(
+    fetched.map((r) => ({ ...r, id: r.key.sigKid })),
+    page.limit,
+  );
   const iso = (d: Date | null) => d?.toISOString() ?? null;
   const keys = rows.map(({ key: k, agentName, keyReason, agentReason }): KeyView => ({
     sigKid: k.sigKid,
@@ -154,7 +189,10 @@ export async function listKeys(db: Db, now: number, page: PageRequest, agentRef?
 }
 
 /** A key's status as of now: the stored one, or expired once its lifetime (or overlap) is over. */
-function keyStatusAt(k: { status: 'active' | 'superseded' | 'revoked'; expiresAt: Date; supersededUntil: Date | null }, now: number): KeyView['status'] {
+function keyStatusAt(
+  k: { status: 'active' | 'superseded' | 'revoked'; expiresAt: Date; supersededUntil: Date | null },
+  now: number,
+): KeyView['status'] {
   if (k.status === 'revoked') return 'revoked';
   if (k.expiresAt.getTime() <= now) return 'expired';
   if (k.status === 'superseded') return k.supersededUntil && k.supersededUntil.getTime() > now ? 'superseded' : 'expired';
@@ -188,12 +226,23 @@ export async function revokeAgent(db: Db, clock: () => number, actor: string, re
 /** Revokes one key (by its signing key id) without revoking the agent. */
 export async function revokeKey(db: Db, clock: () => number, actor: string, sigKid: string, reason?: string): Promise<void> {
   await db.transaction(async (tx) => {
-    const [row] = await tx.select({ agentId: agentKeys.agentId, status: agentKeys.status }).from(agentKeys).where(eq(agentKeys.sigKid, sigKid)).for('update');
+    const [row] = await tx
+      .select({ agentId: agentKeys.agentId, status: agentKeys.status })
+      .from(agentKeys)
+      .where(eq(agentKeys.sigKid, sigKid))
+      .for('update');
     if (!row) throw new ApiError('key_unknown', 'no such key');
     if (row.status === 'revoked') return; // already revoked: idempotent
     const at = new Date(clock());
     await tx.update(agentKeys).set({ status: 'revoked', revokedAt: at }).where(eq(agentKeys.sigKid, sigKid));
     await recordRevocation(tx, { kind: 'key', subject: sigKid, reason: reason ?? null, actor, at });
-    await appendAudit(tx, { at, actor, action: 'key.revoke', outcome: 'success', agentId: row.agentId, details: { sigKid, reason: reason ?? null } });
+    await appendAudit(tx, {
+      at,
+      actor,
+      action: 'key.revoke',
+      outcome: 'success',
+      agentId: row.agentId,
+      details: { sigKid, reason: reason ?? null },
+    });
   });
 }

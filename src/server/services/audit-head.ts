@@ -26,10 +26,15 @@ export function signAuditHead(crypto: CryptoBackend, identity: ServerIdentity, h
  * Checks a head this server signed: a wrong signer, type or signature is `signature_invalid`;
  * anything malformed is `request_invalid`.
  */
-export async function verifyAuditHead(crypto: CryptoBackend, identity: ServerIdentity, input: unknown): Promise<AuditHead & { at: string }> {
+export async function verifyAuditHead(
+  crypto: CryptoBackend,
+  identity: ServerIdentity,
+  input: unknown,
+): Promise<AuditHead & { at: string }> {
   try {
     const { seq, hash, at } = await verifySignedObject(crypto, identity.signing, AUDIT_HEAD_TYPE, input);
-    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0 || typeof hash !== 'string' || typeof at !== 'string') throw malformed();
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0 || typeof hash !== 'string' || typeof at !== 'string')
+      throw malformed();
     return { seq, hash: fromB64uExact(hash, 32), at };
   } catch (err) {
     if (err instanceof ProtocolError && err.code === 'signature_invalid') throw err;

@@ -5,7 +5,12 @@ import type { Db } from '../../db/database.js';
 import { auditLog } from '../../db/schema.js';
 
 export async function listAudit(db: Db, after: number, limit: number) {
-  const rows = await db.select().from(auditLog).where(gt(auditLog.seq, after)).orderBy(asc(auditLog.seq)).limit(limit + 1);
+  const rows = await db
+    .select()
+    .from(auditLog)
+    .where(gt(auditLog.seq, after))
+    .orderBy(asc(auditLog.seq))
+    .limit(limit + 1);
   const page = rows.slice(0, limit);
   return {
     entries: page.map((r) => ({

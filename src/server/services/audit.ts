@@ -44,8 +44,33 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value ?? null);
 }
 
-function entryHash(prev: Uint8Array, row: { seq: number; at: Date; actor: string; action: string; outcome: string; code: string | null; sourceAddr: string | null; tokenId: string | null; agentId: string | null; details: Record<string, unknown> }): Uint8Array {
-  const body = canonicalJson([row.seq, row.at.toISOString(), row.actor, row.action, row.outcome, row.code, row.sourceAddr, row.tokenId, row.agentId, row.details]);
+function entryHash(
+  prev: Uint8Array,
+  row: {
+    seq: number;
+    at: Date;
+    actor: string;
+    action: string;
+    outcome: string;
+    code: string | null;
+    sourceAddr: string | null;
+    tokenId: string | null;
+    agentId: string | null;
+    details: Record<string, unknown>;
+  },
+): Uint8Array {
+  const body = canonicalJson([
+    row.seq,
+    row.at.toISOString(),
+    row.actor,
+    row.action,
+    row.outcome,
+    row.code,
+    row.sourceAddr,
+    row.tokenId,
+    row.agentId,
+    row.details,
+  ]);
   return sha256(concatBytes(prev, utf8(body)));
 }
 
@@ -106,10 +131,20 @@ export async function verifyAuditChain(db: Db, expect?: AuditHead): Promise<Chai
   let count = 0;
   const pageSize = 1000;
   for (let offset = 0; ; offset += pageSize) {
-    const rows = await db.select({ ...getTableColumns(auditLog), atFull: AT_FULL }).from(auditLog).orderBy(asc(auditLog.seq)).limit(pageSize).offset(offset);
+    const rows = await db
+      .select({ ...getTableColumns(auditLog), atFull: AT_FULL })
+      .from(auditLog)
+      .orderBy(asc(auditLog.seq))
+      .limit(pageSize)
+      .offset(offset);
     for (const r of rows) {
       const recomputed = entryHash(prev, { ...r, details: r.details ?? {} });
-      if (r.seq !== expectedSeq || !constantTimeEqual(r.prevHash, prev) || !constantTimeEqual(r.hash, recomputed) || !storedAtIsHashed(r.at, r.atFull)) {
+      if (
+        r.seq !== expectedSeq ||
+        !constantTimeEqual(r.prevHash, prev) ||
+        !constantTimeEqual(r.hash, recomputed) ||
+        !storedAtIsHashed(r.at, r.atFull)
+      ) {
         return { ok: false, entries: count, brokenAt: r.seq, problem: 'broken' };
       }
       if (expect && r.seq === expect.seq && !constantTimeEqual(r.hash, expect.hash)) {

@@ -43,7 +43,10 @@ function parseIPv6(s: string): bigint | undefined {
 }
 
 export function parseAddress(input: string): Parsed | undefined {
-  const s = input.trim().replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  const s = input
+    .trim()
+    .replace(/^\[|\]$/g, '')
+    .replace(/%.*$/, '');
   const v4 = parseIPv4(s);
   if (v4 !== undefined) return { v: 4, value: v4 };
   const v6 = parseIPv6(s);

@@ -112,7 +112,11 @@ export class RateLimitedError extends ProtocolError {
 
 /** Unique-violation detection across postgres.js and PGlite (drizzle may wrap the driver error). */
 function uniqueViolation(err: unknown): string | undefined {
-  for (let e = err as { code?: string; constraint_name?: string; constraint?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+  for (
+    let e = err as { code?: string; constraint_name?: string; constraint?: string; cause?: unknown } | undefined;
+    e;
+    e = e.cause as typeof e
+  ) {
     if (e.code === '23505') return e.constraint_name ?? e.constraint ?? 'unique';
   }
   return undefined;
@@ -148,7 +152,8 @@ export async function enroll(deps: EnrollmentDeps, body: unknown, sourceAddr: st
     const request = await openEnrollRequest(deps.ctx, wire, addressed).catch((err: unknown) => {
       throw err instanceof CryptoError ? new ProtocolError('decrypt_failed') : err;
     });
-    if (Math.abs(request.iat - deps.ctx.now()) > ENROLL_IAT_WINDOW_MS) throw new ProtocolError('stale_message', 'iat is outside the enrollment window');
+    if (Math.abs(request.iat - deps.ctx.now()) > ENROLL_IAT_WINDOW_MS)
+      throw new ProtocolError('stale_message', 'iat is outside the enrollment window');
     const token = await findToken(deps, request.tokenId, request.secret);
     proven = true;
     seat.settle(false); // not a guess: give the source's unit back now, not after the transaction
@@ -254,7 +259,8 @@ async function admit(
   if (!isValidAgentName(name)) throw new ProtocolError('name_invalid', 'names use letters, digits, - _ . and at most 128 bytes');
   if (token.cidr) {
     const cidr = parseCidr(token.cidr);
-    if (!cidr || !cidrContains(cidr, source)) throw new ProtocolError('token_constraint_failed', 'source address not allowed by this token');
+    if (!cidr || !cidrContains(cidr, source))
+      throw new ProtocolError('token_constraint_failed', 'source address not allowed by this token');
   }
   if (token.namePattern && !globMatches(token.namePattern, name)) {
     throw new ProtocolError('token_constraint_failed', 'name not allowed by this token');
@@ -290,7 +296,15 @@ async function admit(
         });
         return 'name_taken';
       }
-      await tx.insert(agents).values({ id: agentId, name, role: token.role, labels: token.labels, tokenId: token.id, status: 'active', credentialTtlSeconds: token.credentialTtlSeconds });
+      await tx.insert(agents).values({
+        id: agentId,
+        name,
+        role: token.role,
+        labels: token.labels,
+        tokenId: token.id,
+        status: 'active',
+        credentialTtlSeconds: token.credentialTtlSeconds,
+      });
       await tx.insert(agentKeys).values({
         agentId,
         sigKid: request.signingKey.kid,
@@ -309,7 +323,13 @@ async function admit(
         sourceAddr: source,
         tokenId: token.id,
         agentId,
-        details: { name, role: token.role, sigKid: request.signingKey.kid, kxKid: request.agreementKey.kid, ...(identity === deps.keys.ring.current ? {} : { serverKey: identity.fingerprint }) },
+        details: {
+          name,
+          role: token.role,
+          sigKid: request.signingKey.kid,
+          kxKid: request.agreementKey.kid,
+          ...(identity === deps.keys.ring.current ? {} : { serverKey: identity.fingerprint }),
+        },
       });
       return 'enrolled';
     });

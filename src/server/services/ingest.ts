@@ -16,7 +16,14 @@
 import { b64u, fromB64u } from '../../protocol/bytes.js';
 import { credentialKid, verifyCredential } from '../../protocol/credential.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
-import { checkFreshness, DEFAULT_FRESHNESS, parseEnvelope, verifyEnvelopeSignature, type FreshnessPolicy, type ParsedEnvelope } from '../../protocol/envelope.js';
+import {
+  checkFreshness,
+  DEFAULT_FRESHNESS,
+  parseEnvelope,
+  verifyEnvelopeSignature,
+  type FreshnessPolicy,
+  type ParsedEnvelope,
+} from '../../protocol/envelope.js';
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
 import { Lru } from '../../protocol/lru.js';
 import { envelopeBinding, signReceipt, type Directives } from '../../protocol/receipt.js';
@@ -161,7 +168,12 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
   const reserved = deps.limits.sourceRefusals.take(source);
   if (!reserved.ok) {
     deps.telemetry.count('messages_total', { outcome: 'rate_limited' });
-    return { ok: false, error: new ProtocolError('rate_limited', 'too many refused messages from this address', { retryAfterSeconds: reserved.retryAfterSeconds }) };
+    return {
+      ok: false,
+      error: new ProtocolError('rate_limited', 'too many refused messages from this address', {
+        retryAfterSeconds: reserved.retryAfterSeconds,
+      }),
+    };
   }
   let env: ParsedEnvelope | undefined;
   let sender: SenderKeyFacts | undefined;
@@ -187,7 +199,12 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     if (env.header.typ !== 'inventory') throw new ProtocolError('payload_invalid', 'this endpoint takes inventory messages');
     checkBudgets(deps, sender.agentId, now);
 
-    const { text, size } = await unsealInventory(deps.ctx, addressed.agreement, { env, senderAgreementKey: sender.kxPub, maxContentBytes: deps.policy.maxContentBytes, gunzip: deps.gunzip });
+    const { text, size } = await unsealInventory(deps.ctx, addressed.agreement, {
+      env,
+      senderAgreementKey: sender.kxPub,
+      maxContentBytes: deps.policy.maxContentBytes,
+      gunzip: deps.gunzip,
+    });
 
     const stored = await store(deps, env, sender, mid, text, size, now);
     // Stored: the agent pays for it, and the source gets its reservation back.
@@ -198,7 +215,14 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     const receipt = await signReceipt(
       deps.ctx,
       addressed.signing,
-      { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'accepted', rat: now, ...(await withDirectives(deps, sender, stored, now, addressed, env.cred)) },
+      {
+        mid: env.header.mid,
+        snd: env.header.snd,
+        env: envelopeBinding(env),
+        status: 'accepted',
+        rat: now,
+        ...(await withDirectives(deps, sender, stored, now, addressed, env.cred)),
+      },
       sender.kxPub,
     );
     return { ok: true, receipt, agentId: sender.agentId };
@@ -211,7 +235,17 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     const code = err.code;
     deps.telemetry.count('messages_total', { outcome: code });
     // A signed rejection whenever we know whom it answers (the sender's key is registered).
-    const receipt = env && sender ? await signReceipt(deps.ctx, (addressed ?? deps.identity).signing, { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'rejected', code, rat: deps.ctx.now() }) : undefined;
+    const receipt =
+      env && sender
+        ? await signReceipt(deps.ctx, (addressed ?? deps.identity).signing, {
+            mid: env.header.mid,
+            snd: env.header.snd,
+            env: envelopeBinding(env),
+            status: 'rejected',
+            code,
+            rat: deps.ctx.now(),
+          })
+        : undefined;
     return { ok: false, error: new ProtocolError(code, err.message, { retryAfterSeconds: err.retryAfterSeconds, receipt }) };
   }
 }
@@ -224,7 +258,12 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
  * are budgeted per source (reserved before the query, given back when the key is usable), so a
  * flood of unknown keys costs the database a bounded number of queries.
  */
-async function lookUpSender(deps: IngestDeps, kid: string, mid: Uint8Array, source: string): Promise<{ facts: SenderKeyFacts; refusal?: ProtocolErrorCode }> {
+async function lookUpSender(
+  deps: IngestDeps,
+  kid: string,
+  mid: Uint8Array,
+  source: string,
+): Promise<{ facts: SenderKeyFacts; refusal?: ProtocolErrorCode }> {
   const now = deps.ctx.now();
   const refused = deps.limits.refusedKeys.get(kid);
   if (refused) {
@@ -235,7 +274,10 @@ async function lookUpSender(deps: IngestDeps, kid: string, mid: Uint8Array, sour
     deps.limits.refusedKeys.delete(kid);
   }
   const reserved = deps.limits.sourceLookups.take(source);
-  if (!reserved.ok) throw new ProtocolError('rate_limited', 'too many lookups of unknown keys from this address', { retryAfterSeconds: reserved.retryAfterSeconds });
+  if (!reserved.ok)
+    throw new ProtocolError('rate_limited', 'too many lookups of unknown keys from this address', {
+      retryAfterSeconds: reserved.retryAfterSeconds,
+    });
   let rows: Row[];
   try {
     rows = await deps.senderLookup([kid, now, hex(mid)]);
@@ -293,7 +335,10 @@ function checkBudgets(deps: IngestDeps, agentId: string, now: number): void {
   if (!m.ok) throw new ProtocolError('rate_limited', 'message rate exceeded for this agent', { retryAfterSeconds: m.retryAfterSeconds });
   const until = deps.limits.byteBudgetSpent.get(agentId);
   if (until === undefined) return;
-  if (until > now) throw new ProtocolError('rate_limited', 'byte budget exceeded for this agent', { retryAfterSeconds: Math.max(1, Math.ceil((until - now) / 1000)) });
+  if (until > now)
+    throw new ProtocolError('rate_limited', 'byte budget exceeded for this agent', {
+      retryAfterSeconds: Math.max(1, Math.ceil((until - now) / 1000)),
+    });
   deps.limits.byteBudgetSpent.delete(agentId);
 }
 
@@ -315,10 +360,22 @@ async function store(
   const { byteBurst, bytesPerSecond } = deps.policy;
   let v: StoreVerdict;
   try {
-    v = await deps.batcher.store({ kid, mid, counter: env.header.ctr, window: deps.policy.freshness.counterWindow, at: now, agentId: sender.agentId, size, byteBurst, bytesPerSecond, json: inventoryJson });
+    v = await deps.batcher.store({
+      kid,
+      mid,
+      counter: env.header.ctr,
+      window: deps.policy.freshness.counterWindow,
+      at: now,
+      agentId: sender.agentId,
+      size,
+      byteBurst,
+      bytesPerSecond,
+      json: inventoryJson,
+    });
   } catch (err) {
     // The batcher retries a failing statement message by message, so this one is this message's.
-    if (isUnstorableValueError(err)) throw new ProtocolError('payload_invalid', 'inventory cannot be stored: a value is out of range or nested too deeply');
+    if (isUnstorableValueError(err))
+      throw new ProtocolError('payload_invalid', 'inventory cannot be stored: a value is out of range or nested too deeply');
     throw err;
   }
   if (v.maxCounter > sender.counterFloor) sender.counterFloor = v.maxCounter;

@@ -5,7 +5,12 @@ import type { Db } from '../../db/database.js';
 import { inventories, seenMessages } from '../../db/schema.js';
 
 export async function latestInventory(db: Db, agentId: string) {
-  const [row] = await db.select().from(inventories).where(eq(inventories.agentId, agentId)).orderBy(desc(inventories.receivedAt), desc(inventories.id)).limit(1);
+  const [row] = await db
+    .select()
+    .from(inventories)
+    .where(eq(inventories.agentId, agentId))
+    .orderBy(desc(inventories.receivedAt), desc(inventories.id))
+    .limit(1);
   return row;
 }
 
@@ -18,7 +23,11 @@ export interface RetentionPolicy {
   replayRecordMs: number;
 }
 
-export async function pruneInventories(db: Db, policy: RetentionPolicy, now: number): Promise<{ inventories: number; replayRecords: number }> {
+export async function pruneInventories(
+  db: Db,
+  policy: RetentionPolicy,
+  now: number,
+): Promise<{ inventories: number; replayRecords: number }> {
   const cutoff = new Date(now - policy.maxAgeDays * 86400_000);
   const old = await db.delete(inventories).where(lt(inventories.receivedAt, cutoff)).returning({ id: inventories.id });
   const extra = await db.execute(sql`
@@ -27,7 +36,14 @@ export async function pruneInventories(db: Db, policy: RetentionPolicy, now: num
         SELECT ${inventories.id} AS id, row_number() OVER (PARTITION BY ${inventories.agentId} ORDER BY ${inventories.receivedAt} DESC, ${inventories.id} DESC) AS rn
         FROM ${inventories}) ranked
       WHERE rn > ${policy.maxPerAgent})`);
-  const replay = await db.delete(seenMessages).where(and(lt(seenMessages.receivedAt, new Date(now - policy.replayRecordMs)))).returning({ c: seenMessages.counter });
-  const extraCount = Number((extra as unknown as { count?: number; affectedRows?: number }).count ?? (extra as unknown as { affectedRows?: number }).affectedRows ?? 0);
+  const replay = await db
+    .delete(seenMessages)
+    .where(and(lt(seenMessages.receivedAt, new Date(now - policy.replayRecordMs))))
+    .returning({ c: seenMessages.counter });
+  const extraCount = Number(
+    (extra as unknown as { count?: number; affectedRows?: number }).count ??
+      (extra as unknown as { affectedRows?: number }).affectedRows ??
+      0,
+  );
   return { inventories: old.length + extraCount, replayRecords: replay.length };
 }

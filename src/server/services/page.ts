@@ -30,7 +30,8 @@ export function encodeCursor(p: Position): string {
 function decodeCursor(cursor: string): Position {
   try {
     const v = JSON.parse(fromUtf8(fromB64u(cursor))) as unknown;
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && AT.test(v[0]) && typeof v[1] === 'string' && ID.test(v[1])) return { at: v[0], id: v[1] };
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && AT.test(v[0]) && typeof v[1] === 'string' && ID.test(v[1]))
+      return { at: v[0], id: v[1] };
   } catch {
     // fall through
   }

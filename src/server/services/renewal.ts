@@ -9,7 +9,15 @@ import { and, eq, sql } from 'drizzle-orm';
 import { b64u, fromB64u } from '../../protocol/bytes.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import { issueCredential } from '../../protocol/credential.js';
-import { checkFreshness, DEFAULT_FRESHNESS, openEnvelope, parseEnvelope, verifyEnvelopeSignature, type FreshnessPolicy, type ParsedEnvelope } from '../../protocol/envelope.js';
+import {
+  checkFreshness,
+  DEFAULT_FRESHNESS,
+  openEnvelope,
+  parseEnvelope,
+  verifyEnvelopeSignature,
+  type FreshnessPolicy,
+  type ParsedEnvelope,
+} from '../../protocol/envelope.js';
 import { envelopeBinding, signReceipt } from '../../protocol/receipt.js';
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
 import { openRenewContent, RENEW_MESSAGE_TYPE, signRenewResponse, type RenewRequest } from '../../protocol/renewal.js';
@@ -72,7 +80,10 @@ interface KeyRow {
  * repeat the renewal that superseded it (same new key), and only during the overlap; that is
  * decided by the caller.
  */
-function renewRefusal(row: Pick<KeyRow, 'agentStatus' | 'status' | 'expiresAt' | 'supersededUntil'>, now: number): ProtocolErrorCode | undefined {
+function renewRefusal(
+  row: Pick<KeyRow, 'agentStatus' | 'status' | 'expiresAt' | 'supersededUntil'>,
+  now: number,
+): ProtocolErrorCode | undefined {
   return senderRefusal({
     agentStatus: row.agentStatus,
     keyStatus: row.status,
@@ -122,19 +133,33 @@ export async function renew(deps: RenewalDeps, input: unknown, source: string | 
   } catch (err) {
     if (!(err instanceof ProtocolError)) throw err;
     deps.telemetry.count('renewals_total', { outcome: err.code });
-    const receipt = await signReceipt(deps.ctx, (addressed ?? deps.identity).signing, { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env), status: 'rejected', code: err.code, rat: deps.ctx.now() });
+    const receipt = await signReceipt(deps.ctx, (addressed ?? deps.identity).signing, {
+      mid: env.header.mid,
+      snd: env.header.snd,
+      env: envelopeBinding(env),
+      status: 'rejected',
+      code: err.code,
+      rat: deps.ctx.now(),
+    });
     throw new ProtocolError(err.code, err.message, { receipt });
   }
 }
 
-async function renewVerified(deps: RenewalDeps, env: ParsedEnvelope, key: KeyRow, source: string | undefined, identity: ServerIdentity): Promise<SignedObject> {
+async function renewVerified(
+  deps: RenewalDeps,
+  env: ParsedEnvelope,
+  key: KeyRow,
+  source: string | undefined,
+  identity: ServerIdentity,
+): Promise<SignedObject> {
   const { snd, mid } = env.header;
   const midBytes = fromB64u(mid);
   const now = deps.ctx.now();
   checkFreshness(env.header, now, key.maxCounter, deps.policy.freshness);
   const refused = renewRefusal(key, now);
   if (refused) throw new ProtocolError(refused);
-  if (env.header.cen !== 'identity' || env.header.cty !== 'application/json') throw new ProtocolError('payload_invalid', 'renew content is uncompressed application/json');
+  if (env.header.cen !== 'identity' || env.header.cty !== 'application/json')
+    throw new ProtocolError('payload_invalid', 'renew content is uncompressed application/json');
   if (env.ct.length > MAX_RENEW_CONTENT) throw new ProtocolError('payload_too_large');
   const content = await openEnvelope(deps.ctx, env, identity.agreement, key.kxPub);
   const next = await openRenewContent(deps.ctx.crypto, content, { snd, mid }, identity.agreement.privateKey);
@@ -157,7 +182,9 @@ async function renewVerified(deps: RenewalDeps, env: ParsedEnvelope, key: KeyRow
 
   let outcome: { credential: string; expiresAt: number; supersededUntil: number; repeated: boolean };
   try {
-    outcome = await deps.database.db.transaction((tx) => commitRenewal(tx, { snd, midBytes, ctr: env.header.ctr, window: deps.policy.freshness.counterWindow, next, now, fresh, source }));
+    outcome = await deps.database.db.transaction((tx) =>
+      commitRenewal(tx, { snd, midBytes, ctr: env.header.ctr, window: deps.policy.freshness.counterWindow, next, now, fresh, source }),
+    );
   } catch (err) {
     if (uniqueViolation(err)) throw new ProtocolError('payload_invalid', 'these keys are already registered');
     throw err;
@@ -187,7 +214,10 @@ interface CommitInput {
   source: string | undefined;
 }
 
-async function commitRenewal(tx: Tx, r: CommitInput): Promise<{ credential: string; expiresAt: number; supersededUntil: number; repeated: boolean }> {
+async function commitRenewal(
+  tx: Tx,
+  r: CommitInput,
+): Promise<{ credential: string; expiresAt: number; supersededUntil: number; repeated: boolean }> {
   // The row lock orders this renewal against revocations and against a concurrent renewal.
   const key = await readKey(tx, r.snd, true);
   if (!key) throw new ProtocolError('key_unknown');
@@ -202,7 +232,12 @@ async function commitRenewal(tx: Tx, r: CommitInput): Promise<{ credential: stri
       .where(and(eq(agentKeys.sigKid, r.next.signingKey.kid), eq(agentKeys.agentId, key.agentId)))
       .limit(1);
     if (!done?.credential) throw new ProtocolError('key_expired', 'this key was already renewed to other keys');
-    return { credential: done.credential, expiresAt: done.expiresAt.getTime(), supersededUntil: key.supersededUntil!.getTime(), repeated: true };
+    return {
+      credential: done.credential,
+      expiresAt: done.expiresAt.getTime(),
+      supersededUntil: key.supersededUntil!.getTime(),
+      repeated: true,
+    };
   }
   if (r.ctr <= key.maxCounter - r.window) throw new ProtocolError('stale_message', 'counter is below the window');
   const [recorded] = await tx
@@ -231,14 +266,22 @@ async function commitRenewal(tx: Tx, r: CommitInput): Promise<{ credential: stri
       maxCounter: sql`GREATEST(${agentKeys.maxCounter}, ${r.ctr})`,
     })
     .where(eq(agentKeys.sigKid, r.snd));
-  await tx.update(agents).set({ renewRequestedAt: null, lastSeenAt: new Date(r.now) }).where(eq(agents.id, key.agentId));
+  await tx
+    .update(agents)
+    .set({ renewRequestedAt: null, lastSeenAt: new Date(r.now) })
+    .where(eq(agents.id, key.agentId));
   await appendAudit(tx, {
     actor: 'agent',
     action: 'agent.renew',
     outcome: 'success',
     sourceAddr: r.source ?? null,
     agentId: key.agentId,
-    details: { oldSigKid: r.snd, sigKid: r.next.signingKey.kid, kxKid: r.next.agreementKey.kid, supersededUntil: new Date(r.fresh.supersededUntil).toISOString() },
+    details: {
+      oldSigKid: r.snd,
+      sigKid: r.next.signingKey.kid,
+      kxKid: r.next.agreementKey.kid,
+      supersededUntil: new Date(r.fresh.supersededUntil).toISOString(),
+    },
     at: new Date(r.now),
   });
   return { ...r.fresh, repeated: false };

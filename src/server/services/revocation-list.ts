@@ -35,7 +35,11 @@ export async function signedRevocationList(
 ): Promise<{ version: number; list: SignedObject }> {
   // One snapshot for the version and the entries, so the list is never ahead of its entries.
   const rows = await db.transaction(async (tx) =>
-    tx.select({ id: revocations.id, kind: revocations.kind, subject: revocations.subject, at: revocations.at }).from(revocations).where(gt(revocations.id, since)).orderBy(asc(revocations.id)),
+    tx
+      .select({ id: revocations.id, kind: revocations.kind, subject: revocations.subject, at: revocations.at })
+      .from(revocations)
+      .where(gt(revocations.id, since))
+      .orderBy(asc(revocations.id)),
   );
   const version = rows.length ? rows[rows.length - 1]!.id : Math.min(since, await revocationVersion(db));
   const list = await signRevocationList(c, server, {

@@ -35,7 +35,8 @@ const SENDER_REFUSALS: readonly { code: ProtocolErrorCode; sql: (c: SenderColumn
   { code: 'key_revoked', sql: (c) => `${c.keyStatus} = 'revoked'`, ts: (f) => f.keyStatus === 'revoked' },
   {
     code: 'key_expired',
-    sql: (c) => `${c.agentStatus} <> 'active' OR NOT (${c.unexpired}) OR (${c.keyStatus} <> 'active' AND NOT (${c.keyStatus} = 'superseded' AND COALESCE(${c.inOverlap}, false)))`,
+    sql: (c) =>
+      `${c.agentStatus} <> 'active' OR NOT (${c.unexpired}) OR (${c.keyStatus} <> 'active' AND NOT (${c.keyStatus} = 'superseded' AND COALESCE(${c.inOverlap}, false)))`,
     ts: (f) => f.agentStatus !== 'active' || !f.unexpired || (f.keyStatus !== 'active' && !(f.keyStatus === 'superseded' && f.inOverlap)),
   },
 ];

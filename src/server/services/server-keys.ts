@@ -45,7 +45,7 @@ export async function loadEndorsementChain(db: Db, fingerprint: string): Promise
   const byTarget = new Map(rows.map((r) => [r.toFingerprint, r]));
   const chain: SignedObject[] = [];
   const seen = new Set<string>();
-  for (let fp = fingerprint; byTarget.has(fp) && !seen.has(fp) && chain.length < MAX_ENDORSEMENT_CHAIN; ) {
+  for (let fp = fingerprint; byTarget.has(fp) && !seen.has(fp) && chain.length < MAX_ENDORSEMENT_CHAIN;) {
     seen.add(fp);
     const row = byTarget.get(fp)!;
     chain.unshift(row.endorsement);
@@ -92,9 +92,14 @@ export async function recordEndorsement(
   audit: { at: Date; actor: string },
 ): Promise<'stored' | 'exists'> {
   const endorsed = await followEndorsement(crypto, from, endorsement);
-  if (endorsed.fingerprint !== to.fingerprint || endorsement.typ !== ENDORSEMENT_TYPE) throw new ProtocolError('server_key_mismatch', 'the endorsement does not endorse this key set');
+  if (endorsed.fingerprint !== to.fingerprint || endorsement.typ !== ENDORSEMENT_TYPE)
+    throw new ProtocolError('server_key_mismatch', 'the endorsement does not endorse this key set');
   return db.transaction(async (tx) => {
-    const [existing] = await tx.select().from(serverKeyEndorsements).where(eq(serverKeyEndorsements.toFingerprint, to.fingerprint)).limit(1);
+    const [existing] = await tx
+      .select()
+      .from(serverKeyEndorsements)
+      .where(eq(serverKeyEndorsements.toFingerprint, to.fingerprint))
+      .limit(1);
     if (existing) {
       if (existing.fromFingerprint === from.fingerprint) return 'exists';
       throw new ProtocolError('server_key_mismatch', `key set ${to.fingerprint} is already endorsed by ${existing.fromFingerprint}`);

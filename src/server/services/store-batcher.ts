@@ -50,7 +50,12 @@ export interface StoreVerdict {
   byteBudgetNeed: number;
 }
 
-const refusal = senderRefusalSql({ agentStatus: 'ag.status', keyStatus: 'k.status', unexpired: 'k.expires_at > to_timestamp(input.at / 1000.0)', inOverlap: 'k.superseded_until > to_timestamp(input.at / 1000.0)' });
+const refusal = senderRefusalSql({
+  agentStatus: 'ag.status',
+  keyStatus: 'k.status',
+  unexpired: 'k.expires_at > to_timestamp(input.at / 1000.0)',
+  inOverlap: 'k.superseded_until > to_timestamp(input.at / 1000.0)',
+});
 /** The agent's budget level at a time: what it held at byte_budget_used_at, drained since. */
 const budgetLevel = (row: string, at: string, rate: string) =>
   `GREATEST(0, ${row}.byte_budget_used - GREATEST(0, EXTRACT(EPOCH FROM ${at} - COALESCE(${row}.byte_budget_used_at, ${at}))) * ${rate})`;
@@ -209,7 +214,8 @@ function verdictOf(row: Row | undefined): StoreVerdict {
   if (!row) return { refusal: 'key_unknown', maxCounter: 0, sendIntervalSeconds: null, renewRequested: false, byteBudgetNeed: 0 };
   const v: StoreVerdict = {
     maxCounter: row.max_counter === null || row.max_counter === undefined ? 0 : Number(row.max_counter),
-    sendIntervalSeconds: row.send_interval_seconds === null || row.send_interval_seconds === undefined ? null : Number(row.send_interval_seconds),
+    sendIntervalSeconds:
+      row.send_interval_seconds === null || row.send_interval_seconds === undefined ? null : Number(row.send_interval_seconds),
     renewRequested: row.renew_requested === true,
     byteBudgetNeed: Number(row.budget_need ?? 0),
   };

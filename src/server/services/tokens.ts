@@ -99,7 +99,14 @@ export async function createToken(
       action: 'token.create',
       outcome: 'success',
       tokenId,
-      details: { role: input.role, uses: input.uses, ttlSeconds: input.ttlSeconds, cidr: input.cidr ?? null, namePattern: input.namePattern ?? null, credentialTtlSeconds: input.credentialTtlSeconds ?? null },
+      details: {
+        role: input.role,
+        uses: input.uses,
+        ttlSeconds: input.ttlSeconds,
+        cidr: input.cidr ?? null,
+        namePattern: input.namePattern ?? null,
+        credentialTtlSeconds: input.credentialTtlSeconds ?? null,
+      },
     });
   });
   return { token, id: tokenId, expiresAt: expiresAt.toISOString() };
@@ -114,11 +121,21 @@ export async function listTokens(db: Db, now: number, page: PageRequest): Promis
     .where(where)
     .orderBy(...orderBy)
     .limit(page.limit + 1);
-  const { rows: pageRows, nextCursor } = paginate(fetched.map((r) => ({ ...r, id: r.token.id })), page.limit);
+  const { rows: pageRows, nextCursor } = paginate(
+    fetched.map((r) => ({ ...r, id: r.token.id })),
+    page.limit,
+  );
   const rows = pageRows.map((r) => r.token);
   // The uses of this page's tokens, selected by the page's own condition: never a list of ids.
-  const pageIds = db.select({ id: enrollmentTokens.id }).from(enrollmentTokens).where(where).orderBy(...orderBy).limit(page.limit);
-  const uses = rows.length ? await db.select().from(tokenUses).where(inArray(tokenUses.tokenId, pageIds)).orderBy(asc(tokenUses.usedAt)) : [];
+  const pageIds = db
+    .select({ id: enrollmentTokens.id })
+    .from(enrollmentTokens)
+    .where(where)
+    .orderBy(...orderBy)
+    .limit(page.limit);
+  const uses = rows.length
+    ? await db.select().from(tokenUses).where(inArray(tokenUses.tokenId, pageIds)).orderBy(asc(tokenUses.usedAt))
+    : [];
   const byToken = new Map<string, (typeof uses)[number][]>();
   for (const u of uses) byToken.set(u.tokenId, [...(byToken.get(u.tokenId) ?? []), u]);
   const tokens: TokenView[] = rows.map((r) => ({
@@ -147,7 +164,11 @@ export async function listTokens(db: Db, now: number, page: PageRequest): Promis
  */
 export async function revokeToken(db: Db, clock: () => number, actor: string, id: string, reason?: string): Promise<void> {
   await db.transaction(async (tx) => {
-    const [row] = await tx.select({ revokedAt: enrollmentTokens.revokedAt }).from(enrollmentTokens).where(eq(enrollmentTokens.id, id)).for('update');
+    const [row] = await tx
+      .select({ revokedAt: enrollmentTokens.revokedAt })
+      .from(enrollmentTokens)
+      .where(eq(enrollmentTokens.id, id))
+      .for('update');
     if (!row) throw new ApiError('token_unknown', 'no such token');
     if (row.revokedAt) return; // already revoked: idempotent
     const at = new Date(clock());

@@ -39,8 +39,10 @@ export async function unsealInventory(
   if (shape === 'too_deep') throw new ProtocolError('payload_invalid', `inventory nests deeper than ${MAX_JSON_DEPTH} levels`);
   // Refused here, before the database: one such number would fail a whole group-commit statement.
   if (shape) throw new ProtocolError('payload_invalid', "inventory holds a number beyond PostgreSQL's numeric range");
-  if (!isStorableJsonText(text)) throw new ProtocolError('payload_invalid', 'inventory contains a NUL character or an unpaired surrogate, which cannot be stored');
+  if (!isStorableJsonText(text))
+    throw new ProtocolError('payload_invalid', 'inventory contains a NUL character or an unpaired surrogate, which cannot be stored');
   const valid = validateInventory(inventory);
-  if (!valid.ok) throw new ProtocolError('payload_invalid', `inventory does not match the GLPI schema at ${valid.issues.map((i) => i.path).join(', ')}`);
+  if (!valid.ok)
+    throw new ProtocolError('payload_invalid', `inventory does not match the GLPI schema at ${valid.issues.map((i) => i.path).join(', ')}`);
   return { text, size: content.length };
 }

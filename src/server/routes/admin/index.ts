@@ -26,10 +26,17 @@ const postErrors = errorResponses(...ADMIN_ERRORS, 'payload_too_large');
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 
 const storable = (max: number) => z.string().max(max).refine(isStorableText, 'must not contain a NUL character');
-const Labels = z.record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), storable(256)).refine((l) => Object.keys(l).length <= 32, 'at most 32 labels');
+const Labels = z
+  .record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), storable(256))
+  .refine((l) => Object.keys(l).length <= 32, 'at most 32 labels');
 const CreateToken = z
   .object({
-    ttlSeconds: z.number().int().min(60).max(30 * 24 * 3600).default(3600),
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(30 * 24 * 3600)
+      .default(3600),
     uses: z.number().int().min(1).max(10_000).default(1),
     role: z.enum(['agent', 'relay']).default('agent'),
     cidr: z.string().max(64).optional(),
@@ -92,7 +99,11 @@ const Reason = z.object({ reason: storable(500).optional() }).strict();
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 const IdParam = z.object({ id: z.string().min(1).max(64).regex(ID) });
 /** An agent by its id or its name (ids win), resolved by the server. */
-const AgentRef = z.string().min(1).max(128).refine((v) => ID.test(v) || isValidAgentName(v), 'an agent id or name');
+const AgentRef = z
+  .string()
+  .min(1)
+  .max(128)
+  .refine((v) => ID.test(v) || isValidAgentName(v), 'an agent id or name');
 const AgentParam = z.object({ id: AgentRef.openapi({ description: 'agent id or name' }) });
 const AuditEntry = z
   .object({
@@ -129,11 +140,19 @@ const ChainStatus = z.object({
 const Scope = z.enum(['tokens:write', 'agents:write', 'read']);
 
 export function registerAdminRoutes(app: App): void {
-  app.openAPIRegistry.registerComponent('securitySchemes', 'adminBearer', { type: 'http', scheme: 'bearer', description: 'lka.… admin credential' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'adminBearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'lka.… admin credential',
+  });
 
   app.openapi(
     createRoute({
-      method: 'post', path: '/v1/admin/tokens', tags: ['admin'], summary: 'Create an enrollment token (the secret is shown once)', security,
+      method: 'post',
+      path: '/v1/admin/tokens',
+      tags: ['admin'],
+      summary: 'Create an enrollment token (the secret is shown once)',
+      security,
       middleware: [requireAdmin('tokens:write')] as const,
       request: { body: { required: true, content: { 'application/json': { schema: CreateToken } } } },
       responses: { 201: json(z.object({ token: z.string(), id: z.string(), expiresAt: z.string() }), 'Created'), ...postErrors },
@@ -147,7 +166,11 @@ export function registerAdminRoutes(app: App): void {
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/admin/tokens', tags: ['admin'], summary: 'List tokens and their uses (never secrets), a page at a time', security,
+      method: 'get',
+      path: '/v1/admin/tokens',
+      tags: ['admin'],
+      summary: 'List tokens and their uses (never secrets), a page at a time',
+      security,
       middleware: [requireAdmin('read')] as const,
       request: { query: PageQuery },
       responses: { 200: json(z.object({ tokens: z.array(Token), next_cursor: NextCursor }), 'Tokens'), ...errors },
@@ -160,7 +183,11 @@ export function registerAdminRoutes(app: App): void {
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/admin/agents', tags: ['admin'], summary: 'List agents and relays, a page at a time', security,
+      method: 'get',
+      path: '/v1/admin/agents',
+      tags: ['admin'],
+      summary: 'List agents and relays, a page at a time',
+      security,
       middleware: [requireAdmin('read')] as const,
       request: { query: PageQuery },
       responses: { 200: json(z.object({ agents: z.array(Agent), next_cursor: NextCursor }), 'Agents'), ...errors },
@@ -172,17 +199,39 @@ export function registerAdminRoutes(app: App): void {
   );
 
   registerRevoke(app, '/v1/admin/tokens/{id}/revoke', 'Revoke a token', 'tokens:write', 'token_unknown', revokeToken, IdParam);
-  registerRevoke(app, '/v1/admin/agents/{id}/revoke', 'Revoke an agent (by id or name) and all its keys', 'agents:write', 'not_found', revokeAgent, AgentParam);
+  registerRevoke(
+    app,
+    '/v1/admin/agents/{id}/revoke',
+    'Revoke an agent (by id or name) and all its keys',
+    'agents:write',
+    'not_found',
+    revokeAgent,
+    AgentParam,
+  );
   // Agent keys live under /v1/admin/keys; admin API keys under /v1/admin/admin-keys.
-  registerRevoke(app, '/v1/admin/keys/{id}/revoke', 'Revoke one agent key (by its signing key id)', 'agents:write', 'key_unknown', revokeKey, IdParam);
+  registerRevoke(
+    app,
+    '/v1/admin/keys/{id}/revoke',
+    'Revoke one agent key (by its signing key id)',
+    'agents:write',
+    'key_unknown',
+    revokeKey,
+    IdParam,
+  );
 
   app.openapi(
     createRoute({
-      method: 'post', path: '/v1/admin/agents/{id}/renew-now', tags: ['admin'],
-      summary: 'Ask an agent (by id or name) to renew: its receipts carry renewNow until it does', security,
+      method: 'post',
+      path: '/v1/admin/agents/{id}/renew-now',
+      tags: ['admin'],
+      summary: 'Ask an agent (by id or name) to renew: its receipts carry renewNow until it does',
+      security,
       middleware: [requireAdmin('agents:write')] as const,
       request: { params: AgentParam },
-      responses: { 200: json(z.object({ id: z.string(), renewRequestedAt: z.string() }), 'Requested'), ...errorResponses(...ADMIN_ERRORS, 'payload_too_large', 'not_found', 'agent_revoked') },
+      responses: {
+        200: json(z.object({ id: z.string(), renewRequestedAt: z.string() }), 'Requested'),
+        ...errorResponses(...ADMIN_ERRORS, 'payload_too_large', 'not_found', 'agent_revoked'),
+      },
     }),
     async (c) => {
       const { database, ctx } = c.get('deps');
@@ -192,10 +241,17 @@ export function registerAdminRoutes(app: App): void {
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/admin/keys', tags: ['admin'], summary: 'List agent keys (optionally of one agent, by id or name), a page at a time', security,
+      method: 'get',
+      path: '/v1/admin/keys',
+      tags: ['admin'],
+      summary: 'List agent keys (optionally of one agent, by id or name), a page at a time',
+      security,
       middleware: [requireAdmin('read')] as const,
       request: { query: PageQuery.extend({ agent: AgentRef.optional().openapi({ description: 'agent id or name' }) }) },
-      responses: { 200: json(z.object({ keys: z.array(AgentKey), next_cursor: NextCursor }), 'Agent keys'), ...errorResponses(...ADMIN_ERRORS, 'not_found') },
+      responses: {
+        200: json(z.object({ keys: z.array(AgentKey), next_cursor: NextCursor }), 'Agent keys'),
+        ...errorResponses(...ADMIN_ERRORS, 'not_found'),
+      },
     }),
     async (c) => {
       const { database, ctx } = c.get('deps');
@@ -207,9 +263,15 @@ export function registerAdminRoutes(app: App): void {
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/admin/audit', tags: ['admin'], summary: 'Read the audit log (newest last)', security,
+      method: 'get',
+      path: '/v1/admin/audit',
+      tags: ['admin'],
+      summary: 'Read the audit log (newest last)',
+      security,
       middleware: [requireAdmin('read')] as const,
-      request: { query: z.object({ after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(1000).default(100) }) },
+      request: {
+        query: z.object({ after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+      },
       responses: { 200: json(z.object({ entries: z.array(AuditEntry), next: z.number().nullable() }), 'Entries'), ...errors },
     }),
     async (c) => {
@@ -220,7 +282,11 @@ export function registerAdminRoutes(app: App): void {
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/admin/audit/verify', tags: ['admin'], summary: 'Recompute the audit hash chain; returns its head signed by the server', security,
+      method: 'get',
+      path: '/v1/admin/audit/verify',
+      tags: ['admin'],
+      summary: 'Recompute the audit hash chain; returns its head signed by the server',
+      security,
       middleware: [requireAdmin('read')] as const,
       responses: { 200: json(ChainStatus, 'Chain status'), ...errors },
     }),
@@ -229,8 +295,12 @@ export function registerAdminRoutes(app: App): void {
 
   app.openapi(
     createRoute({
-      method: 'post', path: '/v1/admin/audit/verify', tags: ['admin'],
-      summary: 'Recompute the audit hash chain and check that it still passes through an earlier signed head (detects deleted or rewritten newest entries)', security,
+      method: 'post',
+      path: '/v1/admin/audit/verify',
+      tags: ['admin'],
+      summary:
+        'Recompute the audit hash chain and check that it still passes through an earlier signed head (detects deleted or rewritten newest entries)',
+      security,
       middleware: [requireAdmin('read')] as const,
       request: { body: { required: true, content: { 'application/json': { schema: z.object({ expectHead: SignedHead }).strict() } } } },
       responses: { 200: json(ChainStatus, 'Chain status'), ...errors },
@@ -246,7 +316,11 @@ export function registerAdminRoutes(app: App): void {
 
   app.openapi(
     createRoute({
-      method: 'get', path: '/v1/admin/audit/head', tags: ['admin'], summary: 'The audit chain head (position and hash) signed by the server key: keep it elsewhere', security,
+      method: 'get',
+      path: '/v1/admin/audit/head',
+      tags: ['admin'],
+      summary: 'The audit chain head (position and hash) signed by the server key: keep it elsewhere',
+      security,
       middleware: [requireAdmin('read')] as const,
       responses: { 200: json(z.object({ head: SignedHead, entries: z.number(), hash: z.string() }), 'Signed head'), ...errors },
     }),
@@ -263,22 +337,65 @@ export function registerAdminRoutes(app: App): void {
     const path = '/v1/admin/admin-keys';
     app.openapi(
       createRoute({
-        method: 'post', path, tags: ['admin'], summary: 'Create an admin API key (needs a full admin credential)', security,
+        method: 'post',
+        path,
+        tags: ['admin'],
+        summary: 'Create an admin API key (needs a full admin credential)',
+        security,
         middleware: [requireAdmin('*')] as const,
-        request: { body: { required: true, content: { 'application/json': { schema: z.object({ name: z.string().regex(/^[A-Za-z0-9._ -]{1,64}$/), scopes: z.array(Scope).min(1) }).strict() } } } },
-        responses: { 201: json(z.object({ id: z.string(), name: z.string(), scopes: z.array(z.string()), credential: z.string() }), 'Created (the credential is shown once)'), ...postErrors },
+        request: {
+          body: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: z.object({ name: z.string().regex(/^[A-Za-z0-9._ -]{1,64}$/), scopes: z.array(Scope).min(1) }).strict(),
+              },
+            },
+          },
+        },
+        responses: {
+          201: json(
+            z.object({ id: z.string(), name: z.string(), scopes: z.array(z.string()), credential: z.string() }),
+            'Created (the credential is shown once)',
+          ),
+          ...postErrors,
+        },
       }),
       async (c) => {
         const { name, scopes } = c.req.valid('json');
-        return c.json(await createAdminKey(c.get('deps').database.db, c.get('deps').ctx, c.get('admin').id, name, [...new Set(scopes)]), 201);
+        return c.json(
+          await createAdminKey(c.get('deps').database.db, c.get('deps').ctx, c.get('admin').id, name, [...new Set(scopes)]),
+          201,
+        );
       },
     );
 
     app.openapi(
       createRoute({
-        method: 'get', path, tags: ['admin'], summary: 'List admin API keys', security,
+        method: 'get',
+        path,
+        tags: ['admin'],
+        summary: 'List admin API keys',
+        security,
         middleware: [requireAdmin('*')] as const,
-        responses: { 200: json(z.object({ keys: z.array(z.object({ id: z.string(), name: z.string(), scopes: z.array(z.string()), createdAt: z.string(), createdBy: z.string().nullable(), revokedAt: z.string().nullable() })) }), 'Keys'), ...errors },
+        responses: {
+          200: json(
+            z.object({
+              keys: z.array(
+                z.object({
+                  id: z.string(),
+                  name: z.string(),
+                  scopes: z.array(z.string()),
+                  createdAt: z.string(),
+                  createdBy: z.string().nullable(),
+                  revokedAt: z.string().nullable(),
+                }),
+              ),
+            }),
+            'Keys',
+          ),
+          ...errors,
+        },
       }),
       async (c) => c.json({ keys: await listAdminKeys(c.get('deps').database.db) }, 200),
     );
@@ -286,10 +403,17 @@ export function registerAdminRoutes(app: App): void {
 
   app.openapi(
     createRoute({
-      method: 'post', path: '/v1/admin/admin-keys/{id}/revoke', tags: ['admin'], summary: 'Revoke an admin API key', security,
+      method: 'post',
+      path: '/v1/admin/admin-keys/{id}/revoke',
+      tags: ['admin'],
+      summary: 'Revoke an admin API key',
+      security,
       middleware: [requireAdmin('*')] as const,
       request: { params: IdParam },
-      responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), ...errorResponses(...ADMIN_ERRORS, 'payload_too_large', 'not_found') },
+      responses: {
+        200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'),
+        ...errorResponses(...ADMIN_ERRORS, 'payload_too_large', 'not_found'),
+      },
     }),
     async (c) => {
       const { id } = c.req.valid('param');
@@ -311,15 +435,28 @@ function registerRevoke(
 ): void {
   app.openapi(
     createRoute({
-      method: 'post', path, tags: ['admin'], summary, security,
+      method: 'post',
+      path,
+      tags: ['admin'],
+      summary,
+      security,
       middleware: [requireAdmin(scope)] as const,
       request: { params, body: { required: false, content: { 'application/json': { schema: Reason } } } },
-      responses: { 200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'), ...errorResponses(...ADMIN_ERRORS, 'payload_too_large', unknown) },
+      responses: {
+        200: json(z.object({ id: z.string(), revoked: z.literal(true) }), 'Revoked'),
+        ...errorResponses(...ADMIN_ERRORS, 'payload_too_large', unknown),
+      },
     }),
     async (c) => {
       const { id } = c.req.valid('param');
       const body = (await c.req.json().catch(() => ({}))) as { reason?: unknown };
-      await revoke(c.get('deps').database.db, c.get('deps').ctx.now, c.get('admin').id, id, typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined);
+      await revoke(
+        c.get('deps').database.db,
+        c.get('deps').ctx.now,
+        c.get('admin').id,
+        id,
+        typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined,
+      );
       return c.json({ id, revoked: true as const }, 200);
     },
   );

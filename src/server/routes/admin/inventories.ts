@@ -16,11 +16,29 @@ export function registerInventoryRoutes(app: App): void {
       summary: "An agent's latest inventory",
       security: [{ adminBearer: [] }],
       middleware: [requireAdmin('read')] as const,
-      request: { params: z.object({ id: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/) }) },
+      request: {
+        params: z.object({
+          id: z
+            .string()
+            .min(1)
+            .max(64)
+            .regex(/^[A-Za-z0-9_-]+$/),
+        }),
+      },
       responses: {
         200: {
           description: 'Latest inventory',
-          content: { 'application/json': { schema: z.object({ agentId: z.string(), messageId: z.string(), receivedAt: z.string(), size: z.number(), inventory: z.unknown() }) } },
+          content: {
+            'application/json': {
+              schema: z.object({
+                agentId: z.string(),
+                messageId: z.string(),
+                receivedAt: z.string(),
+                size: z.number(),
+                inventory: z.unknown(),
+              }),
+            },
+          },
         },
         ...errorResponses('request_invalid', 'unauthorized', 'forbidden', 'not_found'),
       },
@@ -29,7 +47,16 @@ export function registerInventoryRoutes(app: App): void {
       const { id } = c.req.valid('param');
       const row = await latestInventory(c.get('deps').database.db, id);
       if (!row) throw new ApiError('not_found', 'no inventory for this agent');
-      return c.json({ agentId: row.agentId, messageId: b64u(row.messageId), receivedAt: row.receivedAt.toISOString(), size: row.size, inventory: row.content }, 200);
+      return c.json(
+        {
+          agentId: row.agentId,
+          messageId: b64u(row.messageId),
+          receivedAt: row.receivedAt.toISOString(),
+          size: row.size,
+          inventory: row.content,
+        },
+        200,
+      );
     },
   );
 }

@@ -16,17 +16,9 @@ import { ProtocolError } from '../../src/protocol/errors.js';
 import { fingerprintOf, generateKeySet, type KeySet } from '../../src/protocol/keys.js';
 import { parseDirectives, signReceipt, verifyReceipt } from '../../src/protocol/receipt.js';
 import { generateToken, parseToken, tokenSecretMatches } from '../../src/protocol/token.js';
-import { testContext } from '../helpers/protocol.js';
+import { codeOf, testContext } from '../helpers/protocol.js';
 
 const ctx = testContext();
-const codeOf = async (p: Promise<unknown> | (() => unknown)) => {
-  try {
-    await (typeof p === 'function' ? p() : p);
-    return 'ok';
-  } catch (e) {
-    return e instanceof ProtocolError ? e.code : `untyped ${String(e)}`;
-  }
-};
 
 async function makeServer(): Promise<{ keys: KeySet; pub: ServerPublicKeys }> {
   const keys = await generateKeySet(ctx);

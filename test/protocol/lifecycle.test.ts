@@ -3,7 +3,6 @@
 import { describe, expect, it } from 'vitest';
 import { b64u, fromB64u, utf8 } from '../../src/protocol/bytes.js';
 import type { ServerPublicKeys } from '../../src/protocol/enrollment.js';
-import { ProtocolError } from '../../src/protocol/errors.js';
 import { fingerprintOf, generateKeySet, type KeySet } from '../../src/protocol/keys.js';
 import {
   openRenewContent,
@@ -15,17 +14,9 @@ import {
 import { applyRevocationList, emptyRevocations, signRevocationList, verifyRevocationList } from '../../src/protocol/revocation-list.js';
 import { endorseServerKeys, walkEndorsements } from '../../src/protocol/server-key-endorsement.js';
 import type { SignedObject } from '../../src/protocol/signed.js';
-import { testContext } from '../helpers/protocol.js';
+import { codeOf, testContext } from '../helpers/protocol.js';
 
 const ctx = testContext();
-const codeOf = async (p: Promise<unknown> | (() => unknown)) => {
-  try {
-    await (typeof p === 'function' ? p() : p);
-    return 'ok';
-  } catch (e) {
-    return e instanceof ProtocolError ? e.code : `untyped ${String(e)}`;
-  }
-};
 const pub = (k: KeySet): ServerPublicKeys => ({
   signing: k.signing,
   agreement: k.agreement,

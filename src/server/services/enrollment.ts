@@ -18,6 +18,7 @@ import { CryptoError, ProtocolError, type ProtocolErrorCode } from '../../protoc
 import type { SignedObject } from '../../protocol/signed.js';
 import { tokenSecretMatches } from '../../protocol/token.js';
 import type { Database, Tx } from '../../db/database.js';
+import { uniqueViolation } from '../../db/pg-errors.js';
 import { agentKeys, agents, enrollmentTokens, tokenUses } from '../../db/schema.js';
 import { ApiError } from '../errors.js';
 import type { ServerIdentity } from '../identity.js';
@@ -108,18 +109,6 @@ export class RateLimitedError extends ProtocolError {
   constructor(retryAfterSeconds: number) {
     super('rate_limited', 'too many failed enrollment attempts; retry later', { retryAfterSeconds });
   }
-}
-
-/** Unique-violation detection across postgres.js and PGlite (drizzle may wrap the driver error). */
-function uniqueViolation(err: unknown): string | undefined {
-  for (
-    let e = err as { code?: string; constraint_name?: string; constraint?: string; cause?: unknown } | undefined;
-    e;
-    e = e.cause as typeof e
-  ) {
-    if (e.code === '23505') return e.constraint_name ?? e.constraint ?? 'unique';
-  }
-  return undefined;
 }
 
 /** Our own 4xx answers. Anything else (a driver error, a deadline, a bug) is the server's fault. */

@@ -7,14 +7,9 @@ import { errorBodyOf, type ErrorBody } from '../errors.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { requireJson } from '../middleware/json-only.js';
 import { ingestOne, type IngestResult } from '../services/ingest.js';
-import { ErrorSchema, errorResponses, SignedObjectSchema } from './schemas.js';
+import { EnvelopeSchema, ErrorSchema, errorResponses, SignedObjectSchema } from './schemas.js';
 
 export const MAX_BATCH = 100;
-
-const Envelope = z
-  .object({ v: z.literal(1), header: z.string(), enc: z.string(), ct: z.string(), sig: z.string(), cred: z.string().optional() })
-  .strict()
-  .openapi('Envelope', { description: 'Sealed, signed message; see spec/PROTOCOL.md §Envelope' });
 
 const route = createRoute({
   method: 'post',
@@ -25,7 +20,9 @@ const route = createRoute({
     body: {
       required: true,
       content: {
-        'application/json': { schema: z.union([Envelope, z.object({ envelopes: z.array(Envelope).min(1).max(MAX_BATCH) }).strict()]) },
+        'application/json': {
+          schema: z.union([EnvelopeSchema, z.object({ envelopes: z.array(EnvelopeSchema).min(1).max(MAX_BATCH) }).strict()]),
+        },
       },
     },
   },

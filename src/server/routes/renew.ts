@@ -1,10 +1,10 @@
 // POST /v1/renew (spec/PROTOCOL.md §12): a renew envelope from the agent's current key; the answer
 // is a signed renew-response carrying the new credential. Refusals after the envelope's signature
 // verified carry a signed receipt, so the agent can believe them.
-import { createRoute, z } from '@hono/zod-openapi';
+import { createRoute } from '@hono/zod-openapi';
 import type { App } from '../types.js';
 import { renew } from '../services/renewal.js';
-import { errorResponses, SignedObjectSchema } from './schemas.js';
+import { EnvelopeSchema, errorResponses, SignedObjectSchema } from './schemas.js';
 
 const route = createRoute({
   method: 'post',
@@ -16,9 +16,8 @@ const route = createRoute({
       required: true,
       content: {
         'application/json': {
-          schema: z
-            .object({ v: z.literal(1), header: z.string(), enc: z.string(), ct: z.string(), sig: z.string(), cred: z.string().optional() })
-            .openapi('RenewEnvelope', { description: 'An envelope of type renew from the current key; see spec/PROTOCOL.md §12' }),
+          // An envelope of type renew from the current key (spec/PROTOCOL.md §12).
+          schema: EnvelopeSchema,
         },
       },
     },

@@ -7,6 +7,12 @@ export const SignedObjectSchema = z
   .object({ v: z.literal(1), typ: z.string(), kid: z.string(), body: z.string(), sig: z.string() })
   .openapi('SignedObject', { description: 'A server-signed object; see spec/PROTOCOL.md §Signed objects' });
 
+/** An envelope (spec/PROTOCOL.md §8), as POST /v1/messages and POST /v1/renew take it. */
+export const EnvelopeSchema = z
+  .object({ v: z.literal(1), header: z.string(), enc: z.string(), ct: z.string(), sig: z.string(), cred: z.string().optional() })
+  .strict()
+  .openapi('Envelope', { description: 'Sealed, signed message; see spec/PROTOCOL.md §Envelope' });
+
 export const ErrorSchema = z
   .object({
     error: z.object({ code: z.enum(ERROR_CODES as [ErrorCode, ...ErrorCode[]]).openapi({ example: 'token_used' }), message: z.string() }),

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { registerAdminBootstrap } from './admin-bootstrap.js';
-import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../server/services/enrollment.js';
+import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../server/lifetimes.js';
 import { adminCall, parseDuration, parseDurationIn, printRows, withAdminOptions, type AdminOptions } from './admin-options.js';
 import { CliError } from './run.js';
 

@@ -7,7 +7,7 @@ import { requireAdmin } from '../../middleware/admin-auth.js';
 import { createAdminKey, listAdminKeys, revokeAdminKey } from '../../services/admin-keys.js';
 import { listAgents, listKeys, requestRenewal, revokeAgent, revokeKey } from '../../services/agents.js';
 import { isValidAgentName } from '../../services/name-rules.js';
-import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../../services/enrollment.js';
+import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../../lifetimes.js';
 import { verifyAuditChain } from '../../services/audit.js';
 import { currentAuditHead, signAuditHead, verifyAuditHead, type AuditHead } from '../../services/audit-head.js';
 import { b64u } from '../../../protocol/bytes.js';

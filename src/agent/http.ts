@@ -1,9 +1,11 @@
 // The agent's HTTP: JSON in, JSON out, bounded in time. A JSON error answer becomes a ProtocolError
 // (spec codes) or an HttpError with the server's code; a network failure is `unreachable`.
 // Nothing here is signed: messaging (send.ts) takes the raw answer from `exchange` and believes only
-// a receipt that verifies with the pinned key.
+// a receipt that verifies with the pinned key, so a forward proxy on the way can drop or delay but
+// never forge (see proxy.ts for how one is chosen).
 import { concatBytes } from '../protocol/bytes.js';
 import { PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
+import { ProxyConfigError, transport } from './proxy.js';
 
 export class HttpError extends Error {
   constructor(
@@ -43,6 +45,9 @@ export interface HttpAnswer {
 /** One request; only a network failure or timeout throws (`unreachable`). */
 export async function exchange(url: string, init: RequestInit, opts: RequestOptions = {}): Promise<HttpAnswer> {
   let res: Response;
+  const { fetch, proxied } = await transport().catch((err: unknown) => {
+    throw err instanceof ProxyConfigError ? new HttpError(err.code, err.message) : err;
+  });
   try {
     res = await fetch(url, {
       ...init,
@@ -51,7 +56,7 @@ export async function exchange(url: string, init: RequestInit, opts: RequestOpti
     });
   } catch (err) {
     const reason = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
-    throw new HttpError('unreachable', `${new URL(url).origin} ${reason}`);
+    throw new HttpError('unreachable', `${new URL(url).origin} ${reason}${proxied(url) ? ' (a proxy is configured)' : ''}`);
   }
   let text: string;
   try {

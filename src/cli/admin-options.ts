@@ -5,6 +5,7 @@ import { dataDirLayout } from '../runtime/config.js';
 import { Option, type Command } from 'commander';
 import { ProtocolError } from '../protocol/errors.js';
 import { endpoint, HttpError, request } from '../agent/http.js';
+import { withProxyOption } from './proxy-option.js';
 import { CliError } from './run.js';
 
 export interface AdminOptions {
@@ -15,7 +16,7 @@ export interface AdminOptions {
 }
 
 export function withAdminOptions(cmd: Command): Command {
-  return cmd
+  return withProxyOption(cmd)
     .addOption(new Option('--server <url>', 'Latchkey server URL').env('LATCHKEY_SERVER').default('http://127.0.0.1:8080'))
     .addOption(new Option('--admin-token <credential>', 'admin credential (default: <data-dir>/admin.token)').env('LATCHKEY_ADMIN_TOKEN'))
     .addOption(new Option('--data-dir <dir>', 'where admin.token lives').env('LATCHKEY_DATA_DIR').default('./.latchkey'))
@@ -34,6 +35,7 @@ async function credential(opts: AdminOptions): Promise<string> {
 
 /** One admin API call; server errors surface as their stable code. */
 export async function adminCall(opts: AdminOptions, method: string, path: string, body?: unknown): Promise<unknown> {
+  warnIfPlainHttp(opts.server);
   const headers: Record<string, string> = { authorization: `Bearer ${await credential(opts)}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   try {
@@ -43,6 +45,33 @@ export async function adminCall(opts: AdminOptions, method: string, path: string
     if (err instanceof ProtocolError) throw err;
     throw err;
   }
+}
+
+let warned = false;
+
+/**
+ * An admin credential sent over plain http:// to another machine can be read on the way: say so on
+ * stderr (once per command). Loopback is exempt: a local server, or a TLS-terminating tunnel to one.
+ */
+export function warnIfPlainHttp(server: string): void {
+  if (warned) return;
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    return; // the request itself reports the bad URL
+  }
+  if (url.protocol !== 'http:' || isLoopback(url.hostname)) return;
+  warned = true;
+  process.stderr.write(`warning: sending an admin credential over plain HTTP to ${url.host}; use https:// (see README, TLS)\n`);
+}
+
+/** localhost, 127.0.0.0/8, ::1 (URL hostnames keep IPv6 brackets). */
+export function isLoopback(hostname: string): boolean {
+  const h = hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  return (
+    h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:7f00:1'
+  );
 }
 
 /** Prints JSON, or a plain table of the given columns. */

@@ -4,6 +4,7 @@ import { Option, type Command } from 'commander';
 import type { ServeConfig } from '../runtime/config.js';
 import { CRYPTO_ALIASES, CRYPTO_CHOICES, cryptoChoice } from '../runtime/crypto.js';
 import { parseListenAddress } from '../runtime/metrics-listener.js';
+import { parseTrustedProxies } from '../server/client-address.js';
 import { MAX_CREDENTIAL_TTL_SECONDS, MAX_RENEW_OVERLAP_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../server/lifetimes.js';
 import { parseDurationIn } from './admin-options.js';
 import { CliError } from './run.js';
@@ -119,7 +120,24 @@ export function registerServe(program: Command): void {
         .default(parseDurationIn('--renew-overlap', 0, MAX_RENEW_OVERLAP_SECONDS)('10m'), '10m')
         .argParser(parseDurationIn('--renew-overlap', 0, MAX_RENEW_OVERLAP_SECONDS)),
     )
+    .addOption(
+      new Option(
+        '--trust-proxy <cidr>',
+        'a reverse proxy (address or CIDR) whose X-Forwarded-For / Forwarded names the client (repeatable)',
+      )
+        .env('LATCHKEY_TRUST_PROXY')
+        .argParser(collect),
+    )
+    .addOption(new Option('--tls-cert <file>', 'serve HTTPS with this PEM certificate chain (reloaded on SIGHUP)').env('LATCHKEY_TLS_CERT'))
+    .addOption(new Option('--tls-key <file>', 'the PEM private key of --tls-cert (reloaded on SIGHUP)').env('LATCHKEY_TLS_KEY'))
     .action(async (opts: Record<string, string | number | string[] | undefined>) => {
+      const trustProxy = words(opts.trustProxy);
+      const bad = parseTrustedProxies(trustProxy);
+      if ('invalid' in bad) throw new CliError('usage', `--trust-proxy takes addresses or CIDRs, got ${JSON.stringify(bad.invalid)}`, 2);
+      const tlsCert = opts.tlsCert === undefined || opts.tlsCert === '' ? undefined : resolve(String(opts.tlsCert));
+      const tlsKey = opts.tlsKey === undefined || opts.tlsKey === '' ? undefined : resolve(String(opts.tlsKey));
+      if ((tlsCert === undefined) !== (tlsKey === undefined))
+        throw new CliError('usage', 'give both --tls-cert and --tls-key, or neither', 2);
       const config: ServeConfig = {
         host: String(opts.host),
         port: typeof opts.port === 'number' ? opts.port : parsePort(String(opts.port)),
@@ -139,6 +157,9 @@ export function registerServe(program: Command): void {
         metricsListen: opts.metricsListen === undefined || opts.metricsListen === '' ? undefined : parseListen(String(opts.metricsListen)),
         credentialTtlSeconds: Number(opts.credentialTtl),
         renewOverlapSeconds: Number(opts.renewOverlap),
+        trustProxy,
+        tlsCert,
+        tlsKey,
       };
       // Loaded here, not at the top: every other command starts without the server's modules.
       const { createLogger, handleSignals, startServer, StartupError } = await import('../runtime/node.js');

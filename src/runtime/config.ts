@@ -32,6 +32,11 @@ export interface ServeConfig {
   credentialTtlSeconds?: number | undefined;
   /** How long a key superseded by a renewal is still accepted (seconds). */
   renewOverlapSeconds?: number | undefined;
+  /** Reverse proxies (addresses or CIDRs) whose Forwarded / X-Forwarded-For name the client. */
+  trustProxy?: readonly string[] | undefined;
+  /** HTTPS: PEM certificate chain and private key files, read again on SIGHUP. */
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
 }
 
 /** Where each thing lives inside a data dir; every command that opens one goes through this. */

@@ -2,7 +2,9 @@
 // then open the database, migrate, load or create the identity and the bootstrap admin credential,
 // and serve the one app. SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the database.
 import { randomBytes } from 'node:crypto';
-import { access, constants, rm, stat } from 'node:fs/promises';
+import { access, constants, readFile, rm, stat } from 'node:fs/promises';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
@@ -12,6 +14,7 @@ import { applyMigrations } from '../db/migrate.js';
 import { readMigrations } from '../db/migrations-fs.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { DEFAULT_FRESHNESS } from '../protocol/envelope.js';
+import { clientAddressFrom, parseTrustedProxies } from '../server/client-address.js';
 import { composeServer } from '../server/compose.js';
 import { pruneInventories } from '../server/services/inventory-store.js';
 import type { Logger } from '../server/logger.js';
@@ -39,7 +42,32 @@ export interface RunningServer {
   app: App;
   database: Database;
   fingerprint: string;
+  /** With --tls-cert/--tls-key: reads both files again and serves them to new connections; on a bad
+   *  pair the old one stays (false, logged at error). Without TLS: nothing to reload (true). */
+  reloadTls(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+interface TlsPair {
+  cert: Buffer;
+  key: Buffer;
+}
+
+/** Reads and checks a certificate/key pair (createSecureContext refuses a key that is not the cert's). */
+async function readTlsPair(certFile: string, keyFile: string): Promise<TlsPair> {
+  let pair: TlsPair;
+  try {
+    pair = { cert: await readFile(certFile), key: await readFile(keyFile) };
+  } catch (err) {
+    throw new StartupError(`cannot read the TLS certificate or key: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  try {
+    createSecureContext(pair);
+  } catch (err) {
+    // OpenSSL's reason (bad PEM, key mismatch), never the key bytes.
+    throw new StartupError(`the TLS certificate and key are not a usable pair: ${String((err as Error).message).split('\n')[0]}`);
+  }
+  return pair;
 }
 
 export function createLogger(level: string): Logger {
@@ -54,13 +82,18 @@ export function createLogger(level: string): Logger {
 export async function startServer(config: ServeConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
   // Everything that only reads comes first; nothing is created until the port is ours.
   if (config.databaseUrl !== undefined) validateDatabaseUrl(config.databaseUrl);
+  const trusted = parseTrustedProxies(config.trustProxy ?? []);
+  if ('invalid' in trusted) throw new StartupError(`--trust-proxy: not an address or CIDR: ${JSON.stringify(trusted.invalid)}`);
   await checkDataDir(config.dataDir);
+  const tlsFiles = config.tlsCert !== undefined && config.tlsKey !== undefined ? { cert: config.tlsCert, key: config.tlsKey } : undefined;
+  const tls = tlsFiles ? await readTlsPair(tlsFiles.cert, tlsFiles.key) : undefined;
 
   let app: App | undefined;
   const server = createAdaptorServer({
     fetch: (req, env) =>
       app ? app.fetch(req, env) : new Response('{"error":{"code":"unavailable","message":"starting"}}', { status: 503 }),
     hostname: config.host,
+    ...(tls ? { createServer: createHttpsServer, serverOptions: { ...tls } } : {}),
   });
   await listen(server, config.port, config.host);
   const telemetry = createPromTelemetry();
@@ -97,7 +130,7 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
       telemetry: metrics ? { ...telemetry, exposition: undefined } : telemetry,
       metricsToken: config.metricsToken,
       docsAssets: loadDocsAssets,
-      clientAddress: (c) => getConnInfo(c).remote.address,
+      clientAddress: clientAddressFrom((c) => getConnInfo(c).remote.address, trusted.cidrs),
       gunzip: gunzipBounded,
       renewalPolicy: {
         ...(config.credentialTtlSeconds !== undefined ? { credentialTtlSeconds: config.credentialTtlSeconds } : {}),
@@ -106,7 +139,7 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
     }).app;
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    const url = `http://${host}:${addr.port}`;
+    const url = `${tls ? 'https' : 'http'}://${host}:${addr.port}`;
     logger.info(
       {
         url,
@@ -125,6 +158,18 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
       app,
       database: db,
       fingerprint: identity.fingerprint,
+      reloadTls: async () => {
+        if (!tlsFiles) return true;
+        try {
+          // New connections get the new pair; open ones keep theirs; the listener never closes.
+          (server as HttpsServer).setSecureContext({ ...(await readTlsPair(tlsFiles.cert, tlsFiles.key)) });
+          logger.info({ cert: tlsFiles.cert }, 'TLS certificate reloaded');
+          return true;
+        } catch (err) {
+          logger.error({ cert: tlsFiles.cert, err: startupMessage(err) }, 'TLS reload failed; still serving the previous certificate');
+          return false;
+        }
+      },
       close: async () => {
         stopRetention();
         await closeServer(server);
@@ -272,4 +317,6 @@ export function handleSignals(running: RunningServer, logger: Logger): void {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // SIGHUP: reload the TLS certificate (certbot's deploy hook, `systemctl reload`); never exits.
+  process.on('SIGHUP', () => void running.reloadTls());
 }

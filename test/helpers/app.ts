@@ -8,6 +8,7 @@ import { adminKeys } from '../../src/db/schema.js';
 import type { ProtocolContext } from '../../src/protocol/crypto/types.js';
 import { selectCrypto } from '../../src/runtime/crypto.js';
 import { gunzipBounded } from '../../src/runtime/zlib.js';
+import { clientAddressFrom, parseTrustedProxies } from '../../src/server/client-address.js';
 import { composeServer, type ServerState } from '../../src/server/compose.js';
 import type { EnrollmentPolicy } from '../../src/server/services/enrollment.js';
 import type { IngestPolicy } from '../../src/server/services/ingest.js';
@@ -47,6 +48,8 @@ export interface TestServerOptions {
   /** During a server key rotation: previous identities still accepted, and the next one. */
   previous?: ServerIdentity[];
   next?: ServerIdentity;
+  /** Reverse proxies trusted to name the client (serve --trust-proxy). */
+  trustProxy?: string[];
 }
 
 export const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
@@ -58,13 +61,15 @@ export async function startTestServer(kind: DbKind, opts: TestServerOptions = {}
   const identity = opts.identity ?? (await deriveIdentity(crypto, random(32), random(32)));
   const admin = generateAdminCredential(random);
   await database.db.insert(adminKeys).values({ id: admin.id, name: 'bootstrap', secretHash: admin.secretHash, scopes: ['*'] });
+  const trusted = parseTrustedProxies(opts.trustProxy ?? []);
+  if ('invalid' in trusted) throw new Error(`bad trustProxy ${trusted.invalid}`);
   const { app, state } = composeServer({
     database,
     identity,
     ctx,
     logger: opts.logger ?? silentLogger,
     telemetry: opts.telemetry ?? noTelemetry,
-    clientAddress: (c) => getConnInfo(c).remote.address,
+    clientAddress: clientAddressFrom((c) => getConnInfo(c).remote.address, trusted.cidrs),
     gunzip: gunzipBounded,
     limits: opts.limits,
     ingestPolicy: opts.ingestPolicy,

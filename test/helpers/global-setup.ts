@@ -1,8 +1,10 @@
 // Once per run, before any test file: builds dist/ (tests that start real `latchkey` processes run
 // the code under test; tsc is incremental, a no-op when nothing changed), and finds the PostgreSQL
-// that every database test also runs on (see postgres.ts), handing its URL to the test workers.
+// that every database test also runs on (see postgres.ts), handing its URL to the test workers; and
+// makes sure Debian's tinyproxy is there for the forward-proxy tests.
 import { execFileSync } from 'node:child_process';
 import type { TestProject } from 'vitest/node';
+import { ensureTinyproxy } from './forward-proxy.js';
 import { discoverPostgres, redactUrl } from './postgres.js';
 
 declare module 'vitest' {
@@ -14,6 +16,8 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject): Promise<void> {
   execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
+  // The forward-proxy tests run agents through a real tinyproxy (installed here when missing, as root).
+  if (!ensureTinyproxy()) console.log('tinyproxy: not installed and not root; the forward-proxy tests are skipped');
   const pg = await discoverPostgres();
   project.provide('postgresUrl', pg.url ?? '');
   console.log(

@@ -253,9 +253,16 @@ export type FleetStatus = (typeof FLEET_STATUSES)[number];
 /** "Expiring" means the credential ends within this many days. */
 export const EXPIRING_WITHIN_DAYS = 7;
 
+/**
+ * The outer row's columns, qualified: drizzle prints a column of a single-table select unqualified,
+ * which inside a correlated subquery over agent_keys would name agent_keys' own column.
+ */
+const AGENT_ID = sql.raw('"agents"."id"');
+const AGENT_STATUS = sql.raw('"agents"."status"');
+
 /** When the agent's newest active key (its credential) expires: ms since the epoch, null without one. */
 const credentialExpirySql = sql<number | null>`(SELECT extract(epoch FROM max(k.expires_at)) * 1000 FROM ${agentKeys} k
-  WHERE k.agent_id = ${agents.id} AND k.status = 'active')`.mapWith((v: unknown) => (v === null ? null : Number(v)));
+  WHERE k.agent_id = ${AGENT_ID} AND k.status = 'active')`.mapWith((v: unknown) => (v === null ? null : Number(v)));
 
 /**
  * The fleet status, decided here only (in SQL, so a filter and the counts use the same rule):
@@ -265,10 +272,10 @@ const credentialExpirySql = sql<number | null>`(SELECT extract(epoch FROM max(k.
 export function fleetStatusSql(now: number): SQL<FleetStatus> {
   const at = new Date(now).toISOString();
   const soon = new Date(now + EXPIRING_WITHIN_DAYS * 86400_000).toISOString();
-  const expiry = sql`(SELECT max(k.expires_at) FROM ${agentKeys} k WHERE k.agent_id = ${agents.id} AND k.status = 'active')`;
+  const expiry = sql`(SELECT max(k.expires_at) FROM ${agentKeys} k WHERE k.agent_id = ${AGENT_ID} AND k.status = 'active')`;
   return sql<FleetStatus>`(CASE
-    WHEN ${agents.status} = 'revoked' OR (EXISTS (SELECT 1 FROM ${agentKeys} k WHERE k.agent_id = ${agents.id})
-      AND NOT EXISTS (SELECT 1 FROM ${agentKeys} k WHERE k.agent_id = ${agents.id} AND k.status <> 'revoked')) THEN 'revoked'
+    WHEN ${AGENT_STATUS} = 'revoked' OR (EXISTS (SELECT 1 FROM ${agentKeys} k WHERE k.agent_id = ${AGENT_ID})
+      AND NOT EXISTS (SELECT 1 FROM ${agentKeys} k WHERE k.agent_id = ${AGENT_ID} AND k.status <> 'revoked')) THEN 'revoked'
     WHEN ${expiry} IS NULL OR ${expiry} <= ${at}::timestamptz THEN 'expired'
     WHEN ${expiry} <= ${soon}::timestamptz THEN 'expiring'
     ELSE 'active' END)`;

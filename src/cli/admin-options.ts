@@ -7,6 +7,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import { endpoint, HttpError, request } from '../agent/http.js';
 import { withProxyOption } from './proxy-option.js';
 import { CliError } from './run.js';
+import { durationSeconds } from '../server/lifetimes.js';
 
 export interface AdminOptions {
   server: string;
@@ -89,9 +90,9 @@ export function printRows(rows: Record<string, unknown>[], columns: string[]): v
 
 /** `30s`, `15m`, `1h`, `7d`, or plain seconds. */
 export function parseDuration(text: string): number {
-  const m = /^(\d+)\s*(s|m|h|d)?$/.exec(text.trim());
-  if (!m) throw new CliError('usage', `invalid duration ${JSON.stringify(text)} (use e.g. 30m, 1h, 7d)`, 2);
-  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+  const seconds = durationSeconds(text);
+  if (seconds === undefined) throw new CliError('usage', `invalid duration ${JSON.stringify(text)} (use e.g. 30m, 1h, 7d)`, 2);
+  return seconds;
 }
 
 /** A parser for a duration flag between min and max seconds (a usage error, exit 2, outside). */

@@ -71,29 +71,35 @@ export const tokenUses = pgTable(
   (t) => [index('token_uses_token_idx').on(t.tokenId)],
 );
 
-export const agents = pgTable('agents', {
-  id: text('id').primaryKey(),
-  name: text('name').notNull().unique(),
-  role: text('role').$type<'agent' | 'relay'>().notNull(),
-  labels: jsonb('labels').$type<Record<string, string>>().notNull().default({}),
-  status: text('status').$type<'active' | 'revoked'>().notNull().default('active'),
-  tokenId: text('token_id'),
-  createdAt: ts('created_at').notNull().defaultNow(),
-  revokedAt: ts('revoked_at'),
-  lastSeenAt: ts('last_seen_at'),
-  sendIntervalSeconds: integer('send_interval_seconds'),
-  /** Lifetime of this agent's keys and credentials (from its token); null: the server's default. */
-  credentialTtlSeconds: integer('credential_ttl_seconds'),
-  /** An admin asked this agent to renew (`renewNow` in its next receipt); cleared by its renewal. */
-  renewRequestedAt: ts('renew_requested_at'),
-  /**
-   * The agent's stored-bytes budget (spec/PROTOCOL.md §8, step 11), shared by every instance: bytes of
-   * stored inventory counted against it as of `byteBudgetUsedAt`, draining at the ingest policy's
-   * refill rate. Written only by the storing statement, for messages it actually stores.
-   */
-  byteBudgetUsed: bigint('byte_budget_used', { mode: 'number' }).notNull().default(0),
-  byteBudgetUsedAt: ts('byte_budget_used_at'),
-});
+export const agents = pgTable(
+  'agents',
+  {
+    id: text('id').primaryKey(),
+    name: text('name').notNull().unique(),
+    role: text('role').$type<'agent' | 'relay'>().notNull(),
+    labels: jsonb('labels').$type<Record<string, string>>().notNull().default({}),
+    status: text('status').$type<'active' | 'revoked'>().notNull().default('active'),
+    tokenId: text('token_id'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    revokedAt: ts('revoked_at'),
+    lastSeenAt: ts('last_seen_at'),
+    sendIntervalSeconds: integer('send_interval_seconds'),
+    /** Lifetime of this agent's keys and credentials (from its token); null: the server's default. */
+    credentialTtlSeconds: integer('credential_ttl_seconds'),
+    /** An admin asked this agent to renew (`renewNow` in its next receipt); cleared by its renewal. */
+    renewRequestedAt: ts('renew_requested_at'),
+    /**
+     * The agent's stored-bytes budget (spec/PROTOCOL.md §8, step 11), shared by every instance: bytes of
+     * stored inventory counted against it as of `byteBudgetUsedAt`, draining at the ingest policy's
+     * refill rate. Written only by the storing statement, for messages it actually stores.
+     */
+    byteBudgetUsed: bigint('byte_budget_used', { mode: 'number' }).notNull().default(0),
+    byteBudgetUsedAt: ts('byte_budget_used_at'),
+  },
+  // Keyset pagination (services/page.ts) walks (created_at, id); the console's label filter is a
+  // jsonb containment (`labels @> {"k":"v"}`), which the GIN index answers at 100,000 agents.
+  (t) => [index('agents_created_idx').on(t.createdAt, t.id), index('agents_labels_idx').using('gin', t.labels)],
+);
 
 /**
  * An agent's key set: one Ed25519 signing key and one X25519 agreement key, introduced together at
@@ -209,3 +215,26 @@ export const serverKeyEndorsements = pgTable('server_key_endorsements', {
   endorsement: jsonb('endorsement').$type<SignedObject>().notNull(),
   createdAt: ts('created_at').notNull().defaultNow(),
 });
+
+/**
+ * Admin console sessions (src/server/console): only SHA-256 of the session id is kept. A session
+ * belongs to the admin key it was opened with and ends at `expiresAt` (absolute), after
+ * `idleSeconds` without a request, at sign-out, or when its admin key is revoked (`revokedAt`).
+ * `csrfSecret` is the synchroniser token every console form carries.
+ */
+export const consoleSessions = pgTable(
+  'console_sessions',
+  {
+    idHash: bytea('id_hash').primaryKey(),
+    adminKeyId: text('admin_key_id')
+      .notNull()
+      .references(() => adminKeys.id),
+    csrfSecret: bytea('csrf_secret').notNull(),
+    createdAt: ts('created_at').notNull(),
+    lastUsedAt: ts('last_used_at').notNull(),
+    expiresAt: ts('expires_at').notNull(),
+    revokedAt: ts('revoked_at'),
+    sourceAddr: text('source_addr'),
+  },
+  (t) => [index('console_sessions_admin_key_idx').on(t.adminKeyId)],
+);

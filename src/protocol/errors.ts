@@ -104,6 +104,11 @@ const HTTP_ERRORS = {
   },
   unauthorized: { status: 401, meaning: 'admin credential missing or wrong', message: 'admin credential required' },
   forbidden: { status: 403, meaning: "the admin credential lacks the route's scope", message: 'forbidden' },
+  csrf_failed: {
+    status: 403,
+    meaning: "an admin console POST without its session's CSRF token, or from another origin",
+    message: 'the request failed the console cross-site checks',
+  },
   unsupported_media_type: {
     status: 415,
     meaning: 'the request body is not `application/json` (agent routes)',

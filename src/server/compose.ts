@@ -22,7 +22,9 @@ import {
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './services/renewal.js';
 import { serverKeysOf } from './services/server-keys.js';
 import type { Telemetry } from './telemetry.js';
-import { DEFAULT_LIMITS, type App, type AppDeps, type AppLimits, type DocsAssets } from './types.js';
+import { DEFAULT_LIMITS, type App, type AppDeps, type AppLimits, type ConsoleDeps, type DocsAssets } from './types.js';
+import { DEFAULT_CONSOLE_POLICY, type ConsolePolicy } from './services/console-sessions.js';
+import { createRateLimiter, createRefusalCoalescer } from './services/rate-limiter.js';
 
 export interface ServerConfig {
   identity: ServerIdentity;
@@ -49,6 +51,10 @@ export interface ServerConfig {
   enrollmentPolicy?: Partial<EnrollmentPolicy> | undefined;
   /** Renewal policy overrides (overlap, credential lifetime); defaults in services/renewal.ts. */
   renewalPolicy?: Partial<RenewalPolicy> | undefined;
+  /** Admin console overrides (session limits, sign-in budget); defaults in services/console-sessions.ts. */
+  consolePolicy?: Partial<ConsolePolicy> | undefined;
+  /** Behind a TLS-terminating proxy: believe its `X-Forwarded-Proto` (console cookies and Origin check). */
+  trustForwardedProto?: boolean | undefined;
 }
 
 /**
@@ -66,6 +72,7 @@ export interface ServerState {
   limits: AppLimits;
   enrollmentLimiter: EnrollmentLimiter;
   ingest: IngestState;
+  console: ConsoleDeps;
 }
 
 export interface Server {
@@ -83,6 +90,7 @@ export function composeServer(config: ServerConfig): Server {
     limits: { ...DEFAULT_LIMITS, ...config.limits },
     enrollmentLimiter: createEnrollmentLimiter(ctx.now, config.enrollmentPolicy),
     ingest: createIngestState({ ...DEFAULT_INGEST_POLICY, ...config.ingestPolicy }, ctx.now),
+    console: createConsoleState(ctx.now, config),
   };
 
   // What depends on a database handle: the services' deps and the statements prepared on it.
@@ -96,6 +104,7 @@ export function composeServer(config: ServerConfig): Server {
       logger,
       telemetry,
       clientAddress,
+      console: state.console,
       docsAssets: config.docsAssets,
       metricsToken: config.metricsToken,
       enrollment: {
@@ -122,4 +131,14 @@ export function composeServer(config: ServerConfig): Server {
     scope = { enter: () => deps, leave: () => {} };
   }
   return { app: createApp({ limits: state.limits, logger, telemetry, scope }), state };
+}
+
+function createConsoleState(now: () => number, config: ServerConfig): ConsoleDeps {
+  const policy: ConsolePolicy = { ...DEFAULT_CONSOLE_POLICY, ...config.consolePolicy };
+  return {
+    policy,
+    signInLimiter: createRateLimiter({ capacity: policy.signInBurst, refillPerSecond: policy.signInPerSecond, now }),
+    refusals: createRefusalCoalescer({ windowMs: policy.refusalAuditWindowMs, now }),
+    trustForwardedProto: config.trustForwardedProto ?? false,
+  };
 }

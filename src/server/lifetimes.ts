@@ -8,3 +8,10 @@ export const MIN_CREDENTIAL_TTL_SECONDS = 3600;
 export const MAX_CREDENTIAL_TTL_SECONDS = 10 * 366 * 24 * 3600;
 /** Longest overlap a server accepts as configuration (`--renew-overlap`): a week. */
 export const MAX_RENEW_OVERLAP_SECONDS = 7 * 24 * 3600;
+
+/** The one duration grammar (CLI flags, console forms): `30s`, `15m`, `1h`, `7d`, or plain seconds; undefined otherwise. */
+export function durationSeconds(text: string): number | undefined {
+  const m = /^(\d{1,9})\s*(s|m|h|d)?$/.exec(text.trim());
+  if (!m) return undefined;
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+}

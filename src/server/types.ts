@@ -7,7 +7,9 @@ import type { Database } from '../db/database.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import type { ServerIdentity } from './identity.js';
 import type { Logger } from './logger.js';
+import type { ConsolePolicy } from './services/console-sessions.js';
 import type { EnrollmentDeps } from './services/enrollment.js';
+import type { RateLimiter, RefusalCoalescer } from './services/rate-limiter.js';
 import type { IngestDeps } from './services/ingest.js';
 import type { RenewalDeps } from './services/renewal.js';
 import type { ServerKeys } from './services/server-keys.js';
@@ -53,10 +55,21 @@ export interface AppDeps {
   ingest: IngestDeps;
   /** POST /v1/renew: the service's dependencies and policy (overlap, credential lifetime). */
   renewal: RenewalDeps;
+  /** The admin console (/console): session limits and the failed sign-in budget per source address. */
+  console: ConsoleDeps;
   /** Swagger UI's files for /docs (from this package, never a CDN); /docs is 404 without them. */
   docsAssets?: (() => Promise<DocsAssets>) | undefined;
   /** When set, GET /metrics needs `Authorization: Bearer <this>`. */
   metricsToken?: string | undefined;
+}
+
+export interface ConsoleDeps {
+  policy: ConsolePolicy;
+  /** Failed sign-ins per source address (per process, like every budget). */
+  signInLimiter: RateLimiter;
+  refusals: RefusalCoalescer;
+  /** Behind a TLS-terminating proxy: believe its `X-Forwarded-Proto` (Secure cookies, the expected Origin). */
+  trustForwardedProto: boolean;
 }
 
 /** The admin credential a request was authenticated with (middleware/admin-auth.ts). */

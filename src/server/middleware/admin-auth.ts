@@ -1,11 +1,11 @@
 // Admin bearer authentication with scopes. `*` (the bootstrap key) may do anything; otherwise the
-// route's scope must be granted explicitly. Missing or wrong credentials: 401 `unauthorized`;
-// a valid credential without the scope: 403 `forbidden`. The credential is never logged or echoed.
-import { eq } from 'drizzle-orm';
+// route's scope must be granted explicitly (hasScope, the one rule, shared with the console).
+// Missing or wrong credentials: 401 `unauthorized`; a valid credential without the scope: 403
+// `forbidden`. The credential is never logged or echoed.
 import type { MiddlewareHandler } from 'hono';
-import { adminKeys } from '../../db/schema.js';
 import { ApiError } from '../errors.js';
-import { adminSecretMatches, parseAdminCredential, type AdminScope } from '../services/admin-credentials.js';
+import { hasScope, type AdminScope } from '../services/admin-credentials.js';
+import { authenticateAdmin } from '../services/admin-keys.js';
 import type { AppEnv } from '../types.js';
 
 /** `scope` '*' admits only full (bootstrap-grade) credentials, e.g. for managing admin keys. */
@@ -14,21 +14,16 @@ export function requireAdmin(scope: AdminScope): MiddlewareHandler<AppEnv> {
     const header = c.req.header('authorization') ?? '';
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) throw new ApiError('unauthorized', 'admin credential required');
-    const credential = parseAdminCredential(match[1]!);
-    if (!credential) throw new ApiError('unauthorized', 'invalid admin credential');
-    const { db } = c.get('deps').database;
-    const [row] = await db.select().from(adminKeys).where(eq(adminKeys.id, credential.id)).limit(1);
-    // Same answer for unknown id, wrong secret and revoked key: nothing to enumerate.
-    if (!row || row.revokedAt !== null || !adminSecretMatches(credential.secret, row.secretHash)) {
-      throw new ApiError('unauthorized', 'invalid admin credential');
-    }
-    if (!row.scopes.includes('*') && !row.scopes.includes(scope)) {
+    const admin = await authenticateAdmin(c.get('deps').database.db, match[1]!);
+    // Same answer for a malformed credential, unknown id, wrong secret and revoked key.
+    if (!admin) throw new ApiError('unauthorized', 'invalid admin credential');
+    if (!hasScope(admin.scopes, scope)) {
       throw new ApiError(
         'forbidden',
         scope === '*' ? 'this action needs a full admin credential' : `this credential lacks the ${scope} scope`,
       );
     }
-    c.set('admin', { id: row.id, name: row.name, scopes: row.scopes });
+    c.set('admin', admin);
     await next();
   };
 }

@@ -5,6 +5,7 @@ import { registerEnrollRoutes } from './enroll.js';
 import { registerMessageRoutes } from './messages.js';
 import { registerInventoryRoutes } from './admin/inventories.js';
 import { registerDocsRoutes } from './docs.js';
+import { registerConsoleRoutes } from '../console/index.js';
 import { registerRenewRoutes } from './renew.js';
 import { registerRevocationRoutes } from './revocations.js';
 
@@ -16,4 +17,5 @@ export function registerRoutes(app: App): void {
   registerRevocationRoutes(app);
   registerInventoryRoutes(app);
   registerDocsRoutes(app);
+  registerConsoleRoutes(app);
 }

@@ -43,3 +43,8 @@ export function hashAdminSecret(secret: Uint8Array): Uint8Array {
 export function adminSecretMatches(secret: Uint8Array, storedHash: Uint8Array): boolean {
   return constantTimeEqual(hashAdminSecret(secret), storedHash);
 }
+
+/** The one scope rule: `*` (bootstrap-grade) may do anything; any other scope must be granted by name. */
+export function hasScope(granted: readonly string[], scope: AdminScope): boolean {
+  return granted.includes('*') || granted.includes(scope);
+}

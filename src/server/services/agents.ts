@@ -246,3 +246,142 @@ export async function revokeKey(db: Db, clock: () => number, actor: string, sigK
     });
   });
 }
+
+/** The fleet's statuses as the console shows them (fleetStatusSql is the rule). */
+export const FLEET_STATUSES = ['active', 'expiring', 'expired', 'revoked'] as const;
+export type FleetStatus = (typeof FLEET_STATUSES)[number];
+/** "Expiring" means the credential ends within this many days. */
+export const EXPIRING_WITHIN_DAYS = 7;
+
+/**
+ * The outer row's columns, qualified: drizzle prints a column of a single-table select unqualified,
+ * which inside a correlated subquery over agent_keys would name agent_keys' own column.
+ */
+const AGENT_ID = sql.raw('"agents"."id"');
+const AGENT_STATUS = sql.raw('"agents"."status"');
+
+/** When the agent's newest active key (its credential) expires: ms since the epoch, null without one. */
+const credentialExpirySql = sql<number | null>`(SELECT extract(epoch FROM max(k.expires_at)) * 1000 FROM ${agentKeys} k
+  WHERE k.agent_id = ${AGENT_ID} AND k.status = 'active')`.mapWith((v: unknown) => (v === null ? null : Number(v)));
+
+/**
+ * The fleet status, decided here only (in SQL, so a filter and the counts use the same rule):
+ * revoked as displayedStatus says (the agent, or every key it has); else expired when it has no
+ * active key that is still valid; else expiring when that key ends within 7 days; else active.
+ */
+export function fleetStatusSql(now: number): SQL<FleetStatus> {
+  const at = new Date(now).toISOString();
+  const soon = new Date(now + EXPIRING_WITHIN_DAYS * 86400_000).toISOString();
+  const expiry = sql`(SELECT max(k.expires_at) FROM ${agentKeys} k WHERE k.agent_id = ${AGENT_ID} AND k.status = 'active')`;
+  return sql<FleetStatus>`(CASE
+    WHEN ${AGENT_STATUS} = 'revoked' OR (EXISTS (SELECT 1 FROM ${agentKeys} k WHERE k.agent_id = ${AGENT_ID})
+      AND NOT EXISTS (SELECT 1 FROM ${agentKeys} k WHERE k.agent_id = ${AGENT_ID} AND k.status <> 'revoked')) THEN 'revoked'
+    WHEN ${expiry} IS NULL OR ${expiry} <= ${at}::timestamptz THEN 'expired'
+    WHEN ${expiry} <= ${soon}::timestamptz THEN 'expiring'
+    ELSE 'active' END)`;
+}
+
+export interface FleetFilter {
+  status?: FleetStatus | undefined;
+  role?: 'agent' | 'relay' | undefined;
+  /** `key=value`: agents whose labels include it. */
+  label?: { key: string; value: string } | undefined;
+  /** Part of the name (case-insensitive). */
+  search?: string | undefined;
+}
+
+export interface FleetRow {
+  id: string;
+  name: string;
+  role: 'agent' | 'relay';
+  labels: Record<string, string>;
+  status: FleetStatus;
+  createdAt: string;
+  lastSeenAt: string | null;
+  /** The credential's expiry (newest active key), null without one. */
+  expiresAt: string | null;
+}
+
+function fleetConditions(now: number, filter: FleetFilter): SQL | undefined {
+  const conditions: (SQL | undefined)[] = [];
+  if (filter.status) conditions.push(sql`${fleetStatusSql(now)} = ${filter.status}`);
+  if (filter.role) conditions.push(eq(agents.role, filter.role));
+  if (filter.label) conditions.push(sql`${agents.labels} @> ${JSON.stringify({ [filter.label.key]: filter.label.value })}::jsonb`);
+  if (filter.search) conditions.push(sql`${agents.name} ILIKE ${`%${filter.search.replace(/[\\%_]/g, (m) => `\\${m}`)}%`}`);
+  return and(...conditions);
+}
+
+/** One page of the fleet, filtered, in creation order (keyset pagination, page.ts; index agents_created_idx). */
+export async function listFleet(
+  db: Db,
+  now: number,
+  filter: FleetFilter,
+  page: PageRequest,
+): Promise<{ agents: FleetRow[]; nextCursor: string | null }> {
+  const { where, orderBy } = pageQuery(page, agents.createdAt, agents.id);
+  const fetched = await db
+    .select({
+      agent: agents,
+      status: fleetStatusSql(now),
+      expiry: credentialExpirySql,
+      position: positionOf(agents.createdAt),
+    })
+    .from(agents)
+    .where(and(where, fleetConditions(now, filter)))
+    .orderBy(...orderBy)
+    .limit(page.limit + 1);
+  const { rows, nextCursor } = paginate(
+    fetched.map((r) => ({ ...r, id: r.agent.id })),
+    page.limit,
+  );
+  return { agents: rows.map((r) => fleetRow(r.agent, r.status, r.expiry)), nextCursor };
+}
+
+function fleetRow(a: typeof agents.$inferSelect, status: FleetStatus, expiry: number | null): FleetRow {
+  return {
+    id: a.id,
+    name: a.name,
+    role: a.role,
+    labels: a.labels,
+    status,
+    createdAt: a.createdAt.toISOString(),
+    lastSeenAt: a.lastSeenAt?.toISOString() ?? null,
+    expiresAt: expiry === null ? null : new Date(expiry).toISOString(),
+  };
+}
+
+/** How many agents have each fleet status (optionally of one role). */
+export async function fleetCounts(db: Db, now: number, role?: 'agent' | 'relay'): Promise<Record<FleetStatus, number>> {
+  const inner = db
+    .select({ status: sql<FleetStatus>`${fleetStatusSql(now)}`.as('status') })
+    .from(agents)
+    .where(role ? eq(agents.role, role) : undefined)
+    .as('s');
+  const rows = await db
+    .select({ status: inner.status, n: sql<number>`count(*)`.mapWith(Number) })
+    .from(inner)
+    .groupBy(inner.status);
+  const counts: Record<FleetStatus, number> = { active: 0, expiring: 0, expired: 0, revoked: 0 };
+  for (const r of rows) counts[r.status] = r.n;
+  return counts;
+}
+
+/** One agent (by id or name) as the fleet shows it, with its token and renewal request. */
+export async function fleetAgent(
+  db: Db,
+  now: number,
+  ref: string,
+): Promise<FleetRow & { tokenId: string | null; revokedAt: string | null; renewRequestedAt: string | null }> {
+  const id = await resolveAgentId(db, ref);
+  const [r] = await db
+    .select({ agent: agents, status: fleetStatusSql(now), expiry: credentialExpirySql })
+    .from(agents)
+    .where(eq(agents.id, id));
+  if (!r) throw new ApiError('not_found', 'no such agent');
+  return {
+    ...fleetRow(r.agent, r.status, r.expiry),
+    tokenId: r.agent.tokenId,
+    revokedAt: r.agent.revokedAt?.toISOString() ?? null,
+    renewRequestedAt: r.agent.renewRequestedAt?.toISOString() ?? null,
+  };
+}

@@ -47,3 +47,23 @@ export async function pruneInventories(
   );
   return { inventories: old.length + extraCount, replayRecords: replay.length };
 }
+
+/** An agent's stored inventories, newest first (no content): the history the console lists. */
+export async function inventoryHistory(db: Db, agentId: string, limit: number) {
+  return db
+    .select({ id: inventories.id, receivedAt: inventories.receivedAt, size: inventories.size })
+    .from(inventories)
+    .where(eq(inventories.agentId, agentId))
+    .orderBy(desc(inventories.receivedAt), desc(inventories.id))
+    .limit(limit);
+}
+
+/** One stored inventory of an agent, by its id. */
+export async function inventoryOf(db: Db, agentId: string, id: number) {
+  const [row] = await db
+    .select()
+    .from(inventories)
+    .where(and(eq(inventories.agentId, agentId), eq(inventories.id, id)))
+    .limit(1);
+  return row;
+}

@@ -29,7 +29,7 @@ const storable = (max: number) => z.string().max(max).refine(isStorableText, 'mu
 const Labels = z
   .record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), storable(256))
   .refine((l) => Object.keys(l).length <= 32, 'at most 32 labels');
-const CreateToken = z
+export const CreateToken = z
   .object({
     ttlSeconds: z
       .number()

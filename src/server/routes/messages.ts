@@ -26,7 +26,14 @@ const route = createRoute({
           schema: z.union([
             EnvelopeSchema,
             RelayedSchema,
-            z.object({ envelopes: z.array(z.union([EnvelopeSchema, RelayedSchema])).min(1).max(MAX_BATCH) }).strict(),
+            z
+              .object({
+                envelopes: z
+                  .array(z.union([EnvelopeSchema, RelayedSchema]))
+                  .min(1)
+                  .max(MAX_BATCH),
+              })
+              .strict(),
           ]),
         },
       },

@@ -13,6 +13,18 @@ export const EnvelopeSchema = z
   .strict()
   .openapi('Envelope', { description: 'Sealed, signed message; see spec/PROTOCOL.md §Envelope' });
 
+/** One verified relay layer of a stored message (spec §11), outer → inner. */
+export const RelayHopSchema = z
+  .object({
+    relay: z.string().openapi({ description: "The relay's Ed25519 key id" }),
+    agentId: z.string(),
+    name: z.string(),
+    hop: z.number(),
+    rat: z.number().openapi({ description: "The relay's received-at, ms since the epoch" }),
+    src: z.string().optional().openapi({ description: 'The address the relay received the message from' }),
+  })
+  .openapi('RelayHop');
+
 /** A relayed object (spec §11): an envelope, or another relayed object, wrapped in a relay's signed layer. */
 export const RelayedSchema = z
   .object({

@@ -217,7 +217,9 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
       const attested = `relay:${first.relay}|${first.src ?? ''}`;
       const moved = deps.limits.sourceRefusals.take(attested);
       if (!moved.ok)
-        throw new ProtocolError('rate_limited', 'too many refused messages from this address', { retryAfterSeconds: moved.retryAfterSeconds });
+        throw new ProtocolError('rate_limited', 'too many refused messages from this address', {
+          retryAfterSeconds: moved.retryAfterSeconds,
+        });
       deps.limits.sourceRefusals.refund(source);
       payer = attested;
     } else {

@@ -5,6 +5,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { App } from '../types.js';
 import { errorBodyOf, type ErrorBody } from '../errors.js';
+import { fromB64u, fromUtf8 } from '../../protocol/bytes.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { requireJson } from '../middleware/json-only.js';
 import { ingestOne, type IngestResult } from '../services/ingest.js';
@@ -90,17 +91,44 @@ export function registerMessageRoutes(app: App): void {
       if (!Array.isArray(batch) || batch.length === 0 || batch.length > MAX_BATCH) {
         throw new ProtocolError('envelope_malformed', `a batch holds 1 to ${MAX_BATCH} envelopes`);
       }
-      const results: (ErrorBody | { receipt: unknown })[] = [];
       // Each relay key named in the batch is looked up once for the whole request.
       const relays: RelayMemo = new Map();
-      // In order, one at a time: a batch from one agent keeps its counter order.
-      for (const item of batch) results.push(view(await ingestOne(deps, item, source, relays)));
+      // Items of one sender key run one after the other, in order (its counters, its budgets);
+      // different senders run side by side, so a relay's batch shares statements and commits.
+      const lanes = new Map<string, Promise<unknown>>();
+      const results = await Promise.all(
+        batch.map((item, i) => {
+          const lane = laneOf(item) ?? `#${i}`;
+          const run = (lanes.get(lane) ?? Promise.resolve()).then(() => ingestOne(deps, item, source, relays));
+          lanes.set(
+            lane,
+            run.catch(() => undefined),
+          );
+          return run.then(view);
+        }),
+      );
       return c.json({ results }, 200);
     }
     const r = await ingestOne(deps, body, source);
     if (r.ok) return c.json(r.receipt, 200);
     throw r.error; // the app's onError answers with its status, body, receipt and Retry-After
   });
+}
+
+/**
+ * The sender key an item names (its envelope header's `snd`, under any relay layers), read without
+ * checking anything; undefined when it cannot be read (the item is then refused on its own).
+ */
+function laneOf(item: unknown): string | undefined {
+  try {
+    let cur = item as { inner?: unknown; header?: unknown } | null;
+    for (let depth = 0; cur && typeof cur === 'object' && 'inner' in cur && depth <= 4; depth++) cur = cur.inner as typeof cur;
+    if (!cur || typeof cur.header !== 'string' || cur.header.length > 2048) return undefined;
+    const snd = (JSON.parse(fromUtf8(fromB64u(cur.header))) as { snd?: unknown }).snd;
+    return typeof snd === 'string' ? `k:${snd}` : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** One batch item: the receipt, or the same body a single envelope's error has. */

@@ -124,7 +124,7 @@ export function serializeLayerBody(body: RelayLayerBody): Uint8Array {
  * around a relayed object); a fifth layer is `hop_limit_exceeded`. `inner` is validated first and
  * never modified: it is carried as parsed from the caller's object.
  */
-export async function wrapRelayed(ctx: ProtocolContext, input: WrapInput): Promise<Relayed> {
+export async function wrapRelayed(ctx: Pick<ProtocolContext, 'crypto'>, input: WrapInput): Promise<Relayed> {
   const bad = 'envelope_malformed' as const;
   let hop: number;
   let innerDigest: Uint8Array;

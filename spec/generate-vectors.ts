@@ -31,6 +31,7 @@ import {
 import { openBase, setupAuthS, setupBaseS, type HpkeContext } from '../src/protocol/hpke.js';
 import { fingerprintOf, keySetFromPrivate, type KeySet } from '../src/protocol/keys.js';
 import { directivesAad, envelopeBinding, receiptBindingInput, signReceipt } from '../src/protocol/receipt.js';
+import { relayedDigestInput, relayLayers, wrapRelayed } from '../src/protocol/relay.js';
 import { signedInput, type SignedObject } from '../src/protocol/signed.js';
 import { formatToken, hashTokenSecret, parseToken } from '../src/protocol/token.js';
 
@@ -339,6 +340,71 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
     outputs: { env: binding, accepted: receipt, rejected },
   };
 
+  // §11: envelope.json wrapped by relay A (hop 1, with src) then relay B (hop 2, without).
+  const relayKeys = [
+    await keySetFromPrivate({ crypto: nobleCrypto }, fixed('relay-a-ed25519', 32), fixed('relay-a-x25519', 32)),
+    await keySetFromPrivate({ crypto: nobleCrypto }, fixed('relay-b-ed25519', 32), fixed('relay-b-x25519', 32)),
+  ];
+  const relayIds = ['6f1c2a4e-0000-4000-8000-00000000000a', '6f1c2a4e-0000-4000-8000-00000000000b'];
+  const relayCreds = await Promise.all(
+    relayKeys.map((k, i) =>
+      issueCredential(server.signing, fingerprint, {
+        agentId: relayIds[i]!,
+        role: 'relay',
+        signingKey: k.signing,
+        agreementKey: k.agreement,
+        issuedAt: Math.floor(now / 1000),
+        expiresAt: Math.floor(now / 1000) + 30 * 86400,
+        jti: b64u(fixed(`relay-${i}-credential-jti`, 16)),
+      }),
+    ),
+  );
+  const hop1 = await wrapRelayed(scriptedContext(now, []), {
+    inner: envelope,
+    relayKid: relayKeys[0]!.signing.kid,
+    relaySigningKey: relayKeys[0]!.signing.privateKey,
+    rat: now + 1,
+    src: '192.0.2.7',
+    cred: relayCreds[0]!,
+  });
+  const hop2 = await wrapRelayed(scriptedContext(now, []), {
+    inner: hop1,
+    relayKid: relayKeys[1]!.signing.kid,
+    relaySigningKey: relayKeys[1]!.signing.privateKey,
+    rat: now + 2,
+    cred: relayCreds[1]!,
+  });
+  const relayVector = {
+    source,
+    inputs: {
+      keys: 'keys.json',
+      envelope: 'envelope.json outputs.envelope',
+      relays: relayKeys.map((k, i) => ({
+        ed25519SeedHex: hex(k.signing.privateKey),
+        x25519PrivateHex: hex(k.agreement.privateKey),
+        sigKid: k.signing.kid,
+        kxKid: k.agreement.kid,
+        agentId: relayIds[i],
+        credential: relayCreds[i],
+      })),
+      layers: [
+        { relay: 0, hop: 1, rat: now + 1, src: '192.0.2.7' },
+        { relay: 1, hop: 2, rat: now + 2 },
+      ],
+    },
+    intermediate: {
+      // Inner → outer: what each relay signed, and the digest the next one out signs over.
+      layers: [...relayLayers(hop2).layers].reverse().map((l) => ({
+        layerText: text(l.layerBytes),
+        innerDigestHex: hex(l.innerDigest),
+        signatureInputHex: hex(l.signatureInput),
+        digestInputHex: hex(relayedDigestInput(l.layerBytes, l.innerDigest, l.sig)),
+        digestHex: hex(l.digest),
+      })),
+    },
+    outputs: { hop1, relayed: hop2, wire: JSON.stringify(hop2) },
+  };
+
   const http = await httpVectors({
     source,
     now,
@@ -359,6 +425,7 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
     'enrollment.json': enrollment,
     'envelope.json': envelopeVector,
     'receipt.json': receiptVector,
+    'relay.json': relayVector,
     'http.json': http,
   };
 }

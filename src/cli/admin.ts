@@ -124,8 +124,9 @@ export function registerAdminCommands(program: Command): void {
           .filter((k) => k.status === 'active')
           .map((k) => k.sigKid)
           .join(','),
+        lastRelay: (a.lastRelay as { id: string; name: string | null } | null)?.name ?? (a.lastRelay as { id: string } | null)?.id ?? '',
       })),
-      ['id', 'name', 'role', 'status', 'labels', 'keyIds', 'expiresAt', 'lastSeenAt'],
+      ['id', 'name', 'role', 'status', 'labels', 'keyIds', 'expiresAt', 'lastSeenAt', 'lastRelay'],
     );
   });
   withAdminOptions(agents.command('revoke').description('Revoke an agent and all its keys.').argument('<id|name>', 'agent id or name'))

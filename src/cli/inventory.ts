@@ -10,10 +10,13 @@ export function registerInventoryCommands(program: Command): void {
         inventory: unknown;
         receivedAt: string;
         messageId: string;
+        path?: { name: string; hop: number; src?: string }[];
       };
       if (o.json) console.log(JSON.stringify(r, null, 2));
       else {
         console.error(`# received ${r.receivedAt}, message ${r.messageId}`);
+        if (r.path?.length)
+          console.error(`# via ${r.path.map((h) => `${h.name} (hop ${h.hop}${h.src ? `, from ${h.src}` : ''})`).join(' <- ')}`);
         console.log(JSON.stringify(r.inventory, null, 2));
       }
     },

@@ -17,6 +17,7 @@ const token = load('token.json');
 const enrollment = load('enrollment.json');
 const envelope = load('envelope.json');
 const receipt = load('receipt.json');
+const relay = load('relay.json');
 const http = load('http.json');
 
 // §2 Encodings.
@@ -389,6 +390,79 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
     expect(JSON.parse(text(openBase(unb64u(got.dir.enc), agent.kxPriv, utf8('latchkey/1 directives'), aad, unb64u(got.dir.ct))))).toEqual(
       i.directives,
     );
+  });
+
+  it('§11: relay layers, byte for byte; the server verifies them outside in', () => {
+    // D(envelope) = the receipt binding of §10, over the envelope as it travels.
+    const w = JSON.parse(envelope.outputs.wire);
+    const m = cat(
+      label('latchkey/1 envelope-signature'),
+      lp(unb64u(w.header)),
+      lp(unb64u(w.enc)),
+      lp(unb64u(w.ct)),
+      lp(utf8(w.cred ?? '')),
+    );
+    let digest = sha256(cat(label('latchkey/1 receipt-envelope'), lp(m), lp(unb64u(w.sig))));
+    let inner: unknown = w;
+    const built: unknown[] = [];
+    for (const [n, l] of (relay.inputs.layers as { relay: number; hop: number; rat: number; src?: string }[]).entries()) {
+      const r = relay.inputs.relays[l.relay];
+      const seed = hex(r.ed25519SeedHex);
+      expect(kid(1, ed25519.getPublicKey(seed))).toBe(r.sigKid);
+      // L: members relay, hop, rat, src (when present), cred, compact JSON.
+      const body: Record<string, unknown> = { relay: r.sigKid, hop: l.hop, rat: l.rat };
+      if (l.src !== undefined) body.src = l.src;
+      body.cred = r.credential;
+      const L = utf8(JSON.stringify(body));
+      const S8 = cat(label('latchkey/1 relay-signature'), lp(L), lp(digest));
+      const S = ed25519.sign(S8, seed);
+      const mid = relay.intermediate.layers[n];
+      expect([text(L), toHex(digest), toHex(S8)]).toEqual([mid.layerText, mid.innerDigestHex, mid.signatureInputHex]);
+      const wire = { v: 1, layer: b64u(L), inner, sig: b64u(S) };
+      const dIn = cat(label('latchkey/1 relay-digest'), lp(L), lp(digest), lp(S));
+      digest = sha256(dIn);
+      expect([toHex(dIn), toHex(digest)]).toEqual([mid.digestInputHex, mid.digestHex]);
+      built.push(wire);
+      inner = wire;
+    }
+    expect(built[0]).toEqual(relay.outputs.hop1);
+    expect(built[1]).toEqual(relay.outputs.relayed);
+    expect(JSON.stringify(built[1])).toBe(relay.outputs.wire);
+
+    // The server's walk: outside in, hops descending by one to 1, each S over D of what it wraps.
+    const layers: { L: Uint8Array; S: Uint8Array; body: { relay: string; hop: number } }[] = [];
+    let cur = JSON.parse(relay.outputs.wire);
+    while (cur.layer !== undefined) {
+      const L = unb64u(cur.layer);
+      layers.push({ L, S: unb64u(cur.sig), body: JSON.parse(text(L)) });
+      cur = cur.inner;
+    }
+    expect(layers.map((l) => l.body.hop)).toEqual([2, 1]);
+    let d = sha256(
+      cat(
+        label('latchkey/1 receipt-envelope'),
+        lp(
+          cat(
+            label('latchkey/1 envelope-signature'),
+            lp(unb64u(cur.header)),
+            lp(unb64u(cur.enc)),
+            lp(unb64u(cur.ct)),
+            lp(utf8(cur.cred ?? '')),
+          ),
+        ),
+        lp(unb64u(cur.sig)),
+      ),
+    );
+    const ok: boolean[] = [];
+    for (const l of [...layers].reverse()) {
+      const r = relay.inputs.relays.find((x: { sigKid: string }) => x.sigKid === l.body.relay);
+      const pub = ed25519.getPublicKey(hex(r.ed25519SeedHex));
+      ok.push(ed25519.verify(l.S, cat(label('latchkey/1 relay-signature'), lp(l.L), lp(d)), pub));
+      // The wrong digest (another envelope's, say) does not verify.
+      ok.push(!ed25519.verify(l.S, cat(label('latchkey/1 relay-signature'), lp(l.L), lp(sha256(d))), pub));
+      d = sha256(cat(label('latchkey/1 relay-digest'), lp(l.L), lp(d), lp(l.S)));
+    }
+    expect(ok).toEqual([true, true, true, true]);
   });
 
   it("http.json's negative message vectors fail the spec's checks where it says they do", () => {

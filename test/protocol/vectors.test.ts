@@ -30,6 +30,7 @@ import {
 import { openBase } from '../../src/protocol/hpke.js';
 import { fingerprintOf, keySetFromPrivate } from '../../src/protocol/keys.js';
 import { directivesAad, envelopeBinding, verifyReceipt } from '../../src/protocol/receipt.js';
+import { relayLayers, verifyLayerSignature, wrapRelayed } from '../../src/protocol/relay.js';
 import { signedInput, verifySignedObject } from '../../src/protocol/signed.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { hashTokenSecret, parseToken } from '../../src/protocol/token.js';
@@ -44,6 +45,7 @@ const token = load('token.json');
 const enrollment = load('enrollment.json');
 const envelope = load('envelope.json');
 const receipt = load('receipt.json');
+const relay = load('relay.json');
 const http = load('http.json');
 
 it('a fresh generation equals the checked-in vectors byte for byte', async () => {
@@ -151,6 +153,46 @@ describe.each(backends)('vectors through the library on %s', (_name, crypto) => 
     await expect(
       verifyReceipt(at(0), server.signing, receipt.outputs.rejected, { ...expectMid, env: mangled }, hex(i.agentX25519Private)),
     ).rejects.toMatchObject({ code: 'signature_invalid' });
+  });
+});
+
+describe.each(backends)('relay layers through the library on %s', (_name, crypto) => {
+  it('relay.json: wrapped again byte for byte, every intermediate value, signatures and credentials verify', async () => {
+    const i = keys.inputs;
+    const server = await keySetFromPrivate({ crypto }, hex(i.serverEd25519Seed), hex(i.serverX25519Private));
+    const ctx = { crypto, random: () => new Uint8Array(0), now: () => 0 };
+    let inner: unknown = envelope.outputs.envelope;
+    for (const l of relay.inputs.layers as { relay: number; rat: number; src?: string }[]) {
+      const r = relay.inputs.relays[l.relay];
+      inner = await wrapRelayed(ctx, {
+        inner,
+        relayKid: r.sigKid,
+        relaySigningKey: hex(r.ed25519SeedHex),
+        rat: l.rat,
+        ...(l.src === undefined ? {} : { src: l.src }),
+        cred: r.credential,
+      });
+    }
+    expect(JSON.stringify(inner)).toBe(relay.outputs.wire);
+    const { layers, envelope: env } = relayLayers(JSON.parse(relay.outputs.wire));
+    expect(env.wire).toEqual(envelope.outputs.envelope);
+    const byHop = [...layers].reverse();
+    for (const [n, l] of byHop.entries()) {
+      const m = relay.intermediate.layers[n];
+      expect([new TextDecoder().decode(l.layerBytes), toHex(l.innerDigest), toHex(l.signatureInput), toHex(l.digest)]).toEqual([
+        m.layerText,
+        m.innerDigestHex,
+        m.signatureInputHex,
+        m.digestHex,
+      ]);
+      const r = relay.inputs.relays[n];
+      const relayKeys = await keySetFromPrivate({ crypto }, hex(r.ed25519SeedHex), hex(r.x25519PrivateHex));
+      await verifyLayerSignature({ crypto }, l, relayKeys.signing.publicKey);
+      const fp = fingerprintOf(server.signing.publicKey, server.agreement.publicKey);
+      const claims = await verifyCredential(l.cred, server.signing, fp, envelope.inputs.now as number);
+      expect([claims.role, claims.sub, claims.cnf.sig_kid]).toEqual(['relay', r.agentId, r.sigKid]);
+    }
+    expect(b64u(byHop[0]!.innerDigest)).toBe(receipt.outputs.env);
   });
 });
 

@@ -6,6 +6,7 @@ import { registerMessageRoutes } from './messages.js';
 import { registerInventoryRoutes } from './admin/inventories.js';
 import { registerDocsRoutes } from './docs.js';
 import { registerConsoleRoutes } from '../console/index.js';
+import { registerReceiptRoutes } from './receipts.js';
 import { registerRenewRoutes } from './renew.js';
 import { registerRevocationRoutes } from './revocations.js';
 
@@ -14,6 +15,7 @@ export function registerRoutes(app: App): void {
   registerEnrollRoutes(app);
   registerMessageRoutes(app);
   registerRenewRoutes(app);
+  registerReceiptRoutes(app);
   registerRevocationRoutes(app);
   registerInventoryRoutes(app);
   registerDocsRoutes(app);

@@ -2,7 +2,7 @@
 // instance, because ingest reads key and agent status from the database on every message.
 import { and, desc, eq, inArray, or, sql, type SQL } from 'drizzle-orm';
 import type { Db, Tx } from '../../db/database.js';
-import { agentKeys, agents, revocations } from '../../db/schema.js';
+import { agentKeys, agents, revocations, type RelayHop } from '../../db/schema.js';
 import { ApiError } from '../errors.js';
 import { appendAudit } from './audit.js';
 import { recordRevocation } from './revocation-list.js';
@@ -17,6 +17,10 @@ export interface AgentView {
   status: 'active' | 'revoked';
   createdAt: string;
   lastSeenAt: string | null;
+  /** The relay (innermost layer) this agent's messages last came through (spec §11); null if never relayed. */
+  lastRelay: { id: string; name: string | null } | null;
+  /** The relay path of the agent's last stored message, outer → inner; [] when direct, null before any. */
+  lastPath: RelayHop[] | null;
   keys: { sigKid: string; kxKid: string; status: string; expiresAt: string }[];
   expiresAt: string | null;
 }
@@ -25,7 +29,12 @@ export interface AgentView {
 export async function listAgents(db: Db, page: PageRequest): Promise<{ agents: AgentView[]; nextCursor: string | null }> {
   const { where, orderBy } = pageQuery(page, agents.createdAt, agents.id);
   const fetched = await db
-    .select({ agent: agents, position: positionOf(agents.createdAt) })
+    .select({
+      agent: agents,
+      position: positionOf(agents.createdAt),
+      // Written out: inside the subquery drizzle would leave the outer column unqualified.
+      lastRelayName: sql<string | null>`(SELECT r.name FROM agents r WHERE r.id = "agents"."last_relay_id")`,
+    })
     .from(agents)
     .where(where)
     .orderBy(...orderBy)
@@ -44,7 +53,7 @@ export async function listAgents(db: Db, page: PageRequest): Promise<{ agents: A
   const keys = rows.length ? await db.select().from(agentKeys).where(inArray(agentKeys.agentId, pageIds)) : [];
   const byAgent = new Map<string, (typeof keys)[number][]>();
   for (const k of keys) byAgent.set(k.agentId, [...(byAgent.get(k.agentId) ?? []), k]);
-  const views = rows.map(({ agent: a }) => {
+  const views = rows.map(({ agent: a, lastRelayName }) => {
     const mine = byAgent.get(a.id) ?? [];
     const active = mine.filter((k) => k.status === 'active').sort((x, y) => y.expiresAt.getTime() - x.expiresAt.getTime());
     return {
@@ -55,6 +64,8 @@ export async function listAgents(db: Db, page: PageRequest): Promise<{ agents: A
       status: displayedStatus(a.status, mine),
       createdAt: a.createdAt.toISOString(),
       lastSeenAt: a.lastSeenAt?.toISOString() ?? null,
+      lastRelay: a.lastRelayId ? { id: a.lastRelayId, name: lastRelayName ?? null } : null,
+      lastPath: a.lastPath ?? null,
       keys: mine.map((k) => ({ sigKid: k.sigKid, kxKid: k.kxKid, status: k.status, expiresAt: k.expiresAt.toISOString() })),
       expiresAt: active[0]?.expiresAt.toISOString() ?? null,
     };

@@ -14,7 +14,7 @@ import { b64u } from '../../../protocol/bytes.js';
 import { createToken, listTokens, revokeToken } from '../../services/tokens.js';
 import { listAudit } from '../../services/audit-read.js';
 import type { ErrorCode } from '../../errors.js';
-import { errorResponses } from '../schemas.js';
+import { errorResponses, RelayHopSchema } from '../schemas.js';
 import { isStorableText } from '../../services/storable.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../services/page.js';
 
@@ -75,6 +75,14 @@ const Agent = z
     status: z.enum(['active', 'revoked']),
     createdAt: z.string(),
     lastSeenAt: z.string().nullable(),
+    lastRelay: z
+      .object({ id: z.string(), name: z.string().nullable() })
+      .nullable()
+      .openapi({ description: 'The relay (innermost layer) this agent last came through; null if never relayed' }),
+    lastPath: z
+      .array(RelayHopSchema)
+      .nullable()
+      .openapi({ description: "The relay path of the agent's last stored message; [] if direct" }),
     expiresAt: z.string().nullable(),
     keys: z.array(z.object({ sigKid: z.string(), kxKid: z.string(), status: z.string(), expiresAt: z.string() })),
   })

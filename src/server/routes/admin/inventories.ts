@@ -5,7 +5,7 @@ import { ApiError } from '../../errors.js';
 import { requireAdmin } from '../../middleware/admin-auth.js';
 import { latestInventory } from '../../services/inventory-store.js';
 import { b64u } from '../../../protocol/bytes.js';
-import { errorResponses } from '../schemas.js';
+import { errorResponses, RelayHopSchema } from '../schemas.js';
 
 export function registerInventoryRoutes(app: App): void {
   app.openapi(
@@ -36,6 +36,7 @@ export function registerInventoryRoutes(app: App): void {
                 receivedAt: z.string(),
                 size: z.number(),
                 inventory: z.unknown(),
+                path: z.array(RelayHopSchema).openapi({ description: 'The verified relay path, outer → inner (spec §11); [] if direct' }),
               }),
             },
           },
@@ -54,6 +55,7 @@ export function registerInventoryRoutes(app: App): void {
           receivedAt: row.receivedAt.toISOString(),
           size: row.size,
           inventory: row.content,
+          path: row.path,
         },
         200,
       );

@@ -116,9 +116,16 @@ export async function composeRelay(
     server,
     logger,
     count: (name, label) => {
-      if (name === 'forwarded') (forwarded.inc({ outcome: label }, 1), bump(counters.forwarded, label));
-      else if (name === 'expired') (expired.inc(), counters.expired++);
-      else (upstreamRefused.inc({ code: label }), bump(counters.upstreamRefused, label));
+      if (name === 'forwarded') {
+        forwarded.inc({ outcome: label });
+        bump(counters.forwarded, label);
+      } else if (name === 'expired') {
+        expired.inc();
+        counters.expired++;
+      } else {
+        upstreamRefused.inc({ code: label });
+        bump(counters.upstreamRefused, label);
+      }
     },
   });
   const app = createRelayApp({
@@ -132,8 +139,13 @@ export async function composeRelay(
     clientAddress,
     metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     count: (name, label) => {
-      if (name === 'accepted') (accepted.inc(), counters.accepted++);
-      else (refused.inc({ code: label }), bump(counters.refused, label));
+      if (name === 'accepted') {
+        accepted.inc();
+        counters.accepted++;
+      } else {
+        refused.inc({ code: label });
+        bump(counters.refused, label);
+      }
     },
   });
 

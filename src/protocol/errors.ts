@@ -97,6 +97,11 @@ const PROTOCOL_ERRORS = {
     meaning: 'agent name breaks the naming rule',
     message: 'agent names use letters, digits, - _ . and at most 128 bytes',
   },
+  relay_not_authorized: {
+    status: 403,
+    meaning: 'a relay layer signed by an identity whose role is not `relay`',
+    message: 'the layer is not signed by a relay',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** Codes of the HTTP layer around the protocol (admin API, routing, infrastructure). */

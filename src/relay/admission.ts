@@ -7,12 +7,12 @@
 import { fromB64uExact } from '../protocol/bytes.js';
 import { verifyCredential, type CredentialClaims } from '../protocol/credential.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
-import { DEFAULT_FRESHNESS, parseEnvelope, verifyEnvelopeSignature } from '../protocol/envelope.js';
+import { DEFAULT_FRESHNESS, parseEnvelope, verifyEnvelopeSignature, type ParsedEnvelope } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { HeldRevocations } from '../protocol/revocation-list.js';
 import { envelopeBinding } from '../protocol/receipt.js';
 import type { ServerPublicKeys } from '../protocol/enrollment.js';
-import { MAX_HOPS, peelLayers, verifyLayer } from './layers.js';
+import { isRelayed, MAX_RELAY_HOPS, relayLayers, verifyLayerSignature, type RelayLayer } from '../protocol/relay.js';
 import type { SpoolRecord } from './spool.js';
 
 export interface AdmissionDeps {
@@ -25,15 +25,17 @@ export interface AdmissionDeps {
 export async function admit(deps: AdmissionDeps, object: unknown, src: string | undefined): Promise<SpoolRecord> {
   const { ctx } = deps;
   const now = ctx.now();
-  const { layers, envelope } = peelLayers(object);
-  // We add one more layer: a message that already has MAX_HOPS can go no further.
-  if (layers.length >= MAX_HOPS) throw new ProtocolError('hop_limit_exceeded');
-  for (const peeled of layers) {
-    const claims = await checkCredential(deps, peeled.layer.cred, 'relay', now);
-    if (claims.cnf.sig_kid !== peeled.layer.relay) throw new ProtocolError('credential_invalid', 'the layer names another relay key');
-    await verifyLayer(ctx, peeled, fromB64uExact(claims.cnf.sig, 32));
+  let layers: RelayLayer[] = [];
+  let env: ParsedEnvelope;
+  if (isRelayed(object)) ({ layers, envelope: env } = relayLayers(object));
+  else env = parseEnvelope(object);
+  // We add one more layer: a message that already has MAX_RELAY_HOPS can go no further.
+  if (layers.length >= MAX_RELAY_HOPS) throw new ProtocolError('hop_limit_exceeded');
+  for (const layer of layers) {
+    const claims = await checkCredential(deps, layer.cred, 'relay', now);
+    if (claims.cnf.sig_kid !== layer.relay) throw new ProtocolError('credential_invalid', 'the layer names another relay key');
+    await verifyLayerSignature(ctx, layer, fromB64uExact(claims.cnf.sig, 32));
   }
-  const env = parseEnvelope(envelope);
   if (env.cred === undefined) throw new ProtocolError('credential_invalid', 'a relay needs the credential attached to the envelope (cred)');
   const claims = await checkCredential(deps, env.cred, 'agent', now);
   if (claims.cnf.sig_kid !== env.header.snd) throw new ProtocolError('credential_invalid', 'the credential names another sender key');

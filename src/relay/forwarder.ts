@@ -14,7 +14,7 @@ import { RECEIPT_TYPE } from '../protocol/receipt.js';
 import { verifySignedObject } from '../protocol/signed.js';
 import { endpoint, exchange, type HttpAnswer } from '../agent/http.js';
 import type { Logger } from '../server/logger.js';
-import { peelLayers, wrapLayer } from './layers.js';
+import { wrapRelayed } from '../protocol/relay.js';
 import type { Spool, SpoolEntry, SpoolRecord } from './spool.js';
 
 export const MAX_BATCH_ENVELOPES = 100;
@@ -154,8 +154,15 @@ export class Forwarder {
   }
 
   private async wrap(record: SpoolRecord): Promise<unknown> {
-    const hop = peelLayers(record.object).layers.length + 1;
-    return wrapLayer(this.deps.ctx, this.deps.identity(), record.object, { hop, rat: record.rat, src: record.src });
+    const me = this.deps.identity();
+    return wrapRelayed(this.deps.ctx, {
+      inner: record.object,
+      relayKid: me.kid,
+      relaySigningKey: me.privateKey,
+      rat: record.rat,
+      ...(record.src !== undefined ? { src: record.src.slice(0, 128) } : {}),
+      cred: me.credential,
+    });
   }
 
   private async send(batch: SpoolEntry[]): Promise<void> {
@@ -178,9 +185,12 @@ export class Forwarder {
       const e = batch[i]!;
       const r = results[i] as { receipt?: unknown; status?: unknown; error?: { code?: unknown } } | undefined;
       if (r?.receipt !== undefined) {
-        const checked = await this.checkReceipt(e.record, r.receipt);
+        let checked = await this.checkReceipt(e.record, r.receipt);
+        // A copy of an envelope stored earlier (we resent after a crash, or another path delivered
+        // it): the original receipt is the better proof for the agent (§11 "Exactly once").
+        if (checked && 'code' in checked && checked.code === 'replay_detected') checked = (await this.fetchReceipt(e.record)) ?? checked;
         if (checked) {
-          settled.push({ key: e.key, receipt: r.receipt });
+          settled.push({ key: e.key, receipt: checked.receipt });
           outcomes.push([e.key, checked]);
           continue;
         }
@@ -217,6 +227,14 @@ export class Forwarder {
       this.deps.logger.warn({ snd: record.snd, mid: record.mid }, 'relay: a receipt from upstream does not verify; the envelope stays');
       return undefined;
     }
+  }
+
+  /** The server's receipt for this envelope from upstream (GET /v1/receipts/{snd}/{mid}), if it has one that verifies. */
+  private async fetchReceipt(record: SpoolRecord): Promise<Outcome | undefined> {
+    const url = endpoint(this.deps.upstream, `/v1/receipts/${record.snd}/${record.mid}`);
+    const answer = await exchange(url, { method: 'GET' }, { timeoutMs: 10_000 }).catch(() => undefined);
+    if (answer?.status !== 200) return undefined;
+    return this.checkReceipt(record, answer.json);
   }
 
   private backoffMs(failures: number): number {

@@ -28,7 +28,8 @@ const HANDOFF_RESEND_MS = 10 * 60_000;
 const TRANSIENT = new Set(['rate_limited', 'unavailable', 'relay_full', 'internal_error', 'not_found']);
 
 /** What became of an envelope, for a request still waiting on it. */
-export type Outcome = { receipt: unknown; status: 'accepted' | 'rejected'; code?: string } | { refused: string };
+export type Settled = { receipt: unknown; status: 'accepted' | 'rejected'; code?: string };
+export type Outcome = Settled | { refused: string };
 
 export interface RelayIdentity {
   privateKey: Uint8Array;
@@ -188,7 +189,7 @@ export class Forwarder {
         let checked = await this.checkReceipt(e.record, r.receipt);
         // A copy of an envelope stored earlier (we resent after a crash, or another path delivered
         // it): the original receipt is the better proof for the agent (§11 "Exactly once").
-        if (checked && 'code' in checked && checked.code === 'replay_detected') checked = (await this.fetchReceipt(e.record)) ?? checked;
+        if (checked?.code === 'replay_detected') checked = (await this.fetchReceipt(e.record)) ?? checked;
         if (checked) {
           settled.push({ key: e.key, receipt: checked.receipt });
           outcomes.push([e.key, checked]);
@@ -217,7 +218,7 @@ export class Forwarder {
   }
 
   /** The server's receipt for this exact envelope, or undefined (a forgery, someone else's, a bad shape). */
-  private async checkReceipt(record: SpoolRecord, receipt: unknown): Promise<Outcome | undefined> {
+  private async checkReceipt(record: SpoolRecord, receipt: unknown): Promise<Settled | undefined> {
     try {
       const b = await verifySignedObject(this.deps.ctx.crypto, this.deps.server.signing, RECEIPT_TYPE, receipt);
       if (b.mid !== record.mid || b.snd !== record.snd || b.env !== record.env) throw new Error('binding');
@@ -230,7 +231,7 @@ export class Forwarder {
   }
 
   /** The server's receipt for this envelope from upstream (GET /v1/receipts/{snd}/{mid}), if it has one that verifies. */
-  private async fetchReceipt(record: SpoolRecord): Promise<Outcome | undefined> {
+  private async fetchReceipt(record: SpoolRecord): Promise<Settled | undefined> {
     const url = endpoint(this.deps.upstream, `/v1/receipts/${record.snd}/${record.mid}`);
     const answer = await exchange(url, { method: 'GET' }, { timeoutMs: 10_000 }).catch(() => undefined);
     if (answer?.status !== 200) return undefined;
@@ -274,7 +275,7 @@ export class Forwarder {
         if (!checked) return;
         await this.deps.spool.settle([{ key, receipt: answer.json }]);
         this.handedOff.delete(key);
-        this.deps.count('forwarded', checked && 'code' in checked && checked.code ? checked.code : 'accepted');
+        this.deps.count('forwarded', checked.code ?? 'accepted');
         this.resolve(key, checked);
       }),
     );

@@ -93,7 +93,24 @@ export const agents = pgTable('agents', {
    */
   byteBudgetUsed: bigint('byte_budget_used', { mode: 'number' }).notNull().default(0),
   byteBudgetUsedAt: ts('byte_budget_used_at'),
+  /** The relay path (spec §11) of this agent's last stored message, outer → inner; [] when it came directly. */
+  lastPath: jsonb('last_path').$type<RelayHop[]>(),
+  /** The relay (innermost layer's identity) this agent's messages last came through; null if never relayed. */
+  lastRelayId: text('last_relay_id'),
 });
+
+/** One verified relay layer of a stored message (spec §11), as stored and shown to admins. */
+export interface RelayHop {
+  /** The relay's Ed25519 key id. */
+  relay: string;
+  /** The relay's identity (agents.id) and name. */
+  agentId: string;
+  name: string;
+  hop: number;
+  /** The relay's received-at, ms since the epoch (its clock). */
+  rat: number;
+  src?: string;
+}
 
 /**
  * An agent's key set: one Ed25519 signing key and one X25519 agreement key, introduced together at
@@ -138,6 +155,8 @@ export const seenMessages = pgTable(
     messageId: bytea('message_id').notNull(),
     counter: bigint('counter', { mode: 'number' }).notNull(),
     receivedAt: ts('received_at').notNull().defaultNow(),
+    /** The envelope binding (§10 `env`, 32 bytes) of the accepted copy: GET /v1/receipts signs it again. */
+    env: bytea('env'),
   },
   (t) => [primaryKey({ columns: [t.sigKid, t.messageId] }), index('seen_messages_received_idx').on(t.receivedAt)],
 );
@@ -154,6 +173,11 @@ export const inventories = pgTable(
     receivedAt: ts('received_at').notNull().defaultNow(),
     size: integer('size').notNull(),
     content: jsonb('content').notNull(),
+    /** The verified relay path (spec §11), outer → inner; [] for a message sent directly. */
+    path: jsonb('path')
+      .$type<RelayHop[]>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
   },
   (t) => [index('inventories_agent_received_idx').on(t.agentId, t.receivedAt.desc())],
 );

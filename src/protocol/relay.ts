@@ -28,6 +28,8 @@ const SIG_LABEL = label('latchkey/1 relay-signature');
 const DIGEST_LABEL = label('latchkey/1 relay-digest');
 const KID = /^[A-Za-z0-9_-]{22}$/;
 const LAYER_KEYS = ['v', 'layer', 'inner', 'sig'] as const;
+/** An address as text: 1 to 128 printable ASCII characters, no space. */
+const SRC = /^[\x21-\x7e]{1,128}$/;
 
 /** A relayed object on the wire. */
 export interface Relayed {
@@ -141,7 +143,7 @@ export async function wrapRelayed(ctx: ProtocolContext, input: WrapInput): Promi
   if (hop > MAX_RELAY_HOPS) throw new ProtocolError('hop_limit_exceeded');
   if (!KID.test(input.relayKid)) throw new ProtocolError(bad, 'invalid relay key id');
   if (!Number.isSafeInteger(input.rat) || input.rat < 0) throw new ProtocolError(bad, 'invalid received-at');
-  if (input.src !== undefined && input.src.length > RELAY_LIMITS.src) throw new ProtocolError(bad, 'source address too long');
+  if (input.src !== undefined && !SRC.test(input.src)) throw new ProtocolError(bad, 'src must be 1 to 128 printable ASCII characters');
   if (input.cred.length > RELAY_LIMITS.cred) throw new ProtocolError(bad, 'credential too long');
   const body: RelayLayerBody = { relay: input.relayKid, hop, rat: input.rat, cred: input.cred };
   if (input.src !== undefined) body.src = input.src;
@@ -219,7 +221,11 @@ function parseLayerBody(bytes: Uint8Array): RelayLayerBody {
   const rat = uint(o, 'rat', bad);
   const cred = str(o, 'cred', bad, RELAY_LIMITS.cred);
   const body: RelayLayerBody = { relay, hop, rat, cred };
-  if (o.src !== undefined) body.src = str(o, 'src', bad, RELAY_LIMITS.src);
+  if (o.src !== undefined) {
+    const src = str(o, 'src', bad, RELAY_LIMITS.src);
+    if (!SRC.test(src)) throw new ProtocolError(bad, 'src must be printable ASCII');
+    body.src = src;
+  }
   return body;
 }
 

@@ -5,6 +5,7 @@ import { registerEnrollRoutes } from './enroll.js';
 import { registerMessageRoutes } from './messages.js';
 import { registerInventoryRoutes } from './admin/inventories.js';
 import { registerDocsRoutes } from './docs.js';
+import { registerReceiptRoutes } from './receipts.js';
 import { registerRenewRoutes } from './renew.js';
 import { registerRevocationRoutes } from './revocations.js';
 
@@ -13,6 +14,7 @@ export function registerRoutes(app: App): void {
   registerEnrollRoutes(app);
   registerMessageRoutes(app);
   registerRenewRoutes(app);
+  registerReceiptRoutes(app);
   registerRevocationRoutes(app);
   registerInventoryRoutes(app);
   registerDocsRoutes(app);

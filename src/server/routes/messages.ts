@@ -1,4 +1,5 @@
-// POST /v1/messages: one envelope, or a batch {"envelopes":[…]} (at most 100). One envelope:
+// POST /v1/messages: one envelope or relayed object (spec §11), or a batch {"envelopes":[…]} of
+// either (at most 100). One envelope:
 // 200 with its signed receipt, or the error's status with {error, receipt?}. A batch: 200 with one
 // result per envelope, in order. Receipts are sent only after the inventory is committed.
 import { createRoute, z } from '@hono/zod-openapi';
@@ -7,7 +8,8 @@ import { errorBodyOf, type ErrorBody } from '../errors.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { requireJson } from '../middleware/json-only.js';
 import { ingestOne, type IngestResult } from '../services/ingest.js';
-import { EnvelopeSchema, ErrorSchema, errorResponses, SignedObjectSchema } from './schemas.js';
+import type { RelayMemo } from '../services/relay-layers.js';
+import { EnvelopeSchema, ErrorSchema, errorResponses, RelayedSchema, SignedObjectSchema } from './schemas.js';
 
 export const MAX_BATCH = 100;
 
@@ -15,13 +17,17 @@ const route = createRoute({
   method: 'post',
   path: '/v1/messages',
   tags: ['agents'],
-  summary: 'Submit one sealed envelope or a batch',
+  summary: 'Submit one sealed envelope, one relayed object, or a batch of either',
   request: {
     body: {
       required: true,
       content: {
         'application/json': {
-          schema: z.union([EnvelopeSchema, z.object({ envelopes: z.array(EnvelopeSchema).min(1).max(MAX_BATCH) }).strict()]),
+          schema: z.union([
+            EnvelopeSchema,
+            RelayedSchema,
+            z.object({ envelopes: z.array(z.union([EnvelopeSchema, RelayedSchema])).min(1).max(MAX_BATCH) }).strict(),
+          ]),
         },
       },
     },
@@ -54,6 +60,8 @@ const route = createRoute({
       'payload_too_large',
       'payload_invalid',
       'credential_invalid',
+      'hop_limit_exceeded',
+      'relay_not_authorized',
       'unsupported_media_type',
     ),
   },
@@ -76,8 +84,10 @@ export function registerMessageRoutes(app: App): void {
         throw new ProtocolError('envelope_malformed', `a batch holds 1 to ${MAX_BATCH} envelopes`);
       }
       const results: (ErrorBody | { receipt: unknown })[] = [];
+      // Each relay key named in the batch is looked up once for the whole request.
+      const relays: RelayMemo = new Map();
       // In order, one at a time: a batch from one agent keeps its counter order.
-      for (const item of batch) results.push(view(await ingestOne(deps, item, source)));
+      for (const item of batch) results.push(view(await ingestOne(deps, item, source, relays)));
       return c.json({ results }, 200);
     }
     const r = await ingestOne(deps, body, source);

@@ -13,6 +13,19 @@ export const EnvelopeSchema = z
   .strict()
   .openapi('Envelope', { description: 'Sealed, signed message; see spec/PROTOCOL.md §Envelope' });
 
+/** A relayed object (spec §11): an envelope, or another relayed object, wrapped in a relay's signed layer. */
+export const RelayedSchema = z
+  .object({
+    v: z.literal(1),
+    layer: z.string().openapi({ description: 'b64u of the layer body L {"relay","hop","rat","src"?,"cred"}' }),
+    inner: z
+      .union([EnvelopeSchema, z.record(z.string(), z.unknown())])
+      .openapi({ description: 'The envelope (hop 1), or the relayed object of the previous relay (hop 2 to 4)' }),
+    sig: z.string(),
+  })
+  .strict()
+  .openapi('Relayed', { description: 'An envelope forwarded by relays; see spec/PROTOCOL.md §11' });
+
 export const ErrorSchema = z
   .object({
     error: z.object({ code: z.enum(ERROR_CODES as [ErrorCode, ...ErrorCode[]]).openapi({ example: 'token_used' }), message: z.string() }),

@@ -14,7 +14,7 @@
 // once is accepted once. A message that is not stored costs its agent nothing: a replayed, stale or
 // forged copy is charged to the address that sent it, never to the agent it names.
 import { b64u, fromB64u } from '../../protocol/bytes.js';
-import { credentialKid, verifyCredential } from '../../protocol/credential.js';
+import { credentialKid, verifyCredential, type CredentialClaims } from '../../protocol/credential.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import {
   checkFreshness,
@@ -26,13 +26,16 @@ import {
 } from '../../protocol/envelope.js';
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
 import { Lru } from '../../protocol/lru.js';
-import { envelopeBinding, signReceipt, type Directives } from '../../protocol/receipt.js';
+import { signReceipt, type Directives } from '../../protocol/receipt.js';
+import { envelopeDigest, isRelayed, parseRelayPath } from '../../protocol/relay.js';
 import type { SignedObject } from '../../protocol/signed.js';
 import type { Database, Row } from '../../db/database.js';
+import type { RelayHop } from '../../db/schema.js';
 import type { ServerIdentity } from '../identity.js';
 import { directiveChain, type ServerKeys } from './server-keys.js';
 import type { Telemetry } from '../telemetry.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
+import { RELAY_LOOKUP_SQL, verifyRelayPath, type RelayMemo } from './relay-layers.js';
 import { senderRefusalSql } from './sender-rules.js';
 import { SenderKeyCache, type SenderKeyFacts } from './sender-keys.js';
 import { isUnstorableValueError } from './storable.js';
@@ -61,6 +64,9 @@ export interface IngestPolicy {
   sourceLookupsPerSecond: number;
   /** How long a refused sender key (unknown, revoked, expired) is refused from memory, without a lookup. */
   refusedKeyTtlMs: number;
+  /** Per source address: GET /v1/receipts lookups, burst and refill per second. */
+  receiptLookupBurst: number;
+  receiptLookupsPerSecond: number;
   /** Ask the agent to renew when less than this fraction of its key lifetime is left. */
   renewWhenRemaining: number;
 }
@@ -79,6 +85,9 @@ export const DEFAULT_INGEST_POLICY: IngestPolicy = {
   sourceLookupBurst: 32,
   sourceLookupsPerSecond: 2,
   refusedKeyTtlMs: 60_000,
+  // A relay fetches a receipt only when a forwarded copy was a replay of one already stored.
+  receiptLookupBurst: 120,
+  receiptLookupsPerSecond: 20,
   renewWhenRemaining: 0.2,
 };
 
@@ -96,6 +105,10 @@ export interface IngestLimits {
   refusedKeys: Lru<string, { code: ProtocolErrorCode; until: number; facts?: SenderKeyFacts }>;
   /** Agents whose stored-bytes budget was found spent (by agent id): refused from memory until (ms). */
   byteBudgetSpent: Lru<string, number>;
+  /** Relay credentials verified (by JWT text), kept until they expire (spec §11). */
+  relayCredentials: Lru<string, CredentialClaims>;
+  /** Per source address: GET /v1/receipts lookups. */
+  receiptLookups: RateLimiter;
 }
 
 /** What ingest keeps per process (per isolate on Workers), built once by server/compose.ts. */
@@ -109,6 +122,8 @@ export interface IngestState {
 /** What ingest keeps per database handle: the sender lookup, prepared once, and the store batcher. */
 export interface IngestStatements {
   senderLookup: (params: readonly unknown[]) => Promise<Row[]>;
+  /** A relay key, its identity and status (services/relay-layers.ts). */
+  relayLookup: (params: readonly unknown[]) => Promise<Row[]>;
   /** Messages arriving together share a statement and a commit. */
   batcher: StoreBatcher;
 }
@@ -135,11 +150,17 @@ export function createIngestLimits(policy: IngestPolicy, now: () => number): Ing
     sourceLookups: createRateLimiter({ capacity: policy.sourceLookupBurst, refillPerSecond: policy.sourceLookupsPerSecond, now }),
     refusedKeys: new Lru(65_536),
     byteBudgetSpent: new Lru(65_536),
+    relayCredentials: new Lru(4096),
+    receiptLookups: createRateLimiter({ capacity: policy.receiptLookupBurst, refillPerSecond: policy.receiptLookupsPerSecond, now }),
   };
 }
 
 export function prepareIngestStatements(database: Database): IngestStatements {
-  return { senderLookup: database.prepared(SENDER_LOOKUP_SQL), batcher: new StoreBatcher(database.prepared(STORE_BATCH_SQL)) };
+  return {
+    senderLookup: database.prepared(SENDER_LOOKUP_SQL),
+    relayLookup: database.prepared(RELAY_LOOKUP_SQL),
+    batcher: new StoreBatcher(database.prepared(STORE_BATCH_SQL)),
+  };
 }
 
 export type IngestResult =
@@ -161,10 +182,14 @@ export const SENDER_LOOKUP_SQL = `
   WHERE k.sig_kid = $1::text`;
 
 /**
- * One envelope from `source` (the peer address). The source pays one unit of its refusal budget up
- * front, given back only when the message is stored: concurrent refusals cannot outrun the budget.
+ * One envelope, or one relayed object (spec §11), from `source` (the peer address). The source pays
+ * one unit of its refusal budget up front, given back only when the message is stored: concurrent
+ * refusals cannot outrun the budget. A relayed object's layers are verified first, outside in, at
+ * the source's expense; once they hold, the envelope is paid for by the address the innermost relay
+ * attests (its kid and the layer's `src`), not by the relay that speaks for many agents. `memo`
+ * holds the relay lookups of one request (a batch looks each relay key up once).
  */
-export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unknown'): Promise<IngestResult> {
+export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unknown', memo: RelayMemo = new Map()): Promise<IngestResult> {
   const reserved = deps.limits.sourceRefusals.take(source);
   if (!reserved.ok) {
     deps.telemetry.count('messages_total', { outcome: 'rate_limited' });
@@ -177,13 +202,31 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
   }
   let env: ParsedEnvelope | undefined;
   let sender: SenderKeyFacts | undefined;
+  /** Whose refusal budget holds this message's unit: the peer, then the attested source. */
+  let payer = source;
+  let path: RelayHop[] = [];
   // The key set the envelope is sealed to answers it (spec §14); the current one if none is.
   let addressed: ServerIdentity | undefined;
   try {
-    env = parseEnvelope(input);
+    let parsed: ParsedEnvelope;
+    if (isRelayed(input)) {
+      const relayed = parseRelayPath(input);
+      path = await verifyRelayPath(deps, relayed, source, memo);
+      parsed = relayed.envelope;
+      const first = relayed.layers[relayed.layers.length - 1]!;
+      const attested = `relay:${first.relay}|${first.src ?? ''}`;
+      const moved = deps.limits.sourceRefusals.take(attested);
+      if (!moved.ok)
+        throw new ProtocolError('rate_limited', 'too many refused messages from this address', { retryAfterSeconds: moved.retryAfterSeconds });
+      deps.limits.sourceRefusals.refund(source);
+      payer = attested;
+    } else {
+      parsed = parseEnvelope(input);
+    }
+    env = parsed;
     const mid = fromB64u(env.header.mid);
     const cached = deps.senderKeys.get(env.header.snd);
-    const known = cached ? { facts: cached } : await lookUpSender(deps, env.header.snd, mid, source);
+    const known = cached ? { facts: cached } : await lookUpSender(deps, env.header.snd, mid, payer);
     sender = known.facts;
     await verifyEnvelopeSignature(deps.ctx, env, sender.sigPub);
     // A registered key that may no longer send: refused after its signature verified, so the
@@ -206,10 +249,11 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
       gunzip: deps.gunzip,
     });
 
-    const stored = await store(deps, env, sender, mid, text, size, now);
+    const binding = envelopeDigest(env);
+    const stored = await store(deps, env, sender, mid, text, size, now, binding, path);
     // Stored: the agent pays for it, and the source gets its reservation back.
     deps.limits.messages.take(sender.agentId);
-    deps.limits.sourceRefusals.refund(source);
+    deps.limits.sourceRefusals.refund(payer);
     deps.telemetry.count('messages_total', { outcome: 'accepted' });
     deps.telemetry.count('message_bytes_total', { outcome: 'accepted' }, size);
     const receipt = await signReceipt(
@@ -218,7 +262,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
       {
         mid: env.header.mid,
         snd: env.header.snd,
-        env: envelopeBinding(env),
+        env: b64u(binding),
         status: 'accepted',
         rat: now,
         ...(await withDirectives(deps, sender, stored, now, addressed, env.cred)),
@@ -229,7 +273,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
   } catch (err) {
     if (!(err instanceof ProtocolError)) {
       // Not the message's fault (the database, say): the source is not charged for it either.
-      deps.limits.sourceRefusals.refund(source);
+      deps.limits.sourceRefusals.refund(payer);
       throw err;
     }
     const code = err.code;
@@ -240,7 +284,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
         ? await signReceipt(deps.ctx, (addressed ?? deps.identity).signing, {
             mid: env.header.mid,
             snd: env.header.snd,
-            env: envelopeBinding(env),
+            env: b64u(envelopeDigest(env)),
             status: 'rejected',
             code,
             rat: deps.ctx.now(),
@@ -355,6 +399,8 @@ async function store(
   inventoryJson: string,
   size: number,
   now: number,
+  binding: Uint8Array,
+  path: RelayHop[],
 ): Promise<{ sendIntervalSeconds: number | null; renewRequested: boolean }> {
   const kid = env.header.snd;
   const { byteBurst, bytesPerSecond } = deps.policy;
@@ -371,6 +417,8 @@ async function store(
       byteBurst,
       bytesPerSecond,
       json: inventoryJson,
+      env: binding,
+      path: JSON.stringify(path),
     });
   } catch (err) {
     // The batcher retries a failing statement message by message, so this one is this message's.

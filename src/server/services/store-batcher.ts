@@ -32,6 +32,10 @@ export interface StoreItem {
   bytesPerSecond: number;
   /** The inventory: JSON text, already parsed and validated by the caller. */
   json: string;
+  /** The envelope binding (§10 `env`, 32 bytes), kept with the replay record for GET /v1/receipts. */
+  env?: Uint8Array;
+  /** The verified relay path (spec §11) as JSON text, outer → inner; absent or [] when sent directly. */
+  path?: string;
 }
 
 /** What the statement decided for one message. */
@@ -71,7 +75,7 @@ const budgetLevel = (row: string, at: string, rate: string) =>
 export const STORE_BATCH_SQL = `
   WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::text::jsonb)
-      AS t(n int, k text, m text, c bigint, w bigint, at bigint, a text, s bigint, bb float8, br float8, i jsonb)
+      AS t(n int, k text, m text, c bigint, w bigint, at bigint, a text, s bigint, bb float8, br float8, e text, p jsonb, i jsonb)
   ), ag AS (
     SELECT id, status, send_interval_seconds, renew_requested_at, byte_budget_used, byte_budget_used_at FROM agents
     WHERE id IN (SELECT a FROM input) ORDER BY id FOR UPDATE
@@ -89,8 +93,8 @@ export const STORE_BATCH_SQL = `
              OVER (PARTITION BY k.a ORDER BY k.n) AS budget_need
     FROM k
   ), seen AS (
-    INSERT INTO seen_messages (sig_kid, message_id, counter, received_at)
-    SELECT input.k, decode(input.m, 'hex'), input.c, to_timestamp(input.at / 1000.0)
+    INSERT INTO seen_messages (sig_kid, message_id, counter, received_at, env)
+    SELECT input.k, decode(input.m, 'hex'), input.c, to_timestamp(input.at / 1000.0), decode(input.e, 'hex')
     FROM input JOIN charged USING (n)
     WHERE charged.refusal IS NULL AND charged.in_window AND NOT charged.seen_before AND charged.budget_need <= charged.bb
     ON CONFLICT DO NOTHING
@@ -103,14 +107,17 @@ export const STORE_BATCH_SQL = `
     WHERE agent_keys.sig_kid = m.k
     RETURNING 1
   ), stored AS (
-    INSERT INTO inventories (agent_id, message_id, received_at, size, content)
-    SELECT a, decode(m, 'hex'), to_timestamp(at / 1000.0), s, i FROM accepted
+    INSERT INTO inventories (agent_id, message_id, received_at, size, content, path)
+    SELECT a, decode(m, 'hex'), to_timestamp(at / 1000.0), s, i, p FROM accepted
     RETURNING 1
   ), seen_at AS (
     UPDATE agents SET last_seen_at = m.at,
            byte_budget_used = round(${budgetLevel('agents', 'm.at', 'm.br')} + m.s),
-           byte_budget_used_at = GREATEST(m.at, agents.byte_budget_used_at)
-    FROM (SELECT a, to_timestamp(max(at) / 1000.0) AS at, sum(s) AS s, max(br) AS br FROM accepted GROUP BY a) m
+           byte_budget_used_at = GREATEST(m.at, agents.byte_budget_used_at),
+           last_path = m.p,
+           last_relay_id = COALESCE(m.p -> -1 ->> 'agentId', agents.last_relay_id)
+    FROM (SELECT a, to_timestamp(max(at) / 1000.0) AS at, sum(s) AS s, max(br) AS br, (array_agg(p ORDER BY n DESC))[1] AS p
+          FROM accepted GROUP BY a) m
     WHERE agents.id = m.a
     RETURNING 1
   )
@@ -230,7 +237,7 @@ function verdictOf(row: Row | undefined): StoreVerdict {
 function encodeBatch(batch: readonly Pending[]): string {
   const parts = batch.map(
     ({ item: it, midHex }, n) =>
-      `{"n":${n},"k":${JSON.stringify(it.kid)},"m":"${midHex}","c":${int(it.counter)},"w":${int(it.window)},"at":${int(it.at)},"a":${JSON.stringify(it.agentId)},"s":${int(it.size)},"bb":${num(it.byteBurst)},"br":${num(it.bytesPerSecond)},"i":${it.json}}`,
+      `{"n":${n},"k":${JSON.stringify(it.kid)},"m":"${midHex}","c":${int(it.counter)},"w":${int(it.window)},"at":${int(it.at)},"a":${JSON.stringify(it.agentId)},"s":${int(it.size)},"bb":${num(it.byteBurst)},"br":${num(it.bytesPerSecond)},"e":${it.env ? `"${hex(it.env)}"` : 'null'},"p":${it.path ?? '[]'},"i":${it.json}}`,
   );
   return `[${parts.join(',')}]`;
 }

@@ -104,6 +104,11 @@ export class Forwarder {
     for (const w of [...(this.waiters.get(key) ?? [])]) w(o);
   }
 
+  /** Ends the wait on `key` without an outcome. */
+  private release(key: string): void {
+    for (const w of [...(this.waiters.get(key) ?? [])]) (w as (o: Outcome | undefined) => void)(undefined);
+  }
+
   kick(): void {
     if (this.pumping || this.stopped) return;
     this.pumping = true;
@@ -197,6 +202,7 @@ export class Forwarder {
         }
       } else if (r?.status === 'queued') {
         this.handedOff.set(e.key, { pollAt: now + 1000, since: now, polls: 0 });
+        this.release(e.key);
         continue;
       } else if (typeof r?.error?.code === 'string' && !TRANSIENT.has(r.error.code)) {
         const code = /^[a-z0-9_]{1,64}$/.test(r.error.code) ? r.error.code : 'unknown';
@@ -244,6 +250,8 @@ export class Forwarder {
   }
 
   private failed(batch: SpoolEntry[], answer?: HttpAnswer): void {
+    // Whoever waits on these hears "not yet" at once: the relay answers with its acceptance.
+    for (const e of batch) this.release(e.key);
     this.failures++;
     let wait = this.backoffMs(this.failures);
     if (answer?.retryAfterSeconds !== undefined) wait = Math.max(wait, Math.min(answer.retryAfterSeconds * 1000, 3600_000));

@@ -3,6 +3,7 @@ import { benchCrypto } from './crypto.js';
 import { benchEnvelope } from './envelope.js';
 import { benchEnroll } from './enroll.js';
 import { benchIngest } from './ingest.js';
+import { benchRelay } from './relay.js';
 import { benchRenew } from './renew.js';
 import { nobleCrypto } from '../src/protocol/crypto/noble.js';
 import { createWebCrypto } from '../src/protocol/crypto/webcrypto.js';
@@ -27,4 +28,5 @@ if (want('envelope')) {
 if (want('enroll')) result.enroll = await benchEnroll();
 if (want('ingest')) result.ingest = await benchIngest();
 if (want('renew')) result.renew = await benchRenew();
+if (want('relay')) result.relay = await benchRelay();
 console.log(JSON.stringify(result, null, 2));

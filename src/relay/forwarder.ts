@@ -51,6 +51,8 @@ export interface ForwarderDeps {
 export class Forwarder {
   private readonly inFlight = new Set<string>();
   private readonly retryAt = new Map<string, number>();
+  /** Envelopes the server answered with a signed rate_limited, and how many times in a row. */
+  private readonly limited = new Map<string, number>();
   /** Queued by an upstream relay: when to ask it for the receipt next, and since when. */
   private readonly handedOff = new Map<string, { pollAt: number; since: number; polls: number }>();
   private readonly waiters = new Map<string, ((o: Outcome) => void)[]>();
@@ -195,6 +197,14 @@ export class Forwarder {
         // A copy of an envelope stored earlier (we resent after a crash, or another path delivered
         // it): the original receipt is the better proof for the agent (§11 "Exactly once").
         if (checked?.code === 'replay_detected') checked = (await this.fetchReceipt(e.record)) ?? checked;
+        if (checked?.code === 'rate_limited') {
+          // The server signed "not now" for this envelope (its sender's budget): keep it and retry later.
+          const n = (this.limited.get(e.key) ?? 0) + 1;
+          this.limited.set(e.key, n);
+          this.retryAt.set(e.key, now + this.backoffMs(n + 1));
+          this.release(e.key);
+          continue;
+        }
         if (checked) {
           settled.push({ key: e.key, receipt: checked.receipt });
           outcomes.push([e.key, checked]);
@@ -217,6 +227,7 @@ export class Forwarder {
     await this.deps.spool.settle(settled);
     for (const [key, o] of outcomes) {
       this.retryAt.delete(key);
+      this.limited.delete(key);
       this.handedOff.delete(key);
       this.deps.count('forwarded', 'code' in o && o.code ? o.code : 'accepted');
       this.resolve(key, o);

@@ -18,7 +18,8 @@ import { utf8 } from '../protocol/bytes.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { HttpError } from './http.js';
 import { agentRenewDueAt, renewAgent, RenewRefused, renewalInProgress } from './renew.js';
-import { readInventory, sealInventory, ServerKeyMoved, SignedRejection, submitEnvelope } from './send.js';
+import { collectReceipts, listPending, RESEND_AFTER_MS } from './pending.js';
+import { QueuedAtRelay, readInventory, sealInventory, ServerKeyMoved, SignedRejection, submitEnvelope } from './send.js';
 import { loadState } from './state.js';
 
 const run = promisify(execFile);
@@ -144,6 +145,32 @@ async function renewIfDue(ctx: ProtocolContext, opts: DaemonOptions, r: RenewalS
   }
 }
 
+/**
+ * Envelopes a relay queued (spec §11): collect their server receipts from the relay, and send again
+ * those still without one after RESEND_AFTER_MS. Failures leave them pending for the next cycle.
+ */
+async function collectPending(ctx: ProtocolContext, opts: DaemonOptions): Promise<void> {
+  const state = await loadState(ctx.crypto, opts.stateDir);
+  for (const { receipt } of await collectReceipts(ctx, state)) {
+    opts.log({
+      event: 'sent',
+      messageId: receipt.mid,
+      status: receipt.status,
+      ...(receipt.code ? { code: receipt.code } : {}),
+      note: 'receipt collected from the relay',
+    });
+  }
+  for (const p of await listPending(opts.stateDir)) {
+    if (ctx.now() - p.queuedAt < RESEND_AFTER_MS) continue;
+    try {
+      const { receipt } = await submitEnvelope(ctx, state, p.envelope, p.via);
+      opts.log({ event: 'sent', messageId: receipt.mid, status: receipt.status, note: 'sent again through the relay' });
+    } catch (err) {
+      if (!(err instanceof QueuedAtRelay)) opts.log({ event: 'pending', code: (err as { code?: string }).code });
+    }
+  }
+}
+
 export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Promise<void> {
   const baseBackoff = 1000;
   const renewal: RenewalState = { requested: false, failures: 0, nextAttemptAt: 0 };
@@ -152,6 +179,7 @@ export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Prom
   while (!opts.signal.aborted) {
     const before = await loadState(ctx.crypto, opts.stateDir);
     await renewIfDue(ctx, opts, renewal, (before.agent.sendIntervalSeconds ?? opts.intervalSeconds) * 1000);
+    await collectPending(ctx, opts).catch((err: unknown) => opts.log({ event: 'pending', error: (err as Error).message }));
     const state = await loadState(ctx.crypto, opts.stateDir); // the new keys after a renewal
     const interval = (state.agent.sendIntervalSeconds ?? opts.intervalSeconds) * 1000;
     let attempt = 0;
@@ -182,6 +210,11 @@ export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Prom
         }
         break;
       } catch (err) {
+        if (err instanceof QueuedAtRelay) {
+          // Durably accepted by the relay: the receipt is collected on a later cycle.
+          opts.log({ event: 'queued', messageId: err.accept.mid, relay: err.accept.relay });
+          break;
+        }
         const backoff = Math.min(interval, baseBackoff * 2 ** Math.min(attempt, 16));
         let wait = backoff / 2 + Math.random() * (backoff / 2);
         // The server rotated its keys while we were away: the pin moved along the endorsed chain

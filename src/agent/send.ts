@@ -3,7 +3,10 @@
 // names the exact envelope sent; an unsigned answer (a status, an error code) is only a hint.
 import { readFile } from 'node:fs/promises';
 import { utf8 } from '../protocol/bytes.js';
-import { credentialKid } from '../protocol/credential.js';
+import { credentialKid, verifyCredential } from '../protocol/credential.js';
+import { fromB64uExact } from '../protocol/bytes.js';
+import { verifyRelayAccept, type RelayAccept } from '../protocol/relay-accept.js';
+import { savePending, settlePending } from './pending.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { parseEnvelope, sealEnvelope, type Envelope } from '../protocol/envelope.js';
 import { ProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
@@ -83,6 +86,11 @@ export async function submitEnvelope(ctx: ProtocolContext, state: AgentState, en
     { method: 'POST', body: JSON.stringify(envelope), headers: { 'content-type': 'application/json' } },
     { timeoutMs: 60_000 },
   );
+  if (via !== undefined && answer.status === 202 && (answer.json as { status?: unknown } | undefined)?.status === 'queued') {
+    const accept = await relayAcceptance(ctx, state, answer, expect);
+    await savePending(state.dir, { v: 1, envelope, via, queuedAt: ctx.now(), relay: accept.relay });
+    throw new QueuedAtRelay(accept, via);
+  }
   const ok = answer.status >= 200 && answer.status < 300;
   const signed = ok ? answer.json : (answer.json as { receipt?: unknown } | undefined)?.receipt;
   let receipt: Receipt | undefined;
@@ -98,9 +106,50 @@ export async function submitEnvelope(ctx: ProtocolContext, state: AgentState, en
     await serverKeyMoved(ctx, state, answer);
     throw unproven('unsigned_answer', 'an answer without a signed receipt proves nothing', answer);
   }
+  if (via !== undefined) await settlePending(state.dir, parsed.header.mid);
   if (receipt.status === 'rejected') throw new SignedRejection(receipt.code ?? 'payload_invalid', receipt, answer.retryAfterSeconds);
   await applyDirectives(ctx, state, receipt);
   return { receipt };
+}
+
+/**
+ * A relay accepted the envelope for forwarding (spec §11): it wrote it durably and will forward it;
+ * the server's receipt is collected later (pending.ts). Not a failure: `agent send --via` exits 0.
+ */
+export class QueuedAtRelay extends Error {
+  constructor(
+    readonly accept: RelayAccept,
+    readonly via: string,
+  ) {
+    super(`queued at relay ${accept.relay}`);
+    this.name = 'QueuedAtRelay';
+  }
+}
+
+/**
+ * The relay's signed acceptance, believed only when the relay's credential (beside it) verifies with
+ * the pinned server key, has role relay, and its key signed an acceptance naming this exact envelope.
+ */
+async function relayAcceptance(
+  ctx: ProtocolContext,
+  state: AgentState,
+  answer: HttpAnswer,
+  expect: { mid: string; snd: string; env: string },
+): Promise<RelayAccept> {
+  const body = answer.json as { accept?: unknown; credential?: unknown };
+  try {
+    if (typeof body.credential !== 'string') throw new Error('no credential');
+    const claims = await verifyCredential(body.credential, state.server.signing, state.server.fingerprint, ctx.now());
+    if (claims.role !== 'relay') throw new Error('not a relay');
+    const relayKey = { publicKey: fromB64uExact(claims.cnf.sig, 32), kid: claims.cnf.sig_kid };
+    return await verifyRelayAccept(ctx.crypto, relayKey, body.accept, expect);
+  } catch {
+    throw unproven(
+      'receipt_invalid',
+      "the relay's acceptance does not verify with a relay credential the pinned server key issued",
+      answer,
+    );
+  }
 }
 
 /** An answer nobody signed: its claimed code is kept as a hint (sanitised), never believed. */

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { runDaemon } from '../agent/daemon.js';
 import { HttpError } from '../agent/http.js';
-import { readInventory, sealInventory, sendInventory, submitEnvelope } from '../agent/send.js';
+import { QueuedAtRelay, readInventory, sealInventory, sendInventory, submitEnvelope } from '../agent/send.js';
 import { loadState, StateError } from '../agent/state.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { parseEnvelope } from '../protocol/envelope.js';
@@ -41,14 +41,28 @@ export function registerAgentMessaging(agent: Command): void {
       if (!o.file === !o.envelope) throw new CliError('usage', 'give exactly one of --file or --envelope', 2);
       const ctx = await context();
       await asCli(async () => {
-        const { receipt } = o.envelope
-          ? await submitEnvelope(
-              ctx,
-              await loadState(ctx.crypto, resolve(o.stateDir)),
-              parseEnvelope(await readFile(o.envelope)).wire,
-              o.via,
-            )
-          : await sendInventory(ctx, resolve(o.stateDir), await readInventory(o.file!), o.via);
+        let outcome;
+        try {
+          outcome = o.envelope
+            ? await submitEnvelope(
+                ctx,
+                await loadState(ctx.crypto, resolve(o.stateDir)),
+                parseEnvelope(await readFile(o.envelope)).wire,
+                o.via,
+              )
+            : await sendInventory(ctx, resolve(o.stateDir), await readInventory(o.file!), o.via);
+        } catch (err) {
+          if (!(err instanceof QueuedAtRelay)) throw err;
+          // The relay wrote it durably (its signed acceptance verified); `agent run` collects the receipt.
+          const a = err.accept;
+          if (o.json)
+            console.log(
+              JSON.stringify({ status: 'queued', messageId: a.mid, relay: a.relay, queuedAt: new Date(a.rat).toISOString() }, null, 2),
+            );
+          else console.log(`queued ${a.mid} at relay ${a.relay} (${new Date(a.rat).toISOString()})`);
+          return;
+        }
+        const { receipt } = outcome;
         if (o.json)
           console.log(
             JSON.stringify(

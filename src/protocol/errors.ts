@@ -86,6 +86,11 @@ const PROTOCOL_ERRORS = {
     meaning: 'credential signature, issuer, expiry or shape wrong',
     message: 'the credential is invalid or expired',
   },
+  relay_full: {
+    status: 507,
+    meaning: "the relay's spool is full; the `Retry-After` header says when to try again (nothing was dropped)",
+    message: 'the relay spool is full; retry later',
+  },
   name_taken: { status: 409, meaning: 'agent name in use', message: 'an agent with this name exists' },
   name_invalid: {
     status: 400,

@@ -1,0 +1,164 @@
+// Relays (spec §11), in process on loopback into PostgreSQL: a server, relay R (upstream: the server)
+// and relay S (upstream: R), each a real HTTP listener with its own spool on disk (fsync on accept).
+// - forwarding: envelopes posted to R in batches (answered "queued" at once), timed until R's spool
+//   is empty, i.e. every envelope forwarded in relay batches, stored, and its receipt verified;
+// - latency: one envelope at a time straight to the server, through R, and through S then R (the
+//   relays wait for the server's receipt), median and p90; the added latency of one and two hops;
+// - ingest side by side: the server's sealed ingest of relay-batched envelopes (the forwarding
+//   figure) against the unsealed per-request baseline (bench/baseline-route.ts, autocannon).
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { createAdaptorServer } from '@hono/node-server';
+import { enrollAgent } from '../src/agent/enroll.js';
+import { loadState, type AgentState } from '../src/agent/state.js';
+import { sealEnvelope, type Envelope } from '../src/protocol/envelope.js';
+import { composeRelay } from '../src/relay/compose.js';
+import { silentLogger } from '../src/server/logger.js';
+import { mountBaseline } from './baseline-route.js';
+import { startBenchServer, inventoryOfSize, type BenchServer } from './fixtures.js';
+import { load } from './ingest.js';
+
+async function token(server: BenchServer, role: 'agent' | 'relay', uses: number): Promise<string> {
+  const res = await fetch(`${server.url}/v1/admin/tokens`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ uses, ttlSeconds: 3600, role }),
+  });
+  return ((await res.json()) as { token: string }).token;
+}
+
+async function startRelay(server: BenchServer, dir: string, upstream: string, receiptWaitMs: number) {
+  await enrollAgent(server.ctx, { serverUrl: upstream, token: await token(server, 'relay', 1), stateDir: dir });
+  const relay = await composeRelay(
+    server.ctx,
+    { stateDir: dir, upstream, spoolMaxBytes: 1 << 30, receiptWaitMs, revocationIntervalMs: 60_000 },
+    silentLogger,
+    () => '127.0.0.1',
+  );
+  const http = createAdaptorServer({ fetch: relay.app.fetch, hostname: '127.0.0.1' });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  await relay.start();
+  return {
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
+    relay,
+    close: async () => {
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await relay.stop();
+    },
+  };
+}
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+const round = (x: number) => Math.round(x * 100) / 100;
+
+export async function benchRelay(
+  opts: { envelopes?: number; latencySamples?: number; agents?: number } = {},
+): Promise<Record<string, unknown>> {
+  const total = opts.envelopes ?? 3000;
+  const samples = opts.latencySamples ?? 60;
+  const agentCount = opts.agents ?? 16;
+  const server = await startBenchServer(
+    { ingestPolicy: { messageBurst: 1e9, messagesPerSecond: 1e9, byteBurst: 1e15, bytesPerSecond: 1e15 } },
+    (app) => mountBaseline(app, 'baseline'),
+  );
+  const dir = await mkdtemp(join(tmpdir(), 'latchkey-bench-relay-'));
+  const relays: { close(): Promise<void> }[] = [];
+  try {
+    await server.database.withSession((run) => run(`INSERT INTO agents (id, name, role) VALUES ('baseline', 'baseline', 'agent')`));
+    const r = await startRelay(server, join(dir, 'relay-r'), server.url, 10_000);
+    relays.push(r);
+    const s = await startRelay(server, join(dir, 'relay-s'), r.url, 10_000);
+    relays.push(s);
+    const agentToken = await token(server, 'agent', agentCount);
+    const agents: AgentState[] = [];
+    for (let i = 0; i < agentCount; i++) {
+      await enrollAgent(server.ctx, { serverUrl: server.url, token: agentToken, stateDir: join(dir, `agent-${i}`) });
+      agents.push(await loadState(server.ctx.crypto, join(dir, `agent-${i}`)));
+    }
+    const inventory = inventoryOfSize(4096, 'bench-relay');
+    const gz = new Uint8Array(gzipSync(inventory));
+    let counter = 0;
+    const seal = async (i: number): Promise<Envelope> =>
+      (
+        await sealEnvelope(server.ctx, {
+          sender: agents[i % agentCount]!.keys,
+          recipient: server.identity.agreement,
+          type: 'inventory',
+          contentType: 'application/json',
+          contentEncoding: 'gzip',
+          counter: ++counter,
+          plaintext: gz,
+          credential: agents[i % agentCount]!.agent.credential,
+        })
+      ).envelope;
+    const post = (url: string, body: unknown) =>
+      fetch(`${url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+    // Latency, one envelope at a time: direct, one hop, two hops.
+    const latency: Record<string, { p50: number; p90: number }> = {};
+    for (const [name, url] of [
+      ['direct', server.url],
+      ['oneHop', r.url],
+      ['twoHops', s.url],
+    ] as const) {
+      const ms: number[] = [];
+      for (let i = 0; i < samples; i++) {
+        const envelope = await seal(i);
+        const t = performance.now();
+        const res = await post(url, envelope);
+        await res.arrayBuffer();
+        if (res.status !== 200) throw new Error(`${name}: HTTP ${res.status}`);
+        ms.push(performance.now() - t);
+      }
+      latency[name] = { p50: round(pct(ms, 0.5)), p90: round(pct(ms, 0.9)) };
+    }
+
+    // Forwarding throughput through R: accepted at once ("queued"), timed until R's spool drains.
+    const envelopes: Envelope[] = [];
+    for (let i = 0; i < total; i++) envelopes.push(await seal(i));
+    const fast = await startRelay(server, join(dir, 'relay-q'), server.url, 0);
+    relays.push(fast);
+    const start = performance.now();
+    for (let i = 0; i < total; i += 100) {
+      const res = await post(fast.url, { envelopes: envelopes.slice(i, i + 100) });
+      await res.arrayBuffer();
+    }
+    const acceptedSeconds = (performance.now() - start) / 1000;
+    while (fast.relay.spool.stats().depth > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    const forwardSeconds = (performance.now() - start) / 1000;
+    const relayedPerSecond = Math.round(total / forwardSeconds);
+
+    const baselineFile = join(dir, 'plain.jsonl');
+    await writeFile(baselineFile, inventory);
+    const baseline = await load(server.url, '/bench/baseline', baselineFile, 5);
+    return {
+      database: 'postgresql',
+      inventoryBytes: inventory.length,
+      agents: agentCount,
+      latencyMs: {
+        ...latency,
+        addedOneHopP50: round(latency.oneHop!.p50 - latency.direct!.p50),
+        addedTwoHopsP50: round(latency.twoHops!.p50 - latency.direct!.p50),
+      },
+      forwarding: {
+        envelopes: total,
+        acceptedPerSecond: Math.round(total / acceptedSeconds),
+        forwardedPerSecond: relayedPerSecond,
+        note: 'accepted = spooled with fsync and answered queued; forwarded = until the spool is empty (stored by the server, receipts verified by the relay)',
+      },
+      ingest: {
+        relayBatchedSealedPerSecond: relayedPerSecond,
+        baselineUnsealedPerRequest: baseline.reqPerSec,
+        ratio: round(relayedPerSecond / baseline.reqPerSec),
+        note: 'relay-batched sealed ingest (batches of up to 100, every check, signed receipts) against the unsealed, unauthenticated per-request baseline, same table, same run',
+      },
+    };
+  } finally {
+    for (const relay of relays.reverse()) await relay.close().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+    await server.close();
+  }
+}

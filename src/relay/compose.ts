@@ -1,0 +1,194 @@
+// The relay's composition root: every piece of per-process state (identity, spool, revocation list,
+// forwarder, metrics) is built here once and handed down. `startRelay` (node.ts) binds it to a port.
+import { writeFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Context } from 'hono';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ProtocolContext } from '../protocol/crypto/types.js';
+import type { HeldRevocations } from '../protocol/revocation-list.js';
+import { loadRevocations, refreshRevocations } from '../agent/revocations.js';
+import { loadState, type AgentState } from '../agent/state.js';
+import type { Logger } from '../server/logger.js';
+import { createRelayApp } from './app.js';
+import { Forwarder, type RelayIdentity } from './forwarder.js';
+import { Spool } from './spool.js';
+
+export interface RelayConfig {
+  stateDir: string;
+  upstream: string;
+  spoolMaxBytes: number;
+  /** How long POST /v1/messages waits for the server's receipt before answering "queued". */
+  receiptWaitMs: number;
+  /** How often the signed revocation list is polled from upstream. */
+  revocationIntervalMs: number;
+}
+
+export const STATUS_FILE = 'relay-status.json';
+
+/** What `latchkey relay status` reads: the running relay's counters, written every few seconds. */
+export interface RelayCounters {
+  accepted: number;
+  refused: Record<string, number>;
+  forwarded: Record<string, number>;
+  upstreamRefused: Record<string, number>;
+  expired: number;
+}
+
+export async function composeRelay(
+  ctx: ProtocolContext,
+  config: RelayConfig,
+  logger: Logger,
+  clientAddress: (c: Context) => string | undefined,
+) {
+  let state: AgentState = await loadState(ctx.crypto, config.stateDir);
+  const identity = (): RelayIdentity => ({
+    privateKey: state.keys.signing.privateKey,
+    kid: state.keys.signing.kid,
+    credential: state.agent.credential,
+  });
+  const spool = await Spool.open(config.stateDir, config.spoolMaxBytes);
+  let revocations: HeldRevocations = await loadRevocations(config.stateDir);
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'latchkey_relay_' });
+  const counters: RelayCounters = { accepted: 0, refused: {}, forwarded: {}, upstreamRefused: {}, expired: 0 };
+  const accepted = new Counter({
+    name: 'latchkey_relay_accepted_total',
+    help: 'Envelopes spooled (acknowledged to the sender).',
+    registers: [registry],
+  });
+  const refused = new Counter({
+    name: 'latchkey_relay_refused_total',
+    help: 'Envelopes the relay refused, by code.',
+    labelNames: ['code'],
+    registers: [registry],
+  });
+  const forwarded = new Counter({
+    name: 'latchkey_relay_forwarded_total',
+    help: "Envelopes settled by the server's signed receipt, by outcome (accepted or the rejection code).",
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  const upstreamRefused = new Counter({
+    name: 'latchkey_relay_upstream_refused_total',
+    help: 'Envelopes upstream refused without a receipt (moved to refused/), by code.',
+    labelNames: ['code'],
+    registers: [registry],
+  });
+  const expired = new Counter({
+    name: 'latchkey_relay_expired_total',
+    help: 'Envelopes moved to expired/ (past the freshness window).',
+    registers: [registry],
+  });
+  const bump = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
+  new Gauge({
+    name: 'latchkey_relay_spool_depth',
+    help: 'Envelopes waiting in the spool.',
+    registers: [registry],
+    collect() {
+      this.set(spool.stats().depth);
+    },
+  });
+  new Gauge({
+    name: 'latchkey_relay_spool_bytes',
+    help: 'Bytes in the spool.',
+    registers: [registry],
+    collect() {
+      this.set(spool.stats().bytes);
+    },
+  });
+  new Gauge({
+    name: 'latchkey_relay_oldest_message_age_seconds',
+    help: 'Age of the oldest spooled envelope (0 when empty).',
+    registers: [registry],
+    collect() {
+      const oldest = spool.stats().oldestRat;
+      this.set(oldest === undefined ? 0 : (ctx.now() - oldest) / 1000);
+    },
+  });
+
+  const server = state.server;
+  const forwarder = new Forwarder({
+    ctx,
+    spool,
+    upstream: config.upstream,
+    identity,
+    server,
+    logger,
+    count: (name, label) => {
+      if (name === 'forwarded') {
+        forwarded.inc({ outcome: label });
+        bump(counters.forwarded, label);
+      } else if (name === 'expired') {
+        expired.inc();
+        counters.expired++;
+      } else {
+        upstreamRefused.inc({ code: label });
+        bump(counters.upstreamRefused, label);
+      }
+    },
+  });
+  const app = createRelayApp({
+    admission: { ctx, server, revocations: () => revocations },
+    spool,
+    forwarder,
+    upstream: config.upstream,
+    identity,
+    logger,
+    receiptWaitMs: config.receiptWaitMs,
+    clientAddress,
+    metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+    count: (name, label) => {
+      if (name === 'accepted') {
+        accepted.inc();
+        counters.accepted++;
+      } else {
+        refused.inc({ code: label });
+        bump(counters.refused, label);
+      }
+    },
+  });
+
+  const pollRevocations = async () => {
+    try {
+      const r = await refreshRevocations(ctx, config.stateDir, { via: config.upstream });
+      revocations = r.held;
+      if (r.added.length) logger.info({ version: r.held.version, added: r.added.length }, 'relay: revocation list updated');
+    } catch (err) {
+      logger.warn({ code: (err as { code?: string }).code }, 'relay: revocation list not refreshed');
+    }
+  };
+  const writeStatus = async () => {
+    const tmp = join(config.stateDir, `.${STATUS_FILE}.tmp`);
+    await writeFile(tmp, JSON.stringify({ v: 1, pid: process.pid, upstream: config.upstream, updatedAt: ctx.now(), counters }), {
+      mode: 0o600,
+    });
+    await rename(tmp, join(config.stateDir, STATUS_FILE));
+  };
+
+  const timers: NodeJS.Timeout[] = [];
+  return {
+    app,
+    spool,
+    forwarder,
+    identity,
+    async start() {
+      await pollRevocations();
+      forwarder.start();
+      timers.push(setInterval(() => void pollRevocations(), config.revocationIntervalMs));
+      timers.push(setInterval(() => void writeStatus().catch(() => {}), 2000));
+      timers.push(setInterval(() => void spool.pruneReceipts(ctx.now(), 8 * 86_400_000).catch(() => {}), 3600_000));
+      for (const t of timers) t.unref();
+      await writeStatus();
+    },
+    async stop() {
+      for (const t of timers) clearInterval(t);
+      await forwarder.stop();
+      await writeStatus().catch(() => {});
+    },
+    /** Reloads the identity (after a renewal). */
+    async reload() {
+      state = await loadState(ctx.crypto, config.stateDir);
+    },
+  };
+}

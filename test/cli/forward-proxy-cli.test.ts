@@ -55,7 +55,7 @@ describe.skipIf(!hasTinyproxy).each(dbKinds)('agent and admin commands through f
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'latchkey-fwdproxy-'));
     [server, proxy] = await Promise.all([startTestServer(kind), startTinyproxy()]);
-  });
+  }, 120_000);
   afterAll(async () => {
     await Promise.all([server?.close(), proxy?.stop()]);
     await rm(dir, { recursive: true, force: true });

@@ -4,18 +4,18 @@ import { adminCall, withAdminOptions, type AdminOptions } from './admin-options.
 
 export function registerInventoryCommands(program: Command): void {
   const inventory = program.command('inventory').description('Stored inventories (admin).');
-  withAdminOptions(inventory.command('show').description("Print an agent's latest inventory as stored.").argument('<agentId>')).action(
-    async (agentId: string, o: AdminOptions) => {
-      const r = (await adminCall(o, 'GET', `/v1/admin/agents/${encodeURIComponent(agentId)}/inventory`)) as {
-        inventory: unknown;
-        receivedAt: string;
-        messageId: string;
-      };
-      if (o.json) console.log(JSON.stringify(r, null, 2));
-      else {
-        console.error(`# received ${r.receivedAt}, message ${r.messageId}`);
-        console.log(JSON.stringify(r.inventory, null, 2));
-      }
-    },
-  );
+  withAdminOptions(
+    inventory.command('show').description("Print an agent's latest inventory as stored.").argument('<id|name>', 'agent id or name'),
+  ).action(async (agentId: string, o: AdminOptions) => {
+    const r = (await adminCall(o, 'GET', `/v1/admin/agents/${encodeURIComponent(agentId)}/inventory`)) as {
+      inventory: unknown;
+      receivedAt: string;
+      messageId: string;
+    };
+    if (o.json) console.log(JSON.stringify(r, null, 2));
+    else {
+      console.error(`# received ${r.receivedAt}, message ${r.messageId}`);
+      console.log(JSON.stringify(r.inventory, null, 2));
+    }
+  });
 }

@@ -3,14 +3,16 @@
 import { Command } from 'commander';
 import { registerServe } from './serve.js';
 import { registerCommands } from './commands.js';
-import { runCli } from './run.js';
+import { configureProgram, runCli } from './run.js';
+import { VERSION } from './version.js';
 
 const program = new Command()
   .name('latchkey')
   .description('Token-enrolled, end-to-end sealed messaging for inventory agents, relays and their server.')
-  .version('0.1.0')
-  .showHelpAfterError()
+  .version(VERSION)
   .enablePositionalOptions();
+// Before any command is registered: subcommands copy these settings when they are created.
+configureProgram(program, process.argv);
 
 registerServe(program);
 registerCommands(program);

@@ -104,6 +104,11 @@ const HTTP_ERRORS = {
   },
   unauthorized: { status: 401, meaning: 'admin credential missing or wrong', message: 'admin credential required' },
   forbidden: { status: 403, meaning: "the admin credential lacks the route's scope", message: 'forbidden' },
+  agent_not_revoked: {
+    status: 409,
+    meaning: 'an admin asked to delete an agent that is not revoked (revoke it first)',
+    message: 'only a revoked agent can be deleted',
+  },
   unsupported_media_type: {
     status: 415,
     meaning: 'the request body is not `application/json` (agent routes)',

@@ -15,7 +15,8 @@ import { runCli } from '../helpers/process.js';
 const inventory = new URL('../fixtures/glpi/format/printer_2.json', import.meta.url).pathname;
 const jsonError = (stderr: string) => (JSON.parse(stderr.trim()) as { error: { code: string; message: string } }).error;
 
-describe('CLI conventions', () => {
+// Timeouts are generous: each test runs a dozen real CLI processes, slow on a busy 2-core machine.
+describe('CLI conventions', { timeout: 240_000 }, () => {
   let server: TestServer;
   let dir: string;
   let env: Record<string, string>;

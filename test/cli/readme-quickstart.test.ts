@@ -24,7 +24,7 @@ function quickStartBlock(readme: string): string {
   return m[1]!;
 }
 
-describe('README quick start', () => {
+describe('README quick start', { timeout: 240_000 }, () => {
   let dir: string;
   let server: ServeProcess;
   beforeAll(async () => {

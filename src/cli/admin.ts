@@ -64,11 +64,13 @@ async function listAll(o: AdminOptions, path: string, key: string, query = ''): 
 export function registerAdminCommands(program: Command): void {
   const token = program.command('token').description('Enrollment tokens (admin).');
   withAdminOptions(token.command('create').description('Create a one-time enrollment token; prints it once.'))
-    .option(
-      '--ttl <duration>',
-      `how long it can be used (${showDuration(MIN_TOKEN_TTL_SECONDS)} to ${showDuration(MAX_TOKEN_TTL_SECONDS)}: 30m, 1h, 7d)`,
-      parseDurationIn('--ttl', MIN_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS),
-      DEFAULT_TOKEN_TTL_SECONDS,
+    .addOption(
+      new Option(
+        '--ttl <duration>',
+        `how long it can be used (${showDuration(MIN_TOKEN_TTL_SECONDS)} to ${showDuration(MAX_TOKEN_TTL_SECONDS)}: 30m, 1h, 7d)`,
+      )
+        .argParser(parseDurationIn('--ttl', MIN_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS))
+        .default(DEFAULT_TOKEN_TTL_SECONDS, showDuration(DEFAULT_TOKEN_TTL_SECONDS)),
     )
     .option('--uses <n>', `how many enrollments it allows (1 to ${MAX_TOKEN_USES})`, parseUses, 1)
     .option('--role <role>', 'agent or relay', 'agent')

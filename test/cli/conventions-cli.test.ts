@@ -29,7 +29,7 @@ describe('CLI conventions', { timeout: 240_000 }, () => {
     dir = await mkdtemp(join(tmpdir(), 'latchkey-conventions-'));
     server = await startTestServer('pglite');
     env = { LATCHKEY_SERVER: server.url, LATCHKEY_ADMIN_TOKEN: server.adminToken };
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await server?.close();
     await rm(dir, { recursive: true, force: true });

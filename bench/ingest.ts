@@ -1,8 +1,12 @@
 // End-to-end ingest over HTTP on loopback into PostgreSQL: the sealed path (POST /v1/messages,
-// every check, signed receipts) against a baseline taking the same JSON unsealed and
-// unauthenticated into the same table. Load comes from a separate process (bench/load.ts,
+// every check, signed receipts) against baselines taking the same JSON unsealed and
+// unauthenticated. The one the ratio is reported against first is the bare baseline: a separate
+// process with no Latchkey code (bench/bare-baseline-server.ts) on its own database of the same
+// PostgreSQL. The in-app baselines (mounted in the product's app, behind its middleware) stay as a
+// diagnosis of the app's own overhead. Load comes from a separate process (bench/load.ts,
 // autocannon). Envelopes are sealed beforehand (agents seal on their own machines), each sent once.
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +21,7 @@ import { generateKeySet, type KeySet } from '../src/protocol/keys.js';
 import { parseToken } from '../src/protocol/token.js';
 import { mountBaseline } from './baseline-route.js';
 import { cpuPerRequest, cpuSample } from './measure.js';
-import { createToken, inventoryOfSize, startBenchServer, type BenchServer } from './fixtures.js';
+import { createToken, inventoryOfSize, POSTGRES_URL, startBenchServer, type BenchServer } from './fixtures.js';
 
 const run = promisify(execFile);
 
@@ -35,6 +39,29 @@ async function startProfile(): Promise<(file: string) => Promise<void>> {
   };
 }
 const LOAD = fileURLToPath(new URL('./load.ts', import.meta.url));
+const BARE = fileURLToPath(new URL('./bare-baseline-server.ts', import.meta.url));
+
+/** Starts the bare baseline in its own process; resolves once it listens. */
+async function startBare(): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', BARE, POSTGRES_URL], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`bare baseline exited with ${code}`)));
+  });
+  return {
+    url,
+    child,
+    async stop() {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await once(child, 'exit');
+    },
+  };
+}
 // A fleet, not a handful: first messages from each agent take the server's lookup path.
 const AGENTS = 256;
 const CONNECTIONS = 16;
@@ -57,11 +84,11 @@ export async function enrollAgents(server: BenchServer, count = AGENTS): Promise
 }
 
 /** One load run from a separate process (bench/load.ts), with the server's CPU per request. */
-export async function load(url: string, path: string, file: string, repeatSeconds?: number) {
+export async function load(url: string, path: string, file: string, repeatSeconds?: number, serverPid?: number) {
   const args = ['--import', 'tsx', LOAD, url, path, file, String(CONNECTIONS), ...(repeatSeconds ? [String(repeatSeconds)] : [])];
-  const before = cpuSample();
+  const before = cpuSample(serverPid);
   const { stdout } = await run(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 });
-  const after = cpuSample();
+  const after = cpuSample(serverPid);
   const result = JSON.parse(stdout) as {
     requests: number;
     seconds: number;
@@ -81,11 +108,12 @@ type LoadResult = Awaited<ReturnType<typeof load>>;
 const median = <T extends { reqPerSec: number }>(runs: T[]): T =>
   [...runs].sort((x, y) => x.reqPerSec - y.reqPerSec)[(runs.length - 1) >> 1]!;
 const medianOf = (xs: number[]): number => [...xs].sort((x, y) => x - y)[(xs.length - 1) >> 1]!;
+const range = (xs: number[]): [number, number] => [Math.min(...xs), Math.max(...xs)];
 
 export async function benchIngest(opts: { envelopes?: Record<number, number>; rounds?: number } = {}): Promise<Record<string, unknown>> {
   const counts = opts.envelopes ?? { 4096: 6000, 65536: 3000 };
-  // Rounds alternate sealed, baseline and prepared baseline, so drift on a shared machine hits all
-  // three alike; figures are the median round's.
+  // Rounds alternate sealed, bare baseline, in-app baseline and in-app prepared baseline, so drift on
+  // a shared machine hits all alike; figures are the median round's.
   const rounds = opts.rounds ?? 3;
   const server = await startBenchServer(
     { ingestPolicy: { messageBurst: 1e9, messagesPerSecond: 1e9, byteBurst: 1e15, bytesPerSecond: 1e15 } },
@@ -94,6 +122,7 @@ export async function benchIngest(opts: { envelopes?: Record<number, number>; ro
     },
   );
   const dir = await mkdtemp(join(tmpdir(), 'latchkey-bench-'));
+  const bare = await startBare();
   try {
     const agents = await enrollAgents(server);
     // The baseline stores under an agent row too (inventories.agent_id is a foreign key).
@@ -104,7 +133,7 @@ export async function benchIngest(opts: { envelopes?: Record<number, number>; ro
       connections: CONNECTIONS,
       agents: AGENTS,
       rounds,
-      note: 'sealed bodies are gzip-compressed before sealing, as the agent sends them; the baseline body is the plain JSON. ratio = sealed / baseline (the ORM insert as issued by default); ratioVsPrepared = sealed / the same insert prepared; each the median over rounds',
+      note: 'sealed bodies are gzip-compressed before sealing, as the agent sends them; baseline bodies are the plain JSON. ratioVsBare = sealed / the bare baseline (separate process, bare hono + postgres.js, prepared insert, own database: the honest comparison); ratio = sealed / the in-app baseline (the ORM insert inside the product app); ratioVsPrepared = sealed / the in-app prepared insert; each the median over rounds. appOverhead = in-app prepared / bare',
     };
     // Counters keep rising across phases, as a real agent's do (the server enforces the window).
     let counter = 0;
@@ -114,8 +143,15 @@ export async function benchIngest(opts: { envelopes?: Record<number, number>; ro
       await writeFile(plainFile, inventory);
       let sealSeconds = 0;
       let envelopeBytes = 0;
-      const perRound: { sealed: LoadResult; baseline: LoadResult; baselinePrepared: LoadResult; ratio: number; ratioVsPrepared: number }[] =
-        [];
+      const perRound: {
+        sealed: LoadResult;
+        bare: LoadResult;
+        baseline: LoadResult;
+        baselinePrepared: LoadResult;
+        ratioVsBare: number;
+        ratio: number;
+        ratioVsPrepared: number;
+      }[] = [];
       for (let round = 0; round < rounds; round++) {
         const sealStart = performance.now();
         const lines: string[] = [];
@@ -142,12 +178,15 @@ export async function benchIngest(opts: { envelopes?: Record<number, number>; ro
         await stopProfile?.(`/tmp/ingest-${size}.cpuprofile`);
         if (sealed.non2xx > 0) throw new Error(`sealed load had ${sealed.non2xx} rejections: ${JSON.stringify(sealed)}`);
         if (!sealed.complete) throw new Error(`sealed load did not finish in time: ${JSON.stringify(sealed)}`);
+        const bareRun = await load(bare.url, '/ingest', plainFile, 5, bare.child.pid);
         const baseline = await load(server.url, '/bench/baseline', plainFile, 5);
         const baselinePrepared = await load(server.url, '/bench/baseline-prepared', plainFile, 5);
         perRound.push({
           sealed,
+          bare: bareRun,
           baseline,
           baselinePrepared,
+          ratioVsBare: Number((sealed.reqPerSec / bareRun.reqPerSec).toFixed(2)),
           ratio: Number((sealed.reqPerSec / baseline.reqPerSec).toFixed(2)),
           ratioVsPrepared: Number((sealed.reqPerSec / baselinePrepared.reqPerSec).toFixed(2)),
         });
@@ -156,13 +195,21 @@ export async function benchIngest(opts: { envelopes?: Record<number, number>; ro
         inventoryBytes: inventory.length,
         envelopeBytes,
         agentSealPerSecond: Math.round((count * rounds) / sealSeconds),
+        ratioVsBare: medianOf(perRound.map((r) => r.ratioVsBare)),
+        ratioVsBareRange: range(perRound.map((r) => r.ratioVsBare)),
         sealed: median(perRound.map((r) => r.sealed)),
+        bare: median(perRound.map((r) => r.bare)),
         baseline: median(perRound.map((r) => r.baseline)),
         baselinePrepared: median(perRound.map((r) => r.baselinePrepared)),
         ratio: medianOf(perRound.map((r) => r.ratio)),
         ratioVsPrepared: medianOf(perRound.map((r) => r.ratioVsPrepared)),
+        appOverhead: medianOf(perRound.map((r) => Number((r.baselinePrepared.reqPerSec / r.bare.reqPerSec).toFixed(2)))),
         rounds: perRound.map((r) => ({
           sealed: r.sealed.reqPerSec,
+          bare: r.bare.reqPerSec,
+          ratioVsBare: r.ratioVsBare,
+          sealedServerCpuMs: r.sealed.cpuPerRequest.serverMs,
+          bareServerCpuMs: r.bare.cpuPerRequest.serverMs,
           baseline: r.baseline.reqPerSec,
           baselinePrepared: r.baselinePrepared.reqPerSec,
           ratio: r.ratio,
@@ -173,6 +220,7 @@ export async function benchIngest(opts: { envelopes?: Record<number, number>; ro
     return results;
   } finally {
     await rm(dir, { recursive: true, force: true });
+    await bare.stop();
     await server.close();
   }
 }

@@ -23,10 +23,23 @@ export const sizeName = (n: number) => `${n / 1024}KiB`;
  */
 export interface CpuSample {
   server: NodeJS.CpuUsage;
+  /** When the server measured is another process (the bare baseline): its ticks. */
+  serverTicks?: number;
   postgresTicks: number | undefined;
   machine: { busy: number; total: number } | undefined;
   /** The event loop's busy/idle time so far. */
   elu: ReturnType<typeof performance.eventLoopUtilization>;
+}
+
+/** CPU ticks (user + system) one process has used so far, from /proc (Linux). */
+export function pidTicks(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return undefined;
+  }
 }
 
 function procTicks(name: string): number | undefined {
@@ -60,9 +73,10 @@ function machineTicks(): { busy: number; total: number } | undefined {
   }
 }
 
-export function cpuSample(): CpuSample {
+export function cpuSample(serverPid?: number): CpuSample {
   return {
     server: process.cpuUsage(),
+    ...(serverPid === undefined ? {} : { serverTicks: pidTicks(serverPid) }),
     postgresTicks: procTicks('postgres'),
     machine: machineTicks(),
     elu: performance.eventLoopUtilization(),
@@ -76,15 +90,19 @@ export function cpuSample(): CpuSample {
 export function cpuPerRequest(a: CpuSample, b: CpuSample, requests: number): Record<string, number> {
   const TICK_MS = 10; // USER_HZ is 100 on Linux
   const out: Record<string, number> = {};
-  out.serverMs = round((b.server.user - a.server.user + b.server.system - a.server.system) / 1000 / requests);
-  out.serverSystemMs = round((b.server.system - a.server.system) / 1000 / requests);
+  if (a.serverTicks !== undefined && b.serverTicks !== undefined) {
+    out.serverMs = round(((b.serverTicks - a.serverTicks) * TICK_MS) / requests);
+  } else {
+    out.serverMs = round((b.server.user - a.server.user + b.server.system - a.server.system) / 1000 / requests);
+    out.serverSystemMs = round((b.server.system - a.server.system) / 1000 / requests);
+  }
   if (a.postgresTicks !== undefined && b.postgresTicks !== undefined)
     out.postgresMs = round(((b.postgresTicks - a.postgresTicks) * TICK_MS) / requests);
   if (a.machine && b.machine) {
     out.machineMs = round(((b.machine.busy - a.machine.busy) * TICK_MS) / requests);
     out.machineBusyShare = round((b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total));
   }
-  out.eventLoopUtilization = Number(performance.eventLoopUtilization(b.elu, a.elu).utilization.toFixed(2));
+  if (a.serverTicks === undefined) out.eventLoopUtilization = Number(performance.eventLoopUtilization(b.elu, a.elu).utilization.toFixed(2));
   return out;
 }
 

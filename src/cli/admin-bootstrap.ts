@@ -4,13 +4,7 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { openDatabase } from '../db/client.js';
-import { applyMigrations } from '../db/migrate.js';
-import { readMigrations } from '../db/migrations-fs.js';
-import { recoverBootstrapAdmin } from '../runtime/bootstrap-admin.js';
 import { dataDirLayout } from '../runtime/config.js';
-import { DataDirLockedError } from '../runtime/data-dir-lock.js';
-import { openEmbeddedDatabase } from '../runtime/embedded-database.js';
 import { writeSecretFile } from '../node/fs-secure.js';
 import { CliError } from './run.js';
 
@@ -47,6 +41,13 @@ export function registerAdminBootstrap(admin: Command): void {
         const found = await stat(layout.embeddedDatabase).catch(() => undefined);
         if (!found?.isDirectory()) throw new CliError('not_found', `no embedded database in ${dataDir}; give --data-dir or --database-url`);
       }
+      // Loaded here: the other admin commands are HTTP clients and start without the database modules.
+      const { openDatabase } = await import('../db/client.js');
+      const { applyMigrations } = await import('../db/migrate.js');
+      const { readMigrations } = await import('../db/migrations-fs.js');
+      const { recoverBootstrapAdmin } = await import('../runtime/bootstrap-admin.js');
+      const { DataDirLockedError } = await import('../runtime/data-dir-lock.js');
+      const { openEmbeddedDatabase } = await import('../runtime/embedded-database.js');
       // The embedded database is locked to one process: refused while a server runs on it.
       const opening = o.databaseUrl ? openDatabase({ url: o.databaseUrl }) : openEmbeddedDatabase(dataDir, 'latchkey admin bootstrap');
       const database = await opening.catch((err: unknown) => {

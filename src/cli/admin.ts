@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { registerAdminBootstrap } from './admin-bootstrap.js';
-import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../server/services/enrollment.js';
+import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../server/lifetimes.js';
 import { adminCall, isLoopback, parseDurationIn, printRows, showDuration, withAdminOptions, type AdminOptions } from './admin-options.js';
 import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, MAX_TOKEN_USES, MIN_TOKEN_TTL_SECONDS } from '../server/token-limits.js';
 import { CliError } from './run.js';

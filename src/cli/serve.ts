@@ -1,16 +1,10 @@
 // `latchkey serve` and `latchkey migrate`.
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { openDatabase } from '../db/client.js';
-import { applyMigrations } from '../db/migrate.js';
-import { readMigrations } from '../db/migrations-fs.js';
 import type { ServeConfig } from '../runtime/config.js';
 import { CRYPTO_ALIASES, CRYPTO_CHOICES, cryptoChoice } from '../runtime/crypto.js';
-import { DataDirLockedError } from '../runtime/data-dir-lock.js';
 import { parseListenAddress } from '../runtime/metrics-listener.js';
-import { createLogger, handleSignals, startServer, StartupError } from '../runtime/node.js';
-import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../server/services/enrollment.js';
-import { MAX_RENEW_OVERLAP_SECONDS } from '../server/services/renewal.js';
+import { MAX_CREDENTIAL_TTL_SECONDS, MAX_RENEW_OVERLAP_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../server/lifetimes.js';
 import { parseDurationIn } from './admin-options.js';
 import { CliError } from './run.js';
 
@@ -146,6 +140,9 @@ export function registerServe(program: Command): void {
         credentialTtlSeconds: Number(opts.credentialTtl),
         renewOverlapSeconds: Number(opts.renewOverlap),
       };
+      // Loaded here, not at the top: every other command starts without the server's modules.
+      const { createLogger, handleSignals, startServer, StartupError } = await import('../runtime/node.js');
+      const { DataDirLockedError } = await import('../runtime/data-dir-lock.js');
       const logger = createLogger(config.logLevel);
       try {
         const running = await startServer(config, logger);
@@ -167,6 +164,9 @@ export function registerServe(program: Command): void {
     .description('Apply database migrations and exit (the Worker does not migrate by itself).')
     .addOption(new Option('--database-url <url>', 'PostgreSQL URL').env('DATABASE_URL').makeOptionMandatory())
     .action(async (opts: { databaseUrl: string }) => {
+      const { openDatabase } = await import('../db/client.js');
+      const { applyMigrations } = await import('../db/migrate.js');
+      const { readMigrations } = await import('../db/migrations-fs.js');
       const database = await openDatabase({ url: opts.databaseUrl }).catch(() => {
         throw new CliError('startup_failed', 'cannot connect to the database');
       });

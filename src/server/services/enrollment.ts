@@ -30,12 +30,7 @@ import { cidrContains, parseCidr } from './cidr.js';
 import { globMatches, isValidAgentName } from './name-rules.js';
 import { createRateLimiter, createRefusalCoalescer, type RateLimiter, type RefusalCoalescer } from './rate-limiter.js';
 import { tokenState, tokenStateSql } from './tokens.js';
-
-/** Keys and credentials issued at enrollment live this long unless renewed. */
-export const DEFAULT_CREDENTIAL_TTL_SECONDS = 30 * 24 * 3600;
-/** Bounds of a credential lifetime (server default or per token): one hour to ten years. */
-export const MIN_CREDENTIAL_TTL_SECONDS = 3600;
-export const MAX_CREDENTIAL_TTL_SECONDS = 10 * 366 * 24 * 3600;
+import { DEFAULT_CREDENTIAL_TTL_SECONDS } from '../lifetimes.js';
 
 /**
  * The request's `iat` must lie within this much of the server's clock, either way (spec §6.3):

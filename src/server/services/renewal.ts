@@ -29,7 +29,7 @@ import type { ServerKeys } from './server-keys.js';
 import type { Telemetry } from '../telemetry.js';
 import { appendAudit } from './audit.js';
 import { senderRefusal } from './sender-rules.js';
-import { DEFAULT_CREDENTIAL_TTL_SECONDS } from './enrollment.js';
+import { DEFAULT_CREDENTIAL_TTL_SECONDS } from '../lifetimes.js';
 import { uniqueViolation } from '../../db/pg-errors.js';
 
 export interface RenewalPolicy {
@@ -38,9 +38,6 @@ export interface RenewalPolicy {
   credentialTtlSeconds: number;
   freshness: FreshnessPolicy;
 }
-
-/** Longest overlap a server accepts as configuration (`--renew-overlap`): a week. */
-export const MAX_RENEW_OVERLAP_SECONDS = 7 * 24 * 3600;
 
 export const DEFAULT_RENEWAL_POLICY: RenewalPolicy = {
   overlapMs: 10 * 60_000,

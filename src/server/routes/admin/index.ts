@@ -7,7 +7,7 @@ import { requireAdmin } from '../../middleware/admin-auth.js';
 import { createAdminKey, listAdminKeys, revokeAdminKey } from '../../services/admin-keys.js';
 import { deleteAgent, getAgent, listAgents, listKeys, requestRenewal, revokeAgent, revokeKey } from '../../services/agents.js';
 import { isValidAgentName, NAME_PATTERN } from '../../services/name-rules.js';
-import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../../services/enrollment.js';
+import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../../lifetimes.js';
 import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, MAX_TOKEN_USES, MIN_TOKEN_TTL_SECONDS } from '../../token-limits.js';
 import { verifyAuditChain } from '../../services/audit.js';
 import { currentAuditHead, signAuditHead, verifyAuditHead, type AuditHead } from '../../services/audit-head.js';

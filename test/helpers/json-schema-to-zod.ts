@@ -1,4 +1,5 @@
-// The subset of JSON Schema draft-07 the official GLPI inventory schema uses, turned into zod:
+// The former inventory validator, kept as an independent oracle for the ajv-generated one (test and
+// bench only): the subset of JSON Schema draft-07 the official GLPI inventory schema uses, turned into zod:
 // type (string, integer, number, boolean, object, array), properties, required, items, pattern,
 // minimum/maximum, enum, local $ref pointers, anyOf/oneOf, additionalProperties: false.
 // Objects without additionalProperties: false keep unknown fields (as the schema allows).
@@ -57,7 +58,10 @@ function single(type: string, s: JsonSchema, root: JsonSchema): z.ZodType {
     }
     case 'integer':
     case 'number': {
-      let n = type === 'integer' ? z.number().int() : z.number();
+      // JSON Schema's integer is any number without a fractional part; zod's int() also refuses
+      // integers beyond 2^53, which the schema (and ajv) accept.
+      let n = z.number();
+      if (type === 'integer') n = n.refine((v) => Number.isInteger(v), 'not an integer') as unknown as z.ZodNumber;
       if (s.minimum !== undefined) n = n.min(s.minimum);
       if (s.maximum !== undefined) n = n.max(s.maximum);
       return n;

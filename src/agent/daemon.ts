@@ -1,4 +1,4 @@
-// `latchkey agent run`: send on an interval; on SIGTERM/SIGINT finish or abort and exit 0.
+// `latchkey agent run`: send on an interval plus a random splay; on SIGTERM/SIGINT finish or abort and exit 0.
 // Each cycle's inventory is sealed once and resent as is until the server answers it with a signed
 // receipt (§10): an unsigned answer (unreachable, 5xx, a proxy's 401/403, a forged receipt) proves
 // nothing, so the agent keeps its keys and retries with jittered exponential backoff (capped at the
@@ -32,6 +32,18 @@ export interface DaemonOptions {
   via?: string | undefined;
   log: (event: Record<string, unknown>) => void;
   signal: AbortSignal;
+  /** Each wait between cycles is the interval plus a random 0..splay (a fleet started together spreads out). */
+  splaySeconds?: number | undefined;
+  /** Without splaySeconds: splay as this fraction of the interval in force (the server may set it). */
+  splayFraction?: number | undefined;
+  /** The first send waits a random 0..startSplay (default 0: at once). */
+  startSplaySeconds?: number | undefined;
+}
+
+/** The interval plus its random splay, in ms. */
+function nextWait(opts: DaemonOptions, intervalMs: number): number {
+  const splayMs = opts.splaySeconds !== undefined ? opts.splaySeconds * 1000 : intervalMs * (opts.splayFraction ?? 0);
+  return intervalMs + Math.floor(Math.random() * splayMs);
 }
 
 /** Sleeps, or returns early when aborted. */
@@ -176,6 +188,7 @@ export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Prom
   const renewal: RenewalState = { requested: false, failures: 0, nextAttemptAt: 0 };
   // Cycles in a row cut short because the server's key set moved (spec §14); one re-seal at once.
   let moved = 0;
+  if (opts.startSplaySeconds) await sleep(Math.floor(Math.random() * opts.startSplaySeconds * 1000), opts.signal);
   while (!opts.signal.aborted) {
     const before = await loadState(ctx.crypto, opts.stateDir);
     await renewIfDue(ctx, opts, renewal, (before.agent.sendIntervalSeconds ?? opts.intervalSeconds) * 1000);
@@ -190,7 +203,7 @@ export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Prom
       envelope = await sealInventory(ctx, state, await collect(opts));
     } catch (err) {
       opts.log({ event: 'collect_failed', error: (err as Error).message });
-      await sleep(interval, opts.signal);
+      await sleep(nextWait(opts, interval), opts.signal);
       continue;
     }
     let reseal = false;
@@ -266,7 +279,7 @@ export async function runDaemon(ctx: ProtocolContext, opts: DaemonOptions): Prom
       }
     }
     if (reseal) continue; // this cycle's inventory, sealed to the key set now pinned
-    await sleep(interval, opts.signal);
+    await sleep(nextWait(opts, interval), opts.signal);
   }
   opts.log({ event: 'stopped' });
 }

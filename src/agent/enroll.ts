@@ -9,7 +9,9 @@ import { ProtocolError } from '../protocol/errors.js';
 import { generateKeySet } from '../protocol/keys.js';
 import { parseToken } from '../protocol/token.js';
 import { endpoint, getJson, postJson } from './http.js';
-import { prepareStateDir, saveEnrollment, type AgentRecord } from './state.js';
+import { checkStateDir, saveEnrollment, type AgentRecord } from './state.js';
+import { hostname } from 'node:os';
+import { AGENT_NAME } from '../server/services/name-rules.js';
 
 export interface EnrollOptions {
   serverUrl: string;
@@ -21,7 +23,7 @@ export interface EnrollOptions {
 
 export async function enrollAgent(ctx: ProtocolContext, opts: EnrollOptions): Promise<AgentRecord> {
   const token = parseToken(opts.token); // token_malformed here, before any request
-  await prepareStateDir(opts.stateDir, opts.force ?? false);
+  await checkStateDir(opts.stateDir, opts.force ?? false); // nothing is created before the server said yes
   const server = pinServer(await getJson(endpoint(opts.serverUrl, '/.well-known/latchkey')), token.serverFingerprint);
   const keys = await generateKeySet(ctx);
   const { request, nonce } = await sealEnrollRequest(ctx, token, server, keys, opts.name ?? null);
@@ -51,4 +53,17 @@ export async function enrollAgent(ctx: ProtocolContext, opts: EnrollOptions): Pr
   };
   await saveEnrollment(opts.stateDir, keys, agent);
   return agent;
+}
+
+/**
+ * The default agent name: this machine's host name, sanitised to the naming rule (letters, digits,
+ * `-`, `_`, `.`; every other character becomes `-`; at most 128). Undefined when nothing is left:
+ * the server then generates one.
+ */
+export function hostAgentName(host: string = hostname()): string | undefined {
+  const name = host
+    .trim()
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .slice(0, 128);
+  return AGENT_NAME.test(name) && /[A-Za-z0-9]/.test(name) ? name : undefined;
 }

@@ -19,6 +19,9 @@ import { loadState, nextCounter, saveAgentRecord, type AgentState } from './stat
 /** Reads an inventory file: it must be JSON (the server validates it against the GLPI schema). */
 export async function readInventory(path: string): Promise<Uint8Array> {
   const text = await readFile(path, 'utf8');
+  if (text.trimStart().startsWith('<')) {
+    throw new ProtocolError('payload_invalid', "GLPI native JSON expected (XML agents go through a relay's legacy listener)");
+  }
   try {
     JSON.parse(text);
   } catch {

@@ -1,8 +1,8 @@
 // The agent's state dir: its private keys (keys.json, 0600), what enrollment returned (agent.json,
 // 0600: ids, credential, the pinned server keys) and the message counter (counter). Directory 0700;
 // every write is atomic (temp file, fsync, rename), so a crash never leaves half a key.
-import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, chmod, constants, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { b64u, fromB64uExact } from '../protocol/bytes.js';
 import type { CryptoBackend } from '../protocol/crypto/types.js';
 import type { Role } from '../protocol/credential.js';
@@ -51,20 +51,51 @@ export const PENDING_KEYS = 'pending.json';
 /** A verified renewal not yet applied: new keys and record, replaced together on the next load. */
 export const RENEWAL_JOURNAL = 'renewed.json';
 
-export async function prepareStateDir(dir: string, force: boolean): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
+/**
+ * Before enrolling: refuses a dir that already holds an agent (unless forced) and one this user
+ * cannot create or write, so a token use is not spent for nothing. Creates nothing: a refused
+ * enrollment leaves no state dir behind.
+ */
+export async function checkStateDir(dir: string, force: boolean): Promise<void> {
   if (!force && (await exists(join(dir, AGENT)))) {
     throw new StateError('state_exists', `${dir} already holds an enrolled agent (use --force to replace it)`);
   }
+  let probe = dir;
+  for (;;) {
+    try {
+      await access(probe, constants.W_OK | constants.X_OK);
+      return;
+    } catch (err) {
+      const parent = dirname(probe);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === probe) {
+        throw new StateError('state_invalid', `${dir} cannot be created or written by this user`);
+      }
+      probe = parent;
+    }
+  }
 }
 
+/**
+ * Keeps a verified enrollment: the dir (0700) and its files (0600), agent.json last (it is what
+ * says "enrolled"). A dir this call created is removed again when a write fails, so a state dir is
+ * never left half-made.
+ */
 export async function saveEnrollment(dir: string, keys: KeySet, agent: AgentRecord): Promise<void> {
-  await writeSecretFile(
-    join(dir, KEYS),
-    `${JSON.stringify({ v: 1, signing: b64u(keys.signing.privateKey), agreement: b64u(keys.agreement.privateKey) })}\n`,
-  );
-  await writeSecretFile(join(dir, AGENT), `${JSON.stringify(agent, null, 2)}\n`);
+  const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    await chmod(dir, 0o700);
+    // --force: the old agent (and any renewal of it in progress) is gone before the new keys land.
+    for (const old of [AGENT, RENEWAL_JOURNAL, PENDING_KEYS]) await rm(join(dir, old), { force: true });
+    await writeSecretFile(
+      join(dir, KEYS),
+      `${JSON.stringify({ v: 1, signing: b64u(keys.signing.privateKey), agreement: b64u(keys.agreement.privateKey) })}\n`,
+    );
+    await writeSecretFile(join(dir, AGENT), `${JSON.stringify(agent, null, 2)}\n`);
+  } catch (err) {
+    if (created !== undefined) await rm(created, { recursive: true, force: true });
+    else await rm(join(dir, KEYS), { force: true });
+    throw err;
+  }
 }
 
 export async function saveKeys(dir: string, keys: KeySet): Promise<void> {

@@ -6,6 +6,7 @@ import { Option, type Command } from 'commander';
 import { ProtocolError } from '../protocol/errors.js';
 import { endpoint, HttpError, request } from '../agent/http.js';
 import { withProxyOption } from './proxy-option.js';
+import { parseServerUrl } from './inputs.js';
 import { CliError } from './run.js';
 import { durationSeconds } from '../server/lifetimes.js';
 
@@ -18,7 +19,12 @@ export interface AdminOptions {
 
 export function withAdminOptions(cmd: Command): Command {
   return withProxyOption(cmd)
-    .addOption(new Option('--server <url>', 'Latchkey server URL').env('LATCHKEY_SERVER').default('http://127.0.0.1:8080'))
+    .addOption(
+      new Option('--server <url>', 'Latchkey server URL')
+        .env('LATCHKEY_SERVER')
+        .default('http://127.0.0.1:8080')
+        .argParser(parseServerUrl('--server')),
+    )
     .addOption(new Option('--admin-token <credential>', 'admin credential (default: <data-dir>/admin.token)').env('LATCHKEY_ADMIN_TOKEN'))
     .addOption(new Option('--data-dir <dir>', 'where admin.token lives').env('LATCHKEY_DATA_DIR').default('./.latchkey'))
     .option('--json', 'machine-readable output');
@@ -97,12 +103,22 @@ export function parseDuration(text: string): number {
 
 /** A parser for a duration flag between min and max seconds (a usage error, exit 2, outside). */
 export function parseDurationIn(flag: string, min: number, max: number): (text: string) => number {
-  const show = (x: number) =>
-    x === 0 ? '0s' : x % 86400 === 0 ? `${x / 86400}d` : x % 3600 === 0 ? `${x / 3600}h` : x % 60 === 0 ? `${x / 60}m` : `${x}s`;
+  const show = showDuration;
   return (text) => {
     const seconds = parseDuration(text);
     if (seconds < min || seconds > max)
       throw new CliError('usage', `${flag} must be between ${show(min)} and ${show(max)}, got ${JSON.stringify(text)}`, 2);
     return seconds;
   };
+}
+
+/** Seconds as the largest whole unit: 1m, 30d, 90s. */
+export function showDuration(x: number): string {
+  return x === 0 ? '0s' : x % 86400 === 0 ? `${x / 86400}d` : x % 3600 === 0 ? `${x / 3600}h` : x % 60 === 0 ? `${x / 60}m` : `${x}s`;
+}
+
+/** Whether a server URL names this machine only (so agents elsewhere cannot reach it). */
+export function isLoopback(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
 }

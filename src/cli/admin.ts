@@ -1,9 +1,10 @@
 // Admin commands: tokens, agents, agent keys, audit, admin keys. All go through the admin API.
 import { readFile } from 'node:fs/promises';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { registerAdminBootstrap } from './admin-bootstrap.js';
 import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../server/lifetimes.js';
-import { adminCall, parseDuration, parseDurationIn, printRows, withAdminOptions, type AdminOptions } from './admin-options.js';
+import { adminCall, isLoopback, parseDurationIn, printRows, showDuration, withAdminOptions, type AdminOptions } from './admin-options.js';
+import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, MAX_TOKEN_USES, MIN_TOKEN_TTL_SECONDS } from '../server/token-limits.js';
 import { CliError } from './run.js';
 
 const out = (v: unknown) => console.log(JSON.stringify(v, null, 2));
@@ -31,6 +32,13 @@ async function readHead(value: string): Promise<unknown> {
   }
 }
 
+function parseUses(text: string): number {
+  const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_TOKEN_USES)
+    throw new CliError('usage', `--uses must be between 1 and ${MAX_TOKEN_USES}, got ${JSON.stringify(text)}`, 2);
+  return n;
+}
+
 function collectLabel(value: string, previous: Record<string, string>): Record<string, string> {
   const eq = value.indexOf('=');
   if (eq <= 0) throw new CliError('usage', `--label takes k=v, got ${JSON.stringify(value)}`, 2);
@@ -56,8 +64,15 @@ async function listAll(o: AdminOptions, path: string, key: string, query = ''): 
 export function registerAdminCommands(program: Command): void {
   const token = program.command('token').description('Enrollment tokens (admin).');
   withAdminOptions(token.command('create').description('Create a one-time enrollment token; prints it once.'))
-    .option('--ttl <duration>', 'lifetime (30m, 1h, 7d)', '1h')
-    .option('--uses <n>', 'how many enrollments it allows', '1')
+    .addOption(
+      new Option(
+        '--ttl <duration>',
+        `how long it can be used (${showDuration(MIN_TOKEN_TTL_SECONDS)} to ${showDuration(MAX_TOKEN_TTL_SECONDS)}: 30m, 1h, 7d)`,
+      )
+        .argParser(parseDurationIn('--ttl', MIN_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS))
+        .default(DEFAULT_TOKEN_TTL_SECONDS, showDuration(DEFAULT_TOKEN_TTL_SECONDS)),
+    )
+    .option('--uses <n>', `how many enrollments it allows (1 to ${MAX_TOKEN_USES})`, parseUses, 1)
     .option('--role <role>', 'agent or relay', 'agent')
     .option('--cidr <cidr>', 'allowed source network, e.g. 10.0.0.0/8')
     .option('--name-pattern <glob>', 'allowed agent names, e.g. web-*')
@@ -70,8 +85,8 @@ export function registerAdminCommands(program: Command): void {
     .action(
       async (
         o: AdminOptions & {
-          ttl: string;
-          uses: string;
+          ttl: number;
+          uses: number;
           role: string;
           cidr?: string;
           namePattern?: string;
@@ -80,15 +95,24 @@ export function registerAdminCommands(program: Command): void {
         },
       ) => {
         if (o.role !== 'agent' && o.role !== 'relay') throw new CliError('usage', '--role must be agent or relay', 2);
-        const uses = Number(o.uses);
-        if (!Number.isInteger(uses) || uses < 1) throw new CliError('usage', '--uses must be a positive integer', 2);
-        const body: Record<string, unknown> = { ttlSeconds: parseDuration(o.ttl), uses, role: o.role, labels: o.label };
+        const body: Record<string, unknown> = { ttlSeconds: o.ttl, uses: o.uses, role: o.role, labels: o.label };
         if (o.cidr) body.cidr = o.cidr;
         if (o.namePattern) body.namePattern = o.namePattern;
         if (o.credentialTtl !== undefined) body.credentialTtlSeconds = o.credentialTtl;
         const r = (await adminCall(o, 'POST', '/v1/admin/tokens', body)) as { token: string; id: string; expiresAt: string };
-        if (o.json) out(r);
-        else console.log(`${r.token}\n\ntoken id ${r.id}, expires ${r.expiresAt}; shown once: it cannot be recovered.`);
+        if (o.json) return out(r);
+        // The token alone on stdout (TOK=$(latchkey token create) works); the rest on stderr.
+        console.log(r.token);
+        console.error(
+          [
+            `token ${r.id} (${o.role}, ${o.uses} use${o.uses === 1 ? '' : 's'}), expires ${r.expiresAt}; shown once: it cannot be recovered.`,
+            `On the agent's machine, run:`,
+            `  latchkey agent enroll --server ${o.server} --token ${r.token} --state-dir /var/lib/latchkey/agent`,
+            ...(isLoopback(o.server)
+              ? [`(${o.server} is this machine only: give the address agents reach, e.g. --server http://HOST:PORT)`]
+              : []),
+          ].join('\n'),
+        );
       },
     );
   withAdminOptions(token.command('list').description('List tokens and their uses (never secrets).')).action(async (o: AdminOptions) => {
@@ -114,20 +138,71 @@ export function registerAdminCommands(program: Command): void {
   );
 
   const agents = program.command('agents').description('Enrolled agents and relays (admin).');
-  withAdminOptions(agents.command('list').description('List agents.')).action(async (o: AdminOptions) => {
-    const r = { agents: await listAll(o, '/v1/admin/agents', 'agents') };
-    if (o.json) return out(r.agents);
-    printRows(
-      r.agents.map((a) => ({
-        ...a,
-        keyIds: (a.keys as { sigKid: string; status: string }[])
-          .filter((k) => k.status === 'active')
-          .map((k) => k.sigKid)
-          .join(','),
-        lastRelay: (a.lastRelay as { id: string; name: string | null } | null)?.name ?? (a.lastRelay as { id: string } | null)?.id ?? '',
-      })),
-      ['id', 'name', 'role', 'status', 'labels', 'keyIds', 'expiresAt', 'lastSeenAt', 'lastRelay'],
-    );
+  withAdminOptions(agents.command('list').description('List agents (filters combine: all must match).'))
+    .addOption(new Option('--status <status>', 'as displayed').choices(['active', 'revoked']))
+    .addOption(new Option('--role <role>', 'agent or relay').choices(['agent', 'relay']))
+    .option('--label <k=v>', 'carries this label with this value (repeatable)', collectLabel, {})
+    .option('--name <glob>', 'name matches this glob (* any run, ? one character)')
+    .action(async (o: AdminOptions & { status?: string; role?: string; label: Record<string, string>; name?: string }) => {
+      const query = new URLSearchParams();
+      if (o.status) query.set('status', o.status);
+      if (o.role) query.set('role', o.role);
+      for (const [k, v] of Object.entries(o.label)) query.append('label', `${k}=${v}`);
+      if (o.name !== undefined) query.set('name', o.name);
+      const r = { agents: await listAll(o, '/v1/admin/agents', 'agents', query.size ? `&${query.toString()}` : '') };
+      if (o.json) return out(r.agents);
+      printRows(
+        r.agents.map((a) => ({
+          ...a,
+          keyIds: (a.keys as { sigKid: string; status: string }[])
+            .filter((k) => k.status === 'active')
+            .map((k) => k.sigKid)
+            .join(','),
+          lastRelay: (a.lastRelay as { id: string; name: string | null } | null)?.name ?? (a.lastRelay as { id: string } | null)?.id ?? '',
+        })),
+        ['id', 'name', 'role', 'status', 'labels', 'keyIds', 'expiresAt', 'lastSeenAt', 'lastRelay'],
+      );
+    });
+  withAdminOptions(
+    agents.command('show').description('One agent: labels, keys, expiry, last seen.').argument('<id|name>', 'agent id or name'),
+  ).action(async (ref: string, o: AdminOptions) => {
+    const a = (await adminCall(o, 'GET', `/v1/admin/agents/${encodeURIComponent(ref)}`)) as Record<string, unknown> & {
+      keys: Record<string, unknown>[];
+    };
+    if (o.json) return out(a);
+    const cell = (v: unknown) => (v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+    const fields = [
+      'id',
+      'name',
+      'role',
+      'status',
+      'labels',
+      'createdAt',
+      'expiresAt',
+      'lastSeenAt',
+      'lastPath',
+      'revokedAt',
+      'renewRequestedAt',
+      'tokenId',
+    ];
+    for (const f of fields) if (f in a) console.log(`${f.padEnd(17)} ${cell(a[f])}`);
+    console.log('');
+    printRows(a.keys, ['sigKid', 'kxKid', 'status', 'createdAt', 'expiresAt', 'revokedAt', 'revocationReason']);
+  });
+  withAdminOptions(
+    agents
+      .command('delete')
+      .description('Delete a revoked agent with its keys and inventories, so its name can be used again (audited; the audit log keeps it).')
+      .argument('<id|name>', 'agent id or name'),
+  ).action(async (ref: string, o: AdminOptions) => {
+    const r = (await adminCall(o, 'DELETE', `/v1/admin/agents/${encodeURIComponent(ref)}`)) as {
+      id: string;
+      name: string;
+      keys: number;
+      inventories: number;
+    };
+    if (o.json) out(r);
+    else console.log(`deleted agent ${r.id} (${r.name}): ${r.keys} keys, ${r.inventories} inventories`);
   });
   withAdminOptions(agents.command('revoke').description('Revoke an agent and all its keys.').argument('<id|name>', 'agent id or name'))
     .option('--reason <text>', 'why (kept in the audit log and shown by keys list)')

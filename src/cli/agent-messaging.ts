@@ -12,7 +12,8 @@ import { parseEnvelope } from '../protocol/envelope.js';
 import { selectCrypto } from '../runtime/crypto.js';
 import { writeSecretFile } from '../node/fs-secure.js';
 import { parseDuration } from './admin-options.js';
-import { CliError } from './run.js';
+import { parseServerUrl, requireReadable } from './inputs.js';
+import { CliError, usage } from './run.js';
 
 async function context(): Promise<ProtocolContext> {
   return { crypto: await selectCrypto(), random: (n) => new Uint8Array(randomBytes(n)), now: () => Date.now() };
@@ -35,10 +36,12 @@ export function registerAgentMessaging(agent: Command): void {
     .requiredOption('--state-dir <dir>', 'the enrolled agent state dir')
     .option('--file <inventory.json>', 'GLPI native inventory to seal and send')
     .option('--envelope <file>', 'an envelope sealed earlier with `agent seal`')
-    .option('--via <url>', 'send through this relay or proxy instead of the server')
+    .option('--via <url>', 'send through this relay or proxy instead of the server', parseServerUrl('--via'))
     .option('--json', 'machine-readable output')
     .action(async (o: { stateDir: string; file?: string; envelope?: string; via?: string; json?: boolean }) => {
-      if (!o.file === !o.envelope) throw new CliError('usage', 'give exactly one of --file or --envelope', 2);
+      if (!o.file === !o.envelope) throw usage('give exactly one of --file or --envelope');
+      if (o.file) await requireReadable('--file', o.file);
+      if (o.envelope) await requireReadable('--envelope', o.envelope);
       const ctx = await context();
       await asCli(async () => {
         let outcome;
@@ -87,6 +90,7 @@ export function registerAgentMessaging(agent: Command): void {
     .requiredOption('--file <inventory.json>', 'GLPI native inventory')
     .requiredOption('--out <envelope>', 'where to write the envelope')
     .action(async (o: { stateDir: string; file: string; out: string }) => {
+      await requireReadable('--file', o.file);
       const ctx = await context();
       await asCli(async () => {
         const state = await loadState(ctx.crypto, resolve(o.stateDir));
@@ -103,25 +107,46 @@ export function registerAgentMessaging(agent: Command): void {
     .option('--file <inventory.json>', 'send this file each time')
     .option('--command <cmd>', 'run this command each time; its stdout is the inventory')
     .option('--interval <duration>', 'time between sends (30s, 5m, 1h)', '1h')
-    .option('--via <url>', 'send through this relay or proxy')
-    .action(async (o: { stateDir: string; file?: string; command?: string; interval: string; via?: string }) => {
-      if (!o.file === !o.command) throw new CliError('usage', 'give exactly one of --file or --command', 2);
-      const intervalSeconds = parseDuration(o.interval);
-      if (intervalSeconds < 1) throw new CliError('usage', '--interval must be at least 1s', 2);
-      const ctx = await context();
-      const stop = new AbortController();
-      process.once('SIGTERM', () => stop.abort());
-      process.once('SIGINT', () => stop.abort());
-      await asCli(() =>
-        runDaemon(ctx, {
-          stateDir: resolve(o.stateDir),
-          file: o.file,
-          command: o.command,
-          intervalSeconds,
-          via: o.via,
-          signal: stop.signal,
-          log: (event) => console.log(JSON.stringify({ time: new Date().toISOString(), ...event })),
-        }),
-      );
-    });
+    .option(
+      '--splay <duration>',
+      'add a random 0..this to each interval, so a fleet started together spreads out (default: a tenth of the interval; 0 turns it off)',
+    )
+    .option('--start-splay <duration>', 'wait a random 0..this before the first send (default 0: at once)', '0')
+    .option('--via <url>', 'send through this relay or proxy', parseServerUrl('--via'))
+    .action(
+      async (o: {
+        stateDir: string;
+        file?: string;
+        command?: string;
+        interval: string;
+        splay?: string;
+        startSplay: string;
+        via?: string;
+      }) => {
+        if (!o.file === !o.command) throw usage('give exactly one of --file or --command');
+        if (o.file) await requireReadable('--file', o.file);
+        const intervalSeconds = parseDuration(o.interval);
+        if (intervalSeconds < 1) throw usage('--interval must be at least 1s');
+        const splaySeconds = o.splay === undefined ? undefined : parseDuration(o.splay);
+        const startSplaySeconds = parseDuration(o.startSplay);
+        const ctx = await context();
+        const stop = new AbortController();
+        process.once('SIGTERM', () => stop.abort());
+        process.once('SIGINT', () => stop.abort());
+        await asCli(() =>
+          runDaemon(ctx, {
+            stateDir: resolve(o.stateDir),
+            file: o.file,
+            command: o.command,
+            intervalSeconds,
+            splaySeconds,
+            splayFraction: 0.1,
+            startSplaySeconds,
+            via: o.via,
+            signal: stop.signal,
+            log: (event) => console.log(JSON.stringify({ time: new Date().toISOString(), ...event })),
+          }),
+        );
+      },
+    );
 }

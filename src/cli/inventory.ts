@@ -4,7 +4,7 @@ import { adminCall, withAdminOptions, type AdminOptions } from './admin-options.
 
 export function registerInventoryCommands(program: Command): void {
   const inventory = program.command('inventory').description('Stored inventories (admin).');
-  withAdminOptions(inventory.command('show').description("Print an agent's latest inventory as stored.").argument('<agentId>')).action(
+  withAdminOptions(inventory.command('show').description("Print an agent's latest inventory as stored.").argument('<id|name>', 'agent id or name')).action(
     async (agentId: string, o: AdminOptions) => {
       const r = (await adminCall(o, 'GET', `/v1/admin/agents/${encodeURIComponent(agentId)}/inventory`)) as {
         inventory: unknown;

@@ -3,7 +3,8 @@
 // Only the group named on the command line is loaded: `latchkey agent send` must not pay for the
 // server's modules (a start went from ~0.9 s to ~0.25 s), and a fleet runs it on every cycle.
 import { Command } from 'commander';
-import { runCli } from './run.js';
+import { configureProgram, runCli } from './run.js';
+import { VERSION } from './version.js';
 
 type Register = (program: Command) => void;
 
@@ -25,9 +26,10 @@ const GROUPS: Record<string, () => Promise<Register>> = {
 const program = new Command()
   .name('latchkey')
   .description('Token-enrolled, end-to-end sealed messaging for inventory agents, relays and their server.')
-  .version('0.1.0')
-  .showHelpAfterError()
+  .version(VERSION)
   .enablePositionalOptions();
+// Before any command is registered: subcommands copy these settings when they are created.
+configureProgram(program, process.argv);
 
 // The first word that is not an option names the group; with none (or an unknown one) every group
 // is registered, so `latchkey --help` and commander's "unknown command" suggestions stay complete.

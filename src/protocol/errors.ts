@@ -119,6 +119,11 @@ const HTTP_ERRORS = {
     meaning: "an admin console POST without its session's CSRF token, or from another origin",
     message: 'the request failed the console cross-site checks',
   },
+  agent_not_revoked: {
+    status: 409,
+    meaning: 'an admin asked to delete an agent that is not revoked (revoke it first)',
+    message: 'only a revoked agent can be deleted',
+  },
   unsupported_media_type: {
     status: 415,
     meaning: 'the request body is not `application/json` (agent routes)',

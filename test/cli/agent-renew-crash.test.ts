@@ -39,7 +39,19 @@ describe.each(dbKinds)('renewal killed at each step, restarted, on %s', (kind) =
   async function enroll(): Promise<string> {
     const { token } = JSON.parse((await runCli(['token', 'create', '--json'], admin())).stdout) as { token: string };
     const state = join(dir, `agent-${n++}`);
-    const r = await runCli(['agent', 'enroll', '--server', server.url, '--token', token, '--state-dir', state, '--json']);
+    const r = await runCli([
+      'agent',
+      'enroll',
+      '--server',
+      server.url,
+      '--token',
+      token,
+      '--state-dir',
+      state,
+      '--name',
+      `crash-${n}`,
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     return state;
   }
@@ -117,7 +129,7 @@ describe.each(dbKinds)('renewal killed at each step, restarted, on %s', (kind) =
 
     // And it keeps working: a send, a further renewal, a send with those keys.
     expect(await send(state)).toBe('accepted');
-    const renewed = await runCli(['agent', 'renew', '--state-dir', state, '--json']);
+    const renewed = await runCli(['agent', 'renew', '--state-dir', state, '--name', `crash-${n}`, '--json']);
     expect(renewed.code, renewed.stderr).toBe(0);
     expect(JSON.parse(renewed.stdout)).toMatchObject({ previousKeyId: next });
     expect(await send(state)).toBe('accepted');

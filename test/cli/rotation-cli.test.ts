@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { b64u } from '../../src/protocol/bytes.js';
 import { discoveryDocument } from '../../src/protocol/discovery.js';
@@ -32,7 +32,19 @@ describe('server key rotation across real processes (embedded database)', () => 
   const send = (state: string) => runCli(['agent', 'send', '--state-dir', state, '--file', inventory, '--json']);
   const token = async () => (JSON.parse((await runCli(['token', 'create', '--json'], admin())).stdout) as { token: string }).token;
   const enroll = async (state: string, t: string) => {
-    const r = await runCli(['agent', 'enroll', '--server', serve!.url, '--token', t, '--state-dir', state, '--json']);
+    const r = await runCli([
+      'agent',
+      'enroll',
+      '--server',
+      serve!.url,
+      '--token',
+      t,
+      '--state-dir',
+      state,
+      '--name',
+      basename(state),
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
   };
   const accepted = async (state: string) => {

@@ -66,7 +66,19 @@ describe.skipIf(!postgresUrl)('server key rotation across two instances on one P
     const { token } = JSON.parse(
       (await runCli(['token', 'create', '--json'], { LATCHKEY_SERVER: x.url, LATCHKEY_DATA_DIR: join(dir, 'x') })).stdout,
     ) as { token: string };
-    const enrolled = await runCli(['agent', 'enroll', '--server', x.url, '--token', token, '--state-dir', state(), '--json']);
+    const enrolled = await runCli([
+      'agent',
+      'enroll',
+      '--server',
+      x.url,
+      '--token',
+      token,
+      '--state-dir',
+      state(),
+      '--name',
+      `multi-${Math.random().toString(36).slice(2)}`,
+      '--json',
+    ]);
     expect(enrolled.code, enrolled.stderr).toBe(0);
     await send('x');
     await send('y');

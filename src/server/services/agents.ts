@@ -2,11 +2,11 @@
 // instance, because ingest reads key and agent status from the database on every message.
 import { and, desc, eq, inArray, or, sql, type SQL } from 'drizzle-orm';
 import type { Db, Tx } from '../../db/database.js';
-import { agentKeys, agents, revocations, type RelayHop } from '../../db/schema.js';
+import { agentKeys, agents, inventories, revocations, seenMessages, type RelayHop } from '../../db/schema.js';
 import { ApiError } from '../errors.js';
 import { appendAudit } from './audit.js';
 import { recordRevocation } from './revocation-list.js';
-import { pageQuery, paginate, positionOf, type PageRequest } from './page.js';
+import { MAX_PAGE_SIZE, pageQuery, paginate, positionOf, type PageRequest } from './page.js';
 
 export interface AgentView {
   id: string;
@@ -25,9 +25,51 @@ export interface AgentView {
   expiresAt: string | null;
 }
 
-/** One page of agents in creation order, each with its keys (spec: pagination in page.ts). */
-export async function listAgents(db: Db, page: PageRequest): Promise<{ agents: AgentView[]; nextCursor: string | null }> {
-  const { where, orderBy } = pageQuery(page, agents.createdAt, agents.id);
+/** Filters of GET /v1/admin/agents; each given one narrows the listing (AND). */
+export interface AgentFilter {
+  /** As displayed (displayedStatus). */
+  status?: 'active' | 'revoked' | undefined;
+  role?: 'agent' | 'relay' | undefined;
+  /** Every one of these labels, with these values. */
+  labels?: Record<string, string> | undefined;
+  /** A name glob (`*`, `?`), as in a token's name pattern. */
+  name?: string | undefined;
+}
+
+/** displayedStatus in SQL: revoked when the agent is, or when it has keys and every one is revoked. */
+function revokedCondition(): SQL {
+  return sql`(${agents.status} = 'revoked' OR (EXISTS (SELECT 1 FROM ${agentKeys} WHERE ${agentKeys.agentId} = ${agents.id})
+    AND NOT EXISTS (SELECT 1 FROM ${agentKeys} WHERE ${agentKeys.agentId} = ${agents.id} AND ${agentKeys.status} <> 'revoked')))`;
+}
+
+/** A name glob as a LIKE pattern: `*` any run, `?` one character; LIKE's own `%`, `_` and `\` escaped. */
+export function globToLike(glob: string): string {
+  return glob
+    .replace(/[\\%_]/g, (c) => `\\${c}`)
+    .replace(/\*/g, '%')
+    .replace(/\?/g, '_');
+}
+
+function filterConditions(filter: AgentFilter): SQL[] {
+  const conditions: SQL[] = [];
+  if (filter.status === 'revoked') conditions.push(revokedCondition());
+  if (filter.status === 'active') conditions.push(sql`NOT ${revokedCondition()}`);
+  if (filter.role) conditions.push(eq(agents.role, filter.role));
+  if (filter.labels && Object.keys(filter.labels).length > 0)
+    conditions.push(sql`${agents.labels} @> ${JSON.stringify(filter.labels)}::jsonb`);
+  if (filter.name !== undefined) conditions.push(sql`${agents.name} LIKE ${globToLike(filter.name)} ESCAPE '\\'`);
+  return conditions;
+}
+
+/** One page of agents in creation order, each with its keys (spec: pagination in page.ts), filtered. */
+export async function listAgents(
+  db: Db,
+  page: PageRequest,
+  filter: AgentFilter = {},
+): Promise<{ agents: AgentView[]; nextCursor: string | null }> {
+  const paged = pageQuery(page, agents.createdAt, agents.id);
+  const where = and(paged.where, ...filterConditions(filter));
+  const orderBy = paged.orderBy;
   const fetched = await db
     .select({
       agent: agents,
@@ -80,6 +122,89 @@ export async function listAgents(db: Db, page: PageRequest): Promise<{ agents: A
 export function displayedStatus(agentStatus: 'active' | 'revoked', keys: readonly { status: string }[]): 'active' | 'revoked' {
   if (agentStatus === 'revoked') return 'revoked';
   return keys.length > 0 && keys.every((k) => k.status === 'revoked') ? 'revoked' : 'active';
+}
+
+export interface AgentDetail extends Omit<AgentView, 'keys'> {
+  tokenId: string | null;
+  revokedAt: string | null;
+  renewRequestedAt: string | null;
+  sendIntervalSeconds: number | null;
+  credentialTtlSeconds: number | null;
+  /** Every key the agent has had, with its status as of now (KeyView). */
+  keys: KeyView[];
+}
+
+/** One agent (by id or name) with all its keys: `latchkey agents show`. */
+export async function getAgent(db: Db, now: number, ref: string): Promise<AgentDetail> {
+  const id = await resolveAgentId(db, ref);
+  const [a] = await db.select().from(agents).where(eq(agents.id, id));
+  if (!a) throw new ApiError('not_found', 'no such agent');
+  const keys: KeyView[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await listKeys(db, now, { limit: MAX_PAGE_SIZE, ...(cursor ? { cursor } : {}) }, id);
+    keys.push(...page.keys);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  const active = keys.filter((k) => k.status === 'active').sort((x, y) => y.expiresAt.localeCompare(x.expiresAt));
+  const iso = (d: Date | null) => d?.toISOString() ?? null;
+  return {
+    id: a.id,
+    name: a.name,
+    role: a.role,
+    labels: a.labels,
+    status: displayedStatus(a.status, keys),
+    createdAt: a.createdAt.toISOString(),
+    lastSeenAt: iso(a.lastSeenAt),
+    expiresAt: active[0]?.expiresAt ?? null,
+    tokenId: a.tokenId,
+    revokedAt: iso(a.revokedAt),
+    renewRequestedAt: iso(a.renewRequestedAt),
+    sendIntervalSeconds: a.sendIntervalSeconds,
+    credentialTtlSeconds: a.credentialTtlSeconds,
+    keys,
+  };
+}
+
+/**
+ * Deletes a revoked agent (by id or name) so its name can be used again: its keys, stored
+ * inventories and replay records go with it; its revocation stays in the published revocation list
+ * and every audit entry naming it stays in the chain (the log is append-only). Refused with
+ * `agent_not_revoked` unless the agent is revoked (as displayed). Audited as `agent.delete`.
+ */
+export async function deleteAgent(
+  db: Db,
+  clock: () => number,
+  actor: string,
+  ref: string,
+): Promise<{ id: string; name: string; keys: number; inventories: number }> {
+  return db.transaction(async (tx) => {
+    const row = await findAgent(tx, ref, true);
+    if (!row) throw new ApiError('not_found', 'no such agent');
+    const keys = await tx
+      .select({ sigKid: agentKeys.sigKid, status: agentKeys.status })
+      .from(agentKeys)
+      .where(eq(agentKeys.agentId, row.id))
+      .for('update');
+    if (displayedStatus(row.status, keys) !== 'revoked') throw new ApiError('agent_not_revoked', 'revoke the agent before deleting it');
+    const [{ name } = { name: '' }] = await tx.select({ name: agents.name }).from(agents).where(eq(agents.id, row.id));
+    const kids = keys.map((k) => k.sigKid);
+    if (kids.length) await tx.delete(seenMessages).where(inArray(seenMessages.sigKid, kids));
+    const removed = await tx.delete(inventories).where(eq(inventories.agentId, row.id)).returning({ id: inventories.id });
+    await tx.delete(agentKeys).where(eq(agentKeys.agentId, row.id));
+    await tx.delete(agents).where(eq(agents.id, row.id));
+    const at = new Date(clock());
+    const summary = { id: row.id, name, keys: kids.length, inventories: removed.length };
+    await appendAudit(tx, {
+      at,
+      actor,
+      action: 'agent.delete',
+      outcome: 'success',
+      agentId: row.id,
+      details: { name, keys: kids.length, inventories: removed.length },
+    });
+    return summary;
+  });
 }
 
 /**

@@ -5,9 +5,10 @@ import type { Db } from '../../../db/database.js';
 import type { App, AppDeps } from '../../types.js';
 import { requireAdmin } from '../../middleware/admin-auth.js';
 import { createAdminKey, listAdminKeys, revokeAdminKey } from '../../services/admin-keys.js';
-import { listAgents, listKeys, requestRenewal, revokeAgent, revokeKey } from '../../services/agents.js';
-import { isValidAgentName } from '../../services/name-rules.js';
+import { deleteAgent, getAgent, listAgents, listKeys, requestRenewal, revokeAgent, revokeKey } from '../../services/agents.js';
+import { isValidAgentName, NAME_PATTERN } from '../../services/name-rules.js';
 import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../../lifetimes.js';
+import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, MAX_TOKEN_USES, MIN_TOKEN_TTL_SECONDS } from '../../token-limits.js';
 import { verifyAuditChain } from '../../services/audit.js';
 import { currentAuditHead, signAuditHead, verifyAuditHead, type AuditHead } from '../../services/audit-head.js';
 import { b64u } from '../../../protocol/bytes.js';
@@ -31,13 +32,8 @@ const Labels = z
   .refine((l) => Object.keys(l).length <= 32, 'at most 32 labels');
 export const CreateToken = z
   .object({
-    ttlSeconds: z
-      .number()
-      .int()
-      .min(60)
-      .max(30 * 24 * 3600)
-      .default(3600),
-    uses: z.number().int().min(1).max(10_000).default(1),
+    ttlSeconds: z.number().int().min(MIN_TOKEN_TTL_SECONDS).max(MAX_TOKEN_TTL_SECONDS).default(DEFAULT_TOKEN_TTL_SECONDS),
+    uses: z.number().int().min(1).max(MAX_TOKEN_USES).default(1),
     role: z.enum(['agent', 'relay']).default('agent'),
     cidr: z.string().max(64).optional(),
     namePattern: z.string().max(128).optional(),
@@ -134,6 +130,31 @@ const PageQuery = z.object({
   cursor: z.string().max(256).optional().openapi({ description: 'next_cursor of the previous page (opaque)' }),
 });
 const NextCursor = z.string().nullable().openapi({ description: 'pass as ?cursor= for the next page; null when this is the last' });
+/** `k=v`: a label the listed agents carry with that value. */
+const LabelFilter = z
+  .string()
+  .max(322)
+  .regex(/^[A-Za-z0-9._-]{1,64}=/, 'k=v')
+  .refine(isStorableText, 'must not contain a NUL character');
+const AgentListQuery = PageQuery.extend({
+  status: z.enum(['active', 'revoked']).optional().openapi({ description: 'as displayed: revoked when the agent or every key it has is' }),
+  role: z.enum(['agent', 'relay']).optional(),
+  label: z
+    .union([LabelFilter, z.array(LabelFilter).max(32)])
+    .optional()
+    .openapi({ description: 'k=v, repeatable: agents carrying every one of these labels' }),
+  name: z.string().regex(NAME_PATTERN).optional().openapi({ description: 'name glob: `*` any run, `?` one character' }),
+});
+const AgentDetail = Agent.omit({ keys: true })
+  .extend({
+    tokenId: z.string().nullable(),
+    revokedAt: z.string().nullable(),
+    renewRequestedAt: z.string().nullable(),
+    sendIntervalSeconds: z.number().nullable(),
+    credentialTtlSeconds: z.number().nullable(),
+    keys: z.array(AgentKey),
+  })
+  .openapi('AgentDetail');
 const SignedHead = z
   .object({ v: z.number(), typ: z.string(), kid: z.string(), body: z.string(), sig: z.string() })
   .openapi('SignedAuditHead', { description: 'signed object (spec §9) of type audit-head with body {"seq","hash","at"}' });
@@ -197,12 +218,61 @@ export function registerAdminRoutes(app: App): void {
       summary: 'List agents and relays, a page at a time',
       security,
       middleware: [requireAdmin('read')] as const,
-      request: { query: PageQuery },
+      request: { query: AgentListQuery },
       responses: { 200: json(z.object({ agents: z.array(Agent), next_cursor: NextCursor }), 'Agents'), ...errors },
     }),
     async (c) => {
-      const { agents, nextCursor } = await listAgents(c.get('deps').database.db, c.req.valid('query'));
+      const { status, role, label, name, ...page } = c.req.valid('query');
+      const labels = Object.fromEntries(
+        (label === undefined ? [] : Array.isArray(label) ? label : [label]).map((kv) => [
+          kv.slice(0, kv.indexOf('=')),
+          kv.slice(kv.indexOf('=') + 1),
+        ]),
+      );
+      const { agents, nextCursor } = await listAgents(c.get('deps').database.db, page, { status, role, labels, name });
       return c.json({ agents, next_cursor: nextCursor }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/admin/agents/{id}',
+      tags: ['admin'],
+      summary: 'One agent (by id or name) with every key it has had',
+      security,
+      middleware: [requireAdmin('read')] as const,
+      request: { params: AgentParam },
+      responses: { 200: json(AgentDetail, 'Agent'), ...errorResponses(...ADMIN_ERRORS, 'not_found') },
+    }),
+    async (c) => {
+      const { database, ctx } = c.get('deps');
+      return c.json(await getAgent(database.db, ctx.now(), c.req.valid('param').id), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/v1/admin/agents/{id}',
+      tags: ['admin'],
+      summary:
+        'Delete a revoked agent (by id or name) with its keys and stored inventories, so its name can be used again; its revocation and audit entries stay',
+      security,
+      middleware: [requireAdmin('agents:write')] as const,
+      request: { params: AgentParam },
+      responses: {
+        200: json(
+          z.object({ id: z.string(), name: z.string(), deleted: z.literal(true), keys: z.number(), inventories: z.number() }),
+          'Deleted',
+        ),
+        ...errorResponses(...ADMIN_ERRORS, 'not_found', 'agent_not_revoked'),
+      },
+    }),
+    async (c) => {
+      const { database, ctx } = c.get('deps');
+      const r = await deleteAgent(database.db, ctx.now, c.get('admin').id, c.req.valid('param').id);
+      return c.json({ ...r, deleted: true as const }, 200);
     },
   );
 

@@ -4,6 +4,8 @@ import type { App } from '../../types.js';
 import { ApiError } from '../../errors.js';
 import { requireAdmin } from '../../middleware/admin-auth.js';
 import { latestInventory } from '../../services/inventory-store.js';
+import { resolveAgentId } from '../../services/agents.js';
+import { isValidAgentName } from '../../services/name-rules.js';
 import { b64u } from '../../../protocol/bytes.js';
 import { errorResponses, RelayHopSchema } from '../schemas.js';
 
@@ -13,16 +15,12 @@ export function registerInventoryRoutes(app: App): void {
       method: 'get',
       path: '/v1/admin/agents/{id}/inventory',
       tags: ['admin'],
-      summary: "An agent's latest inventory",
+      summary: "An agent's (by id or name) latest inventory",
       security: [{ adminBearer: [] }],
       middleware: [requireAdmin('read')] as const,
       request: {
         params: z.object({
-          id: z
-            .string()
-            .min(1)
-            .max(64)
-            .regex(/^[A-Za-z0-9_-]+$/),
+          id: z.string().min(1).max(128).refine(isValidAgentName, 'an agent id or name').openapi({ description: 'agent id or name' }),
         }),
       },
       responses: {
@@ -46,7 +44,8 @@ export function registerInventoryRoutes(app: App): void {
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      const row = await latestInventory(c.get('deps').database.db, id);
+      const { db } = c.get('deps').database;
+      const row = await latestInventory(db, await resolveAgentId(db, id));
       if (!row) throw new ApiError('not_found', 'no inventory for this agent');
       return c.json(
         {

@@ -116,9 +116,3 @@ export function parseDurationIn(flag: string, min: number, max: number): (text: 
 export function showDuration(x: number): string {
   return x === 0 ? '0s' : x % 86400 === 0 ? `${x / 86400}d` : x % 3600 === 0 ? `${x / 3600}h` : x % 60 === 0 ? `${x / 60}m` : `${x}s`;
 }
-
-/** Whether a server URL names this machine only (so agents elsewhere cannot reach it). */
-export function isLoopback(url: string): boolean {
-  const host = new URL(url).hostname;
-  return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
-}

@@ -108,7 +108,7 @@ export function registerAdminCommands(program: Command): void {
             `token ${r.id} (${o.role}, ${o.uses} use${o.uses === 1 ? '' : 's'}), expires ${r.expiresAt}; shown once: it cannot be recovered.`,
             `On the agent's machine, run:`,
             `  latchkey agent enroll --server ${o.server} --token ${r.token} --state-dir /var/lib/latchkey/agent`,
-            ...(isLoopback(o.server)
+            ...(isLoopback(new URL(o.server).hostname)
               ? [`(${o.server} is this machine only: give the address agents reach, e.g. --server http://HOST:PORT)`]
               : []),
           ].join('\n'),

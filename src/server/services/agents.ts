@@ -148,6 +148,7 @@ export async function getAgent(db: Db, now: number, ref: string): Promise<AgentD
   } while (cursor);
   const active = keys.filter((k) => k.status === 'active').sort((x, y) => y.expiresAt.localeCompare(x.expiresAt));
   const iso = (d: Date | null) => d?.toISOString() ?? null;
+  const [relay] = a.lastRelayId ? await db.select({ name: agents.name }).from(agents).where(eq(agents.id, a.lastRelayId)) : [];
   return {
     id: a.id,
     name: a.name,
@@ -162,6 +163,8 @@ export async function getAgent(db: Db, now: number, ref: string): Promise<AgentD
     renewRequestedAt: iso(a.renewRequestedAt),
     sendIntervalSeconds: a.sendIntervalSeconds,
     credentialTtlSeconds: a.credentialTtlSeconds,
+    lastRelay: a.lastRelayId ? { id: a.lastRelayId, name: relay?.name ?? null } : null,
+    lastPath: a.lastPath ?? null,
     keys,
   };
 }

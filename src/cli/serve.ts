@@ -4,6 +4,7 @@ import { Option, type Command } from 'commander';
 import type { ServeConfig } from '../runtime/config.js';
 import { CRYPTO_ALIASES, CRYPTO_CHOICES, cryptoChoice } from '../runtime/crypto.js';
 import { parseListenAddress } from '../runtime/metrics-listener.js';
+import { parseKeySourceSpec } from '../runtime/key-source-spec.js';
 import { MAX_CREDENTIAL_TTL_SECONDS, MAX_RENEW_OVERLAP_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../server/lifetimes.js';
 import { parseDurationIn } from './admin-options.js';
 import { CliError } from './run.js';
@@ -36,6 +37,19 @@ function collect(value: string, previous: string[] | undefined): string[] {
 function words(value: string | number | string[] | undefined): string[] {
   if (value === undefined) return [];
   return (Array.isArray(value) ? value : [String(value)]).flatMap((v) => v.split(/\s+/)).filter(Boolean);
+}
+
+/** `--key-request` values: at most one program and one socket, absolute paths. */
+function keyRequestSources(values: string[], timeoutSeconds: number): ServeConfig['keyRequest'] {
+  if (values.length === 0) return undefined;
+  const out: NonNullable<ServeConfig['keyRequest']> = { timeoutMs: timeoutSeconds * 1000 };
+  for (const v of values) {
+    const spec = parseKeySourceSpec(v);
+    if (!spec) throw new CliError('usage', `--key-request takes exec:/ABSOLUTE/PATH or socket:/ABSOLUTE/PATH, got ${JSON.stringify(v)}`, 2);
+    if (out[spec.kind]) throw new CliError('usage', `--key-request: one ${spec.kind} source at most`, 2);
+    out[spec.kind] = spec.path;
+  }
+  return out;
 }
 
 export function registerServe(program: Command): void {
@@ -119,6 +133,20 @@ export function registerServe(program: Command): void {
         .default(parseDurationIn('--renew-overlap', 0, MAX_RENEW_OVERLAP_SECONDS)('10m'), '10m')
         .argParser(parseDurationIn('--renew-overlap', 0, MAX_RENEW_OVERLAP_SECONDS)),
     )
+    .addOption(
+      new Option(
+        '--key-request <source>',
+        'ask this key source about unknown agents on first contact: exec:PATH (a program) or socket:PATH (a Unix socket); give both to fall back from the socket to the program',
+      )
+        .env('LATCHKEY_KEY_REQUEST')
+        .argParser(collect),
+    )
+    .addOption(
+      new Option('--key-request-timeout <duration>', 'deadline of one key source question (1s to 60s)')
+        .env('LATCHKEY_KEY_REQUEST_TIMEOUT')
+        .default(2)
+        .argParser(parseDurationIn('--key-request-timeout', 1, 60)),
+    )
     .action(async (opts: Record<string, string | number | string[] | undefined>) => {
       const config: ServeConfig = {
         host: String(opts.host),
@@ -139,6 +167,7 @@ export function registerServe(program: Command): void {
         metricsListen: opts.metricsListen === undefined || opts.metricsListen === '' ? undefined : parseListen(String(opts.metricsListen)),
         credentialTtlSeconds: Number(opts.credentialTtl),
         renewOverlapSeconds: Number(opts.renewOverlap),
+        keyRequest: keyRequestSources(words(opts.keyRequest), Number(opts.keyRequestTimeout)),
       };
       // Loaded here, not at the top: every other command starts without the server's modules.
       const { createLogger, handleSignals, startServer, StartupError } = await import('../runtime/node.js');

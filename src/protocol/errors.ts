@@ -92,6 +92,11 @@ const PROTOCOL_ERRORS = {
     meaning: 'agent name breaks the naming rule',
     message: 'agent names use letters, digits, - _ . and at most 128 bytes',
   },
+  source_not_allowed: {
+    status: 403,
+    meaning: "the message comes from outside the sending agent's network (cidr of an imported or key-requested agent, §18)",
+    message: 'the agent may not send from this address',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** Codes of the HTTP layer around the protocol (admin API, routing, infrastructure). */

@@ -32,6 +32,8 @@ export interface ServeConfig {
   credentialTtlSeconds?: number | undefined;
   /** How long a key superseded by a renewal is still accepted (seconds). */
   renewOverlapSeconds?: number | undefined;
+  /** `--key-request` (spec §18.2): a program and/or a Unix socket asked about unknown agents. */
+  keyRequest?: { exec?: string | undefined; socket?: string | undefined; timeoutMs: number } | undefined;
 }
 
 /** Where each thing lives inside a data dir; every command that opens one goes through this. */

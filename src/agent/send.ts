@@ -33,7 +33,7 @@ export async function sealInventory(ctx: ProtocolContext, state: AgentState, inv
     contentEncoding: 'gzip',
     counter: await nextCounter(state.dir, ctx.now()),
     plaintext: await gzip(inventory),
-    // A provisioned agent (import, key request: spec §18) has none until its first renewal.
+    // A provisioned agent (import, key request: spec §20) has none until its first renewal.
     credential: state.agent.credential || undefined,
   });
   return envelope;

@@ -94,7 +94,7 @@ export const agents = pgTable('agents', {
   byteBudgetUsed: bigint('byte_budget_used', { mode: 'number' }).notNull().default(0),
   byteBudgetUsedAt: ts('byte_budget_used_at'),
   /**
-   * Externally provisioned agents (spec §18: import, key request) may be bound to a source network:
+   * Externally provisioned agents (spec §20: import, key request) may be bound to a source network:
    * their messages are accepted only from addresses inside it. Null: any address (enrolled agents,
    * whose token's cidr constrained the enrollment only).
    */

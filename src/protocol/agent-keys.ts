@@ -1,5 +1,5 @@
 // The one rule for an agent's public keys, however they reach the server: enrollment (§6), renewal
-// (§12), an import or a key request (§18). Both are 32 bytes; the Ed25519 key is a canonical encoding
+// (§12), an import or a key request (§20). Both are 32 bytes; the Ed25519 key is a canonical encoding
 // of a point that is not of small order (noble.ts acceptableEd25519PublicKey); the X25519 key is a
 // canonical u-coordinate (u < p, top bit clear) that is not of low order, i.e. not one of the five
 // canonical u whose X25519 result is all zero for every scalar (0, 1, p-1 and the two points of order

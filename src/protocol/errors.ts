@@ -94,7 +94,7 @@ const PROTOCOL_ERRORS = {
   },
   source_not_allowed: {
     status: 403,
-    meaning: "the message comes from outside the sending agent's network (cidr of an imported or key-requested agent, §18)",
+    meaning: "the message comes from outside the sending agent's network (cidr of an imported or key-requested agent, §20)",
     message: 'the agent may not send from this address',
   },
 } as const satisfies Record<string, ErrorSpec>;

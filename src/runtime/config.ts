@@ -32,7 +32,7 @@ export interface ServeConfig {
   credentialTtlSeconds?: number | undefined;
   /** How long a key superseded by a renewal is still accepted (seconds). */
   renewOverlapSeconds?: number | undefined;
-  /** `--key-request` (spec §18.2): a program and/or a Unix socket asked about unknown agents. */
+  /** `--key-request` (spec §20.2): a program and/or a Unix socket asked about unknown agents. */
   keyRequest?: { exec?: string | undefined; socket?: string | undefined; timeoutMs: number } | undefined;
 }
 

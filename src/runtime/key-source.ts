@@ -1,4 +1,4 @@
-// The Node transport of the key request (spec/PROTOCOL.md §18.2; the policy is in
+// The Node transport of the key request (spec/PROTOCOL.md §20.2; the policy is in
 // src/server/services/key-request.ts): `--key-request exec:PATH` and/or `--key-request socket:PATH`.
 //   exec:   PATH is run with argv [kid, KID] or [ip, ADDRESS], never through a shell, with stdin
 //           closed, a clean environment (a fixed PATH and LANG=C only), a deadline after which its

@@ -58,7 +58,7 @@ export interface ServerConfig {
   /** Renewal policy overrides (overlap, credential lifetime); defaults in services/renewal.ts. */
   renewalPolicy?: Partial<RenewalPolicy> | undefined;
   /**
-   * Node only (`--key-request`, spec §18.2): the external key source asked about unknown signing
+   * Node only (`--key-request`, spec §20.2): the external key source asked about unknown signing
    * keys (src/runtime/key-source.ts), and overrides of its policy (services/key-request.ts).
    */
   keySource?: KeySourceTransport | undefined;

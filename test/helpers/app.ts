@@ -48,7 +48,7 @@ export interface TestServerOptions {
   /** During a server key rotation: previous identities still accepted, and the next one. */
   previous?: ServerIdentity[];
   next?: ServerIdentity;
-  /** An external key source (spec §18.2) and its policy overrides. */
+  /** An external key source (spec §20.2) and its policy overrides. */
   keySource?: KeySourceTransport;
   keyRequestPolicy?: Partial<KeyRequestPolicy>;
 }

@@ -1,4 +1,4 @@
-// `POST /v1/admin/agents/import` (spec §18.1) over real HTTP on PGlite and PostgreSQL: 10,000 agents
+// `POST /v1/admin/agents/import` (spec §20.1) over real HTTP on PGlite and PostgreSQL: 10,000 agents
 // in one transaction, all or nothing, enrollment's rules, audited with count and SHA-256; imported
 // agents send without a credential, renew to get one, and are held to their cidr.
 import { createHash } from 'node:crypto';
@@ -10,7 +10,7 @@ import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renewAgent } from '../../src/agent/renew.js';
 import { sendInventory } from '../../src/agent/send.js';
-import { saveEnrollment } from '../../src/agent/state.js';
+import { prepareStateDir, saveEnrollment } from '../../src/agent/state.js';
 import { agents, auditLog } from '../../src/db/schema.js';
 import { b64u } from '../../src/protocol/bytes.js';
 import { sealEnvelope } from '../../src/protocol/envelope.js';
@@ -134,6 +134,7 @@ describe.each(dbKinds)('agents import on %s', (kind) => {
     // Its state dir as the provisioning line would leave it: keys, the server's keys, no credential yet.
     const state = join(dir, `imp-${kind}`);
     const { identity } = server;
+    await prepareStateDir(state, false);
     await saveEnrollment(state, keys, {
       v: 1,
       agentId: imported[0]!.id,

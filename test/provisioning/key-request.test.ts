@@ -1,4 +1,4 @@
-// Key request on first contact (spec §18.2) against a real key source: a Node script reading a real
+// Key request on first contact (spec §20.2) against a real key source: a Node script reading a real
 // MariaDB table with parameterised queries, run as a program (argv, clean environment, deadline)
 // and behind a Unix socket. On PGlite and PostgreSQL.
 import { spawn, type ChildProcess } from 'node:child_process';

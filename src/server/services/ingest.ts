@@ -124,7 +124,7 @@ export interface IngestDeps extends IngestState, IngestStatements {
   /** Bounded gunzip of this runtime (src/runtime/zlib.ts). */
   gunzip: Gunzip;
   /**
-   * Node with `--key-request` only (key-request.ts, spec §18.2): asks the external key source about
+   * Node with `--key-request` only (key-request.ts, spec §20.2): asks the external key source about
    * an unknown signing key; true once it is registered.
    */
   keyRequest?: ((kid: string, source: string) => Promise<boolean>) | undefined;
@@ -195,7 +195,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     // A registered key that may no longer send: refused after its signature verified, so the
     // refusal is signed, and the agent can believe it (spec §10; §12, §13).
     if (known.refusal) throw new ProtocolError(known.refusal);
-    // An externally provisioned agent bound to a network (§18) speaks from inside it only.
+    // An externally provisioned agent bound to a network (§20) speaks from inside it only.
     // A stored network that no longer parses admits nobody (fail closed).
     if (sender.cidr !== undefined && (sender.cidr === null || !cidrContains(sender.cidr, source)))
       throw new ProtocolError('source_not_allowed');
@@ -296,7 +296,7 @@ async function lookUpSender(
     throw err;
   }
   let row = rows[0];
-  // Nobody registered this key: the external key source may know it (§18.2), within this lookup's budget.
+  // Nobody registered this key: the external key source may know it (§20.2), within this lookup's budget.
   if (!row && deps.keyRequest) {
     try {
       if (await deps.keyRequest(kid, source)) row = (await deps.senderLookup([kid, now, hex(mid)]))[0];

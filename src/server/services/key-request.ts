@@ -1,4 +1,4 @@
-// Key request on first contact (spec/PROTOCOL.md §18.2), Wazuh's "key request": a message from a
+// Key request on first contact (spec/PROTOCOL.md §20.2), Wazuh's "key request": a message from a
 // signing key id nobody registered makes the server ask an external key source (a program or a Unix
 // socket; the transport is the runtime's, src/runtime/key-source.ts) for that agent, register it if
 // the answer is valid, and go on with the message. Everything else gets `key_unknown` as before.

@@ -1,4 +1,4 @@
-// Agent labels: the one rule, for tokens (admin API), imports and key requests (spec §18).
+// Agent labels: the one rule, for tokens (admin API), imports and key requests (spec §20).
 // At most 32; keys letters, digits, '.', '_', '-' (1 to 64); values strings of at most 256 characters
 // without a NUL (storable.ts).
 import { isStorableText } from './storable.js';

@@ -1,4 +1,4 @@
-// Externally provisioned agents (spec/PROTOCOL.md §18): agents whose keys were made elsewhere (a
+// Externally provisioned agents (spec/PROTOCOL.md §20): agents whose keys were made elsewhere (a
 // manufacturing line, a CMDB) and reach the server by an import (`latchkey agents import`, POST
 // /v1/admin/agents/import) or by a key request on first contact (key-request.ts). Both go through
 // this file: one description of an agent, checked by the same rules as an enrollment (the key rule

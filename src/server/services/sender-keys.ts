@@ -21,7 +21,7 @@ export interface SenderKeyFacts {
    * the window be refused before it is opened. The store statement checks the exact value.
    */
   counterFloor: number;
-  /** The agent's network (§18, externally provisioned agents): messages from elsewhere are refused; null: unparseable, refuse all. */
+  /** The agent's network (§20, externally provisioned agents): messages from elsewhere are refused; null: unparseable, refuse all. */
   cidr?: Cidr | null | undefined;
   /** The last credential (§7) verified for this key, and when it expires (ms): not verified again. */
   credential?: { jwt: string; expiresAt: number };

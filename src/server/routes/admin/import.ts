@@ -1,5 +1,5 @@
 // POST /v1/admin/agents/import (scope `agents:write`): externally provisioned agents from JSON lines,
-// all or nothing (services/provisioning.ts; spec §18.1). `latchkey agents import` is the same.
+// all or nothing (services/provisioning.ts; spec §20.1). `latchkey agents import` is the same.
 import { createRoute, z } from '@hono/zod-openapi';
 import type { App } from '../../types.js';
 import { requireAdmin } from '../../middleware/admin-auth.js';

@@ -87,7 +87,8 @@ async function requestRenewal(ctx: ProtocolContext, state: AgentState, next: Key
     counter: await nextCounter(state.dir, ctx.now()),
     // The proofs name the message id, which sealEnvelope draws: content made from the header.
     plaintext: (h) => renewContent(ctx.crypto, h.snd, h.mid, next, state.server.agreement.publicKey),
-    credential: state.agent.credential,
+    // A renewal needs no credential: a provisioned agent (spec §20) gets its first one here.
+    credential: state.agent.credential || undefined,
   });
   const expect = { mid: header.mid, snd: header.snd, env: envelopeBinding(parseEnvelope(envelope)) };
   const url = endpoint(via ?? state.agent.serverUrl, '/v1/renew');

@@ -39,7 +39,8 @@ export async function sealInventory(ctx: ProtocolContext, state: AgentState, inv
     contentEncoding: 'gzip',
     counter: await nextCounter(state.dir, ctx.now()),
     plaintext: await gzip(inventory),
-    credential: state.agent.credential,
+    // A provisioned agent (import, key request: spec §20) has none until its first renewal.
+    credential: state.agent.credential || undefined,
   });
   return envelope;
 }
@@ -221,6 +222,7 @@ export async function sendInventory(ctx: ProtocolContext, stateDir: string, inve
     const stale =
       err instanceof SignedRejection &&
       err.code === 'credential_invalid' &&
+      state.agent.credential !== '' &&
       credentialKid(state.agent.credential) !== state.server.signing.kid;
     if (!(err instanceof ServerKeyMoved) && !stale) throw err;
   }

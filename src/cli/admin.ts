@@ -45,6 +45,17 @@ function collectLabel(value: string, previous: Record<string, string>): Record<s
   return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
 }
 
+/** An import file's text, from a path or standard input (`-`). */
+async function readImport(file: string): Promise<string> {
+  if (file !== '-')
+    return readFile(file, 'utf8').catch(() => {
+      throw new CliError('usage', `cannot read ${file}`, 2);
+    });
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** Every row of a paginated admin listing: follows `next_cursor` until the last page. */
 async function listAll(o: AdminOptions, path: string, key: string, query = ''): Promise<Record<string, unknown>[]> {
   const all: Record<string, unknown>[] = [];
@@ -203,6 +214,28 @@ export function registerAdminCommands(program: Command): void {
     };
     if (o.json) out(r);
     else console.log(`deleted agent ${r.id} (${r.name}): ${r.keys} keys, ${r.inventories} inventories`);
+  });
+  withAdminOptions(
+    agents
+      .command('import')
+      .description(
+        'Register agents provisioned elsewhere from JSON lines {"name","signingKey","agreementKey","role"?,"labels"?,"expiresAt"?,"cidr"?}, all or nothing.',
+      )
+      .argument('<file>', 'the JSON lines file, or - for standard input')
+      .option('--dry-run', 'check everything and report what would change; write nothing'),
+  ).action(async (file: string, o: AdminOptions & { dryRun?: boolean }) => {
+    const ndjson = await readImport(file);
+    const r = (await adminCall(o, 'POST', '/v1/admin/agents/import', { ndjson, dryRun: o.dryRun === true })) as {
+      dryRun: boolean;
+      count: number;
+      sha256: string;
+      agents: Record<string, unknown>[];
+    };
+    if (o.json) return out(r);
+    if (r.dryRun) {
+      printRows(r.agents, ['line', 'name', 'role', 'sigKid']);
+      console.log(`dry run: ${r.count} agents would be registered (file sha256 ${r.sha256}); nothing was written`);
+    } else console.log(`imported ${r.count} agents (file sha256 ${r.sha256})`);
   });
   withAdminOptions(agents.command('revoke').description('Revoke an agent and all its keys.').argument('<id|name>', 'agent id or name'))
     .option('--reason <text>', 'why (kept in the audit log and shown by keys list)')

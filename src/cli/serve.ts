@@ -5,6 +5,7 @@ import type { ServeConfig } from '../runtime/config.js';
 import { CRYPTO_ALIASES, CRYPTO_CHOICES, cryptoChoice } from '../runtime/crypto.js';
 import { parseListenAddress } from '../runtime/metrics-listener.js';
 import { parseTrustedProxies } from '../server/client-address.js';
+import { parseKeySourceSpec } from '../runtime/key-source-spec.js';
 import { MAX_CREDENTIAL_TTL_SECONDS, MAX_RENEW_OVERLAP_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../server/lifetimes.js';
 import { parseDurationIn } from './admin-options.js';
 import { CliError } from './run.js';
@@ -37,6 +38,19 @@ function collect(value: string, previous: string[] | undefined): string[] {
 function words(value: string | number | string[] | undefined): string[] {
   if (value === undefined) return [];
   return (Array.isArray(value) ? value : [String(value)]).flatMap((v) => v.split(/\s+/)).filter(Boolean);
+}
+
+/** `--key-request` values: at most one program and one socket, absolute paths. */
+function keyRequestSources(values: string[], timeoutSeconds: number): ServeConfig['keyRequest'] {
+  if (values.length === 0) return undefined;
+  const out: NonNullable<ServeConfig['keyRequest']> = { timeoutMs: timeoutSeconds * 1000 };
+  for (const v of values) {
+    const spec = parseKeySourceSpec(v);
+    if (!spec) throw new CliError('usage', `--key-request takes exec:/ABSOLUTE/PATH or socket:/ABSOLUTE/PATH, got ${JSON.stringify(v)}`, 2);
+    if (out[spec.kind]) throw new CliError('usage', `--key-request: one ${spec.kind} source at most`, 2);
+    out[spec.kind] = spec.path;
+  }
+  return out;
 }
 
 export function registerServe(program: Command): void {
@@ -130,6 +144,20 @@ export function registerServe(program: Command): void {
     )
     .addOption(new Option('--tls-cert <file>', 'serve HTTPS with this PEM certificate chain (reloaded on SIGHUP)').env('LATCHKEY_TLS_CERT'))
     .addOption(new Option('--tls-key <file>', 'the PEM private key of --tls-cert (reloaded on SIGHUP)').env('LATCHKEY_TLS_KEY'))
+    .addOption(
+      new Option(
+        '--key-request <source>',
+        'ask this key source about unknown agents on first contact: exec:PATH (a program) or socket:PATH (a Unix socket); give both to fall back from the socket to the program',
+      )
+        .env('LATCHKEY_KEY_REQUEST')
+        .argParser(collect),
+    )
+    .addOption(
+      new Option('--key-request-timeout <duration>', 'deadline of one key source question (1s to 60s)')
+        .env('LATCHKEY_KEY_REQUEST_TIMEOUT')
+        .default(2)
+        .argParser(parseDurationIn('--key-request-timeout', 1, 60)),
+    )
     .action(async (opts: Record<string, string | number | string[] | undefined>) => {
       const trustProxy = words(opts.trustProxy);
       const bad = parseTrustedProxies(trustProxy);
@@ -160,6 +188,7 @@ export function registerServe(program: Command): void {
         trustProxy,
         tlsCert,
         tlsKey,
+        keyRequest: keyRequestSources(words(opts.keyRequest), Number(opts.keyRequestTimeout)),
       };
       // Loaded here, not at the top: every other command starts without the server's modules.
       const { createLogger, handleSignals, startServer, StartupError } = await import('../runtime/node.js');

@@ -99,6 +99,12 @@ export const agents = pgTable(
     lastPath: jsonb('last_path').$type<RelayHop[]>(),
     /** The relay (innermost layer's identity) this agent's messages last came through; null if never relayed. */
     lastRelayId: text('last_relay_id'),
+    /**
+     * Externally provisioned agents (spec §20: import, key request) may be bound to a source network:
+     * their messages are accepted only from addresses inside it. Null: any address (enrolled agents,
+     * whose token's cidr constrained the enrollment only).
+     */
+    cidr: text('cidr'),
   },
   // Keyset pagination (services/page.ts) walks (created_at, id); the console's label filter is a
   // jsonb containment (`labels @> {"k":"v"}`), which the GIN index answers at 100,000 agents.

@@ -23,7 +23,8 @@ import type { Role } from './credential.js';
 import { CryptoError, ProtocolError } from './errors.js';
 import { openBase, sealBase } from './hpke.js';
 import { onlyKeys, parseJsonObject, str, uint, type JsonObject } from './json.js';
-import { keyIdOf, type KeySet } from './keys.js';
+import { acceptAgentPublicKeys } from './agent-keys.js';
+import type { KeySet } from './keys.js';
 import { signObject, verifySignedObject, type SignedObject } from './signed.js';
 import type { EnrollmentToken } from './token.js';
 import { PROTOCOL_VERSION } from './version.js';
@@ -176,6 +177,9 @@ export async function openEnrollRequest(
   const popSig = fromB64uExact(str(p, 'pop_sig', bad, 128), 64, bad);
   const popKx = fromB64uExact(str(p, 'pop_kx', bad, 64), 32, bad);
 
+  // The one rule for agent keys (agent-keys.ts); a key it refuses could not prove possession either.
+  const keys = acceptAgentPublicKeys(sig, kx);
+  if (!keys) throw new ProtocolError('signature_invalid');
   const x = enrollTranscript(wire.tid, fp, sig, kx, name, iat, nonce);
   if (!(await ctx.crypto.ed25519Verify(sig, x, popSig))) throw new ProtocolError('signature_invalid');
   let expected: Uint8Array;
@@ -191,8 +195,7 @@ export async function openEnrollRequest(
     tokenId: wire.tid,
     secret,
     name,
-    signingKey: { publicKey: sig, kid: keyIdOf('ed25519', sig) },
-    agreementKey: { publicKey: kx, kid: keyIdOf('x25519', kx) },
+    ...keys,
     iat,
     nonce,
   };

@@ -102,6 +102,11 @@ const PROTOCOL_ERRORS = {
     meaning: 'a relay layer signed by an identity whose role is not `relay`',
     message: 'the layer is not signed by a relay',
   },
+  source_not_allowed: {
+    status: 403,
+    meaning: "the message comes from outside the sending agent's network (cidr of an imported or key-requested agent, §20)",
+    message: 'the agent may not send from this address',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** Codes of the HTTP layer around the protocol (admin API, routing, infrastructure). */

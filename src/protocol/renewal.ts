@@ -18,7 +18,8 @@ import { b64u, concatBytes, constantTimeEqual, fromB64uExact, label, lengthPrefi
 import type { CryptoBackend, ProtocolContext } from './crypto/types.js';
 import { CryptoError, ProtocolError } from './errors.js';
 import { onlyKeys, parseJsonObject, str, type JsonObject } from './json.js';
-import { keyIdOf, type KeySet } from './keys.js';
+import { acceptAgentPublicKeys } from './agent-keys.js';
+import type { KeySet } from './keys.js';
 import { signObject, verifySignedObject, type SignedObject } from './signed.js';
 
 export const RENEW_MESSAGE_TYPE = 'renew';
@@ -83,6 +84,9 @@ export async function openRenewContent(
   const kx = fromB64uExact(str(p, 'kx', bad, 64), 32, bad);
   const popSig = fromB64uExact(str(p, 'pop_sig', bad, 128), 64, bad);
   const popKx = fromB64uExact(str(p, 'pop_kx', bad, 64), 32, bad);
+  // The one rule for agent keys (agent-keys.ts); a key it refuses could not prove possession either.
+  const keys = acceptAgentPublicKeys(sig, kx);
+  if (!keys) throw new ProtocolError('signature_invalid');
   const r = renewTranscript(header.snd, header.mid, sig, kx);
   if (!(await c.ed25519Verify(sig, r, popSig))) throw new ProtocolError('signature_invalid');
   let expected: Uint8Array;
@@ -93,9 +97,8 @@ export async function openRenewContent(
     throw err;
   }
   if (!constantTimeEqual(expected, popKx)) throw new ProtocolError('signature_invalid');
-  const signingKey = { publicKey: sig, kid: keyIdOf('ed25519', sig) };
-  if (signingKey.kid === header.snd) throw new ProtocolError(bad, 'the new signing key is the current one');
-  return { signingKey, agreementKey: { publicKey: kx, kid: keyIdOf('x25519', kx) } };
+  if (keys.signingKey.kid === header.snd) throw new ProtocolError(bad, 'the new signing key is the current one');
+  return keys;
 }
 
 export interface RenewResponseBody {

@@ -37,6 +37,8 @@ export interface ServeConfig {
   /** HTTPS: PEM certificate chain and private key files, read again on SIGHUP. */
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
+  /** `--key-request` (spec §20.2): a program and/or a Unix socket asked about unknown agents. */
+  keyRequest?: { exec?: string | undefined; socket?: string | undefined; timeoutMs: number } | undefined;
 }
 
 /** Where each thing lives inside a data dir; every command that opens one goes through this. */

@@ -32,6 +32,7 @@ import { createPromTelemetry } from './metrics.js';
 import { gunzipBounded } from './zlib.js';
 import { startMetricsListener, type MetricsListener } from './metrics-listener.js';
 import { loadDocsAssets } from './docs-assets-node.js';
+import { createKeySource, socketReachable } from './key-source.js';
 
 export { StartupError };
 
@@ -120,7 +121,15 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
     const ringProblem = await checkKeyRing(crypto, keyRing, await loadEndorsementChain(database.db, identity.fingerprint));
     if (ringProblem) throw new StartupError(ringProblem);
     const admin = await ensureBootstrapAdmin(database, config.dataDir);
+    const keySource = config.keyRequest ? createKeySource(config.keyRequest, logger) : undefined;
+    if (config.keyRequest?.socket) {
+      // The health check at start: a socket that is down is reported (the program, if given, answers meanwhile).
+      const up = await socketReachable(config.keyRequest.socket, config.keyRequest.timeoutMs);
+      if (!up)
+        logger.warn({ socket: config.keyRequest.socket, fallback: config.keyRequest.exec ? 'exec' : 'none' }, 'key source socket is down');
+    }
     app = composeServer({
+      keySource,
       database,
       identity,
       keyRing,

@@ -26,6 +26,9 @@ export interface AppParts {
   scope: RequestScope;
 }
 
+/** Routes with a body limit of their own (the rest: limits.maxBodyBytes). */
+const IMPORT_PATH = '/v1/admin/agents/import';
+
 export function createApp({ limits, logger, telemetry, scope }: AppParts): App {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: zodFailure });
 
@@ -45,8 +48,9 @@ export function createApp({ limits, logger, telemetry, scope }: AppParts): App {
   // Sizes are checked before any parsing: Content-Length first, then the streamed byte count.
   const tooLarge = (c: Context) => errorResponse(c, new LatchkeyError('payload_too_large', 'request body too large'));
   app.use('/v1/messages', bodyLimit({ maxSize: limits.maxMessageBodyBytes, onError: tooLarge }));
+  app.use(IMPORT_PATH, bodyLimit({ maxSize: limits.maxImportBodyBytes, onError: tooLarge }));
   app.use('*', async (c, next) => {
-    if (c.req.path === '/v1/messages') return next();
+    if (c.req.path === '/v1/messages' || c.req.path === IMPORT_PATH) return next();
     return bodyLimit({ maxSize: limits.maxBodyBytes, onError: tooLarge })(c, next);
   });
 

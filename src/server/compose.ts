@@ -19,6 +19,14 @@ import {
   type IngestPolicy,
   type IngestState,
 } from './services/ingest.js';
+import {
+  createKeyRequestState,
+  requestKey,
+  type KeyRequestDeps,
+  type KeyRequestPolicy,
+  type KeyRequestState,
+  type KeySourceTransport,
+} from './services/key-request.js';
 import { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './services/renewal.js';
 import { serverKeysOf } from './services/server-keys.js';
 import type { Telemetry } from './telemetry.js';
@@ -55,6 +63,12 @@ export interface ServerConfig {
   consolePolicy?: Partial<ConsolePolicy> | undefined;
   /** Behind a TLS-terminating proxy: believe its `X-Forwarded-Proto` (console cookies and Origin check). */
   trustForwardedProto?: boolean | undefined;
+  /**
+   * Node only (`--key-request`, spec §20.2): the external key source asked about unknown signing
+   * keys (src/runtime/key-source.ts), and overrides of its policy (services/key-request.ts).
+   */
+  keySource?: KeySourceTransport | undefined;
+  keyRequestPolicy?: Partial<KeyRequestPolicy> | undefined;
 }
 
 /**
@@ -73,11 +87,23 @@ export interface ServerState {
   enrollmentLimiter: EnrollmentLimiter;
   ingest: IngestState;
   console: ConsoleDeps;
+  /** With a key source only: its turns, flights and negative cache. */
+  keyRequest?: KeyRequestState | undefined;
 }
 
 export interface Server {
   app: App;
   state: ServerState;
+}
+
+/** The ingest hook for unknown keys, bound to a database handle; none without a key source. */
+function keyRequestOf(
+  state: KeyRequestState | undefined,
+  deps: Omit<KeyRequestDeps, 'state'>,
+): ((kid: string, source: string) => Promise<boolean>) | undefined {
+  if (!state) return undefined;
+  const bound: KeyRequestDeps = { state, ...deps };
+  return (kid, source) => requestKey(bound, kid, source);
 }
 
 export function composeServer(config: ServerConfig): Server {
@@ -91,6 +117,7 @@ export function composeServer(config: ServerConfig): Server {
     enrollmentLimiter: createEnrollmentLimiter(ctx.now, config.enrollmentPolicy),
     ingest: createIngestState({ ...DEFAULT_INGEST_POLICY, ...config.ingestPolicy }, ctx.now),
     console: createConsoleState(ctx.now, config),
+    keyRequest: config.keySource ? createKeyRequestState(config.keySource, config.keyRequestPolicy) : undefined,
   };
 
   // What depends on a database handle: the services' deps and the statements prepared on it.
@@ -117,7 +144,23 @@ export function composeServer(config: ServerConfig): Server {
         limiter: state.enrollmentLimiter,
         credentialTtlSeconds: renewalPolicy.credentialTtlSeconds,
       },
-      ingest: { database, identity, keys, ctx, telemetry, gunzip, ...state.ingest, ...prepareIngestStatements(database) },
+      ingest: {
+        database,
+        identity,
+        keys,
+        ctx,
+        telemetry,
+        gunzip,
+        ...state.ingest,
+        ...prepareIngestStatements(database),
+        keyRequest: keyRequestOf(state.keyRequest, {
+          database,
+          ctx,
+          logger,
+          telemetry,
+          credentialTtlSeconds: renewalPolicy.credentialTtlSeconds,
+        }),
+      },
       renewal: { database, identity, keys, ctx, telemetry, policy: renewalPolicy },
     };
   };

@@ -26,11 +26,14 @@ export interface AppLimits {
   maxBodyBytes: number;
   /** Body limit for POST /v1/messages (sealed inventories; the largest real sample is 1.4 MB). */
   maxMessageBodyBytes: number;
+  /** Body limit for POST /v1/admin/agents/import (10,000 agents are ~2 MB of JSON lines). */
+  maxImportBodyBytes: number;
 }
 
 export const DEFAULT_LIMITS: AppLimits = {
   maxBodyBytes: 64 * 1024,
   maxMessageBodyBytes: 8 * 1024 * 1024,
+  maxImportBodyBytes: 32 * 1024 * 1024,
 };
 
 /**

@@ -12,6 +12,7 @@ import { clientAddressFrom, parseTrustedProxies } from '../../src/server/client-
 import { composeServer, type ServerState } from '../../src/server/compose.js';
 import type { EnrollmentPolicy } from '../../src/server/services/enrollment.js';
 import type { IngestPolicy } from '../../src/server/services/ingest.js';
+import type { KeyRequestPolicy, KeySourceTransport } from '../../src/server/services/key-request.js';
 import { deriveIdentity, type ServerIdentity } from '../../src/server/identity.js';
 import { createKeyRing } from '../../src/server/key-ring.js';
 import { silentLogger, type Logger } from '../../src/server/logger.js';
@@ -50,6 +51,9 @@ export interface TestServerOptions {
   next?: ServerIdentity;
   /** Reverse proxies trusted to name the client (serve --trust-proxy). */
   trustProxy?: string[];
+  /** An external key source (spec §20.2) and its policy overrides. */
+  keySource?: KeySourceTransport;
+  keyRequestPolicy?: Partial<KeyRequestPolicy>;
 }
 
 export const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
@@ -75,6 +79,8 @@ export async function startTestServer(kind: DbKind, opts: TestServerOptions = {}
     ingestPolicy: opts.ingestPolicy,
     enrollmentPolicy: opts.enrollmentPolicy,
     keyRing: createKeyRing(identity, opts.previous ?? [], opts.next),
+    keySource: opts.keySource,
+    keyRequestPolicy: opts.keyRequestPolicy,
   });
   const server = createAdaptorServer({ fetch: app.fetch, hostname: '127.0.0.1' });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

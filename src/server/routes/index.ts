@@ -4,6 +4,7 @@ import { registerAdminRoutes } from './admin/index.js';
 import { registerEnrollRoutes } from './enroll.js';
 import { registerMessageRoutes } from './messages.js';
 import { registerInventoryRoutes } from './admin/inventories.js';
+import { registerImportRoute } from './admin/import.js';
 import { registerDocsRoutes } from './docs.js';
 import { registerConsoleRoutes } from '../console/index.js';
 import { registerReceiptRoutes } from './receipts.js';
@@ -12,6 +13,7 @@ import { registerRevocationRoutes } from './revocations.js';
 
 export function registerRoutes(app: App): void {
   registerAdminRoutes(app);
+  registerImportRoute(app);
   registerEnrollRoutes(app);
   registerMessageRoutes(app);
   registerRenewRoutes(app);

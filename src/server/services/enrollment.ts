@@ -360,7 +360,7 @@ async function admit(
 }
 
 /** A random (version 4) UUID from the injected randomness, laid out as RFC 9562 §5.4 says. */
-function randomUuid(random: (n: number) => Uint8Array): string {
+export function randomUuid(random: (n: number) => Uint8Array): string {
   const b = random(16);
   b[6] = (b[6]! & 0x0f) | 0x40;
   b[8] = (b[8]! & 0x3f) | 0x80;

@@ -34,6 +34,7 @@ import type { RelayHop } from '../../db/schema.js';
 import type { ServerIdentity } from '../identity.js';
 import { directiveChain, type ServerKeys } from './server-keys.js';
 import type { Telemetry } from '../telemetry.js';
+import { cidrContains, parseCidr } from './cidr.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
 import { RELAY_LOOKUP_SQL, verifyRelayPath, type RelayMemo } from './relay-layers.js';
 import { senderRefusalSql } from './sender-rules.js';
@@ -137,6 +138,11 @@ export interface IngestDeps extends IngestState, IngestStatements {
   telemetry: Telemetry;
   /** Bounded gunzip of this runtime (src/runtime/zlib.ts). */
   gunzip: Gunzip;
+  /**
+   * Node with `--key-request` only (key-request.ts, spec §20.2): asks the external key source about
+   * an unknown signing key; true once it is registered.
+   */
+  keyRequest?: ((kid: string, source: string) => Promise<boolean>) | undefined;
 }
 
 export function createIngestState(policy: IngestPolicy, now: () => number): IngestState {
@@ -175,7 +181,7 @@ export type IngestResult =
 export const SENDER_LOOKUP_SQL = `
   SELECT k.agent_id, k.sig_pub, k.kx_pub, k.max_counter::text AS max_counter,
          (extract(epoch FROM k.created_at) * 1000)::float8 AS created_at,
-         (extract(epoch FROM k.expires_at) * 1000)::float8 AS expires_at,
+         (extract(epoch FROM k.expires_at) * 1000)::float8 AS expires_at, ag.cidr,
          ${senderRefusalSql({ agentStatus: 'ag.status', keyStatus: 'k.status', unexpired: 'k.expires_at > to_timestamp($2::float8 / 1000.0)', inOverlap: 'k.superseded_until > to_timestamp($2::float8 / 1000.0)' })} AS refusal,
          EXISTS (SELECT 1 FROM seen_messages s WHERE s.sig_kid = k.sig_kid AND s.message_id = decode($3::text, 'hex')) AS seen
   FROM agent_keys k JOIN agents ag ON ag.id = k.agent_id
@@ -234,6 +240,10 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     // A registered key that may no longer send: refused after its signature verified, so the
     // refusal is signed, and the agent can believe it (spec §10; §12, §13).
     if (known.refusal) throw new ProtocolError(known.refusal);
+    // An externally provisioned agent bound to a network (§20) speaks from inside it only.
+    // A stored network that no longer parses admits nobody (fail closed).
+    if (sender.cidr !== undefined && (sender.cidr === null || !cidrContains(sender.cidr, source)))
+      throw new ProtocolError('source_not_allowed');
     addressed = deps.keys.ring.byRecipient(env.header.rcp);
     if (!addressed) throw new ProtocolError('recipient_mismatch');
     const now = deps.ctx.now();
@@ -331,7 +341,16 @@ async function lookUpSender(
     deps.limits.sourceLookups.refund(source);
     throw err;
   }
-  const row = rows[0];
+  let row = rows[0];
+  // Nobody registered this key: the external key source may know it (§20.2), within this lookup's budget.
+  if (!row && deps.keyRequest) {
+    try {
+      if (await deps.keyRequest(kid, source)) row = (await deps.senderLookup([kid, now, hex(mid)]))[0];
+    } catch (err) {
+      deps.limits.sourceLookups.refund(source);
+      throw err;
+    }
+  }
   if (!row) {
     deps.limits.refusedKeys.set(kid, { code: 'key_unknown', until: now + deps.policy.refusedKeyTtlMs });
     throw new ProtocolError('key_unknown');
@@ -343,6 +362,7 @@ async function lookUpSender(
     createdAt: Number(row.created_at),
     expiresAt: Number(row.expires_at),
     counterFloor: Number(row.max_counter),
+    ...(typeof row.cidr === 'string' ? { cidr: parseCidr(row.cidr) ?? null } : {}),
   };
   const refusal = (row.refusal as ProtocolErrorCode | null) ?? undefined;
   if (refusal) {

@@ -1,4 +1,5 @@
 import { Lru } from '../../protocol/lru.js';
+import type { Cidr } from './cidr.js';
 
 // What never changes about a registered sender key, kept in memory so that a known key costs no
 // database round trip before its message is stored (spec/PROTOCOL.md §8.1, §Revocation).
@@ -20,6 +21,8 @@ export interface SenderKeyFacts {
    * the window be refused before it is opened. The store statement checks the exact value.
    */
   counterFloor: number;
+  /** The agent's network (§20, externally provisioned agents): messages from elsewhere are refused; null: unparseable, refuse all. */
+  cidr?: Cidr | null | undefined;
   /** The last credential (§7) verified for this key, and when it expires (ms): not verified again. */
   credential?: { jwt: string; expiresAt: number };
 }

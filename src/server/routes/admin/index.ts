@@ -17,6 +17,7 @@ import { listAudit } from '../../services/audit-read.js';
 import type { ErrorCode } from '../../errors.js';
 import { errorResponses, RelayHopSchema } from '../schemas.js';
 import { isStorableText } from '../../services/storable.js';
+import { isValidLabels } from '../../services/labels.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../services/page.js';
 
 const security = [{ adminBearer: [] }];
@@ -27,9 +28,10 @@ const postErrors = errorResponses(...ADMIN_ERRORS, 'payload_too_large');
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 
 const storable = (max: number) => z.string().max(max).refine(isStorableText, 'must not contain a NUL character');
+/** The one label rule (services/labels.ts); the record shape is for the OpenAPI document. */
 const Labels = z
-  .record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), storable(256))
-  .refine((l) => Object.keys(l).length <= 32, 'at most 32 labels');
+  .record(z.string(), z.string())
+  .refine(isValidLabels, 'at most 32 labels; keys [A-Za-z0-9._-]{1,64}; values at most 256 characters, no NUL');
 export const CreateToken = z
   .object({
     ttlSeconds: z.number().int().min(MIN_TOKEN_TTL_SECONDS).max(MAX_TOKEN_TTL_SECONDS).default(DEFAULT_TOKEN_TTL_SECONDS),

@@ -53,7 +53,7 @@ export interface TargetSync {
  */
 export async function syncTargets(db: Db, targets: readonly TargetRef[], now: number): Promise<TargetSync> {
   return db.transaction(async (tx) => {
-    const at = new Date(now);
+    const at = tsz(now);
     for (const t of targets) {
       await tx.execute(sql`
         INSERT INTO forward_targets (id, url, active, created_at) VALUES (${t.id}, ${t.url}, true, ${at})
@@ -90,10 +90,10 @@ export interface Claimed {
  * another instance is claiming at the same moment are skipped, never waited for.
  */
 export async function claimDue(db: Db, targetId: string, owner: string, now: number, leaseMs: number, limit: number): Promise<Claimed[]> {
-  const at = new Date(now);
+  const at = tsz(now);
   const rows = rowsOf(
     await db.execute(sql`
-      UPDATE forward_outbox o SET lease_owner = ${owner}, lease_until = ${new Date(now + leaseMs)}
+      UPDATE forward_outbox o SET lease_owner = ${owner}, lease_until = ${tsz(now + leaseMs)}
       FROM inventories i
       WHERE i.id = o.inventory_id AND o.id IN (
         SELECT c.id FROM forward_outbox c
@@ -124,7 +124,7 @@ export async function markDelivered(db: Db, targetId: string, row: Claimed, owne
     const gone = rowsOf(await tx.execute(sql`DELETE FROM forward_outbox WHERE id = ${row.id} AND lease_owner = ${owner} RETURNING 1`));
     if (gone.length === 0) return;
     await tx.execute(sql`
-      UPDATE forward_targets SET delivered_total = delivered_total + 1, last_delivered_at = ${new Date(now)} WHERE id = ${targetId}`);
+      UPDATE forward_targets SET delivered_total = delivered_total + 1, last_delivered_at = ${tsz(now)} WHERE id = ${targetId}`);
   });
 }
 
@@ -146,10 +146,10 @@ export async function markFailed(
 ): Promise<void> {
   await db.transaction(async (tx) => {
     await tx.execute(sql`
-      UPDATE forward_outbox SET attempts = attempts + 1, next_attempt_at = ${new Date(now + delayMs)}, last_error = ${error},
+      UPDATE forward_outbox SET attempts = attempts + 1, next_attempt_at = ${tsz(now + delayMs)}, last_error = ${error},
              lease_owner = NULL, lease_until = NULL
       WHERE id = ${row.id} AND lease_owner = ${owner}`);
-    await tx.execute(sql`UPDATE forward_targets SET last_error = ${error}, last_error_at = ${new Date(now)} WHERE id = ${targetId}`);
+    await tx.execute(sql`UPDATE forward_targets SET last_error = ${error}, last_error_at = ${tsz(now)} WHERE id = ${targetId}`);
   });
 }
 
@@ -199,6 +199,9 @@ export async function forwardStatus(db: Db, now: number): Promise<TargetStatus[]
     lastErrorAt: iso(r.last_error_at),
   }));
 }
+
+/** A time as a timestamptz parameter (ISO text: both drivers take it; postgres.js refuses a Date in raw SQL). */
+const tsz = (ms: number) => sql`${new Date(ms).toISOString()}::timestamptz`;
 
 /** A PostgreSQL array literal of plain tokens (ids we made: [A-Za-z0-9_-]), as SQL text. */
 function arrayLiteral(items: readonly string[]): string {

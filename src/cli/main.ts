@@ -19,6 +19,7 @@ const GROUPS: Record<string, () => Promise<Register>> = {
   admin: async () => (await import('./admin.js')).registerAdminCommands,
   agent: async () => (await import('./agent.js')).registerAgentCommands,
   inventory: async () => (await import('./inventory.js')).registerInventoryCommands,
+  forward: async () => (await import('./inventory.js')).registerInventoryCommands,
 };
 
 const program = new Command()

@@ -4,6 +4,7 @@ import { registerAdminRoutes } from './admin/index.js';
 import { registerEnrollRoutes } from './enroll.js';
 import { registerMessageRoutes } from './messages.js';
 import { registerInventoryRoutes } from './admin/inventories.js';
+import { registerForwardRoutes } from './admin/forward.js';
 import { registerDocsRoutes } from './docs.js';
 import { registerRenewRoutes } from './renew.js';
 import { registerRevocationRoutes } from './revocations.js';
@@ -15,5 +16,6 @@ export function registerRoutes(app: App): void {
   registerRenewRoutes(app);
   registerRevocationRoutes(app);
   registerInventoryRoutes(app);
+  registerForwardRoutes(app);
   registerDocsRoutes(app);
 }

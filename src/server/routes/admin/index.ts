@@ -6,7 +6,6 @@ import type { App, AppDeps } from '../../types.js';
 import { requireAdmin } from '../../middleware/admin-auth.js';
 import { createAdminKey, listAdminKeys, revokeAdminKey } from '../../services/admin-keys.js';
 import { listAgents, listKeys, requestRenewal, revokeAgent, revokeKey } from '../../services/agents.js';
-import { isValidAgentName } from '../../services/name-rules.js';
 import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../../lifetimes.js';
 import { verifyAuditChain } from '../../services/audit.js';
 import { currentAuditHead, signAuditHead, verifyAuditHead, type AuditHead } from '../../services/audit-head.js';
@@ -14,9 +13,8 @@ import { b64u } from '../../../protocol/bytes.js';
 import { createToken, listTokens, revokeToken } from '../../services/tokens.js';
 import { listAudit } from '../../services/audit-read.js';
 import type { ErrorCode } from '../../errors.js';
-import { errorResponses } from '../schemas.js';
+import { AgentRef, errorResponses, NextCursor, PageQuery } from '../schemas.js';
 import { isStorableText } from '../../services/storable.js';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../services/page.js';
 
 const security = [{ adminBearer: [] }];
 /** What every admin route can answer: a bad request, no or a wrong credential, a missing scope. */
@@ -99,11 +97,6 @@ const Reason = z.object({ reason: storable(500).optional() }).strict();
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 const IdParam = z.object({ id: z.string().min(1).max(64).regex(ID) });
 /** An agent by its id or its name (ids win), resolved by the server. */
-const AgentRef = z
-  .string()
-  .min(1)
-  .max(128)
-  .refine((v) => ID.test(v) || isValidAgentName(v), 'an agent id or name');
 const AgentParam = z.object({ id: AgentRef.openapi({ description: 'agent id or name' }) });
 const AuditEntry = z
   .object({
@@ -120,12 +113,6 @@ const AuditEntry = z
     hash: z.string(),
   })
   .openapi('AuditEntry');
-/** Keyset pagination (services/page.ts): creation order; `next_cursor` is null on the last page. */
-const PageQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE_SIZE),
-  cursor: z.string().max(256).optional().openapi({ description: 'next_cursor of the previous page (opaque)' }),
-});
-const NextCursor = z.string().nullable().openapi({ description: 'pass as ?cursor= for the next page; null when this is the last' });
 const SignedHead = z
   .object({ v: z.number(), typ: z.string(), kid: z.string(), body: z.string(), sig: z.string() })
   .openapi('SignedAuditHead', { description: 'signed object (spec §9) of type audit-head with body {"seq","hash","at"}' });

@@ -2,6 +2,7 @@
 import { benchCrypto } from './crypto.js';
 import { benchEnvelope } from './envelope.js';
 import { benchEnroll } from './enroll.js';
+import { benchForward } from './forward.js';
 import { benchIngest } from './ingest.js';
 import { benchRenew } from './renew.js';
 import { nobleCrypto } from '../src/protocol/crypto/noble.js';
@@ -26,5 +27,6 @@ if (want('envelope')) {
 }
 if (want('enroll')) result.enroll = await benchEnroll();
 if (want('ingest')) result.ingest = await benchIngest();
+if (want('forward')) result.forward = await benchForward();
 if (want('renew')) result.renew = await benchRenew();
 console.log(JSON.stringify(result, null, 2));

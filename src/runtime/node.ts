@@ -57,6 +57,7 @@ export function createLogger(level: string): Logger {
 export async function startServer(config: ServeConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
   // Everything that only reads comes first; nothing is created until the port is ours.
   if (config.databaseUrl !== undefined) validateDatabaseUrl(config.databaseUrl);
+  validateForward(config);
   await checkDataDir(config.dataDir);
 
   let app: App | undefined;
@@ -148,6 +149,17 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
   }
 }
 
+/** Forwarding URLs and flags checked before anything is bound or written (messages name no secret). */
+function validateForward(config: ServeConfig): void {
+  const f = config.forward;
+  if ((f?.cert === undefined) !== (f?.key === undefined)) throw new StartupError('--forward-glpi-cert and --forward-glpi-key go together');
+  try {
+    parseTargets(f?.urls ?? []);
+  } catch (err) {
+    throw new StartupError((err as Error).message);
+  }
+}
+
 /** The forwarding settings, with the certificate files read (a missing one stops the start). */
 async function forwardConfig(config: ServeConfig): Promise<ForwardConfig> {
   const f = config.forward;
@@ -159,12 +171,6 @@ async function forwardConfig(config: ServeConfig): Promise<ForwardConfig> {
       throw new StartupError(`cannot read the ${what} file ${path}`);
     }
   };
-  if ((f?.cert === undefined) !== (f?.key === undefined)) throw new StartupError('--forward-glpi-cert and --forward-glpi-key go together');
-  try {
-    parseTargets(f?.urls ?? []);
-  } catch (err) {
-    throw new StartupError((err as Error).message);
-  }
   return {
     ...DEFAULT_FORWARD,
     urls: f?.urls ?? [],

@@ -2,7 +2,7 @@
 // real GLPI-Agent proxy receiver (test/helpers/glpi-receiver.ts). The receiver is killed mid-stream
 // and started again: every inventory the server stored reaches it, exactly as stored, none lost;
 // `forward status`, /metrics, and the history and export commands tell the same story.
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -125,5 +125,23 @@ describe('GLPI forwarding to the real GLPI-Agent proxy receiver', { timeout: 300
 
     // The password never shows: not in the server's log, not in status.
     expect(server.output().stderr + server.output().stdout).not.toContain('s3cret-pw');
+  });
+
+  it('refuses a bad forwarding configuration at start, in one line naming no secret, and creates nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'latchkey-forward-bad-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    const data = join(dir, 'data');
+    for (const args of [
+      ['--forward-glpi', 'ftp://user:pw-9f2c@glpi.example/'],
+      ['--forward-glpi', 'not a url pw-9f2c'],
+      ['--forward-glpi', 'https://glpi.example/', '--forward-glpi-cert', join(dir, 'cert.pem')],
+    ]) {
+      const r = await runCli(['serve', '--port', '0', '--data-dir', data, ...args]);
+      expect(r.code, r.stderr).not.toBe(0);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain('startup_failed');
+      expect(r.stderr).not.toContain('pw-9f2c');
+      await expect(stat(data)).rejects.toThrow();
+    }
   });
 });

@@ -21,7 +21,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-describe('GLPI forwarding to the real GLPI-Agent proxy receiver', { timeout: 300_000 }, () => {
+describe('GLPI forwarding to the real GLPI-Agent proxy receiver', { timeout: 600_000 }, () => {
   it('delivers every stored inventory as stored, though the receiver was down for part of the run', async () => {
     ensureGlpiAgentDeps();
     const dir = await mkdtemp(join(tmpdir(), 'latchkey-forward-'));

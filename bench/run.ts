@@ -2,6 +2,7 @@
 import { benchCrypto } from './crypto.js';
 import { benchEnvelope } from './envelope.js';
 import { benchEnroll } from './enroll.js';
+import { benchForward } from './forward.js';
 import { benchIngest } from './ingest.js';
 import { benchRelay } from './relay.js';
 import { benchRenew } from './renew.js';
@@ -28,6 +29,7 @@ if (want('envelope')) {
 }
 if (want('enroll')) result.enroll = await benchEnroll();
 if (want('ingest')) result.ingest = await benchIngest();
+if (want('forward')) result.forward = await benchForward();
 if (want('renew')) result.renew = await benchRenew();
 if (want('validate')) result.validate = benchValidate();
 if (want('relay')) result.relay = await benchRelay();

@@ -21,6 +21,7 @@ const GROUPS: Record<string, () => Promise<Register>> = {
   agent: async () => (await import('./agent.js')).registerAgentCommands,
   inventory: async () => (await import('./inventory.js')).registerInventoryCommands,
   relay: async () => (await import('./relay.js')).registerRelayCommands,
+  forward: async () => (await import('./inventory.js')).registerInventoryCommands,
 };
 
 const program = new Command()

@@ -53,6 +53,10 @@ function keyRequestSources(values: string[], timeoutSeconds: number): ServeConfi
   return out;
 }
 
+function optional(value: string | number | string[] | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : String(value);
+}
+
 export function registerServe(program: Command): void {
   program
     .command('serve')
@@ -158,6 +162,37 @@ export function registerServe(program: Command): void {
         .default(2)
         .argParser(parseDurationIn('--key-request-timeout', 1, 60)),
     )
+    .addOption(
+      new Option(
+        '--forward-glpi <url>',
+        'forward every stored inventory to this GLPI inventory endpoint (repeatable; user:password@ in the URL for basic auth)',
+      )
+        .env('LATCHKEY_FORWARD_GLPI')
+        .argParser(collect),
+    )
+    .addOption(
+      new Option('--forward-glpi-cert <file>', 'client certificate (PEM) presented to https GLPI targets').env(
+        'LATCHKEY_FORWARD_GLPI_CERT',
+      ),
+    )
+    .addOption(new Option('--forward-glpi-key <file>', 'private key (PEM) of --forward-glpi-cert').env('LATCHKEY_FORWARD_GLPI_KEY'))
+    .addOption(
+      new Option('--forward-glpi-ca <file>', 'CA certificates (PEM) to trust for https GLPI targets, besides the system ones').env(
+        'LATCHKEY_FORWARD_GLPI_CA',
+      ),
+    )
+    .addOption(
+      new Option('--forward-glpi-compression <kind>', 'body encoding sent to GLPI')
+        .env('LATCHKEY_FORWARD_GLPI_COMPRESSION')
+        .choices(['zlib', 'gzip', 'none'])
+        .default('zlib'),
+    )
+    .addOption(
+      new Option('--forward-retry-max <duration>', 'longest wait between two delivery attempts of one inventory (1s to 1d)')
+        .env('LATCHKEY_FORWARD_RETRY_MAX')
+        .default(600, '10m')
+        .argParser(parseDurationIn('--forward-retry-max', 1, 86400)),
+    )
     .action(async (opts: Record<string, string | number | string[] | undefined>) => {
       const trustProxy = words(opts.trustProxy);
       const bad = parseTrustedProxies(trustProxy);
@@ -189,6 +224,14 @@ export function registerServe(program: Command): void {
         tlsCert,
         tlsKey,
         keyRequest: keyRequestSources(words(opts.keyRequest), Number(opts.keyRequestTimeout)),
+        forward: {
+          urls: words(opts.forwardGlpi),
+          cert: optional(opts.forwardGlpiCert),
+          key: optional(opts.forwardGlpiKey),
+          ca: optional(opts.forwardGlpiCa),
+          compression: String(opts.forwardGlpiCompression) as 'zlib' | 'gzip' | 'none',
+          retryMaxSeconds: Number(opts.forwardRetryMax),
+        },
       };
       // Loaded here, not at the top: every other command starts without the server's modules.
       const { createLogger, handleSignals, startServer, StartupError } = await import('../runtime/node.js');

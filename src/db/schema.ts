@@ -5,6 +5,7 @@ import { sql } from 'drizzle-orm';
 import {
   bigint,
   bigserial,
+  boolean,
   customType,
   index,
   integer,
@@ -192,6 +193,57 @@ export const inventories = pgTable(
       .default(sql`'[]'::jsonb`),
   },
   (t) => [index('inventories_agent_received_idx').on(t.agentId, t.receivedAt.desc())],
+);
+
+/**
+ * GLPI forwarding targets (README "Forwarding to GLPI"). `id` is derived from the URL without its
+ * credentials (src/server/services/forward-outbox.ts `targetIdOf`); `url` is kept without them too:
+ * passwords and client keys live only in the configuration of the instances that deliver. The set
+ * of active targets is the one the most recently started `latchkey serve` was given.
+ */
+export const forwardTargets = pgTable('forward_targets', {
+  id: text('id').primaryKey(),
+  url: text('url').notNull(),
+  active: boolean('active').notNull().default(true),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  removedAt: ts('removed_at'),
+  deliveredTotal: bigint('delivered_total', { mode: 'number' }).notNull().default(0),
+  lastDeliveredAt: ts('last_delivered_at'),
+  /** The last delivery failure, as a short fixed phrase (never a URL, a credential or a response body). */
+  lastError: text('last_error'),
+  lastErrorAt: ts('last_error_at'),
+});
+
+/**
+ * The transactional outbox: one row per stored inventory and active target, written by the statement
+ * that stores the inventory (store-batcher.ts), deleted once the target accepted it. Delivered in
+ * order per (target, agent) by `inventory_id`; a row is claimed with a lease (`lease_owner`,
+ * `lease_until`) under FOR UPDATE SKIP LOCKED, so one instance delivers it at a time.
+ * Retention removes an inventory's rows with it (cascade); a removed target's rows are dropped.
+ */
+export const forwardOutbox = pgTable(
+  'forward_outbox',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    targetId: text('target_id')
+      .notNull()
+      .references(() => forwardTargets.id, { onDelete: 'cascade' }),
+    agentId: text('agent_id').notNull(),
+    inventoryId: bigint('inventory_id', { mode: 'number' })
+      .notNull()
+      .references(() => inventories.id, { onDelete: 'cascade' }),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: ts('next_attempt_at').notNull().defaultNow(),
+    leaseOwner: text('lease_owner'),
+    leaseUntil: ts('lease_until'),
+    lastError: text('last_error'),
+  },
+  (t) => [
+    uniqueIndex('forward_outbox_order_idx').on(t.targetId, t.agentId, t.inventoryId),
+    index('forward_outbox_due_idx').on(t.targetId, t.nextAttemptAt),
+    index('forward_outbox_inventory_idx').on(t.inventoryId),
+  ],
 );
 
 /** Revocations of tokens, keys and agents; `id` doubles as the revocation list version. */

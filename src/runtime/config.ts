@@ -39,6 +39,19 @@ export interface ServeConfig {
   tlsKey?: string | undefined;
   /** `--key-request` (spec §20.2): a program and/or a Unix socket asked about unknown agents. */
   keyRequest?: { exec?: string | undefined; socket?: string | undefined; timeoutMs: number } | undefined;
+  /** GLPI forwarding (README "Forwarding to GLPI"); absent or no URLs: none, and old targets are deactivated. */
+  forward?: ServeForward | undefined;
+}
+
+export interface ServeForward {
+  /** Inventory endpoints; user info in a URL is its basic-auth credential (never stored or logged). */
+  urls: readonly string[];
+  /** Files (PEM): client certificate and key, extra CA certificates, for https targets. */
+  cert?: string | undefined;
+  key?: string | undefined;
+  ca?: string | undefined;
+  compression: 'zlib' | 'gzip' | 'none';
+  retryMaxSeconds: number;
 }
 
 /** Where each thing lives inside a data dir; every command that opens one goes through this. */

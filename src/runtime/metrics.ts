@@ -1,6 +1,6 @@
 // prom-client behind the app's Telemetry interface (Node only). Counters for domain events are
 // created on first use, so features add theirs by calling telemetry.count('name', labels).
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Telemetry } from '../server/telemetry.js';
 
 const METRIC_NAME = /^[a-z_][a-z0-9_]*$/;
@@ -47,6 +47,24 @@ export function createPromTelemetry(): Telemetry {
       } catch {
         // A label set that differs from the first use is a programming error; metrics never fail a request.
       }
+    },
+    gauge(name, help, labelNames, read) {
+      const full = `latchkey_${name}`;
+      if (!METRIC_NAME.test(full) || registry.getSingleMetric(full)) return;
+      new Gauge({
+        name: full,
+        help,
+        labelNames: [...labelNames],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          try {
+            for (const s of await read()) this.set(s.labels, s.value);
+          } catch {
+            // The database is away: no sample this scrape, and /metrics still answers.
+          }
+        },
+      });
     },
     exposition: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
   };

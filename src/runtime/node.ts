@@ -17,6 +17,9 @@ import { DEFAULT_FRESHNESS } from '../protocol/envelope.js';
 import { clientAddressFrom, parseTrustedProxies } from '../server/client-address.js';
 import { composeServer } from '../server/compose.js';
 import { pruneInventories } from '../server/services/inventory-store.js';
+import { forwardStatus, type TargetStatus } from '../server/services/forward-outbox.js';
+import type { Telemetry } from '../server/telemetry.js';
+import { DEFAULT_FORWARD, parseTargets, startForwarder, type ForwardConfig } from './glpi-forwarder.js';
 import type { Logger } from '../server/logger.js';
 import type { App } from '../server/types.js';
 import { ensureBootstrapAdmin } from './bootstrap-admin.js';
@@ -85,6 +88,7 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
   if (config.databaseUrl !== undefined) validateDatabaseUrl(config.databaseUrl);
   const trusted = parseTrustedProxies(config.trustProxy ?? []);
   if ('invalid' in trusted) throw new StartupError(`--trust-proxy: not an address or CIDR: ${JSON.stringify(trusted.invalid)}`);
+  validateForward(config);
   await checkDataDir(config.dataDir);
   const tlsFiles = config.tlsCert !== undefined && config.tlsKey !== undefined ? { cert: config.tlsCert, key: config.tlsKey } : undefined;
   const tls = tlsFiles ? await readTlsPair(tlsFiles.cert, tlsFiles.key) : undefined;
@@ -160,6 +164,8 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
       'latchkey listening',
     );
     const db = database;
+    const forwarder = await startForwarder(db, await forwardConfig(config), logger, ctx.now);
+    exportForwardMetrics(telemetry, db);
     const stopRetention = startRetention(db, config, ctx.now, logger);
     return {
       url,
@@ -182,6 +188,7 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
       close: async () => {
         stopRetention();
         await closeServer(server);
+        await forwarder.stop();
         await metrics?.close();
         await db.close();
       },
@@ -194,6 +201,70 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
     if (createdDataDir && !(err instanceof DataDirLockedError)) await rm(config.dataDir, { recursive: true, force: true });
     throw err instanceof StartupError ? err : new StartupError(startupMessage(err));
   }
+}
+
+/** Forwarding URLs and flags checked before anything is bound or written (messages name no secret). */
+function validateForward(config: ServeConfig): void {
+  const f = config.forward;
+  if ((f?.cert === undefined) !== (f?.key === undefined)) throw new StartupError('--forward-glpi-cert and --forward-glpi-key go together');
+  try {
+    parseTargets(f?.urls ?? []);
+  } catch (err) {
+    throw new StartupError((err as Error).message);
+  }
+}
+
+/** The forwarding settings, with the certificate files read (a missing one stops the start). */
+async function forwardConfig(config: ServeConfig): Promise<ForwardConfig> {
+  const f = config.forward;
+  const read = async (path: string | undefined, what: string) => {
+    if (path === undefined) return undefined;
+    try {
+      return await readFile(path, 'utf8');
+    } catch {
+      throw new StartupError(`cannot read the ${what} file ${path}`);
+    }
+  };
+  return {
+    ...DEFAULT_FORWARD,
+    urls: f?.urls ?? [],
+    cert: await read(f?.cert, 'client certificate'),
+    key: await read(f?.key, 'client key'),
+    ca: await read(f?.ca, 'CA'),
+    compression: f?.compression ?? DEFAULT_FORWARD.compression,
+    retryMaxMs: (f?.retryMaxSeconds ?? DEFAULT_FORWARD.retryMaxMs / 1000) * 1000,
+  };
+}
+
+/** The forwarding backlog on /metrics, read from the database at each scrape (so every instance reports the same). */
+function exportForwardMetrics(telemetry: Telemetry, database: Database): void {
+  const status = async () => forwardStatus(database.db, Date.now());
+  const per = (pick: (t: TargetStatus) => number | null) => async () =>
+    (await status()).filter((t) => t.active).map((t) => ({ labels: { target: t.id }, value: pick(t) ?? 0 }));
+  telemetry.gauge?.(
+    'forward_backlog',
+    'Stored inventories a GLPI target has not accepted yet.',
+    ['target'],
+    per((t) => t.backlog),
+  );
+  telemetry.gauge?.(
+    'forward_oldest_undelivered_seconds',
+    'Age of the oldest inventory a GLPI target has not accepted yet (0 when none).',
+    ['target'],
+    per((t) => t.oldestUndeliveredSeconds),
+  );
+  telemetry.gauge?.(
+    'forward_last_error_timestamp_seconds',
+    'When the last delivery to a GLPI target failed (0: never).',
+    ['target'],
+    per((t) => (t.lastErrorAt ? Date.parse(t.lastErrorAt) / 1000 : 0)),
+  );
+  telemetry.gauge?.(
+    'forward_delivered',
+    'Inventories a GLPI target has accepted.',
+    ['target'],
+    per((t) => t.deliveredTotal),
+  );
 }
 
 /** Prunes stored inventories and old replay records at start and every 10 minutes. */

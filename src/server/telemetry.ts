@@ -6,6 +6,16 @@ export interface Telemetry {
   request(method: string, route: string, status: number, seconds: number): void;
   /** A counted domain event, e.g. ('enrollments_total', { outcome: 'success' }). */
   count(name: string, labels?: Record<string, string>, value?: number): void;
+  /**
+   * A gauge whose values are read when /metrics is scraped (e.g. the forwarding backlog from the
+   * database), one sample per label set. A failing read leaves the gauge empty for that scrape.
+   */
+  readonly gauge?: (
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    read: () => Promise<{ labels: Record<string, string>; value: number }[]>,
+  ) => void;
   /** Prometheus text exposition, when this runtime has one. */
   readonly exposition?: () => Promise<{ contentType: string; body: string }>;
 }

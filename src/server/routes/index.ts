@@ -5,6 +5,7 @@ import { registerEnrollRoutes } from './enroll.js';
 import { registerMessageRoutes } from './messages.js';
 import { registerInventoryRoutes } from './admin/inventories.js';
 import { registerImportRoute } from './admin/import.js';
+import { registerForwardRoutes } from './admin/forward.js';
 import { registerDocsRoutes } from './docs.js';
 import { registerConsoleRoutes } from '../console/index.js';
 import { registerReceiptRoutes } from './receipts.js';
@@ -20,6 +21,7 @@ export function registerRoutes(app: App): void {
   registerReceiptRoutes(app);
   registerRevocationRoutes(app);
   registerInventoryRoutes(app);
+  registerForwardRoutes(app);
   registerDocsRoutes(app);
   registerConsoleRoutes(app);
 }

@@ -2,6 +2,22 @@
 // error table (src/protocol/errors.ts) so the document, the spec and the code cannot disagree.
 import { z } from '@hono/zod-openapi';
 import { ERROR_CODES, statusFor, type ErrorCode } from '../errors.js';
+import { isValidAgentName } from '../services/name-rules.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../services/page.js';
+
+/** An agent by its id or its name (ids win), resolved by the server. */
+export const AgentRef = z
+  .string()
+  .min(1)
+  .max(128)
+  .refine((v) => /^[A-Za-z0-9_-]{1,64}$/.test(v) || isValidAgentName(v), 'an agent id or name');
+
+/** Keyset pagination (services/page.ts): creation order; `next_cursor` is null on the last page. */
+export const PageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE_SIZE),
+  cursor: z.string().max(256).optional().openapi({ description: 'next_cursor of the previous page (opaque)' }),
+});
+export const NextCursor = z.string().nullable().openapi({ description: 'pass as ?cursor= for the next page; null when this is the last' });
 
 export const SignedObjectSchema = z
   .object({ v: z.literal(1), typ: z.string(), kid: z.string(), body: z.string(), sig: z.string() })

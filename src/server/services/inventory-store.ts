@@ -1,8 +1,11 @@
 // Stored inventories: every accepted one (jsonb, unknown fields kept) with agent, message id,
 // received-at and size; the latest per agent is one index probe; retention prunes the rest.
-import { and, desc, eq, lt, sql } from 'drizzle-orm';
+import { and, desc, eq, gte, lt, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
-import { inventories, seenMessages } from '../../db/schema.js';
+import { agents, inventories, seenMessages, type RelayHop } from '../../db/schema.js';
+import { b64u } from '../../protocol/bytes.js';
+import { resolveAgentId } from './agents.js';
+import { pageQuery, paginate, positionOf, type PageRequest } from './page.js';
 
 export async function latestInventory(db: Db, agentId: string) {
   const [row] = await db
@@ -64,6 +67,88 @@ export async function inventoryOf(db: Db, agentId: string, id: number) {
     .select()
     .from(inventories)
     .where(and(eq(inventories.agentId, agentId), eq(inventories.id, id)))
+    .limit(1);
+  return row;
+}
+
+/** One stored inventory as history and export show it; `inventory` only when asked for. */
+export interface InventoryEntry {
+  agentId: string;
+  agentName: string;
+  messageId: string;
+  receivedAt: string;
+  size: number;
+  /** The verified relay path (spec §11), outer → inner; empty when it came directly. */
+  path: RelayHop[];
+  inventory?: unknown;
+}
+
+/**
+ * Stored inventories in the order received (received_at, id), a page at a time (services/page.ts):
+ * one agent's (by id or name) or everyone's, from `since` on. Export asks for the content too;
+ * the page size bounds what one answer holds.
+ */
+export async function listInventories(
+  db: Db,
+  page: PageRequest,
+  opts: { agentRef?: string | undefined; since?: Date | undefined; withContent: boolean },
+): Promise<{ inventories: InventoryEntry[]; nextCursor: string | null }> {
+  const { where, orderBy } = pageQuery(page, inventories.receivedAt, inventories.id);
+  const conditions: (SQL | undefined)[] = [where];
+  if (opts.agentRef !== undefined) conditions.push(eq(inventories.agentId, await resolveAgentId(db, opts.agentRef)));
+  if (opts.since !== undefined) conditions.push(gte(inventories.receivedAt, opts.since));
+  const fetched = await db
+    .select({
+      id: inventories.id,
+      agentId: inventories.agentId,
+      agentName: agents.name,
+      messageId: inventories.messageId,
+      receivedAt: inventories.receivedAt,
+      size: inventories.size,
+      path: inventories.path,
+      position: positionOf(inventories.receivedAt),
+      ...(opts.withContent ? { content: inventories.content } : {}),
+    })
+    .from(inventories)
+    .innerJoin(agents, eq(agents.id, inventories.agentId))
+    .where(and(...conditions))
+    .orderBy(...orderBy)
+    .limit(page.limit + 1);
+  const { rows, nextCursor } = paginate(
+    fetched.map((r) => ({ ...r, id: String(r.id) })),
+    page.limit,
+  );
+  return {
+    inventories: rows.map((r) => ({
+      agentId: r.agentId,
+      agentName: r.agentName,
+      messageId: b64u(r.messageId),
+      receivedAt: r.receivedAt.toISOString(),
+      size: r.size,
+      path: r.path ?? [],
+      ...('content' in r ? { inventory: r.content } : {}),
+    })),
+    nextCursor,
+  };
+}
+
+/** One stored inventory of an agent (by id or name), by its message id. */
+export async function inventoryByMessage(db: Db, agentRef: string, messageId: Uint8Array) {
+  const agentId = await resolveAgentId(db, agentRef);
+  const [row] = await db
+    .select({
+      agentId: inventories.agentId,
+      agentName: agents.name,
+      messageId: inventories.messageId,
+      receivedAt: inventories.receivedAt,
+      size: inventories.size,
+      path: inventories.path,
+      content: inventories.content,
+    })
+    .from(inventories)
+    .innerJoin(agents, eq(agents.id, inventories.agentId))
+    .where(and(eq(inventories.agentId, agentId), eq(inventories.messageId, messageId)))
+    .orderBy(desc(inventories.receivedAt))
     .limit(1);
   return row;
 }

@@ -11,6 +11,7 @@
 import { isDatabaseFault } from '../../db/faults.js';
 import type { Row } from '../../db/database.js';
 import type { ProtocolErrorCode } from '../../protocol/errors.js';
+import { OUTBOX_CTE } from './forward-outbox.js';
 import { counterInWindowSql, senderRefusalSql } from './sender-rules.js';
 
 export interface StoreItem {
@@ -70,7 +71,8 @@ const budgetLevel = (row: string, at: string, rate: string) =>
  * in id order (one order for every statement, so two never deadlock), and read as last committed:
  * the stored-bytes budget holds across statements and instances. Within a statement, each agent's
  * storable messages are charged in order (a running sum), and only messages actually stored are
- * charged: a replay or a stale copy costs its agent nothing.
+ * charged: a replay or a stale copy costs its agent nothing. Each stored inventory is queued in the
+ * GLPI forwarding outbox for every active target by the same statement (forward-outbox.ts).
  */
 export const STORE_BATCH_SQL = `
   WITH input AS (
@@ -108,9 +110,9 @@ export const STORE_BATCH_SQL = `
     RETURNING 1
   ), stored AS (
     INSERT INTO inventories (agent_id, message_id, received_at, size, content, path)
-    SELECT a, decode(m, 'hex'), to_timestamp(at / 1000.0), s, i, p FROM accepted
-    RETURNING 1
-  ), seen_at AS (
+    SELECT a, decode(m, 'hex'), to_timestamp(at / 1000.0), s, i, p FROM accepted ORDER BY n
+    RETURNING id, agent_id, received_at
+  ), ${OUTBOX_CTE}, seen_at AS (
     UPDATE agents SET last_seen_at = m.at,
            byte_budget_used = round(${budgetLevel('agents', 'm.at', 'm.br')} + m.s),
            byte_budget_used_at = GREATEST(m.at, agents.byte_budget_used_at),

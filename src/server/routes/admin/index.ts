@@ -6,7 +6,7 @@ import type { App, AppDeps } from '../../types.js';
 import { requireAdmin } from '../../middleware/admin-auth.js';
 import { createAdminKey, listAdminKeys, revokeAdminKey } from '../../services/admin-keys.js';
 import { deleteAgent, getAgent, listAgents, listKeys, requestRenewal, revokeAgent, revokeKey } from '../../services/agents.js';
-import { isValidAgentName, NAME_PATTERN } from '../../services/name-rules.js';
+import { NAME_PATTERN } from '../../services/name-rules.js';
 import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../../lifetimes.js';
 import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, MAX_TOKEN_USES, MIN_TOKEN_TTL_SECONDS } from '../../token-limits.js';
 import { verifyAuditChain } from '../../services/audit.js';
@@ -15,10 +15,9 @@ import { b64u } from '../../../protocol/bytes.js';
 import { createToken, listTokens, revokeToken } from '../../services/tokens.js';
 import { listAudit } from '../../services/audit-read.js';
 import type { ErrorCode } from '../../errors.js';
-import { errorResponses, RelayHopSchema } from '../schemas.js';
+import { AgentRef, errorResponses, NextCursor, PageQuery, RelayHopSchema } from '../schemas.js';
 import { isStorableText } from '../../services/storable.js';
 import { isValidLabels } from '../../services/labels.js';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../services/page.js';
 
 const security = [{ adminBearer: [] }];
 /** What every admin route can answer: a bad request, no or a wrong credential, a missing scope. */
@@ -105,11 +104,6 @@ const Reason = z.object({ reason: storable(500).optional() }).strict();
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 const IdParam = z.object({ id: z.string().min(1).max(64).regex(ID) });
 /** An agent by its id or its name (ids win), resolved by the server. */
-const AgentRef = z
-  .string()
-  .min(1)
-  .max(128)
-  .refine((v) => ID.test(v) || isValidAgentName(v), 'an agent id or name');
 const AgentParam = z.object({ id: AgentRef.openapi({ description: 'agent id or name' }) });
 const AuditEntry = z
   .object({
@@ -126,12 +120,6 @@ const AuditEntry = z
     hash: z.string(),
   })
   .openapi('AuditEntry');
-/** Keyset pagination (services/page.ts): creation order; `next_cursor` is null on the last page. */
-const PageQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE_SIZE),
-  cursor: z.string().max(256).optional().openapi({ description: 'next_cursor of the previous page (opaque)' }),
-});
-const NextCursor = z.string().nullable().openapi({ description: 'pass as ?cursor= for the next page; null when this is the last' });
 /** `k=v`: a label the listed agents carry with that value. */
 const LabelFilter = z
   .string()

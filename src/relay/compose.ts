@@ -7,6 +7,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import type { HeldRevocations } from '../protocol/revocation-list.js';
 import { loadRevocations, refreshRevocations } from '../agent/revocations.js';
+import { agentRenewDueAt, renewAgent, renewalInProgress } from '../agent/renew.js';
 import { loadState, type AgentState } from '../agent/state.js';
 import type { Logger } from '../server/logger.js';
 import { createRelayApp } from './app.js';
@@ -158,6 +159,17 @@ export async function composeRelay(
       logger.warn({ code: (err as { code?: string }).code }, 'relay: revocation list not refreshed');
     }
   };
+  /** The relay renews its own keys and credential like an agent (spec §12), through upstream. */
+  const renewIfDue = async () => {
+    if (ctx.now() < agentRenewDueAt(state) && !(await renewalInProgress(config.stateDir))) return;
+    try {
+      const out = await renewAgent(ctx, config.stateDir, { via: config.upstream });
+      state = await loadState(ctx.crypto, config.stateDir);
+      logger.info({ keyId: out.sigKid, expiresAt: new Date(out.agent.expiresAt).toISOString() }, 'relay renewed');
+    } catch (err) {
+      logger.warn({ code: (err as { code?: string }).code }, 'relay: renewal failed; retrying later');
+    }
+  };
   const writeStatus = async () => {
     const tmp = join(config.stateDir, `.${STATUS_FILE}.tmp`);
     await writeFile(tmp, JSON.stringify({ v: 1, pid: process.pid, upstream: config.upstream, updatedAt: ctx.now(), counters }), {
@@ -173,8 +185,10 @@ export async function composeRelay(
     forwarder,
     identity,
     async start() {
+      await renewIfDue();
       await pollRevocations();
       forwarder.start();
+      timers.push(setInterval(() => void renewIfDue(), 600_000));
       timers.push(setInterval(() => void pollRevocations(), config.revocationIntervalMs));
       timers.push(setInterval(() => void writeStatus().catch(() => {}), 2000));
       timers.push(setInterval(() => void spool.pruneReceipts(ctx.now(), 8 * 86_400_000).catch(() => {}), 3600_000));

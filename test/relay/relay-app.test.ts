@@ -4,6 +4,7 @@
 // hop between the relay and the server caught by the server.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +23,7 @@ import { silentLogger } from '../../src/server/logger.js';
 import { startTestServer, type TestServer } from '../helpers/app.js';
 import { dbKinds } from '../helpers/db.js';
 
-const inventory = utf8(JSON.stringify({ deviceid: 'relay-app', content: { hardware: { name: 'relay-app' } }, action: 'inventory' }));
+const inventory = utf8(readFileSync(new URL('../fixtures/glpi/format/computer_1.json', import.meta.url), 'utf8'));
 
 async function token(server: TestServer, role: 'agent' | 'relay'): Promise<string> {
   const res = await fetch(`${server.url}/v1/admin/tokens`, {
@@ -97,11 +98,11 @@ describe.each(dbKinds)('relay in process (%s)', { timeout: 120_000 }, (kind) => 
     server = await startTestServer(kind);
     dir = await mkdtemp(join(tmpdir(), 'latchkey-relay-app-'));
     await enrollAgent(server.ctx, { serverUrl: server.url, token: await token(server, 'relay'), stateDir: join(dir, 'relay') });
-  });
+  }, 120_000);
   afterAll(async () => {
     for (const close of closers.reverse()) await close();
     await server.close();
-    await rm(dir, { recursive: true, force: true });
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('answers with the server receipt in time, or queued with a relay-accept the agent verifies, and hands over the receipt later', async () => {
@@ -163,9 +164,17 @@ describe.each(dbKinds)('relay in process (%s)', { timeout: 120_000 }, (kind) => 
   it('refuses an envelope without cred (credential_invalid) and spools nothing', async () => {
     const r = main;
     const agent = await loadState(server.ctx.crypto, join(dir, 'agent'));
-    const envelope = await sealInventory(server.ctx, { ...agent, agent: { ...agent.agent, credential: undefined as unknown as string } }, inventory);
+    const envelope = await sealInventory(
+      server.ctx,
+      { ...agent, agent: { ...agent.agent, credential: undefined as unknown as string } },
+      inventory,
+    );
     expect(envelope.cred).toBeUndefined();
-    const res = await fetch(`${r.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(envelope) });
+    const res = await fetch(`${r.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(envelope),
+    });
     expect(res.status).toBe(401);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('credential_invalid');
     expect(r.relay.spool.stats().depth).toBe(0);
@@ -187,7 +196,9 @@ describe.each(dbKinds)('relay in process (%s)', { timeout: 120_000 }, (kind) => 
     const err = await submitEnvelope(server.ctx, agent, await sealInventory(server.ctx, agent, inventory), r.url).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HttpError); // no receipt the agent could believe
     expect(hop.answers).toHaveLength(1);
-    expect((hop.answers[0] as { results: { error: { code: string }; receipt?: unknown }[] }).results[0]!.error.code).toBe('signature_invalid');
+    expect((hop.answers[0] as { results: { error: { code: string }; receipt?: unknown }[] }).results[0]!.error.code).toBe(
+      'signature_invalid',
+    );
     expect((hop.answers[0] as { results: { receipt?: unknown }[] }).results[0]!.receipt).toBeUndefined();
     // The relay keeps it aside with the code (never silently deleted), and the agent keeps its envelope.
     expect((await readdir(join(stateDir, 'refused'))).filter((n) => n.endsWith('.why.json'))).toHaveLength(1);

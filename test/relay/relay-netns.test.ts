@@ -324,6 +324,7 @@ describe.runIf(run)('relays in network namespaces (real processes)', { timeout: 
       '20s',
     ]);
     relayUrlForAgents = `http://${rDown}:${relay.port}`;
+    admin = { LATCHKEY_SERVER: server.url, LATCHKEY_DATA_DIR: join(dir, 'data') };
     relayUrlFromRoot = `http://${rUp}:${relay.port}`;
     await until(
       'the spool to drain',

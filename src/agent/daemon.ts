@@ -41,7 +41,7 @@ export interface DaemonOptions {
 }
 
 /** The interval plus its random splay, in ms. */
-function nextWait(opts: DaemonOptions, intervalMs: number): number {
+export function nextWait(opts: DaemonOptions, intervalMs: number): number {
   const splayMs = opts.splaySeconds !== undefined ? opts.splaySeconds * 1000 : intervalMs * (opts.splayFraction ?? 0);
   return intervalMs + Math.floor(Math.random() * splayMs);
 }

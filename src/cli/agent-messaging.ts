@@ -111,7 +111,7 @@ export function registerAgentMessaging(agent: Command): void {
       '--splay <duration>',
       'add a random 0..this to each interval, so a fleet started together spreads out (default: a tenth of the interval; 0 turns it off)',
     )
-    .option('--start-splay <duration>', 'wait a random 0..this before the first send (default 0: at once)', '0')
+    .option('--start-splay <duration>', 'wait a random 0..this before the first send (0: at once)', '0')
     .option('--via <url>', 'send through this relay or proxy', parseServerUrl('--via'))
     .action(
       async (o: {

@@ -94,5 +94,5 @@ describe('the package tarball', () => {
     } finally {
       serve.kill('SIGTERM');
     }
-  }, 300_000);
+  }, 600_000); // an install and a first embedded start: ~1-2 min on a quiet machine, far more on a busy one
 });

@@ -119,7 +119,13 @@ export function registerServe(program: Command): void {
         .default(parseDurationIn('--renew-overlap', 0, MAX_RENEW_OVERLAP_SECONDS)('10m'), '10m')
         .argParser(parseDurationIn('--renew-overlap', 0, MAX_RENEW_OVERLAP_SECONDS)),
     )
-    .action(async (opts: Record<string, string | number | string[] | undefined>) => {
+    .addOption(
+      new Option(
+        '--trust-forwarded-proto',
+        "behind a TLS-terminating proxy: believe its X-Forwarded-Proto (the console's Secure cookie and Origin check)",
+      ).env('LATCHKEY_TRUST_FORWARDED_PROTO'),
+    )
+    .action(async (opts: Record<string, string | number | boolean | string[] | undefined>) => {
       const config: ServeConfig = {
         host: String(opts.host),
         port: typeof opts.port === 'number' ? opts.port : parsePort(String(opts.port)),
@@ -127,8 +133,8 @@ export function registerServe(program: Command): void {
         databaseUrl: opts.databaseUrl === undefined || opts.databaseUrl === '' ? undefined : String(opts.databaseUrl),
         identity: opts.identity === undefined ? undefined : String(opts.identity),
         identityFile: opts.identityFile === undefined ? undefined : String(opts.identityFile),
-        previousIdentities: words(opts.previousIdentity),
-        previousIdentityFiles: words(opts.previousIdentityFile),
+        previousIdentities: words(opts.previousIdentity as string | string[] | undefined),
+        previousIdentityFiles: words(opts.previousIdentityFile as string | string[] | undefined),
         nextIdentity: opts.nextIdentity === undefined || opts.nextIdentity === '' ? undefined : String(opts.nextIdentity),
         nextIdentityFile: opts.nextIdentityFile === undefined || opts.nextIdentityFile === '' ? undefined : String(opts.nextIdentityFile),
         logLevel: String(opts.logLevel),
@@ -139,6 +145,7 @@ export function registerServe(program: Command): void {
         metricsListen: opts.metricsListen === undefined || opts.metricsListen === '' ? undefined : parseListen(String(opts.metricsListen)),
         credentialTtlSeconds: Number(opts.credentialTtl),
         renewOverlapSeconds: Number(opts.renewOverlap),
+        trustForwardedProto: opts.trustForwardedProto === true || opts.trustForwardedProto === 'true' || opts.trustForwardedProto === '1',
       };
       // Loaded here, not at the top: every other command starts without the server's modules.
       const { createLogger, handleSignals, startServer, StartupError } = await import('../runtime/node.js');

@@ -32,6 +32,8 @@ export interface ServeConfig {
   credentialTtlSeconds?: number | undefined;
   /** How long a key superseded by a renewal is still accepted (seconds). */
   renewOverlapSeconds?: number | undefined;
+  /** Behind a TLS-terminating proxy: believe its X-Forwarded-Proto (console cookies and Origin check). */
+  trustForwardedProto?: boolean | undefined;
 }
 
 /** Where each thing lives inside a data dir; every command that opens one goes through this. */

@@ -96,6 +96,7 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
       // With --metrics-listen, /metrics lives on its own address only.
       telemetry: metrics ? { ...telemetry, exposition: undefined } : telemetry,
       metricsToken: config.metricsToken,
+      trustForwardedProto: config.trustForwardedProto,
       docsAssets: loadDocsAssets,
       clientAddress: (c) => getConnInfo(c).remote.address,
       gunzip: gunzipBounded,

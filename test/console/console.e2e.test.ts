@@ -103,7 +103,7 @@ describe.each(dbKinds)('the admin console in Chromium on %s', (kind) => {
   beforeAll(async () => {
     server = await startTestServer(kind);
     dir = await mkdtemp(join(tmpdir(), 'latchkey-console-'));
-  });
+  }, 180_000);
   afterAll(async () => {
     await server?.close();
     if (dir) await rm(dir, { recursive: true, force: true });

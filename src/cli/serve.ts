@@ -35,7 +35,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-function words(value: string | number | string[] | undefined): string[] {
+function words(value: string | number | boolean | string[] | undefined): string[] {
   if (value === undefined) return [];
   return (Array.isArray(value) ? value : [String(value)]).flatMap((v) => v.split(/\s+/)).filter(Boolean);
 }
@@ -53,7 +53,7 @@ function keyRequestSources(values: string[], timeoutSeconds: number): ServeConfi
   return out;
 }
 
-function optional(value: string | number | string[] | undefined): string | undefined {
+function optional(value: string | number | boolean | string[] | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : String(value);
 }
 
@@ -193,7 +193,13 @@ export function registerServe(program: Command): void {
         .default(600, '10m')
         .argParser(parseDurationIn('--forward-retry-max', 1, 86400)),
     )
-    .action(async (opts: Record<string, string | number | string[] | undefined>) => {
+    .addOption(
+      new Option(
+        '--trust-forwarded-proto',
+        "behind a TLS-terminating proxy: believe its X-Forwarded-Proto (the console's Secure cookie and Origin check)",
+      ).env('LATCHKEY_TRUST_FORWARDED_PROTO'),
+    )
+    .action(async (opts: Record<string, string | number | boolean | string[] | undefined>) => {
       const trustProxy = words(opts.trustProxy);
       const bad = parseTrustedProxies(trustProxy);
       if ('invalid' in bad) throw new CliError('usage', `--trust-proxy takes addresses or CIDRs, got ${JSON.stringify(bad.invalid)}`, 2);
@@ -208,8 +214,8 @@ export function registerServe(program: Command): void {
         databaseUrl: opts.databaseUrl === undefined || opts.databaseUrl === '' ? undefined : String(opts.databaseUrl),
         identity: opts.identity === undefined ? undefined : String(opts.identity),
         identityFile: opts.identityFile === undefined ? undefined : String(opts.identityFile),
-        previousIdentities: words(opts.previousIdentity),
-        previousIdentityFiles: words(opts.previousIdentityFile),
+        previousIdentities: words(opts.previousIdentity as string | string[] | undefined),
+        previousIdentityFiles: words(opts.previousIdentityFile as string | string[] | undefined),
         nextIdentity: opts.nextIdentity === undefined || opts.nextIdentity === '' ? undefined : String(opts.nextIdentity),
         nextIdentityFile: opts.nextIdentityFile === undefined || opts.nextIdentityFile === '' ? undefined : String(opts.nextIdentityFile),
         logLevel: String(opts.logLevel),
@@ -232,6 +238,7 @@ export function registerServe(program: Command): void {
           compression: String(opts.forwardGlpiCompression) as 'zlib' | 'gzip' | 'none',
           retryMaxSeconds: Number(opts.forwardRetryMax),
         },
+        trustForwardedProto: opts.trustForwardedProto === true || opts.trustForwardedProto === 'true' || opts.trustForwardedProto === '1',
       };
       // Loaded here, not at the top: every other command starts without the server's modules.
       const { createLogger, handleSignals, startServer, StartupError } = await import('../runtime/node.js');

@@ -39,6 +39,8 @@ export interface ServeConfig {
   tlsKey?: string | undefined;
   /** `--key-request` (spec §20.2): a program and/or a Unix socket asked about unknown agents. */
   keyRequest?: { exec?: string | undefined; socket?: string | undefined; timeoutMs: number } | undefined;
+  /** Behind a TLS-terminating proxy: believe its X-Forwarded-Proto (console cookies and Origin check). */
+  trustForwardedProto?: boolean | undefined;
   /** GLPI forwarding (README "Forwarding to GLPI"); absent or no URLs: none, and old targets are deactivated. */
   forward?: ServeForward | undefined;
 }

@@ -142,6 +142,7 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
       // With --metrics-listen, /metrics lives on its own address only.
       telemetry: metrics ? { ...telemetry, exposition: undefined } : telemetry,
       metricsToken: config.metricsToken,
+      trustForwardedProto: config.trustForwardedProto,
       docsAssets: loadDocsAssets,
       clientAddress: clientAddressFrom((c) => getConnInfo(c).remote.address, trusted.cidrs),
       gunzip: gunzipBounded,

@@ -54,7 +54,7 @@ afterAll(async () => {
 /** axe-core run inside the page (evaluated over the DevTools protocol: the page's CSP stays strict). */
 async function accessibilityProblems(page: Page): Promise<string[]> {
   await page.evaluate(axeSource);
-  const result = (await page.evaluate(() => (window as unknown as { axe: { run(): Promise<unknown> } }).axe.run())) as {
+  const result = (await page.evaluate('axe.run()')) as {
     violations: { id: string; impact: string | null; nodes: { target: unknown }[] }[];
   };
   return result.violations
@@ -67,7 +67,7 @@ async function checkPage(page: Page, name: string): Promise<void> {
   for (const width of [1280, 390]) {
     await page.setViewportSize({ width, height: 900 });
     expect(await accessibilityProblems(page), `${name} at ${width}px`).toEqual([]);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
     expect(overflow, `${name} scrolls sideways at ${width}px`).toBeLessThanOrEqual(0);
     await page.screenshot({ path: join(SHOTS, `${name}-${width}.png`), fullPage: true });
   }
@@ -103,7 +103,7 @@ describe.each(dbKinds)('the admin console in Chromium on %s', (kind) => {
   beforeAll(async () => {
     server = await startTestServer(kind);
     dir = await mkdtemp(join(tmpdir(), 'latchkey-console-'));
-  });
+  }, 180_000);
   afterAll(async () => {
     await server?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -161,12 +161,17 @@ describe.each(dbKinds)('the admin console in Chromium on %s', (kind) => {
     expect(await textOf(row)).toContain('active');
     expect(await textOf(row)).toContain('direct');
     if (shot) await checkPage(page, 'fleet');
-    await Promise.all([page.waitForURL(`${server.url}/console/agents/${agentId}`), row.getByRole('link', { name: 'console-web-1' }).click()]);
+    await Promise.all([
+      page.waitForURL(`${server.url}/console/agents/${agentId}`),
+      row.getByRole('link', { name: 'console-web-1' }).click(),
+    ]);
     expect(await textOf(page.locator('h1'))).toBe('Agent console-web-1');
     expect(await textOf(page.locator('dl.facts').nth(1))).toContain('Fedora 31 (Workstation Edition)');
     expect(await textOf(page.locator('dl.facts').nth(1))).toContain('glpixps');
     if (shot) await checkPage(page, 'agent');
-    const raw = await page.request.get(new URL((await page.getByRole('link', { name: /Raw JSON/ }).getAttribute('href'))!, server.url).href);
+    const raw = await page.request.get(
+      new URL((await page.getByRole('link', { name: /Raw JSON/ }).getAttribute('href'))!, server.url).href,
+    );
     expect(((await raw.json()) as { content: { hardware: { name: string } } }).content.hardware.name).toBe('glpixps');
 
     // Refusals, with this admin's real session: no CSRF token; another origin. Nothing changes.

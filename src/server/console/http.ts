@@ -91,7 +91,8 @@ export async function render(c: ConsoleContext, s: ConsoleSession, title: string
 
 export async function refuse(c: ConsoleContext, err: unknown, signedIn: boolean): Promise<Response> {
   const { error, internal } = toLatchkeyError(err);
-  if (internal) c.get('deps').logger.error({ err: err instanceof Error ? err.message.split('\nparams:')[0] : String(err) }, 'console error');
+  if (internal)
+    c.get('deps').logger.error({ err: err instanceof Error ? err.message.split('\nparams:')[0] : String(err) }, 'console error');
   securityHeaders(c);
   if (error.retryAfterSeconds !== undefined) c.header('Retry-After', String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
   return c.html(await errorPage(error.code, error.message, signedIn), error.status as ContentfulStatusCode);

@@ -108,7 +108,10 @@ export function registerConsoleRoutes(app: App): void {
     }),
   );
 
-  app.get('/console/tokens', page((c, s) => tokensPage(c, s, undefined)));
+  app.get(
+    '/console/tokens',
+    page((c, s) => tokensPage(c, s, undefined)),
+  );
   app.post(
     '/console/tokens',
     action('tokens:write', async (c, s, form) => {
@@ -130,7 +133,9 @@ export function registerConsoleRoutes(app: App): void {
   );
 
   app.get('/console/audit', page(auditPage));
-  app.all('/console/*', async (c) => refuse(c, new LatchkeyError('not_found', 'no such console page'), (await currentSession(c)) !== undefined));
+  app.all('/console/*', async (c) =>
+    refuse(c, new LatchkeyError('not_found', 'no such console page'), (await currentSession(c)) !== undefined),
+  );
 }
 
 function asset(c: Context, body: string, type: string): Response {
@@ -163,14 +168,18 @@ async function signInPage(c: ConsoleContext, message?: string, status = 200): Pr
   setCookie(c, PRE_SESSION_COOKIE, pre, cookieOptions(c, 600));
   securityHeaders(c);
   const body = html`${message ? html`<div class="panel bad" role="alert"><p>${message}</p></div>` : ''}
-<form class="stack" method="post" action="/console/login">
-<input type="hidden" name="csrf" value="${pre}">
-<label for="key">Admin API key (lka.…)<input id="key" name="key" type="password" autocomplete="off" required spellcheck="false"></label>
-<button type="submit">Sign in</button>
-</form>
-<p class="muted">The key is checked and forgotten: the browser keeps only a session cookie (HttpOnly, SameSite=Strict) that ends after
-${String(Math.round(c.get('deps').console.policy.idleSeconds / 60))} minutes idle or
-${String(Math.round(c.get('deps').console.policy.absoluteSeconds / 3600))} hours in all, at sign-out, or when the key is revoked.</p>`;
+    <form class="stack" method="post" action="/console/login">
+      <input type="hidden" name="csrf" value="${pre}" />
+      <label for="key"
+        >Admin API key (lka.…)<input id="key" name="key" type="password" autocomplete="off" required spellcheck="false"
+      /></label>
+      <button type="submit">Sign in</button>
+    </form>
+    <p class="muted">
+      The key is checked and forgotten: the browser keeps only a session cookie (HttpOnly, SameSite=Strict) that ends after
+      ${String(Math.round(c.get('deps').console.policy.idleSeconds / 60))} minutes idle or
+      ${String(Math.round(c.get('deps').console.policy.absoluteSeconds / 3600))} hours in all, at sign-out, or when the key is revoked.
+    </p>`;
   return c.html(await layout('Sign in', undefined, undefined, body), status as 200);
 }
 
@@ -191,7 +200,11 @@ async function signIn(c: ConsoleContext): Promise<Response> {
         details: { count, from: new Date(from).toISOString(), to: new Date(to).toISOString() },
       }).catch((err: unknown) => deps.logger.error({ err: String(err) }, 'audit append failed'));
     });
-    return refuse(c, new LatchkeyError('rate_limited', 'too many failed sign-ins; retry later', { retryAfterSeconds: seat.retryAfterSeconds }), false);
+    return refuse(
+      c,
+      new LatchkeyError('rate_limited', 'too many failed sign-ins; retry later', { retryAfterSeconds: seat.retryAfterSeconds }),
+      false,
+    );
   }
   let charge = true;
   try {
@@ -268,47 +281,83 @@ async function fleetPage(c: ConsoleContext, s: Parameters<Parameters<typeof page
   const q = c.req.query();
   const total = FLEET_STATUSES.reduce((n, k) => n + counts[k], 0);
   const body = html`<ul class="counts" aria-label="Agents per status">
-<li><a href="/console/fleet"><strong>${total}</strong>all</a></li>
-${FLEET_STATUSES.map((k) => html`<li><a href="${withQuery('/console/fleet', { status: k })}"><strong>${counts[k]}</strong>${k === 'expiring' ? 'expiring within 7 days' : k}</a></li>`)}
-</ul>
-<form class="filters" method="get" action="/console/fleet" role="search">
-<label for="f-q">Name contains<input id="f-q" name="q" value="${q.q ?? ''}"></label>
-<label for="f-status">Status<select id="f-status" name="status">${option('', 'any', q.status)}${FLEET_STATUSES.map((k) => option(k, k, q.status))}</select></label>
-<label for="f-role">Role<select id="f-role" name="role">${option('', 'any', q.role)}${option('agent', 'agent', q.role)}${option('relay', 'relay', q.role)}</select></label>
-<label for="f-label">Label (key=value)<input id="f-label" name="label" value="${q.label ?? ''}"></label>
-<button type="submit">Filter</button>
-</form>
-${table(
-  ['Name', 'Role', 'Labels', 'Status', 'Credential expiry', 'Last seen', 'Path of last message'],
-  agents.map(
-    (a) => html`<tr>
-<td><a href="/console/agents/${a.id}">${a.name}</a></td><td>${a.role}</td><td>${labelsOf(a.labels)}</td><td>${badge(a.status)}</td>
-<td>${when(a.expiresAt)}</td><td>${when(a.lastSeenAt)}</td><td>${pathOf(a)}</td></tr>`,
-  ),
-  'No agents match.',
-)}
-${nextCursor ? html`<p class="pager"><a rel="next" href="${withQuery('/console/fleet', { ...q, cursor: nextCursor })}">Next page</a></p>` : ''}`;
+      <li>
+        <a href="/console/fleet"><strong>${total}</strong>all</a>
+      </li>
+      ${FLEET_STATUSES.map(
+        (k) =>
+          html`<li>
+            <a href="${withQuery('/console/fleet', { status: k })}"
+              ><strong>${counts[k]}</strong>${k === 'expiring' ? 'expiring within 7 days' : k}</a
+            >
+          </li>`,
+      )}
+    </ul>
+    <form class="filters" method="get" action="/console/fleet" role="search">
+      <label for="f-q">Name contains<input id="f-q" name="q" value="${q.q ?? ''}" /></label>
+      <label for="f-status"
+        >Status<select id="f-status" name="status">
+          ${option('', 'any', q.status)}${FLEET_STATUSES.map((k) => option(k, k, q.status))}
+        </select></label
+      >
+      <label for="f-role"
+        >Role<select id="f-role" name="role">
+          ${option('', 'any', q.role)}${option('agent', 'agent', q.role)}${option('relay', 'relay', q.role)}
+        </select></label
+      >
+      <label for="f-label">Label (key=value)<input id="f-label" name="label" value="${q.label ?? ''}" /></label>
+      <button type="submit">Filter</button>
+    </form>
+    ${table(
+      ['Name', 'Role', 'Labels', 'Status', 'Credential expiry', 'Last seen', 'Path of last message'],
+      agents.map(
+        (a) =>
+          html`<tr>
+            <td><a href="/console/agents/${a.id}">${a.name}</a></td>
+            <td>${a.role}</td>
+            <td>${labelsOf(a.labels)}</td>
+            <td>${badge(a.status)}</td>
+            <td>${when(a.expiresAt)}</td>
+            <td>${when(a.lastSeenAt)}</td>
+            <td>${pathOf(a)}</td>
+          </tr>`,
+      ),
+      'No agents match.',
+      'Fleet',
+    )}
+    ${nextCursor ? html`<p class="pager"><a rel="next" href="${withQuery('/console/fleet', { ...q, cursor: nextCursor })}">Next page</a></p>` : ''}`;
   return render(c, s, 'Fleet', 'fleet', body);
 }
 
 const option = (value: string, label: string, current: string | undefined): Html =>
-  html`<option value="${value}"${(current ?? '') === value ? raw(' selected') : ''}>${label}</option>`;
+  html`<option value="${value}" ${(current ?? '') === value ? raw(' selected') : ''}>${label}</option>`;
 
 async function relaysPage(c: ConsoleContext, s: Parameters<Parameters<typeof page>[0]>[1]): Promise<Response> {
   const { database, ctx } = c.get('deps');
   const { agents, nextCursor } = await listFleet(database.db, ctx.now(), { role: 'relay' }, { limit: PAGE_SIZE, cursor: cursorOf(c) });
-  const body = html`<div class="panel notice"><p>Relays do not report their spool yet: spool depth, the oldest queued message and
-the agents behind each relay will appear here once relays send that status. Until then this page lists the agents enrolled
-with the relay role and when the server last heard from each.</p></div>
-${table(
-  ['Name', 'Status', 'Last contact', 'Credential expiry', 'Labels'],
-  agents.map(
-    (a) => html`<tr><td><a href="/console/agents/${a.id}">${a.name}</a></td><td>${badge(a.status)}</td><td>${when(a.lastSeenAt)}</td>
-<td>${when(a.expiresAt)}</td><td>${labelsOf(a.labels)}</td></tr>`,
-  ),
-  'No relay is enrolled.',
-)}
-${nextCursor ? html`<p class="pager"><a rel="next" href="${withQuery('/console/relays', { cursor: nextCursor })}">Next page</a></p>` : ''}`;
+  const body = html`<div class="panel notice">
+      <p>
+        Relays do not report their spool yet: spool depth, the oldest queued message and the agents behind each relay will appear here once
+        relays send that status. Until then this page lists the agents enrolled with the relay role and when the server last heard from
+        each.
+      </p>
+    </div>
+    ${table(
+      ['Name', 'Status', 'Last contact', 'Credential expiry', 'Labels'],
+      agents.map(
+        (a) =>
+          html`<tr>
+            <td><a href="/console/agents/${a.id}">${a.name}</a></td>
+            <td>${badge(a.status)}</td>
+            <td>${when(a.lastSeenAt)}</td>
+            <td>${when(a.expiresAt)}</td>
+            <td>${labelsOf(a.labels)}</td>
+          </tr>`,
+      ),
+      'No relay is enrolled.',
+      'Relays',
+    )}
+    ${nextCursor ? html`<p class="pager"><a rel="next" href="${withQuery('/console/relays', { cursor: nextCursor })}">Next page</a></p>` : ''}`;
   return render(c, s, 'Relays', 'relays', body);
 }
 
@@ -334,81 +383,141 @@ async function agentPage(c: ConsoleContext, s: Parameters<Parameters<typeof page
   const done = DONE[c.req.query('done') ?? ''];
   const summary = latest ? summarise(latest.content) : undefined;
   const body = html`${done ? html`<div class="panel notice" role="status"><p>${done}</p></div>` : ''}
-<dl class="facts">
-<dt>Name</dt><dd>${agent.name}</dd>
-<dt>Id</dt><dd class="mono">${agent.id}</dd>
-<dt>Role</dt><dd>${agent.role}</dd>
-<dt>Status</dt><dd>${badge(agent.status)}</dd>
-<dt>Credential expiry</dt><dd>${when(agent.expiresAt)}</dd>
-<dt>Last seen</dt><dd>${when(agent.lastSeenAt)}</dd>
-<dt>Path of last message</dt><dd>${pathOf(agent)}</dd>
-<dt>Labels</dt><dd>${labelsOf(agent.labels)}</dd>
-<dt>Enrolled</dt><dd>${when(agent.createdAt)} with token <span class="mono">${agent.tokenId ?? 'unknown'}</span></dd>
-${agent.renewRequestedAt ? html`<dt>Renewal requested</dt><dd>${when(agent.renewRequestedAt)}</dd>` : ''}
-${agent.revokedAt ? html`<dt>Revoked</dt><dd>${when(agent.revokedAt)}</dd>` : ''}
-</dl>
-${
-  write
-    ? html`<h2>Actions</h2>
-<div class="actions">
-<form class="stack" method="post" action="/console/agents/${agent.id}/renew-now">${csrfField(csrf)}
-<p class="muted">Ask the agent to renew its keys and credential on its next message.</p>
-<button type="submit">Renew now</button></form>
-<form class="stack" method="post" action="/console/agents/${agent.id}/revoke">${csrfField(csrf)}
-<label for="revoke-reason">Reason (recorded in the audit log)<textarea id="revoke-reason" name="reason" required maxlength="500" rows="2"></textarea></label>
-<label for="revoke-confirm">Type the agent name, ${agent.name}, to confirm<input id="revoke-confirm" name="confirm" required autocomplete="off" data-confirm-name="${agent.name}"></label>
-<button type="submit" class="danger">Revoke agent ${agent.name}</button></form>
-</div>`
-    : ''
-}
-<h2>Keys and their history</h2>
-${table(
-  ['Signing key', 'Status', 'Issued', 'Expires', 'Superseded', 'Revoked', 'Reason', ...(write ? ['Action'] : [])],
-  keys.map((k) => keyRow(k, write, csrf, agent.id)),
-  'No keys.',
-)}
-${keyHistory(keys)}
-<h2>Latest inventory</h2>
-${
-  latest && summary
-    ? html`<dl class="facts">
-<dt>Received</dt><dd>${when(latest.receivedAt.toISOString())} (${latest.size} bytes)</dd>
-<dt>Operating system</dt><dd>${summary.os}</dd>
-<dt>Hardware</dt><dd>${summary.hardware}</dd>
-<dt>Software packages</dt><dd>${summary.software}</dd>
-</dl>
-<p><a href="/console/agents/${agent.id}/inventories/${latest.id}">Raw JSON of the latest inventory</a></p>`
-    : html`<p class="muted">No inventory received yet.</p>`
-}
-<h2>Inventory history</h2>
-${table(
-  ['Received', 'Size', 'Raw'],
-  history.map(
-    (h) => html`<tr><td>${when(h.receivedAt.toISOString())}</td><td>${h.size} bytes</td>
-<td><a href="/console/agents/${agent.id}/inventories/${h.id}">JSON<span class="skip"> of inventory ${h.id}</span></a></td></tr>`,
-  ),
-  'None stored.',
-)}`;
+    <dl class="facts">
+      <dt>Name</dt>
+      <dd>${agent.name}</dd>
+      <dt>Id</dt>
+      <dd class="mono">${agent.id}</dd>
+      <dt>Role</dt>
+      <dd>${agent.role}</dd>
+      <dt>Status</dt>
+      <dd>${badge(agent.status)}</dd>
+      <dt>Credential expiry</dt>
+      <dd>${when(agent.expiresAt)}</dd>
+      <dt>Last seen</dt>
+      <dd>${when(agent.lastSeenAt)}</dd>
+      <dt>Path of last message</dt>
+      <dd>${pathOf(agent)}</dd>
+      <dt>Labels</dt>
+      <dd>${labelsOf(agent.labels)}</dd>
+      <dt>Enrolled</dt>
+      <dd>${when(agent.createdAt)} with token <span class="mono">${agent.tokenId ?? 'unknown'}</span></dd>
+      ${
+        agent.renewRequestedAt
+          ? html`<dt>Renewal requested</dt>
+              <dd>${when(agent.renewRequestedAt)}</dd>`
+          : ''
+      }
+      ${
+        agent.revokedAt
+          ? html`<dt>Revoked</dt>
+              <dd>${when(agent.revokedAt)}</dd>`
+          : ''
+      }
+    </dl>
+    ${
+      write
+        ? html`<h2>Actions</h2>
+            <div class="actions">
+              <form class="stack" method="post" action="/console/agents/${agent.id}/renew-now">
+                ${csrfField(csrf)}
+                <p class="muted">Ask the agent to renew its keys and credential on its next message.</p>
+                <button type="submit">Renew now</button>
+              </form>
+              <form class="stack" method="post" action="/console/agents/${agent.id}/revoke">
+                ${csrfField(csrf)}
+                <label for="revoke-reason"
+                  >Reason (recorded in the audit log)<textarea
+                    id="revoke-reason"
+                    name="reason"
+                    required
+                    maxlength="500"
+                    rows="2"
+                  ></textarea>
+                </label>
+                <label for="revoke-confirm"
+                  >Type the agent name, ${agent.name}, to confirm<input
+                    id="revoke-confirm"
+                    name="confirm"
+                    required
+                    autocomplete="off"
+                    data-confirm-name="${agent.name}"
+                /></label>
+                <button type="submit" class="danger">Revoke agent ${agent.name}</button>
+              </form>
+            </div>`
+        : ''
+    }
+    <h2>Keys and their history</h2>
+    ${table(
+      ['Signing key', 'Status', 'Issued', 'Expires', 'Superseded', 'Revoked', 'Reason', ...(write ? ['Action'] : [])],
+      keys.map((k) => keyRow(k, write, csrf, agent.id)),
+      'No keys.',
+      'Keys',
+    )}
+    ${keyHistory(keys)}
+    <h2>Latest inventory</h2>
+    ${
+      latest && summary
+        ? html`<dl class="facts">
+              <dt>Received</dt>
+              <dd>${when(latest.receivedAt.toISOString())} (${latest.size} bytes)</dd>
+              <dt>Operating system</dt>
+              <dd>${summary.os}</dd>
+              <dt>Hardware</dt>
+              <dd>${summary.hardware}</dd>
+              <dt>Software packages</dt>
+              <dd>${summary.software}</dd>
+            </dl>
+            <p><a href="/console/agents/${agent.id}/inventories/${latest.id}">Raw JSON of the latest inventory</a></p>`
+        : html`<p class="muted">No inventory received yet.</p>`
+    }
+    <h2>Inventory history</h2>
+    ${table(
+      ['Received', 'Size', 'Raw'],
+      history.map(
+        (h) =>
+          html`<tr>
+            <td>${when(h.receivedAt.toISOString())}</td>
+            <td>${h.size} bytes</td>
+            <td>
+              <a href="/console/agents/${agent.id}/inventories/${h.id}">JSON<span class="skip"> of inventory ${h.id}</span></a>
+            </td>
+          </tr>`,
+      ),
+      'None stored.',
+      'Inventory history',
+    )}`;
   return render(c, s, `Agent ${agent.name}`, 'fleet', body);
 }
 
 function keyRow(k: KeyView, write: boolean, csrf: string, agentId: string): Html {
   const revocable = write && (k.status === 'active' || k.status === 'superseded');
-  return html`<tr><td class="mono">${k.sigKid}</td><td>${badge(k.status)}</td><td>${when(k.createdAt)}</td><td>${when(k.expiresAt)}</td>
-<td>${k.supersededAt ? html`${when(k.supersededAt)}, accepted until ${when(k.supersededUntil)}` : ''}</td>
-<td>${k.revokedAt ? when(k.revokedAt) : ''}</td><td>${k.revocationReason ?? ''}</td>
-${
-  write
-    ? html`<td>${
-        revocable
-          ? html`<form class="inline" method="post" action="/console/keys/${k.sigKid}/revoke">${csrfField(csrf)}
-<input type="hidden" name="agent" value="${agentId}">
-<label for="kr-${k.sigKid}">Reason<input id="kr-${k.sigKid}" name="reason" required maxlength="500"></label>
-<button type="submit" class="danger">Revoke key</button></form>`
-          : ''
-      }</td>`
-    : ''
-}</tr>`;
+  return html`<tr>
+    <td class="mono">${k.sigKid}</td>
+    <td>${badge(k.status)}</td>
+    <td>${when(k.createdAt)}</td>
+    <td>${when(k.expiresAt)}</td>
+    <td>${k.supersededAt ? html`${when(k.supersededAt)}, accepted until ${when(k.supersededUntil)}` : ''}</td>
+    <td>${k.revokedAt ? when(k.revokedAt) : ''}</td>
+    <td>${k.revocationReason ?? ''}</td>
+    ${
+      write
+        ? html`<td>
+            ${
+              revocable
+                ? html`<form class="inline" method="post" action="/console/keys/${k.sigKid}/revoke">
+                    ${csrfField(csrf)}
+                    <input type="hidden" name="agent" value="${agentId}" />
+                    <label for="kr-${k.sigKid}">Reason<input id="kr-${k.sigKid}" name="reason" required maxlength="500" /></label>
+                    <button type="submit" class="danger">Revoke key</button>
+                  </form>`
+                : ''
+            }
+          </td>`
+        : ''
+    }
+  </tr>`;
 }
 
 /** The keys' life as events: issued at enrollment, renewed, superseded, revoked (with reasons). */
@@ -416,19 +525,31 @@ function keyHistory(keys: KeyView[]): Html {
   const ordered = [...keys].sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   const events: { at: string; text: Html }[] = [];
   ordered.forEach((k, i) => {
-    events.push({ at: k.createdAt, text: html`${i === 0 ? 'issued at enrollment' : 'issued by a renewal'}: <span class="mono">${k.sigKid}</span>` });
+    events.push({
+      at: k.createdAt,
+      text: html`${i === 0 ? 'issued at enrollment' : 'issued by a renewal'}: <span class="mono">${k.sigKid}</span>`,
+    });
     if (k.supersededAt)
-      events.push({ at: k.supersededAt, text: html`superseded by <span class="mono">${k.replacedBy ?? '?'}</span>: <span class="mono">${k.sigKid}</span>` });
+      events.push({
+        at: k.supersededAt,
+        text: html`superseded by <span class="mono">${k.replacedBy ?? '?'}</span>: <span class="mono">${k.sigKid}</span>`,
+      });
     if (k.revokedAt)
-      events.push({ at: k.revokedAt, text: html`revoked: <span class="mono">${k.sigKid}</span>${k.revocationReason ? html` (reason: ${k.revocationReason})` : ''}` });
+      events.push({
+        at: k.revokedAt,
+        text: html`revoked: <span class="mono">${k.sigKid}</span>${k.revocationReason ? html` (reason: ${k.revocationReason})` : ''}`,
+      });
   });
   events.sort((a, b) => a.at.localeCompare(b.at));
-  return html`<ol aria-label="Key history">${events.map((e) => html`<li>${when(e.at)}: ${e.text}</li>`)}</ol>`;
+  return html`<ol aria-label="Key history">
+    ${events.map((e) => html`<li>${when(e.at)}: ${e.text}</li>`)}
+  </ol>`;
 }
 
 /** OS, hardware and software count from a GLPI native inventory (its `content`, or the bare object). */
 function summarise(stored: unknown): { os: string; hardware: string; software: string } {
-  const obj = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+  const obj = (v: unknown): Record<string, unknown> =>
+    v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
   const str = (v: unknown): string | undefined => (typeof v === 'string' && v ? v : typeof v === 'number' ? String(v) : undefined);
   const root = obj(stored);
   const content = 'content' in root ? obj(root.content) : root;
@@ -511,56 +632,91 @@ async function tokensPage(
   const csrf = b64u(s.csrfSecret);
   const enroll = made ? `latchkey agent enroll --server ${ownOrigin(c)} --token ${made.token} --state-dir /var/lib/latchkey-agent` : '';
   const body = html`${
-    made
-      ? html`<section class="panel notice" aria-labelledby="made-title"><h2 id="made-title">Token created</h2>
-<p>Shown once: it cannot be recovered. Token <span class="mono">${made.id}</span>, valid until ${when(made.expiresAt)}.</p>
-<p><strong>Token</strong> <button type="button" data-copy="new-token" hidden>Copy token</button></p>
-<code class="secret mono" id="new-token">${made.token}</code>
-<p><strong>Enroll a machine with</strong> <button type="button" data-copy="enroll-line" hidden>Copy command</button></p>
-<code class="secret mono" id="enroll-line">${enroll}</code></section>`
-      : c.req.query('done') === 'revoked'
-        ? html`<div class="panel notice" role="status"><p>Token revoked.</p></div>`
-        : ''
-  }
-${
-  write
-    ? html`<h2>Create a token</h2>
-<form class="filters" method="post" action="/console/tokens">${csrfField(csrf)}
-<label for="t-ttl">Valid for<input id="t-ttl" name="ttl" value="1h" size="6"></label>
-<label for="t-uses">Uses<input id="t-uses" name="uses" type="number" min="1" max="10000" value="1"></label>
-<label for="t-role">Role<select id="t-role" name="role"><option value="agent">agent</option><option value="relay">relay</option></select></label>
-<label for="t-cidr">Allowed network (CIDR)<input id="t-cidr" name="cidr" placeholder="10.0.0.0/8"></label>
-<label for="t-name">Allowed names<input id="t-name" name="namePattern" placeholder="web-*"></label>
-<label for="t-cred">Credential lifetime<input id="t-cred" name="credentialTtl" placeholder="server default" size="10"></label>
-<label for="t-labels">Labels (key=value a line)<textarea id="t-labels" name="labels" rows="2"></textarea></label>
-<button type="submit">Create token</button>
-</form>`
-    : ''
-}
-<h2>Tokens</h2>
-${table(
-  ['Id', 'Role', 'Status', 'Uses left', 'Expires', 'Constraints', 'Uses', ...(write ? ['Action'] : [])],
-  tokens.map(
-    (t) => html`<tr><td class="mono">${t.id}</td><td>${t.role}</td><td>${badge(t.status)}</td><td>${t.usesLeft} of ${t.usesTotal}</td>
-<td>${when(t.expiresAt)}</td>
-<td>${[t.cidr ? `network ${t.cidr}` : '', t.namePattern ? `names ${t.namePattern}` : '', t.credentialTtlSeconds ? `credential ${String(t.credentialTtlSeconds)} s` : '']
-      .filter(Boolean)
-      .join('; ')}${Object.keys(t.labels).length ? html` labels ${labelsOf(t.labels)}` : ''}</td>
-<td>${t.uses.length ? html`<ul>${t.uses.map((u) => html`<li>${when(u.usedAt)} from <span class="mono">${u.sourceAddr ?? '?'}</span> by <a href="/console/agents/${u.agentId}">${u.agentId}</a></li>`)}</ul>` : html`<span class="muted">none</span>`}</td>
-${
-  write
-    ? html`<td>${
-        t.status === 'active'
-          ? html`<form class="inline" method="post" action="/console/tokens/${t.id}/revoke">${csrfField(csrf)}
-<label for="tr-${t.id}">Reason<input id="tr-${t.id}" name="reason" maxlength="500"></label><button type="submit" class="danger">Revoke</button></form>`
+      made
+        ? html`<section class="panel notice" aria-labelledby="made-title">
+            <h2 id="made-title">Token created</h2>
+            <p>Shown once: it cannot be recovered. Token <span class="mono">${made.id}</span>, valid until ${when(made.expiresAt)}.</p>
+            <p><strong>Token</strong> <button type="button" data-copy="new-token" hidden>Copy token</button></p>
+            <code class="secret mono" id="new-token">${made.token}</code>
+            <p><strong>Enroll a machine with</strong> <button type="button" data-copy="enroll-line" hidden>Copy command</button></p>
+            <code class="secret mono" id="enroll-line">${enroll}</code>
+          </section>`
+        : c.req.query('done') === 'revoked'
+          ? html`<div class="panel notice" role="status"><p>Token revoked.</p></div>`
           : ''
-      }</td>`
-    : ''
-}</tr>`,
-  ),
-  'No tokens yet.',
-)}
-${nextCursor ? html`<p class="pager"><a rel="next" href="${withQuery('/console/tokens', { cursor: nextCursor })}">Next page</a></p>` : ''}`;
+    }
+    ${
+      write
+        ? html`<h2>Create a token</h2>
+            <form class="filters" method="post" action="/console/tokens">
+              ${csrfField(csrf)}
+              <label for="t-ttl">Valid for<input id="t-ttl" name="ttl" value="1h" size="6" /></label>
+              <label for="t-uses">Uses<input id="t-uses" name="uses" type="number" min="1" max="10000" value="1" /></label>
+              <label for="t-role"
+                >Role<select id="t-role" name="role">
+                  <option value="agent">agent</option>
+                  <option value="relay">relay</option>
+                </select></label
+              >
+              <label for="t-cidr">Allowed network (CIDR)<input id="t-cidr" name="cidr" placeholder="10.0.0.0/8" /></label>
+              <label for="t-name">Allowed names<input id="t-name" name="namePattern" placeholder="web-*" /></label>
+              <label for="t-cred"
+                >Credential lifetime<input id="t-cred" name="credentialTtl" placeholder="server default" size="10"
+              /></label>
+              <label for="t-labels">Labels (key=value a line)<textarea id="t-labels" name="labels" rows="2"></textarea></label>
+              <button type="submit">Create token</button>
+            </form>`
+        : ''
+    }
+    <h2>Tokens</h2>
+    ${table(
+      ['Id', 'Role', 'Status', 'Uses left', 'Expires', 'Constraints', 'Uses', ...(write ? ['Action'] : [])],
+      tokens.map(
+        (t) =>
+          html`<tr>
+            <td class="mono">${t.id}</td>
+            <td>${t.role}</td>
+            <td>${badge(t.status)}</td>
+            <td>${t.usesLeft} of ${t.usesTotal}</td>
+            <td>${when(t.expiresAt)}</td>
+            <td>
+              ${[
+                t.cidr ? `network ${t.cidr}` : '',
+                t.namePattern ? `names ${t.namePattern}` : '',
+                t.credentialTtlSeconds ? `credential ${String(t.credentialTtlSeconds)} s` : '',
+              ]
+                .filter(Boolean)
+                .join('; ')}${Object.keys(t.labels).length ? html` labels ${labelsOf(t.labels)}` : ''}
+            </td>
+            <td>
+              ${
+                t.uses.length
+                  ? html`<ul>
+                      ${t.uses.map((u) => html`<li>${when(u.usedAt)} from <span class="mono">${u.sourceAddr ?? '?'}</span> by <a href="/console/agents/${u.agentId}">${u.agentId}</a></li>`)}
+                    </ul>`
+                  : html`<span class="muted">none</span>`
+              }
+            </td>
+            ${
+              write
+                ? html`<td>
+                    ${
+                      t.status === 'active'
+                        ? html`<form class="inline" method="post" action="/console/tokens/${t.id}/revoke">
+                            ${csrfField(csrf)} <label for="tr-${t.id}">Reason<input id="tr-${t.id}" name="reason" maxlength="500" /></label
+                            ><button type="submit" class="danger">Revoke</button>
+                          </form>`
+                        : ''
+                    }
+                  </td>`
+                : ''
+            }
+          </tr>`,
+      ),
+      'No tokens yet.',
+      'Tokens',
+    )}
+    ${nextCursor ? html`<p class="pager"><a rel="next" href="${withQuery('/console/tokens', { cursor: nextCursor })}">Next page</a></p>` : ''}`;
   return render(c, s, 'Enrollment tokens', 'tokens', body);
 }
 
@@ -580,27 +736,45 @@ async function auditPage(c: ConsoleContext, s: Parameters<Parameters<typeof page
     listAuditNewest(database.db, before, PAGE_SIZE, filter),
   ]);
   const body = html`<div class="panel ${chain.ok ? 'notice' : 'bad'}" role="status" data-chain="${chain.ok ? 'ok' : 'broken'}">
-<p>${
-    chain.ok
-      ? html`Hash chain verified: ${chain.entries} entries, intact.`
-      : html`<strong>Hash chain broken</strong> at entry ${chain.brokenAt ?? '?'} (${chain.problem ?? 'broken'}): entries were altered or removed.`
-  }</p></div>
-<form class="filters" method="get" action="/console/audit" role="search">
-<label for="a-action">Action (e.g. agent.revoke, or agent.)<input id="a-action" name="action" value="${q.action ?? ''}"></label>
-<label for="a-outcome">Outcome<select id="a-outcome" name="outcome">${option('', 'any', q.outcome)}${option('success', 'success', q.outcome)}${option('failure', 'failure', q.outcome)}</select></label>
-<label for="a-subject">Agent, token or actor id<input id="a-subject" name="subject" value="${q.subject ?? ''}"></label>
-<button type="submit">Filter</button>
-</form>
-${table(
-  ['#', 'Time', 'Actor', 'Action', 'Outcome', 'Code', 'Source', 'Agent', 'Token', 'Details'],
-  entries.map(
-    (e) => html`<tr><td>${e.seq}</td><td>${when(e.at)}</td><td class="mono">${e.actor}</td><td class="mono">${e.action}</td>
-<td>${badge(e.outcome)}</td><td class="mono">${e.code ?? ''}</td><td class="mono">${e.sourceAddr ?? ''}</td>
-<td>${e.agentId ? html`<a class="mono" href="/console/agents/${e.agentId}">${e.agentId}</a>` : ''}</td><td class="mono">${e.tokenId ?? ''}</td>
-<td class="mono">${Object.keys(e.details).length ? JSON.stringify(e.details) : ''}</td></tr>`,
-  ),
-  'No entries match.',
-)}
-${next !== null ? html`<p class="pager"><a rel="next" href="${withQuery('/console/audit', { ...q, before: String(next) })}">Older entries</a></p>` : ''}`;
+      <p>
+        ${
+          chain.ok
+            ? html`Hash chain verified: ${chain.entries} entries, intact.`
+            : html`<strong>Hash chain broken</strong> at entry ${chain.brokenAt ?? '?'} (${chain.problem ?? 'broken'}): entries were altered
+                or removed.`
+        }
+      </p>
+    </div>
+    <form class="filters" method="get" action="/console/audit" role="search">
+      <label for="a-action">Action (e.g. agent.revoke, or agent.)<input id="a-action" name="action" value="${q.action ?? ''}" /></label>
+      <label for="a-outcome"
+        >Outcome<select id="a-outcome" name="outcome">
+          ${option('', 'any', q.outcome)}${option('success', 'success', q.outcome)}${option('failure', 'failure', q.outcome)}
+        </select></label
+      >
+      <label for="a-subject">Agent, token or actor id<input id="a-subject" name="subject" value="${q.subject ?? ''}" /></label>
+      <button type="submit">Filter</button>
+    </form>
+    ${table(
+      ['#', 'Time', 'Actor', 'Action', 'Outcome', 'Code', 'Source', 'Agent', 'Token', 'Details'],
+      entries.map(
+        (e) =>
+          html`<tr>
+            <td>${e.seq}</td>
+            <td>${when(e.at)}</td>
+            <td class="mono">${e.actor}</td>
+            <td class="mono">${e.action}</td>
+            <td>${badge(e.outcome)}</td>
+            <td class="mono">${e.code ?? ''}</td>
+            <td class="mono">${e.sourceAddr ?? ''}</td>
+            <td>${e.agentId ? html`<a class="mono" href="/console/agents/${e.agentId}">${e.agentId}</a>` : ''}</td>
+            <td class="mono">${e.tokenId ?? ''}</td>
+            <td class="mono">${Object.keys(e.details).length ? JSON.stringify(e.details) : ''}</td>
+          </tr>`,
+      ),
+      'No entries match.',
+      'Audit log entries',
+    )}
+    ${next !== null ? html`<p class="pager"><a rel="next" href="${withQuery('/console/audit', { ...q, before: String(next) })}">Older entries</a></p>` : ''}`;
   return render(c, s, 'Audit log', 'audit', body);
 }

@@ -409,12 +409,19 @@ const credentialExpirySql = sql<number | null>`(SELECT extract(epoch FROM max(k.
  * active key that is still valid; else expiring when that key ends within 7 days; else active.
  */
 export function fleetStatusSql(now: number): SQL<FleetStatus> {
+  // Scalar subqueries, each an index probe on agent_keys_agent_idx (an EXISTS here became a hashed
+  // scan of every key: 1 s for one page at 100,000 agents). bool_and is null without keys.
+  const allRevoked = sql`(SELECT bool_and(k.status = 'revoked') FROM ${agentKeys} k WHERE k.agent_id = ${AGENT_ID})`;
+  const expiry = sql`(SELECT max(k.expires_at) FROM ${agentKeys} k WHERE k.agent_id = ${AGENT_ID} AND k.status = 'active')`;
+  return statusCase(now, AGENT_STATUS, allRevoked, expiry);
+}
+
+/** The rule itself, over the agent's status, "are all its keys revoked" and its credential expiry. */
+function statusCase(now: number, agentStatus: SQL, allRevoked: SQL, expiry: SQL): SQL<FleetStatus> {
   const at = new Date(now).toISOString();
   const soon = new Date(now + EXPIRING_WITHIN_DAYS * 86400_000).toISOString();
-  const expiry = sql`(SELECT max(k.expires_at) FROM ${agentKeys} k WHERE k.agent_id = ${AGENT_ID} AND k.status = 'active')`;
   return sql<FleetStatus>`(CASE
-    WHEN ${AGENT_STATUS} = 'revoked' OR (EXISTS (SELECT 1 FROM ${agentKeys} k WHERE k.agent_id = ${AGENT_ID})
-      AND NOT EXISTS (SELECT 1 FROM ${agentKeys} k WHERE k.agent_id = ${AGENT_ID} AND k.status <> 'revoked')) THEN 'revoked'
+    WHEN ${agentStatus} = 'revoked' OR ${allRevoked} IS TRUE THEN 'revoked'
     WHEN ${expiry} IS NULL OR ${expiry} <= ${at}::timestamptz THEN 'expired'
     WHEN ${expiry} <= ${soon}::timestamptz THEN 'expiring'
     ELSE 'active' END)`;
@@ -489,11 +496,25 @@ function fleetRow(a: typeof agents.$inferSelect, status: FleetStatus, expiry: nu
   };
 }
 
-/** How many agents have each fleet status (optionally of one role). */
+/**
+ * How many agents have each fleet status (optionally of one role): the same rule (statusCase) over
+ * one aggregate of agent_keys joined to agents, not a probe per agent (2.3 s against 11.6 s at
+ * 100,000 agents on a loaded 2-core machine).
+ */
 export async function fleetCounts(db: Db, now: number, role?: 'agent' | 'relay'): Promise<Record<FleetStatus, number>> {
+  const ks = db
+    .select({
+      agentId: agentKeys.agentId,
+      allRevoked: sql<boolean>`bool_and(${agentKeys.status} = 'revoked')`.as('all_revoked'),
+      expiry: sql<Date>`max(${agentKeys.expiresAt}) FILTER (WHERE ${agentKeys.status} = 'active')`.as('expiry'),
+    })
+    .from(agentKeys)
+    .groupBy(agentKeys.agentId)
+    .as('ks');
   const inner = db
-    .select({ status: sql<FleetStatus>`${fleetStatusSql(now)}`.as('status') })
+    .select({ status: sql<FleetStatus>`${statusCase(now, sql`${agents.status}`, sql`${ks.allRevoked}`, sql`${ks.expiry}`)}`.as('status') })
     .from(agents)
+    .leftJoin(ks, eq(ks.agentId, agents.id))
     .where(role ? eq(agents.role, role) : undefined)
     .as('s');
   const rows = await db

@@ -49,9 +49,7 @@ export async function listAuditNewest(db: Db, before: number | undefined, limit:
   const conditions: (SQL | undefined)[] = [before !== undefined ? lt(auditLog.seq, before) : undefined];
   if (filter.action) {
     conditions.push(
-      filter.action.endsWith('.')
-        ? sql`starts_with(${auditLog.action}, ${filter.action})`
-        : eq(auditLog.action, filter.action),
+      filter.action.endsWith('.') ? sql`starts_with(${auditLog.action}, ${filter.action})` : eq(auditLog.action, filter.action),
     );
   }
   if (filter.outcome) conditions.push(eq(auditLog.outcome, filter.outcome));

@@ -11,7 +11,7 @@ import { sealEnvelope } from '../src/protocol/envelope.js';
 import { generateKeySet, type KeySet } from '../src/protocol/keys.js';
 import { createKeySource } from '../src/runtime/key-source.js';
 import { silentLogger } from '../src/server/logger.js';
-import { startBenchServer, type BenchServer } from './fixtures.js';
+import { inventoryOfSize, startBenchServer, type BenchServer } from './fixtures.js';
 
 const IMPORT = 2000;
 const FIRST = 20;
@@ -27,7 +27,7 @@ async function send(server: BenchServer, keys: KeySet): Promise<number> {
     contentType: 'application/json',
     contentEncoding: 'gzip',
     counter: Date.now(),
-    plaintext: new Uint8Array(gzipSync(JSON.stringify({ deviceid: 'bench', content: { hardware: { name: 'bench' } } }))),
+    plaintext: new Uint8Array(gzipSync(inventoryOfSize(4096, `bench-${keys.signing.kid}`))),
   });
   const started = performance.now();
   const res = await fetch(`${server.url}/v1/messages`, {

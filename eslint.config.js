@@ -2,7 +2,17 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['src/server/glpi/inventory-validator.generated.ts', 'dist/**', 'node_modules/**', '.wrangler/**', 'migrations/**', '.latchkey/**', 'coverage/**'] },
+  {
+    ignores: [
+      'src/server/glpi/inventory-validator.generated.ts',
+      'dist/**',
+      'node_modules/**',
+      '.wrangler/**',
+      'migrations/**',
+      '.latchkey/**',
+      'coverage/**',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {

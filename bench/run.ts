@@ -4,6 +4,7 @@ import { benchEnvelope } from './envelope.js';
 import { benchEnroll } from './enroll.js';
 import { benchIngest } from './ingest.js';
 import { benchRenew } from './renew.js';
+import { benchStartup } from './startup.js';
 import { nobleCrypto } from '../src/protocol/crypto/noble.js';
 import { createWebCrypto } from '../src/protocol/crypto/webcrypto.js';
 import { nodeChaCha20Poly1305 } from '../src/runtime/node-aead.js';
@@ -27,4 +28,5 @@ if (want('envelope')) {
 if (want('enroll')) result.enroll = await benchEnroll();
 if (want('ingest')) result.ingest = await benchIngest();
 if (want('renew')) result.renew = await benchRenew();
+if (want('startup')) result.startup = await benchStartup();
 console.log(JSON.stringify(result, null, 2));

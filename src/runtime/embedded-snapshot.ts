@@ -97,7 +97,7 @@ export async function seedEmbeddedDatabase(
   const parent = dirname(folder);
   const staging = join(parent, `.${basename(folder)}.unpacking`);
   await rm(staging, { recursive: true, force: true });
-  await mkdir(staging, { mode: 0o700 });
+  await mkdir(staging, { recursive: true, mode: 0o700 });
   try {
     await extract({ file: files.archive, cwd: staging, strict: true, preservePaths: false, noChmod: false });
     const version = (await readFile(join(staging, 'PG_VERSION'), 'utf8').catch(() => '')).trim();

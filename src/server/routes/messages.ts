@@ -14,6 +14,7 @@ export const MAX_BATCH = 100;
 const route = createRoute({
   method: 'post',
   path: '/v1/messages',
+  operationId: 'submitMessages',
   tags: ['agents'],
   summary: 'Submit one sealed envelope or a batch',
   request: {

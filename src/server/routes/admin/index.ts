@@ -150,6 +150,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'post',
       path: '/v1/admin/tokens',
+      operationId: 'createToken',
       tags: ['admin'],
       summary: 'Create an enrollment token (the secret is shown once)',
       security,
@@ -168,6 +169,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/tokens',
+      operationId: 'listTokens',
       tags: ['admin'],
       summary: 'List tokens and their uses (never secrets), a page at a time',
       security,
@@ -185,6 +187,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/agents',
+      operationId: 'listAgents',
       tags: ['admin'],
       summary: 'List agents and relays, a page at a time',
       security,
@@ -198,10 +201,20 @@ export function registerAdminRoutes(app: App): void {
     },
   );
 
-  registerRevoke(app, '/v1/admin/tokens/{id}/revoke', 'Revoke a token', 'tokens:write', 'token_unknown', revokeToken, IdParam);
+  registerRevoke(
+    app,
+    '/v1/admin/tokens/{id}/revoke',
+    'revokeToken',
+    'Revoke a token',
+    'tokens:write',
+    'token_unknown',
+    revokeToken,
+    IdParam,
+  );
   registerRevoke(
     app,
     '/v1/admin/agents/{id}/revoke',
+    'revokeAgent',
     'Revoke an agent (by id or name) and all its keys',
     'agents:write',
     'not_found',
@@ -212,6 +225,7 @@ export function registerAdminRoutes(app: App): void {
   registerRevoke(
     app,
     '/v1/admin/keys/{id}/revoke',
+    'revokeAgentKey',
     'Revoke one agent key (by its signing key id)',
     'agents:write',
     'key_unknown',
@@ -223,6 +237,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'post',
       path: '/v1/admin/agents/{id}/renew-now',
+      operationId: 'requestAgentRenewal',
       tags: ['admin'],
       summary: 'Ask an agent (by id or name) to renew: its receipts carry renewNow until it does',
       security,
@@ -243,6 +258,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/keys',
+      operationId: 'listAgentKeys',
       tags: ['admin'],
       summary: 'List agent keys (optionally of one agent, by id or name), a page at a time',
       security,
@@ -265,6 +281,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/audit',
+      operationId: 'readAudit',
       tags: ['admin'],
       summary: 'Read the audit log (newest last)',
       security,
@@ -284,6 +301,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/audit/verify',
+      operationId: 'verifyAudit',
       tags: ['admin'],
       summary: 'Recompute the audit hash chain; returns its head signed by the server',
       security,
@@ -297,13 +315,14 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'post',
       path: '/v1/admin/audit/verify',
+      operationId: 'verifyAuditAgainstHead',
       tags: ['admin'],
       summary:
         'Recompute the audit hash chain and check that it still passes through an earlier signed head (detects deleted or rewritten newest entries)',
       security,
       middleware: [requireAdmin('read')] as const,
       request: { body: { required: true, content: { 'application/json': { schema: z.object({ expectHead: SignedHead }).strict() } } } },
-      responses: { 200: json(ChainStatus, 'Chain status'), ...errors },
+      responses: { 200: json(ChainStatus, 'Chain status'), ...postErrors },
     }),
     async (c) => {
       const { ctx, identity, keys } = c.get('deps');
@@ -318,6 +337,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/audit/head',
+      operationId: 'getAuditHead',
       tags: ['admin'],
       summary: 'The audit chain head (position and hash) signed by the server key: keep it elsewhere',
       security,
@@ -339,6 +359,7 @@ export function registerAdminRoutes(app: App): void {
       createRoute({
         method: 'post',
         path,
+        operationId: 'createAdminKey',
         tags: ['admin'],
         summary: 'Create an admin API key (needs a full admin credential)',
         security,
@@ -374,6 +395,7 @@ export function registerAdminRoutes(app: App): void {
       createRoute({
         method: 'get',
         path,
+        operationId: 'listAdminKeys',
         tags: ['admin'],
         summary: 'List admin API keys',
         security,
@@ -405,6 +427,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'post',
       path: '/v1/admin/admin-keys/{id}/revoke',
+      operationId: 'revokeAdminKey',
       tags: ['admin'],
       summary: 'Revoke an admin API key',
       security,
@@ -427,6 +450,7 @@ export function registerAdminRoutes(app: App): void {
 function registerRevoke(
   app: App,
   path: string,
+  operationId: string,
   summary: string,
   scope: 'tokens:write' | 'agents:write',
   unknown: ErrorCode,
@@ -437,6 +461,7 @@ function registerRevoke(
     createRoute({
       method: 'post',
       path,
+      operationId,
       tags: ['admin'],
       summary,
       security,

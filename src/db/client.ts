@@ -45,6 +45,22 @@ async function openPglite(opts: OpenOptions): Promise<Database> {
   if (schemaName !== 'public') await pg.exec(`CREATE SCHEMA IF NOT EXISTS "${schemaName}"`);
   await pg.exec(`SET search_path TO "${schemaName}"`);
   const db = drizzle(pg, { schema }) as unknown as Db;
+  // PGlite runs one statement at a time; count what waits for it (drizzle's queries and the hot path's).
+  const load = { statements: 0 };
+  const counted =
+    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      load.statements++;
+      try {
+        return await fn(...args);
+      } finally {
+        load.statements--;
+      }
+    };
+  for (const name of ['query', 'exec', 'transaction'] as const) {
+    const original = pg[name].bind(pg) as (...args: unknown[]) => Promise<unknown>;
+    if (!shared) (pg as unknown as Record<string, unknown>)[name] = counted(original);
+  }
   return {
     db,
     kind: 'pglite',
@@ -55,6 +71,7 @@ async function openPglite(opts: OpenOptions): Promise<Database> {
     ping: async () => {
       await pg.query('SELECT 1');
     },
+    load: () => ({ connections: 1, statements: load.statements }),
     close: async () => {
       if (!shared) await pg.close();
     },

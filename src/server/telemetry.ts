@@ -6,11 +6,32 @@ export interface Telemetry {
   request(method: string, route: string, status: number, seconds: number): void;
   /** A counted domain event, e.g. ('enrollments_total', { outcome: 'success' }). */
   count(name: string, labels?: Record<string, string>, value?: number): void;
+  /**
+   * One observation of a distribution, e.g. ('store_batch_size', 12). Only names declared in
+   * HISTOGRAMS are kept (their buckets are fixed there); others are ignored.
+   */
+  observe?(name: HistogramName, value: number): void;
+  /** A value read at each scrape, e.g. ('database_queries_in_flight', () => n). Registered once per name. */
+  gauge?(name: string, help: string, read: () => number): void;
   /** Prometheus text exposition, when this runtime has one. */
   readonly exposition?: () => Promise<{ contentType: string; body: string }>;
 }
 
+/** Distributions the app reports, with their buckets. */
+export const HISTOGRAMS = {
+  /** Messages stored by one statement of the store batcher (services/store-batcher.ts). */
+  store_batch_size: { help: 'Messages per store statement (group commit).', buckets: [1, 2, 4, 8, 16, 32, 64] },
+  /** One store statement, from send to its answer (seconds). */
+  store_batch_seconds: {
+    help: 'Store statement latency in seconds, per batch.',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  },
+} as const;
+export type HistogramName = keyof typeof HISTOGRAMS;
+
 export const noTelemetry: Telemetry = {
   request: () => {},
   count: () => {},
+  observe: () => {},
+  gauge: () => {},
 };

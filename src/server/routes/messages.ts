@@ -65,6 +65,12 @@ export function registerMessageRoutes(app: App): void {
   app.post('/v1/messages', requireJson, async (c) => {
     const deps = c.get('deps').ingest;
     const source = c.get('deps').clientAddress(c);
+    const { logger } = c.get('deps');
+    // Every refusal at info with its code and the sender's address: never the envelope or its contents.
+    const logged = (r: IngestResult): IngestResult => {
+      if (!r.ok) logger.info({ code: r.error.code, source }, 'message refused');
+      return r;
+    };
     const body: unknown = await c.req.json().catch(() => undefined);
     const batch =
       body && typeof body === 'object' && !Array.isArray(body) && 'envelopes' in body
@@ -78,10 +84,10 @@ export function registerMessageRoutes(app: App): void {
       }
       const results: (ErrorBody | { receipt: unknown })[] = [];
       // In order, one at a time: a batch from one agent keeps its counter order.
-      for (const item of batch) results.push(view(await ingestOne(deps, item, source)));
+      for (const item of batch) results.push(view(logged(await ingestOne(deps, item, source))));
       return c.json({ results }, 200);
     }
-    const r = await ingestOne(deps, body, source);
+    const r = logged(await ingestOne(deps, body, source));
     if (r.ok) return c.json(r.receipt, 200);
     throw r.error; // the app's onError answers with its status, body, receipt and Retry-After
   });

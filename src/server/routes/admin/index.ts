@@ -441,6 +441,7 @@ export function registerAdminRoutes(app: App): void {
     async (c) => {
       const { id } = c.req.valid('param');
       await revokeAdminKey(c.get('deps').database.db, c.get('deps').ctx.now, c.get('admin').id, id);
+      c.get('deps').telemetry.count('revocations_total', { kind: 'admin-keys' });
       return c.json({ id, revoked: true as const }, 200);
     },
   );
@@ -482,6 +483,8 @@ function registerRevoke(
         id,
         typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined,
       );
+      // What was revoked: tokens, agents or keys (the path's own segment; a bounded label).
+      c.get('deps').telemetry.count('revocations_total', { kind: path.split('/')[3] ?? 'other' });
       return c.json({ id, revoked: true as const }, 200);
     },
   );

@@ -26,13 +26,41 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
   return openPglite(opts);
 }
 
+/**
+ * PGlite's PostgreSQL runs inside this process's WebAssembly memory, so its shared buffers are our
+ * resident memory: PostgreSQL's default (128MB) is ~120 MiB of the server's RSS once they fill. The
+ * embedded database's files are read through the kernel's page cache anyway, which is not ours, so a
+ * small pool costs little (bench/startup.ts: restart RSS 340 → ~220 MiB).
+ */
+export const PGLITE_SHARED_BUFFERS = '16MB';
+
 async function openPglite(opts: OpenOptions): Promise<Database> {
   const schemaName = checkSchemaName(opts.schema ?? 'public');
   const shared = opts.pglite !== undefined;
-  const pg = opts.pglite ?? (await PGlite.create(opts.dataDir ?? 'memory://'));
+  const pg =
+    opts.pglite ??
+    (await PGlite.create(opts.dataDir ?? 'memory://', {
+      startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`],
+    }));
   if (schemaName !== 'public') await pg.exec(`CREATE SCHEMA IF NOT EXISTS "${schemaName}"`);
   await pg.exec(`SET search_path TO "${schemaName}"`);
   const db = drizzle(pg, { schema }) as unknown as Db;
+  // PGlite runs one statement at a time; count what waits for it (drizzle's queries and the hot path's).
+  const load = { statements: 0 };
+  const counted =
+    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      load.statements++;
+      try {
+        return await fn(...args);
+      } finally {
+        load.statements--;
+      }
+    };
+  for (const name of ['query', 'exec', 'transaction'] as const) {
+    const original = pg[name].bind(pg) as (...args: unknown[]) => Promise<unknown>;
+    if (!shared) (pg as unknown as Record<string, unknown>)[name] = counted(original);
+  }
   return {
     db,
     kind: 'pglite',
@@ -43,6 +71,7 @@ async function openPglite(opts: OpenOptions): Promise<Database> {
     ping: async () => {
       await pg.query('SELECT 1');
     },
+    load: () => ({ connections: 1, statements: load.statements }),
     close: async () => {
       if (!shared) await pg.close();
     },

@@ -22,6 +22,11 @@ export interface Database extends SqlExecutor {
    */
   prepared(text: string): (params: readonly unknown[]) => Promise<Row[]>;
   ping(): Promise<void>;
+  /**
+   * How busy the database client is, for /metrics: the most connections it opens (pool size; 1 for
+   * PGlite, a single session) and the statements sent and not yet answered.
+   */
+  load?(): { connections: number; statements: number };
   close(): Promise<void>;
 }
 

@@ -42,14 +42,26 @@ type Pending = { resolve: Settle; reject: Settle };
  * query object is returned as is (drizzle chains `.values()` on it); its own settle functions are
  * wrapped so the timer is cleared, without calling `then` (which would start it early).
  */
-function withDeadline<Q extends object>(query: Q, ms: number): Q {
+function withDeadline<Q extends object>(query: Q, ms: number, load?: InFlight): Q {
   const q = query as unknown as Pending;
   const { resolve, reject } = q;
   const timer = setTimeout(() => reject(new DatabaseUnavailableError('database did not answer in time')), ms);
   timer.unref?.();
-  q.resolve = (x) => (clearTimeout(timer), resolve(x));
-  q.reject = (x) => (clearTimeout(timer), reject(x));
+  if (load) load.statements++;
+  let settled = false;
+  const done = () => {
+    clearTimeout(timer);
+    if (load && !settled) load.statements--;
+    settled = true;
+  };
+  q.resolve = (x) => (done(), resolve(x));
+  q.reject = (x) => (done(), reject(x));
   return query;
+}
+
+/** Statements sent and not yet answered (GET /metrics: database_statements_in_flight). */
+interface InFlight {
+  statements: number;
 }
 
 /** A promise that rejects with DatabaseUnavailableError after `ms` unless `p` settles first. */
@@ -67,18 +79,18 @@ function race<T>(p: Promise<T>, ms: number): Promise<T> {
  * The client drizzle sees: `unsafe` (every drizzle statement) gets a deadline, `begin`/`savepoint`
  * get one for the whole transaction, and the transaction's own client is wrapped the same way.
  */
-function withDeadlines(sql: postgres.Sql, d: Deadlines): postgres.Sql {
+function withDeadlines(sql: postgres.Sql, d: Deadlines, load: InFlight): postgres.Sql {
   return new Proxy(sql, {
     get(target, prop, receiver) {
       if (prop === 'unsafe') {
-        return (...args: Parameters<postgres.Sql['unsafe']>) => withDeadline(target.unsafe(...args), d.queryTimeoutMs);
+        return (...args: Parameters<postgres.Sql['unsafe']>) => withDeadline(target.unsafe(...args), d.queryTimeoutMs, load);
       }
       if (prop === 'begin' || prop === 'savepoint') {
         return (...args: unknown[]) => {
           const fn = args.pop() as (tx: postgres.Sql) => unknown;
           const start = (target as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[prop]!;
           return race(
-            start.call(target, ...args, (tx: postgres.Sql) => fn(withDeadlines(tx, d))),
+            start.call(target, ...args, (tx: postgres.Sql) => fn(withDeadlines(tx, d, load))),
             d.transactionTimeoutMs,
           );
         };
@@ -101,7 +113,7 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
   }
   const d: Deadlines = { ...DEFAULT_DEADLINES, ...opts.deadlines };
   const client = postgres(opts.url, {
-    max: opts.maxConnections ?? 10,
+    max: opts.maxConnections ?? 10, // = `max` below
     onnotice: () => {},
     connect_timeout: d.connectTimeoutSeconds,
     // Idle connections are closed (and reopened on demand), so one broken by an outage is not kept.
@@ -113,7 +125,9 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
       idle_in_transaction_session_timeout: d.idleInTransactionTimeoutMs,
     },
   });
-  const db = drizzle(withDeadlines(client, d), { schema }) as unknown as Db;
+  const load: InFlight = { statements: 0 };
+  const max = opts.maxConnections ?? 10;
+  const db = drizzle(withDeadlines(client, d, load), { schema }) as unknown as Db;
   // Raw sessions (migrations, advisory locks) are not bounded: a migration may take long. Reserving
   // the connection is, like any other wait for the database.
   const withSession: SqlExecutor['withSession'] = async (fn) => {
@@ -146,11 +160,16 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
     withSession,
     prepared: (text) => async (params) =>
       [
-        ...(await withDeadline(client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }), d.queryTimeoutMs)),
+        ...(await withDeadline(
+          client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }),
+          d.queryTimeoutMs,
+          load,
+        )),
       ] as Row[],
     ping: async () => {
-      await withDeadline(client`SELECT 1`, d.pingTimeoutMs);
+      await withDeadline(client`SELECT 1`, d.pingTimeoutMs, load);
     },
+    load: () => ({ connections: max, statements: load.statements }),
     close: () => client.end({ timeout: 5 }),
   };
 }

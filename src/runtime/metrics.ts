@@ -1,7 +1,7 @@
 // prom-client behind the app's Telemetry interface (Node only). Counters for domain events are
 // created on first use, so features add theirs by calling telemetry.count('name', labels).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Telemetry } from '../server/telemetry.js';
+import { HISTOGRAMS, type HistogramName, type Telemetry } from '../server/telemetry.js';
 
 const METRIC_NAME = /^[a-z_][a-z0-9_]*$/;
 
@@ -22,6 +22,11 @@ export function createPromTelemetry(): Telemetry {
     registers: [registry],
   });
   const counters = new Map<string, Counter>();
+  const histograms = new Map<HistogramName, Histogram>();
+  for (const [name, { help, buckets }] of Object.entries(HISTOGRAMS) as [HistogramName, (typeof HISTOGRAMS)[HistogramName]][]) {
+    histograms.set(name, new Histogram({ name: `latchkey_${name}`, help, buckets: [...buckets], registers: [registry] }));
+  }
+  const gauges = new Set<string>();
 
   return {
     request(method, route, status, seconds) {
@@ -48,9 +53,13 @@ export function createPromTelemetry(): Telemetry {
         // A label set that differs from the first use is a programming error; metrics never fail a request.
       }
     },
+    observe(name, value) {
+      histograms.get(name)?.observe(value);
+    },
     gauge(name, help, labelNames, read) {
       const full = `latchkey_${name}`;
-      if (!METRIC_NAME.test(full) || registry.getSingleMetric(full)) return;
+      if (!METRIC_NAME.test(full) || gauges.has(full)) return;
+      gauges.add(full);
       new Gauge({
         name: full,
         help,

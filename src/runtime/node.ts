@@ -116,7 +116,7 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
   let database: Database | undefined;
   try {
     await ensurePrivateDir(config.dataDir);
-    database = await openAndMigrate(config);
+    database = await openAndMigrate(config, logger);
     const crypto = await selectCrypto(config.crypto);
     const ctx: ProtocolContext = { crypto, random: (n) => new Uint8Array(randomBytes(n)), now: () => Date.now() };
     const keyRing = await loadKeyRing(crypto, config);
@@ -287,12 +287,16 @@ function startRetention(database: Database, config: ServeConfig, now: () => numb
   return () => clearInterval(timer);
 }
 
-async function openAndMigrate(config: ServeConfig): Promise<Database> {
+async function openAndMigrate(config: ServeConfig, logger: Logger): Promise<Database> {
   let database: Database;
   try {
     database = config.databaseUrl
       ? await openDatabase({ url: config.databaseUrl })
-      : await openEmbeddedDatabase(config.dataDir, 'latchkey serve');
+      : await openEmbeddedDatabase(config.dataDir, 'latchkey serve', (outcome) =>
+          typeof outcome === 'string'
+            ? logger.debug({ embeddedDatabase: outcome }, 'embedded database')
+            : logger.info({ embeddedDatabase: 'initdb', reason: outcome.fallback }, 'embedded database initialised without the snapshot'),
+        );
     await database.ping();
   } catch (err) {
     if (err instanceof DataDirLockedError) throw err;

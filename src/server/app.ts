@@ -8,9 +8,9 @@ import { errorResponse, LatchkeyError, toLatchkeyError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Telemetry } from './telemetry.js';
 import type { App, AppDeps, AppEnv, AppLimits } from './types.js';
-import { healthRoutes } from './routes/health.js';
-import { metricsRoutes } from './routes/metrics.js';
-import { wellKnownRoutes } from './routes/well-known.js';
+import { healthPaths, healthRoutes } from './routes/health.js';
+import { metricsPaths, metricsRoutes } from './routes/metrics.js';
+import { wellKnownPaths, wellKnownRoutes } from './routes/well-known.js';
 import { registerRoutes } from './routes/index.js';
 
 /** How a request gets its deps, and what happens once its response is made. */
@@ -57,6 +57,12 @@ export function createApp({ limits, logger, telemetry, scope }: AppParts): App {
   app.route('/', healthRoutes());
   app.route('/', wellKnownRoutes());
   app.route('/', metricsRoutes());
+  app.openAPIRegistry.registerComponent('securitySchemes', 'metricsBearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'the --metrics-token value, when the server was started with one',
+  });
+  for (const path of [...healthPaths, ...wellKnownPaths, ...metricsPaths]) app.openAPIRegistry.registerPath(path);
   registerRoutes(app);
 
   app.notFound((c) => errorResponse(c, new LatchkeyError('not_found', 'no such route')));

@@ -123,6 +123,23 @@ export function composeServer(config: ServerConfig): Server {
   // What depends on a database handle: the services' deps and the statements prepared on it.
   const bind = (database: Database): AppDeps => {
     const keys = serverKeys.bind(database.db);
+    const statements = prepareIngestStatements(database, telemetry);
+    // Read at scrape time only: nothing on the hot path. (Per process; Workers keep no metrics.)
+    const load = database.load?.bind(database);
+    if (load) {
+      telemetry.gauge?.('database_connections_max', 'Most database connections the client opens (1 for PGlite).', [], () => [
+        { labels: {}, value: load().connections },
+      ]);
+      telemetry.gauge?.('database_statements_in_flight', 'Database statements sent and not yet answered.', [], () => [
+        { labels: {}, value: load().statements },
+      ]);
+    }
+    telemetry.gauge?.('store_statements_in_flight', 'Store batcher statements running.', [], () => [
+      { labels: {}, value: statements.batcher.load.statements },
+    ]);
+    telemetry.gauge?.('store_queued_messages', 'Accepted messages waiting for a store statement.', [], () => [
+      { labels: {}, value: statements.batcher.load.queued },
+    ]);
     return {
       database,
       keys,
@@ -152,7 +169,7 @@ export function composeServer(config: ServerConfig): Server {
         telemetry,
         gunzip,
         ...state.ingest,
-        ...prepareIngestStatements(database),
+        ...statements,
         keyRequest: keyRequestOf(state.keyRequest, {
           database,
           ctx,

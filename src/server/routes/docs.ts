@@ -3,9 +3,11 @@
 // elsewhere: Swagger UI's files are served from this package (swagger-ui-dist, exact version; the
 // runtime supplies them, see runtime/docs-assets-*.ts) and every /docs response carries a CSP that
 // allows only same-origin scripts, styles and requests, and no inline script.
+import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { App, DocsAssets } from '../types.js';
 import { errorResponse, LatchkeyError } from '../errors.js';
+import { errorResponses } from './schemas.js';
 
 export type { DocsAssets };
 
@@ -40,7 +42,39 @@ const PAGE = `<!doctype html>
 
 const INIT = `window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui' });\n`;
 
+const file = (path: string, operationId: string, summary: string, type: string) =>
+  createRoute({
+    method: 'get',
+    path,
+    operationId,
+    tags: ['documentation'],
+    summary,
+    responses: {
+      200: { description: summary, content: { [type]: { schema: z.string() } } },
+      ...errorResponses('not_found'),
+    },
+  });
+
+const docsPaths = [
+  createRoute({
+    method: 'get',
+    path: '/openapi.json',
+    operationId: 'getOpenApi',
+    tags: ['documentation'],
+    summary: 'This document (OpenAPI 3.1)',
+    responses: {
+      200: { description: 'OpenAPI document', content: { 'application/json': { schema: z.object({}).passthrough() } } },
+      ...errorResponses(),
+    },
+  }),
+  file('/docs', 'getDocsPage', 'Swagger UI page for this document', 'text/html'),
+  file('/docs/init.js', 'getDocsInit', "Swagger UI's start-up script", 'text/javascript'),
+  file('/docs/swagger-ui-bundle.js', 'getDocsBundle', 'Swagger UI (swagger-ui-dist, from this package)', 'text/javascript'),
+  file('/docs/swagger-ui.css', 'getDocsStyle', "Swagger UI's stylesheet", 'text/css'),
+];
+
 export function registerDocsRoutes(app: App): void {
+  for (const path of docsPaths) app.openAPIRegistry.registerPath(path);
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: {

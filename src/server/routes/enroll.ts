@@ -9,6 +9,7 @@ import { errorResponses, SignedObjectSchema } from './schemas.js';
 const route = createRoute({
   method: 'post',
   path: '/v1/enroll',
+  operationId: 'enroll',
   tags: ['agents'],
   summary: 'Enroll a new agent or relay with a one-time token',
   request: {

@@ -17,6 +17,7 @@ export const MAX_BATCH = 100;
 const route = createRoute({
   method: 'post',
   path: '/v1/messages',
+  operationId: 'submitMessages',
   tags: ['agents'],
   summary: 'Submit one sealed envelope, one relayed object, or a batch of either',
   request: {
@@ -80,6 +81,12 @@ export function registerMessageRoutes(app: App): void {
   app.post('/v1/messages', requireJson, async (c) => {
     const deps = c.get('deps').ingest;
     const source = c.get('deps').clientAddress(c);
+    const { logger } = c.get('deps');
+    // Every refusal at info with its code and the sender's address: never the envelope or its contents.
+    const logged = (r: IngestResult): IngestResult => {
+      if (!r.ok) logger.info({ code: r.error.code, source }, 'message refused');
+      return r;
+    };
     const body: unknown = await c.req.json().catch(() => undefined);
     const batch =
       body && typeof body === 'object' && !Array.isArray(body) && 'envelopes' in body
@@ -104,12 +111,12 @@ export function registerMessageRoutes(app: App): void {
             lane,
             run.catch(() => undefined),
           );
-          return run.then(view);
+          return run.then((r) => view(logged(r)));
         }),
       );
       return c.json({ results }, 200);
     }
-    const r = await ingestOne(deps, body, source);
+    const r = logged(await ingestOne(deps, body, source));
     if (r.ok) return c.json(r.receipt, 200);
     throw r.error; // the app's onError answers with its status, body, receipt and Retry-After
   });

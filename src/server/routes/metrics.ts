@@ -1,9 +1,27 @@
+import { createRoute, z } from '@hono/zod-openapi';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { Hono, type Context } from 'hono';
 import { constantTimeEqual, utf8 } from '../../protocol/bytes.js';
 import type { AppEnv } from '../types.js';
 import { errorResponse, LatchkeyError } from '../errors.js';
 import type { Telemetry } from '../telemetry.js';
+import { errorResponses } from './schemas.js';
+
+/** Its OpenAPI entry (registered by app.ts; the handler is plain Hono). */
+export const metricsPaths = [
+  createRoute({
+    method: 'get',
+    path: '/metrics',
+    operationId: 'getMetrics',
+    tags: ['operations'],
+    summary: 'Prometheus metrics (Node runtime; 404 on Workers or when --metrics-listen moved it)',
+    security: [{ metricsBearer: [] }, {}],
+    responses: {
+      200: { description: 'Prometheus text exposition', content: { 'text/plain': { schema: z.string() } } },
+      ...errorResponses('unauthorized', 'not_found'),
+    },
+  }),
+];
 
 /**
  * GET /metrics: Prometheus text, where the runtime has a registry (Node); 404 elsewhere, and where the

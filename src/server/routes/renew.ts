@@ -9,6 +9,7 @@ import { EnvelopeSchema, errorResponses, SignedObjectSchema } from './schemas.js
 const route = createRoute({
   method: 'post',
   path: '/v1/renew',
+  operationId: 'renew',
   tags: ['agents'],
   summary: "Replace the agent's keys and credential before they expire",
   request: {

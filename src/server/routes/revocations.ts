@@ -9,6 +9,7 @@ import { errorResponses, SignedObjectSchema } from './schemas.js';
 const route = createRoute({
   method: 'get',
   path: '/v1/revocations',
+  operationId: 'getRevocations',
   tags: ['agents'],
   summary: 'The signed list of revoked tokens, keys and agents (ids only)',
   request: { query: z.object({ since: z.string().optional().openapi({ description: 'Only entries after this version' }) }) },

@@ -3,10 +3,44 @@
 // and the endorsement chain to the current one (§14). Agents never trust this blindly: they
 // recompute the fingerprint from these keys and compare it with the one their token carries, and
 // follow the chain only from a key set they already pinned.
+import { createRoute, z } from '@hono/zod-openapi';
 import { Hono } from 'hono';
 import { serverJwk } from '../../protocol/credential.js';
 import { discoveryDocument } from '../../protocol/discovery.js';
 import type { AppEnv } from '../types.js';
+import { errorResponses } from './schemas.js';
+
+/** Their OpenAPI entries (registered by app.ts; the handlers are plain Hono). */
+export const wellKnownPaths = [
+  createRoute({
+    method: 'get',
+    path: '/.well-known/latchkey',
+    operationId: 'getDiscovery',
+    tags: ['discovery'],
+    summary: "The server's public keys, fingerprint and protocol versions (spec/PROTOCOL.md §Discovery, §14)",
+    responses: {
+      200: {
+        description: 'Discovery document',
+        content: { 'application/json': { schema: z.object({}).passthrough().openapi('Discovery') } },
+      },
+      ...errorResponses(),
+    },
+  }),
+  createRoute({
+    method: 'get',
+    path: '/.well-known/jwks.json',
+    operationId: 'getJwks',
+    tags: ['discovery'],
+    summary: 'Every accepted server signing key as a JWK (credentials verify with these)',
+    responses: {
+      200: {
+        description: 'JSON Web Key Set',
+        content: { 'application/json': { schema: z.object({ keys: z.array(z.object({}).passthrough()) }).openapi('Jwks') } },
+      },
+      ...errorResponses(),
+    },
+  }),
+];
 
 export function wellKnownRoutes(): Hono<AppEnv> {
   const r = new Hono<AppEnv>();

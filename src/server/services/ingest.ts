@@ -161,12 +161,19 @@ export function createIngestLimits(policy: IngestPolicy, now: () => number): Ing
   };
 }
 
-export function prepareIngestStatements(database: Database): IngestStatements {
-  return {
-    senderLookup: database.prepared(SENDER_LOOKUP_SQL),
-    relayLookup: database.prepared(RELAY_LOOKUP_SQL),
-    batcher: new StoreBatcher(database.prepared(STORE_BATCH_SQL)),
-  };
+/** The hot path's statements on this database; the batcher reports its batches to `telemetry`. */
+export function prepareIngestStatements(database: Database, telemetry?: Telemetry): IngestStatements {
+  const batcher = new StoreBatcher(
+    database.prepared(STORE_BATCH_SQL),
+    undefined,
+    telemetry?.observe
+      ? (messages, seconds) => {
+          telemetry.observe!('store_batch_size', messages);
+          telemetry.observe!('store_batch_seconds', seconds);
+        }
+      : undefined,
+  );
+  return { senderLookup: database.prepared(SENDER_LOOKUP_SQL), relayLookup: database.prepared(RELAY_LOOKUP_SQL), batcher };
 }
 
 export type IngestResult =

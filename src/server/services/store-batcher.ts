@@ -152,6 +152,9 @@ export interface BatcherOptions {
 
 export const DEFAULT_BATCHER_OPTIONS: BatcherOptions = { maxBatch: 64, maxBatchBytes: 2 * 1024 * 1024, maxInFlight: 2 };
 
+/** Told of every statement the batcher ran: its messages and how long it took (metrics). */
+export type BatchObserver = (messages: number, seconds: number) => void;
+
 export class StoreBatcher {
   private queue: Pending[] = [];
   private inFlight = 0;
@@ -159,7 +162,13 @@ export class StoreBatcher {
   constructor(
     private readonly run: (params: readonly unknown[]) => Promise<Row[]>,
     private readonly opts: BatcherOptions = DEFAULT_BATCHER_OPTIONS,
+    private readonly observe?: BatchObserver,
   ) {}
+
+  /** Statements running now, and messages waiting for one (read by /metrics at scrape time). */
+  get load(): { statements: number; queued: number } {
+    return { statements: this.inFlight, queued: this.queue.length };
+  }
 
   store(item: StoreItem): Promise<StoreVerdict> {
     return new Promise((resolve, reject) => {
@@ -202,8 +211,10 @@ export class StoreBatcher {
 
   private async execute(batch: Pending[]): Promise<void> {
     let rows: Row[];
+    const started = performance.now();
     try {
       rows = await this.run([encodeBatch(batch)]);
+      this.observe?.(batch.length, (performance.now() - started) / 1000);
     } catch (err) {
       // An outage or a missed deadline is every message's, not one message's: no retry one by one.
       if (batch.length === 1 || isDatabaseFault(err)) return batch.forEach((p) => p.reject(err));

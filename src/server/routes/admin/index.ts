@@ -169,6 +169,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'post',
       path: '/v1/admin/tokens',
+      operationId: 'createToken',
       tags: ['admin'],
       summary: 'Create an enrollment token (the secret is shown once)',
       security,
@@ -187,6 +188,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/tokens',
+      operationId: 'listTokens',
       tags: ['admin'],
       summary: 'List tokens and their uses (never secrets), a page at a time',
       security,
@@ -204,6 +206,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/agents',
+      operationId: 'listAgents',
       tags: ['admin'],
       summary: 'List agents and relays, a page at a time',
       security,
@@ -228,6 +231,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/agents/{id}',
+      operationId: 'getAgent',
       tags: ['admin'],
       summary: 'One agent (by id or name) with every key it has had',
       security,
@@ -245,6 +249,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'delete',
       path: '/v1/admin/agents/{id}',
+      operationId: 'deleteAgent',
       tags: ['admin'],
       summary:
         'Delete a revoked agent (by id or name) with its keys and stored inventories, so its name can be used again; its revocation and audit entries stay',
@@ -266,10 +271,20 @@ export function registerAdminRoutes(app: App): void {
     },
   );
 
-  registerRevoke(app, '/v1/admin/tokens/{id}/revoke', 'Revoke a token', 'tokens:write', 'token_unknown', revokeToken, IdParam);
+  registerRevoke(
+    app,
+    '/v1/admin/tokens/{id}/revoke',
+    'revokeToken',
+    'Revoke a token',
+    'tokens:write',
+    'token_unknown',
+    revokeToken,
+    IdParam,
+  );
   registerRevoke(
     app,
     '/v1/admin/agents/{id}/revoke',
+    'revokeAgent',
     'Revoke an agent (by id or name) and all its keys',
     'agents:write',
     'not_found',
@@ -280,6 +295,7 @@ export function registerAdminRoutes(app: App): void {
   registerRevoke(
     app,
     '/v1/admin/keys/{id}/revoke',
+    'revokeAgentKey',
     'Revoke one agent key (by its signing key id)',
     'agents:write',
     'key_unknown',
@@ -291,6 +307,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'post',
       path: '/v1/admin/agents/{id}/renew-now',
+      operationId: 'requestAgentRenewal',
       tags: ['admin'],
       summary: 'Ask an agent (by id or name) to renew: its receipts carry renewNow until it does',
       security,
@@ -311,6 +328,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/keys',
+      operationId: 'listAgentKeys',
       tags: ['admin'],
       summary: 'List agent keys (optionally of one agent, by id or name), a page at a time',
       security,
@@ -333,6 +351,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/audit',
+      operationId: 'readAudit',
       tags: ['admin'],
       summary: 'Read the audit log (newest last)',
       security,
@@ -352,6 +371,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/audit/verify',
+      operationId: 'verifyAudit',
       tags: ['admin'],
       summary: 'Recompute the audit hash chain; returns its head signed by the server',
       security,
@@ -365,13 +385,14 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'post',
       path: '/v1/admin/audit/verify',
+      operationId: 'verifyAuditAgainstHead',
       tags: ['admin'],
       summary:
         'Recompute the audit hash chain and check that it still passes through an earlier signed head (detects deleted or rewritten newest entries)',
       security,
       middleware: [requireAdmin('read')] as const,
       request: { body: { required: true, content: { 'application/json': { schema: z.object({ expectHead: SignedHead }).strict() } } } },
-      responses: { 200: json(ChainStatus, 'Chain status'), ...errors },
+      responses: { 200: json(ChainStatus, 'Chain status'), ...postErrors },
     }),
     async (c) => {
       const { ctx, identity, keys } = c.get('deps');
@@ -386,6 +407,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/audit/head',
+      operationId: 'getAuditHead',
       tags: ['admin'],
       summary: 'The audit chain head (position and hash) signed by the server key: keep it elsewhere',
       security,
@@ -407,6 +429,7 @@ export function registerAdminRoutes(app: App): void {
       createRoute({
         method: 'post',
         path,
+        operationId: 'createAdminKey',
         tags: ['admin'],
         summary: 'Create an admin API key (needs a full admin credential)',
         security,
@@ -442,6 +465,7 @@ export function registerAdminRoutes(app: App): void {
       createRoute({
         method: 'get',
         path,
+        operationId: 'listAdminKeys',
         tags: ['admin'],
         summary: 'List admin API keys',
         security,
@@ -473,6 +497,7 @@ export function registerAdminRoutes(app: App): void {
     createRoute({
       method: 'post',
       path: '/v1/admin/admin-keys/{id}/revoke',
+      operationId: 'revokeAdminKey',
       tags: ['admin'],
       summary: 'Revoke an admin API key',
       security,
@@ -486,6 +511,7 @@ export function registerAdminRoutes(app: App): void {
     async (c) => {
       const { id } = c.req.valid('param');
       await revokeAdminKey(c.get('deps').database.db, c.get('deps').ctx.now, c.get('admin').id, id);
+      c.get('deps').telemetry.count('revocations_total', { kind: 'admin-keys' });
       return c.json({ id, revoked: true as const }, 200);
     },
   );
@@ -495,6 +521,7 @@ export function registerAdminRoutes(app: App): void {
 function registerRevoke(
   app: App,
   path: string,
+  operationId: string,
   summary: string,
   scope: 'tokens:write' | 'agents:write',
   unknown: ErrorCode,
@@ -505,6 +532,7 @@ function registerRevoke(
     createRoute({
       method: 'post',
       path,
+      operationId,
       tags: ['admin'],
       summary,
       security,
@@ -525,6 +553,8 @@ function registerRevoke(
         id,
         typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined,
       );
+      // What was revoked: tokens, agents or keys (the path's own segment; a bounded label).
+      c.get('deps').telemetry.count('revocations_total', { kind: path.split('/')[3] ?? 'other' });
       return c.json({ id, revoked: true as const }, 200);
     },
   );

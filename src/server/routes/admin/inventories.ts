@@ -38,6 +38,7 @@ export function registerInventoryRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/agents/{id}/inventory',
+      operationId: 'getAgentInventory',
       tags: ['admin'],
       summary: "An agent's (by id or name) latest inventory",
       security: [{ adminBearer: [] }],

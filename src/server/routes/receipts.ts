@@ -9,6 +9,7 @@ import { errorResponses, SignedObjectSchema } from './schemas.js';
 const route = createRoute({
   method: 'get',
   path: '/v1/receipts/{snd}/{mid}',
+  operationId: 'getReceipt',
   tags: ['agents'],
   summary: 'The signed receipt of a stored message, by sender key id and message id',
   request: {

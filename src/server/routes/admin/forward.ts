@@ -25,6 +25,7 @@ export function registerForwardRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/forward',
+      operationId: 'getForwardStatus',
       tags: ['admin'],
       summary: 'GLPI forwarding: backlog, oldest undelivered age and last error per target',
       security: [{ adminBearer: [] }],

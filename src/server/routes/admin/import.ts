@@ -32,6 +32,7 @@ export function registerImportRoute(app: App): void {
     createRoute({
       method: 'post',
       path: '/v1/admin/agents/import',
+      operationId: 'importAgents',
       tags: ['admin'],
       summary: 'Register agents provisioned elsewhere from JSON lines, all or nothing (audited with the count and SHA-256)',
       security: [{ adminBearer: [] }],

@@ -89,6 +89,7 @@ export function registerInventoryRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/agents/{id}/inventories',
+      operationId: 'listAgentInventories',
       tags: ['admin'],
       summary: "An agent's stored inventories (history), oldest first, without their content",
       security,
@@ -118,6 +119,7 @@ export function registerInventoryRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/agents/{id}/inventories/{messageId}',
+      operationId: 'getAgentInventoryByMessage',
       tags: ['admin'],
       summary: 'One stored inventory, by its message id',
       security,
@@ -165,6 +167,7 @@ export function registerInventoryRoutes(app: App): void {
     createRoute({
       method: 'get',
       path: '/v1/admin/inventories',
+      operationId: 'exportInventories',
       tags: ['admin'],
       summary: "Every agent's stored inventories with their content, oldest first (export)",
       security,

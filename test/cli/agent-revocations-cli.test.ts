@@ -108,11 +108,16 @@ describe.each(dbKinds)('latchkey agent revocations on %s', (kind) => {
         { version: v2.version + 1, since: 0, issuedAt: Date.now(), entries: [] },
       );
       const refusals: [string, Handler, RegExp][] = [
-        ['rollback to the genuine older list', answer(200, fullV1), /^error: stale_message: /],
-        ['gap', answer(200, gap), /^error: stale_message: /],
-        ['forged with another key', answer(200, forged), /^error: [a-z_]+: /],
-        ['unsigned 503', answer(503, { error: { code: 'unavailable', message: 'down' } }), /^error: unsigned_answer: /],
-        ['captive portal', answer(200, '<html>wifi</html>'), /^error: [a-z_]+: /],
+        // With --json, a failure is one JSON line on stderr (README "Exit codes").
+        ['rollback to the genuine older list', answer(200, fullV1), /^\{"error":\{"code":"stale_message","message":/],
+        ['gap', answer(200, gap), /^\{"error":\{"code":"stale_message","message":/],
+        ['forged with another key', answer(200, forged), /^\{"error":\{"code":"[a-z_]+","message":/],
+        [
+          'unsigned 503',
+          answer(503, { error: { code: 'unavailable', message: 'down' } }),
+          /^\{"error":\{"code":"unsigned_answer","message":/,
+        ],
+        ['captive portal', answer(200, '<html>wifi</html>'), /^\{"error":\{"code":"[a-z_]+","message":/],
       ];
       for (const [what, lie, line] of refusals) {
         const r = await fetchList(lie);

@@ -43,9 +43,11 @@ describe.skipIf(!hasTinyproxy).each(dbKinds)('agent and admin commands through f
   }
 
   async function enroll(args: string[], env: Record<string, string> = {}): Promise<{ state: string; agentId: string }> {
+    // Each agent its own name: the default (this host's name) would collide from the second enrollment on.
+    const name = `fwd-${n}`;
     const state = join(dir, `agent-${n++}`);
     const r = await runCli(
-      ['agent', 'enroll', '--server', server.url, '--token', await token(), '--state-dir', state, '--json', ...args],
+      ['agent', 'enroll', '--server', server.url, '--token', await token(), '--state-dir', state, '--name', name, '--json', ...args],
       env,
     );
     expect(r.code, r.stderr).toBe(0);

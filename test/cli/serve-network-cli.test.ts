@@ -127,7 +127,10 @@ describe('latchkey serve with TLS and --trust-proxy', { timeout: 120_000 }, () =
     const created = await runCli(['token', 'create', '--json', '--cidr', '203.0.113.0/24'], admin());
     const { token, id } = JSON.parse(created.stdout) as { token: string; id: string };
     front.headers = { 'x-forwarded-for': '198.51.100.1, 203.0.113.9' };
-    const enrolled = await runCli(['agent', 'enroll', '--server', front.url, '--token', token, '--state-dir', join(dir, 'behind')]);
+    // A name of its own: the first test's agent already holds this host's default name (the hostname).
+    const enrolled = await runCli([
+      'agent', 'enroll', '--server', front.url, '--token', token, '--state-dir', join(dir, 'behind'), '--name', 'behind-proxy',
+    ]); // prettier-ignore
     expect(enrolled.code, enrolled.stderr).toBe(0);
     const tokens = JSON.parse((await runCli(['token', 'list', '--json'], admin())).stdout) as {
       id: string;

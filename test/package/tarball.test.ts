@@ -38,7 +38,8 @@ describe('the package tarball', () => {
     expect(pkg.scripts.prepack).toBe('npm run build');
     expect(files).toContain(pkg.bin.latchkey);
     for (const needed of [
-      'dist/server/glpi/inventory.schema.json',
+      // The GLPI schema is compiled into this module at build time; the JSON is not read at runtime.
+      'dist/server/glpi/inventory-validator.generated.js',
       'migrations/meta/_journal.json',
       'README.md',
       'contrib/systemd/latchkey-server.service',
@@ -91,6 +92,9 @@ describe('the package tarball', () => {
       expect(enrolled.stdout.trim()).toMatch(/^[0-9a-f-]{36}$/);
       const listed = await run(latchkey, ['agents', 'list', '--name', 'packaged', '--json'], { env });
       expect((JSON.parse(listed.stdout) as { name: string }[]).map((a) => a.name)).toEqual(['packaged']);
+      // An inventory through the packaged validator (compiled at build time, no schema file at runtime).
+      const inventory = fileURLToPath(new URL('../fixtures/glpi/format/computer_1.json', import.meta.url));
+      await run(latchkey, ['agent', 'send', '--state-dir', join(dir, 'agent'), '--file', inventory], { env });
     } finally {
       serve.kill('SIGTERM');
     }

@@ -129,7 +129,7 @@ describe.each(dbKinds)('renewal killed at each step, restarted, on %s', (kind) =
 
     // And it keeps working: a send, a further renewal, a send with those keys.
     expect(await send(state)).toBe('accepted');
-    const renewed = await runCli(['agent', 'renew', '--state-dir', state, '--name', `crash-${n}`, '--json']);
+    const renewed = await runCli(['agent', 'renew', '--state-dir', state, '--json']);
     expect(renewed.code, renewed.stderr).toBe(0);
     expect(JSON.parse(renewed.stdout)).toMatchObject({ previousKeyId: next });
     expect(await send(state)).toBe('accepted');

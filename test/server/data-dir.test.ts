@@ -100,8 +100,9 @@ describe('embedded data dir lock (issue 10 item 19)', () => {
       const data = join(dir, 'data');
       const server = await serve(data);
       const refused = await runCli(['admin', 'bootstrap', '--data-dir', data, '--json']);
-      expect(refused.code).not.toBe(0);
-      expect(refused.stderr).toMatch(/^error: data_dir_locked: /);
+      expect(refused.code).toBe(1);
+      // With --json, the failure is one JSON line on stderr (README "Exit codes").
+      expect(refused.stderr).toMatch(/^\{"error":\{"code":"data_dir_locked","message":/);
       expect(refused.stderr).toContain(`process ${server.child.pid}`);
       expect(await server.stop()).toBe(0);
       const ok = await runCli(['admin', 'bootstrap', '--data-dir', data, '--json']);

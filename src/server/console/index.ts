@@ -267,8 +267,15 @@ function cursorOf(c: ConsoleContext): string | undefined {
   return cursor || undefined;
 }
 
-/** The path of the agent's last message. Relay path data is not recorded yet: every message is shown as direct. */
-const pathOf = (_agent: FleetRow): string => 'direct';
+/** The path of the agent's last message, agent side first: "direct", or "via relay-a → relay-b" (spec §11). */
+const pathOf = (agent: FleetRow): string => {
+  if (agent.lastPath === null) return '—';
+  if (agent.lastPath.length === 0) return 'direct';
+  return `via ${[...agent.lastPath]
+    .reverse()
+    .map((hop) => hop.name)
+    .join(' → ')}`;
+};
 
 async function fleetPage(c: ConsoleContext, s: Parameters<Parameters<typeof page>[0]>[1]): Promise<Response> {
   const { database, ctx } = c.get('deps');

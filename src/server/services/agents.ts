@@ -446,6 +446,8 @@ export interface FleetRow {
   lastSeenAt: string | null;
   /** The credential's expiry (newest active key), null without one. */
   expiresAt: string | null;
+  /** The verified relay path of its last stored message (outer → inner); [] direct; null: none yet. */
+  lastPath: RelayHop[] | null;
 }
 
 function fleetConditions(now: number, filter: FleetFilter): SQL | undefined {
@@ -493,6 +495,7 @@ function fleetRow(a: typeof agents.$inferSelect, status: FleetStatus, expiry: nu
     createdAt: a.createdAt.toISOString(),
     lastSeenAt: a.lastSeenAt?.toISOString() ?? null,
     expiresAt: expiry === null ? null : new Date(expiry).toISOString(),
+    lastPath: a.lastPath ?? null,
   };
 }
 

@@ -83,7 +83,9 @@ export function askSocket(path: string, line: string, timeoutMs: number): Promis
     const timer = setTimeout(() => finish(new KeySourceFailure('socket timed out')), timeoutMs);
     conn.on('connect', () => {
       connected = true;
-      conn.end(`${line}\n`);
+      // Not end(): a peer that does not allow half-open connections (Node's default) would close
+      // on our FIN before it could answer. The question is the line; the answer ends the exchange.
+      conn.write(`${line}\n`);
     });
     conn.on('data', (chunk: Buffer) => {
       size += chunk.length;

@@ -98,7 +98,11 @@ describe.each(dbKinds)('agents import on %s', (kind) => {
     const b = await generateKeySet(ctx);
     const lowOrderKx = b64u(Uint8Array.of(1, ...new Uint8Array(31))); // u = 1
     const nonCanonicalKx = b64u(Uint8Array.from([...a.agreement.publicKey.subarray(0, 31), a.agreement.publicKey[31]! | 0x80]));
+    // y = 3 + p: a valid point (y = 3, not of small order) under a non-canonical encoding (y >= p).
+    const yAbove = (2n ** 255n - 19n + 3n).toString(16).padStart(64, '0');
+    const nonCanonicalSig = b64u(Uint8Array.from(Buffer.from(yAbove, 'hex').reverse()));
     const cases: [string, string][] = [
+      [JSON.stringify({ name: 'x', signingKey: nonCanonicalSig, agreementKey: b64u(a.agreement.publicKey) }), 'request_invalid'],
       [line(a, 'white space'), 'name_invalid'],
       [JSON.stringify({ name: 'x', signingKey: b64u(a.signing.publicKey), agreementKey: lowOrderKx }), 'request_invalid'],
       [JSON.stringify({ name: 'x', signingKey: b64u(a.signing.publicKey), agreementKey: nonCanonicalKx }), 'request_invalid'],
@@ -151,11 +155,11 @@ describe.each(dbKinds)('agents import on %s', (kind) => {
         fp: identity.fingerprint,
       },
     });
-    const sent = await sendInventory(ctx, state, new Uint8Array(gzipSync(inventory)));
+    const sent = await sendInventory(ctx, state, new Uint8Array(inventory));
     expect(sent.receipt.status).toBe('accepted');
     const renewed = await renewAgent(ctx, state);
     expect(renewed.agent.credential).not.toBe('');
-    expect((await sendInventory(ctx, state, new Uint8Array(gzipSync(inventory)))).receipt.status).toBe('accepted');
+    expect((await sendInventory(ctx, state, new Uint8Array(inventory))).receipt.status).toBe('accepted');
 
     // Bound to 10.0.0.0/8, it may not send from 127.0.0.1.
     const { envelope } = await sealEnvelope(ctx, {

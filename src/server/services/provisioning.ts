@@ -5,14 +5,13 @@
 // in protocol/agent-keys.ts, the name rule in name-rules.ts, the label rule in labels.ts, a CIDR in
 // cidr.ts, duplicates among themselves and against the database), and one registration.
 import { sha256 } from '@noble/hashes/sha2.js';
-import { inArray } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { acceptAgentPublicKeys, type AgentPublicKeys } from '../../protocol/agent-keys.js';
 import { fromB64uExact } from '../../protocol/bytes.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import type { Role } from '../../protocol/credential.js';
 import type { Database, Tx } from '../../db/database.js';
 import { uniqueViolation } from '../../db/pg-errors.js';
-import { agentKeys, agents } from '../../db/schema.js';
 import { ApiError, type ErrorCode } from '../errors.js';
 import { appendAudit } from './audit.js';
 import { parseCidr } from './cidr.js';
@@ -92,49 +91,29 @@ function key(v: unknown, field: string): Uint8Array {
   }
 }
 
-/** Rows per multi-row INSERT: 7 parameters a row stays far below PostgreSQL's 65535. */
-const CHUNK = 1000;
+/** Agents per statement: each statement takes its columns as arrays (one parameter each, unnest). */
+const CHUNK = 2000;
+
+/** One parameter holding a whole array (drizzle would spread a bare array into a list of parameters). */
+const arr = (values: readonly unknown[]) => sql.param(values);
 
 /**
  * Which of these agents clash with the database (a name or a key already registered): the index
- * of the first clash and its code, or undefined. Inside the registering transaction, so a clash
- * committed meanwhile is caught by the unique indexes instead (see registerAgents).
+ * of the first clash and its code, or undefined. One statement per chunk (`= ANY($1)` on the
+ * unique indexes). Inside the registering transaction, so a clash committed meanwhile is caught
+ * by the unique indexes instead (see registerAgents).
  */
 async function firstClash(tx: Tx, list: readonly ProvisionedAgent[]): Promise<{ index: number; code: ErrorCode } | undefined> {
   const takenNames = new Set<string>();
   const takenKids = new Set<string>();
   for (let i = 0; i < list.length; i += CHUNK) {
     const part = list.slice(i, i + CHUNK);
-    for (const r of await tx
-      .select({ name: agents.name })
-      .from(agents)
-      .where(
-        inArray(
-          agents.name,
-          part.map((a) => a.name),
-        ),
-      ))
-      takenNames.add(r.name);
-    for (const r of await tx
-      .select({ sig: agentKeys.sigKid })
-      .from(agentKeys)
-      .where(
-        inArray(
-          agentKeys.sigKid,
-          part.map((a) => a.signingKey.kid),
-        ),
-      ))
-      takenKids.add(r.sig);
-    for (const r of await tx
-      .select({ kx: agentKeys.kxKid })
-      .from(agentKeys)
-      .where(
-        inArray(
-          agentKeys.kxKid,
-          part.map((a) => a.agreementKey.kid),
-        ),
-      ))
-      takenKids.add(r.kx);
+    const kids = part.flatMap((a) => [a.signingKey.kid, a.agreementKey.kid]);
+    const rows = await tx.execute(sql`
+      SELECT 'n' AS kind, name AS value FROM agents WHERE name = ANY(${arr(part.map((a) => a.name))}::text[])
+      UNION ALL SELECT 'k', sig_kid FROM agent_keys WHERE sig_kid = ANY(${arr(kids)}::text[])
+      UNION ALL SELECT 'k', kx_kid FROM agent_keys WHERE kx_kid = ANY(${arr(kids)}::text[])`);
+    for (const r of rowsOf<{ kind: string; value: string }>(rows)) (r.kind === 'n' ? takenNames : takenKids).add(r.value);
   }
   for (let i = 0; i < list.length; i++) {
     const a = list[i]!;
@@ -142,6 +121,11 @@ async function firstClash(tx: Tx, list: readonly ProvisionedAgent[]): Promise<{ 
     if (takenKids.has(a.signingKey.kid) || takenKids.has(a.agreementKey.kid)) return { index: i, code: 'request_invalid' };
   }
   return undefined;
+}
+
+/** node-postgres answers { rows }, PGlite's drizzle driver too; be explicit about both shapes. */
+function rowsOf<T>(result: unknown): T[] {
+  return Array.isArray(result) ? (result as T[]) : ((result as { rows: T[] }).rows ?? []);
 }
 
 /** Duplicates inside one list (names, signing or agreement keys): the later index and the earlier. */
@@ -165,34 +149,29 @@ export interface Registration {
   random: (n: number) => Uint8Array;
 }
 
-/** Inserts agents and their keys (multi-row, in chunks) inside `tx`; returns their ids in order. */
+/**
+ * Inserts agents and their keys inside `tx`, one multi-row statement per table and chunk (columns
+ * as arrays, unnest); returns their ids in order.
+ */
 export async function insertProvisioned(tx: Tx, list: readonly ProvisionedAgent[], r: Registration): Promise<string[]> {
   const ids = list.map(() => randomUuid(r.random));
-  const createdAt = new Date(r.now);
   for (let i = 0; i < list.length; i += CHUNK) {
     const part = list.slice(i, i + CHUNK);
-    await tx.insert(agents).values(
-      part.map((a, j) => ({
-        id: ids[i + j]!,
-        name: a.name,
-        role: a.role,
-        labels: a.labels,
-        status: 'active' as const,
-        cidr: a.cidr,
-        createdAt,
-      })),
-    );
-    await tx.insert(agentKeys).values(
-      part.map((a, j) => ({
-        agentId: ids[i + j]!,
-        sigKid: a.signingKey.kid,
-        sigPub: a.signingKey.publicKey,
-        kxKid: a.agreementKey.kid,
-        kxPub: a.agreementKey.publicKey,
-        createdAt,
-        expiresAt: new Date(a.expiresAt ?? r.now + r.ttlSeconds * 1000),
-      })),
-    );
+    const partIds = ids.slice(i, i + CHUNK);
+    await tx.execute(sql`
+      INSERT INTO agents (id, name, role, labels, status, cidr, created_at)
+      SELECT id, name, role, labels::jsonb, 'active', cidr, to_timestamp(${r.now}::float8 / 1000.0)
+      FROM unnest(${arr(partIds)}::text[], ${arr(part.map((a) => a.name))}::text[], ${arr(part.map((a) => a.role))}::text[],
+                  ${arr(part.map((a) => JSON.stringify(a.labels)))}::text[], ${arr(part.map((a) => a.cidr))}::text[])
+        AS t(id, name, role, labels, cidr)`);
+    await tx.execute(sql`
+      INSERT INTO agent_keys (agent_id, sig_kid, sig_pub, kx_kid, kx_pub, created_at, expires_at)
+      SELECT agent_id, sig_kid, decode(sig_pub, 'hex'), kx_kid, decode(kx_pub, 'hex'), to_timestamp(${r.now}::float8 / 1000.0),
+             to_timestamp(expires_at / 1000.0)
+      FROM unnest(${arr(partIds)}::text[], ${arr(part.map((a) => a.signingKey.kid))}::text[], ${arr(part.map((a) => hex(a.signingKey.publicKey)))}::text[],
+                  ${arr(part.map((a) => a.agreementKey.kid))}::text[], ${arr(part.map((a) => hex(a.agreementKey.publicKey)))}::text[],
+                  ${arr(part.map((a) => a.expiresAt ?? r.now + r.ttlSeconds * 1000))}::float8[])
+        AS t(agent_id, sig_kid, sig_pub, kx_kid, kx_pub, expires_at)`);
   }
   return ids;
 }

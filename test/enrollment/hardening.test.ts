@@ -145,6 +145,8 @@ describe.each(dbKinds)('enrollment hardening on %s', (kind) => {
     const { token } = await newToken(server, { uses: 40 });
     const bodies = await Promise.all(Array.from({ length: 40 }, (_, i) => sealed(server, token, { name: `fleet-${kind}-${i}` })));
     const answers = await Promise.all(bodies.map((b) => post(enrollUrl(), b, { from: '127.0.0.10' })));
+    // Every answer's code, so a failure says what the refused ones got.
+    expect(answers.filter((a) => a.code !== 'ok').map((a) => `${a.status} ${a.code}`)).toEqual([]);
     expect(count(answers, 'ok')).toBe(40);
   });
 

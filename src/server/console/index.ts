@@ -23,7 +23,7 @@ import {
   type FleetStatus,
   type KeyView,
 } from '../services/agents.js';
-import { appendAuditAlone, verifyAuditChain } from '../services/audit.js';
+import { appendAuditAlone, noteRateLimited, verifyAuditChain } from '../services/audit.js';
 import { listAuditNewest, type AuditFilter } from '../services/audit-read.js';
 import { closeSession, openSession } from '../services/console-sessions.js';
 import { inventoryHistory, inventoryOf, latestInventory } from '../services/inventory-store.js';
@@ -189,17 +189,7 @@ async function signIn(c: ConsoleContext): Promise<Response> {
   const source = deps.clientAddress(c) ?? 'unknown';
   const seat = await deps.console.signInLimiter.reserve(source);
   if (!seat.ok) {
-    deps.console.refusals.note(source, ({ count, from, to }) => {
-      appendAuditAlone(deps.database.db, {
-        at: new Date(to),
-        actor: 'console',
-        action: 'console.sign-in',
-        outcome: 'failure',
-        code: 'rate_limited',
-        sourceAddr: source,
-        details: { count, from: new Date(from).toISOString(), to: new Date(to).toISOString() },
-      }).catch((err: unknown) => deps.logger.error({ err: String(err) }, 'audit append failed'));
-    });
+    noteRateLimited(deps, deps.console.refusals, { actor: 'console', action: 'console.sign-in', sourceAddr: source });
     return refuse(
       c,
       new LatchkeyError('rate_limited', 'too many failed sign-ins; retry later', { retryAfterSeconds: seat.retryAfterSeconds }),

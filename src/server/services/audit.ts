@@ -10,6 +10,8 @@ import { asc, desc, getTableColumns, sql } from 'drizzle-orm';
 import { b64u, concatBytes, constantTimeEqual, utf8 } from '../../protocol/bytes.js';
 import type { Db, Tx } from '../../db/database.js';
 import { auditLog } from '../../db/schema.js';
+import type { Logger } from '../logger.js';
+import type { RefusalCoalescer } from './rate-limiter.js';
 
 const AUDIT_LOCK = 0x6c6b_6175_6469_7400n; // "lkaudit"
 /** A chain position and the hash of its entry (audit-head.ts signs it). */
@@ -93,6 +95,26 @@ export async function appendAudit(tx: Tx | Db, entry: AuditEntry): Promise<numbe
   const prevHash = last?.hash ?? GENESIS;
   await tx.insert(auditLog).values({ ...row, prevHash, hash: entryHash(prevHash, row) });
   return row.seq;
+}
+
+/**
+ * Counts a rate-limited refusal into the source's coalesced audit row: one `rate_limited` failure per
+ * source and window, with the count and the time span, so a flood cannot grow the log at will.
+ */
+export function noteRateLimited(
+  deps: { database: { db: Db }; logger: Logger },
+  refusals: RefusalCoalescer,
+  entry: { actor: string; action: string; sourceAddr: string },
+): void {
+  refusals.note(entry.sourceAddr, ({ count, from, to }) => {
+    appendAuditAlone(deps.database.db, {
+      ...entry,
+      at: new Date(to),
+      outcome: 'failure',
+      code: 'rate_limited',
+      details: { count, from: new Date(from).toISOString(), to: new Date(to).toISOString() },
+    }).catch((err: unknown) => deps.logger.error({ err: String(err) }, 'audit append failed'));
+  });
 }
 
 /** Appends in a transaction of its own (for failures whose action transaction rolled back). */

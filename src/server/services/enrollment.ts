@@ -25,7 +25,7 @@ import type { ServerIdentity } from '../identity.js';
 import type { ServerKeys } from './server-keys.js';
 import type { Logger } from '../logger.js';
 import type { Telemetry } from '../telemetry.js';
-import { appendAudit, appendAuditAlone } from './audit.js';
+import { appendAudit, appendAuditAlone, noteRateLimited } from './audit.js';
 import { cidrContains, parseCidr } from './cidr.js';
 import { globMatches, isValidAgentName } from './name-rules.js';
 import { createRateLimiter, createRefusalCoalescer, type RateLimiter, type RefusalCoalescer } from './rate-limiter.js';
@@ -194,17 +194,7 @@ export async function enroll(deps: EnrollmentDeps, body: unknown, sourceAddr: st
 /** A refused attempt: counted into the source's coalesced audit row, answered 429. */
 function refuse(deps: EnrollmentDeps, source: string, retryAfterSeconds: number): RateLimitedError {
   deps.telemetry.count('enrollments_total', { outcome: 'rate_limited' });
-  deps.limiter.refusals.note(source, ({ count, from, to }) => {
-    appendAuditAlone(deps.database.db, {
-      at: new Date(to),
-      actor: 'agent',
-      action: 'agent.enroll',
-      outcome: 'failure',
-      code: 'rate_limited',
-      sourceAddr: source,
-      details: { count, from: new Date(from).toISOString(), to: new Date(to).toISOString() },
-    }).catch((auditErr: unknown) => deps.logger.error({ err: String(auditErr) }, 'audit append failed'));
-  });
+  noteRateLimited(deps, deps.limiter.refusals, { actor: 'agent', action: 'agent.enroll', sourceAddr: source });
   return new RateLimitedError(retryAfterSeconds);
 }
 

@@ -35,7 +35,7 @@ import type { ServerIdentity } from '../identity.js';
 import { directiveChain, type ServerKeys } from './server-keys.js';
 import type { Telemetry } from '../telemetry.js';
 import { cidrContains, parseCidr } from './cidr.js';
-import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
+import { budgetedLookup, createRateLimiter, type RateLimiter } from './rate-limiter.js';
 import { RELAY_LOOKUP_SQL, verifyRelayPath, type RelayMemo } from './relay-layers.js';
 import { senderRefusalSql } from './sender-rules.js';
 import { SenderKeyCache, type SenderKeyFacts } from './sender-keys.js';
@@ -336,28 +336,12 @@ async function lookUpSender(
     }
     deps.limits.refusedKeys.delete(kid);
   }
-  const reserved = deps.limits.sourceLookups.take(source);
-  if (!reserved.ok)
-    throw new ProtocolError('rate_limited', 'too many lookups of unknown keys from this address', {
-      retryAfterSeconds: reserved.retryAfterSeconds,
-    });
-  let rows: Row[];
-  try {
-    rows = await deps.senderLookup([kid, now, hex(mid)]);
-  } catch (err) {
-    deps.limits.sourceLookups.refund(source);
-    throw err;
-  }
-  let row = rows[0];
-  // Nobody registered this key: the external key source may know it (§20.2), within this lookup's budget.
-  if (!row && deps.keyRequest) {
-    try {
-      if (await deps.keyRequest(kid, source)) row = (await deps.senderLookup([kid, now, hex(mid)]))[0];
-    } catch (err) {
-      deps.limits.sourceLookups.refund(source);
-      throw err;
-    }
-  }
+  const row = await budgetedLookup(deps.limits.sourceLookups, source, async () => {
+    const found = (await deps.senderLookup([kid, now, hex(mid)]))[0];
+    // Nobody registered this key: the external key source may know it (§20.2), within this lookup's budget.
+    if (found || !deps.keyRequest || !(await deps.keyRequest(kid, source))) return found;
+    return (await deps.senderLookup([kid, now, hex(mid)]))[0];
+  });
   if (!row) {
     deps.limits.refusedKeys.set(kid, { code: 'key_unknown', until: now + deps.policy.refusedKeyTtlMs });
     throw new ProtocolError('key_unknown');

@@ -88,6 +88,16 @@ export interface InventoryEntry {
  * one agent's (by id or name) or everyone's, from `since` on. Export asks for the content too;
  * the page size bounds what one answer holds.
  */
+/** The columns of a stored inventory's listing entry (with its agent's name). */
+const entryColumns = {
+  agentId: inventories.agentId,
+  agentName: agents.name,
+  messageId: inventories.messageId,
+  receivedAt: inventories.receivedAt,
+  size: inventories.size,
+  path: inventories.path,
+};
+
 export async function listInventories(
   db: Db,
   page: PageRequest,
@@ -100,12 +110,7 @@ export async function listInventories(
   const fetched = await db
     .select({
       id: inventories.id,
-      agentId: inventories.agentId,
-      agentName: agents.name,
-      messageId: inventories.messageId,
-      receivedAt: inventories.receivedAt,
-      size: inventories.size,
-      path: inventories.path,
+      ...entryColumns,
       position: positionOf(inventories.receivedAt),
       ...(opts.withContent ? { content: inventories.content } : {}),
     })
@@ -137,12 +142,7 @@ export async function inventoryByMessage(db: Db, agentRef: string, messageId: Ui
   const agentId = await resolveAgentId(db, agentRef);
   const [row] = await db
     .select({
-      agentId: inventories.agentId,
-      agentName: agents.name,
-      messageId: inventories.messageId,
-      receivedAt: inventories.receivedAt,
-      size: inventories.size,
-      path: inventories.path,
+      ...entryColumns,
       content: inventories.content,
     })
     .from(inventories)

@@ -1,6 +1,7 @@
 // In-memory token buckets keyed by string (per source address, per token id, per agent). Per
 // instance: N instances allow up to N times the rate; state that must hold across instances
 // (revocation, replay, token uses) is in the database, never here.
+import { ProtocolError } from '../../protocol/errors.js';
 
 export interface RateLimiterOptions {
   /** Bucket size: the burst allowed. */
@@ -165,4 +166,23 @@ export function createRefusalCoalescer(opts: { windowMs: number; maxKeys?: numbe
       for (const key of [...open.keys()]) close(key);
     },
   };
+}
+
+/**
+ * Runs a key lookup on a source's lookup budget: reserved before the query, given back when the
+ * query fails. The caller refunds once the key turns out usable, so only lookups that find nothing
+ * usable are spent: a flood of unknown keys costs the database a bounded number of queries.
+ */
+export async function budgetedLookup<T>(lookups: RateLimiter, source: string, query: () => Promise<T>): Promise<T> {
+  const reserved = lookups.take(source);
+  if (!reserved.ok)
+    throw new ProtocolError('rate_limited', 'too many lookups of unknown keys from this address', {
+      retryAfterSeconds: reserved.retryAfterSeconds,
+    });
+  try {
+    return await query();
+  } catch (err) {
+    lookups.refund(source);
+    throw err;
+  }
 }

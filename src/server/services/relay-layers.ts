@@ -17,7 +17,7 @@ import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import type { CredentialClaims } from '../../protocol/credential.js';
 import type { Lru } from '../../protocol/lru.js';
 import type { ServerIdentity } from '../identity.js';
-import type { RateLimiter } from './rate-limiter.js';
+import { budgetedLookup, type RateLimiter } from './rate-limiter.js';
 import type { ServerKeys } from './server-keys.js';
 import { senderRefusalSql } from './sender-rules.js';
 
@@ -81,18 +81,7 @@ function relayFacts(deps: RelayDeps, kid: string, source: string, memo: RelayMem
  * address like unknown sender keys (reserved first, given back when the relay is usable).
  */
 async function lookUpRelay(deps: RelayDeps, kid: string, source: string): Promise<RelayFacts> {
-  const reserved = deps.limits.sourceLookups.take(source);
-  if (!reserved.ok)
-    throw new ProtocolError('rate_limited', 'too many lookups of unknown keys from this address', {
-      retryAfterSeconds: reserved.retryAfterSeconds,
-    });
-  let rows: Row[];
-  try {
-    rows = await deps.relayLookup([kid, deps.ctx.now()]);
-  } catch (err) {
-    deps.limits.sourceLookups.refund(source);
-    throw err;
-  }
+  const rows = await budgetedLookup(deps.limits.sourceLookups, source, () => deps.relayLookup([kid, deps.ctx.now()]));
   const row = rows[0];
   if (!row) throw new ProtocolError('key_unknown', 'the relay key is not registered');
   const facts: RelayFacts = {

@@ -42,7 +42,14 @@ const CATEGORIES: [string, RegExp][] = [
 function categoryOf(functionName: string, url: string): string {
   const key = url || `(${functionName})`;
   for (const [name, re] of CATEGORIES) if (re.test(key) || re.test(functionName)) return name;
-  if (!url) return functionName === 'JSON.parse' || functionName === 'stringify' || functionName === 'parse' ? 'json' : 'native (other)';
+  if (!url) {
+    if (/^(parse|stringify|JSON\.\w+)$/.test(functionName)) return 'json';
+    // Socket writes: to the client and to PostgreSQL alike.
+    if (/^(writev|writeBuffer|writeUtf8String|writeLatin1String|utf8Write)$/.test(functionName)) return 'socket writes';
+    if (/^(runMicrotasks|enqueueMicrotask)$/.test(functionName)) return 'promises (microtasks)';
+    if (functionName === '(program)') return 'V8 (program)';
+    return 'native (other)';
+  }
   return 'other';
 }
 

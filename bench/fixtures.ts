@@ -72,7 +72,7 @@ export async function startBenchServer(overrides: Partial<ServerConfig> = {}, mo
   };
 }
 
-export async function createToken(server: BenchServer, uses: number): Promise<string> {
+export async function createToken(server: Pick<BenchServer, 'url' | 'adminToken'>, uses: number): Promise<string> {
   const res = await fetch(`${server.url}/v1/admin/tokens`, {
     method: 'POST',
     headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },

@@ -14,7 +14,7 @@ import { createWebCrypto } from '../src/protocol/crypto/webcrypto.js';
 import { nodeChaCha20Poly1305 } from '../src/runtime/node-aead.js';
 import { createNodeCrypto } from '../src/runtime/node-crypto.js';
 
-const only = new Set(process.argv.slice(2));
+const only = new Set(process.argv.slice(2).filter((a) => !a.startsWith('--')));
 const want = (name: string) => only.size === 0 || only.has(name);
 
 const result: Record<string, unknown> = {

@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { HISTOGRAMS, type HistogramName, type Telemetry } from '../server/telemetry.js';
 
 const METRIC_NAME = /^[a-z_][a-z0-9_]*$/;
+const MAX_CACHED_LABEL_SETS = 1024;
 
 export function createPromTelemetry(): Telemetry {
   const registry = new Registry();
@@ -21,6 +22,7 @@ export function createPromTelemetry(): Telemetry {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
+  const children = new Map<string, { requests: { inc(): void }; latency: { observe(v: number): void } }>();
   const counters = new Map<string, Counter>();
   const histograms = new Map<HistogramName, Histogram>();
   for (const [name, { help, buckets }] of Object.entries(HISTOGRAMS) as [HistogramName, (typeof HISTOGRAMS)[HistogramName]][]) {
@@ -30,9 +32,17 @@ export function createPromTelemetry(): Telemetry {
 
   return {
     request(method, route, status, seconds) {
-      const labels = { method, route, status: String(status) };
-      requests.inc(labels);
-      latency.observe(labels, seconds);
+      // The labelled children are looked up once per label set, not hashed from an object per request.
+      const key = `${method} ${route} ${status}`;
+      let child = children.get(key);
+      if (!child) {
+        const labels = { method, route, status: String(status) };
+        child = { requests: requests.labels(labels), latency: latency.labels(labels) };
+        // Bounded (a client picks the method): past the cap, label sets are counted but not cached.
+        if (children.size < MAX_CACHED_LABEL_SETS) children.set(key, child);
+      }
+      child.requests.inc();
+      child.latency.observe(seconds);
     },
     count(name, labels = {}, value = 1) {
       const full = `latchkey_${name}`;

@@ -45,13 +45,26 @@ export function createApp({ limits, logger, telemetry, scope }: AppParts): App {
     telemetry.request(c.req.method, c.req.routePath, c.res.status, seconds);
   });
 
-  // Sizes are checked before any parsing: Content-Length first, then the streamed byte count.
+  // Sizes are checked before any parsing, by one middleware with the limit of the route. A declared
+  // Content-Length is checked as is (the HTTP parser never delivers more than it declares), and the
+  // body stream is left untouched: @hono/node-server then reads the socket straight into one buffer
+  // for c.req.json()/text(), where touching `raw.body` (as hono's bodyLimit does) would build a web
+  // Request and stream for every request. A body without a length (chunked) is counted as it streams.
   const tooLarge = (c: Context) => errorResponse(c, new LatchkeyError('payload_too_large', 'request body too large'));
-  app.use('/v1/messages', bodyLimit({ maxSize: limits.maxMessageBodyBytes, onError: tooLarge }));
-  app.use(IMPORT_PATH, bodyLimit({ maxSize: limits.maxImportBodyBytes, onError: tooLarge }));
+  const limited = (maxSize: number) => ({ maxSize, streamed: bodyLimit({ maxSize, onError: tooLarge }) });
+  const messageLimit = limited(limits.maxMessageBodyBytes);
+  const importLimit = limited(limits.maxImportBodyBytes);
+  const defaultLimit = limited(limits.maxBodyBytes);
   app.use('*', async (c, next) => {
-    if (c.req.path === '/v1/messages' || c.req.path === IMPORT_PATH) return next();
-    return bodyLimit({ maxSize: limits.maxBodyBytes, onError: tooLarge })(c, next);
+    // GET and HEAD bodies are never read.
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
+    const path = c.req.path;
+    const limit = path === '/v1/messages' ? messageLimit : path === IMPORT_PATH ? importLimit : defaultLimit;
+    const declared = c.req.header('content-length');
+    if (declared !== undefined && /^\d{1,15}$/.test(declared) && c.req.header('transfer-encoding') === undefined) {
+      return Number(declared) > limit.maxSize ? tooLarge(c) : next();
+    }
+    return limit.streamed(c, next);
   });
 
   app.route('/', healthRoutes());

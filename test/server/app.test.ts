@@ -59,6 +59,32 @@ describe.each(dbKinds)('error layer on %s', (kind) => {
     expect(streamed.status).toBe(413);
   });
 
+  it('reads a body under the limit whether its length is declared or streamed', async () => {
+    const body = JSON.stringify({ token: 'x'.repeat(20_000) });
+    const declared = await fetch(`${server.url}/v1/enroll`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    // Parsed and refused by the route (not a valid enrollment), not by the size check.
+    expect(declared.status).toBe(400);
+    const bytes = new TextEncoder().encode(body);
+    let sent = false;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent) return controller.close();
+        sent = true;
+        controller.enqueue(bytes);
+      },
+    });
+    const streamed = await fetch(`${server.url}/v1/enroll`, {
+      method: 'POST',
+      body: stream,
+      duplex: 'half',
+      headers: { 'content-type': 'application/json' },
+    } as RequestInit);
+    expect(streamed.status).toBe(400);
+    expect(((await streamed.json()) as { error: { code: string } }).error.code).toBe(
+      ((await declared.json()) as { error: { code: string } }).error.code,
+    );
+  });
+
   it('reports readiness from the database', async () => {
     expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
   });

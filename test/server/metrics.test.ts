@@ -110,6 +110,12 @@ describe.each(dbKinds)('/metrics on %s', (kind) => {
     expect(d(`latchkey_messages_total{outcome="${replayCode}"}`)).toBe(1);
     expect(d('latchkey_revocations_total{kind="agents"}')).toBe(1);
     expect(d('latchkey_admin_auth_failures_total{code="unauthorized"}')).toBe(2);
+    // HTTP requests by method, matched route and status, counted once each (the labelled children are
+    // cached after the first use: the second and later requests of a label set must still count).
+    expect(d('latchkey_http_requests_total{method="POST",route="/v1/messages",status="200"}')).toBe(3);
+    expect(d('latchkey_http_requests_total{method="POST",route="/v1/messages",status="409"}')).toBe(1);
+    expect(d('latchkey_http_request_duration_seconds_count{method="POST",route="/v1/messages",status="200"}')).toBe(3);
+    expect(d('latchkey_http_requests_total{method="GET",route="/metrics",status="200"}')).toBe(1);
     // Three stored messages went through the batcher (the replay is refused by the statement too).
     expect(d('latchkey_store_batch_size_count')).toBe(4);
     expect(d('latchkey_store_batch_size_sum')).toBe(4);

@@ -5,7 +5,8 @@ import { HISTOGRAMS, type HistogramName, type Telemetry } from '../server/teleme
 
 const METRIC_NAME = /^[a-z_][a-z0-9_]*$/;
 
-export function createPromTelemetry(): Telemetry {
+/** With its registry: a `--workers` worker hands it to the primary's aggregator (runtime/cluster.ts). */
+export function createPromTelemetry(): Telemetry & { registry: Registry } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'latchkey_' });
   const requests = new Counter({
@@ -29,6 +30,7 @@ export function createPromTelemetry(): Telemetry {
   const gauges = new Set<string>();
 
   return {
+    registry,
     request(method, route, status, seconds) {
       const labels = { method, route, status: String(status) };
       requests.inc(labels);

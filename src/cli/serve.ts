@@ -63,7 +63,7 @@ function optional(value: string | number | boolean | string[] | undefined): stri
  * belongs to one process, so it serves with 1, and asking it for more is refused (not quietly lowered).
  */
 function workerCount(given: unknown, databaseUrl: string | undefined): number {
-  if (given === undefined) return databaseUrl ? availableParallelism() : 1;
+  if (given === undefined || given === '') return databaseUrl ? availableParallelism() : 1;
   const n = typeof given === 'number' ? given : positiveInt('--workers')(String(given));
   if (n > 1 && !databaseUrl)
     throw new CliError(
@@ -213,7 +213,8 @@ export function registerServe(program: Command): void {
     .addOption(
       new Option('--workers <n>', 'processes serving the port (default: one per CPU with PostgreSQL; 1, the only choice, with PGlite)')
         .env('LATCHKEY_WORKERS')
-        .argParser(positiveInt('--workers')),
+        // An empty variable is an unset one (the default applies), as for the other settings.
+        .argParser((v: string) => (v === '' ? undefined : positiveInt('--workers')(v))),
     )
     .addOption(
       new Option(

@@ -130,9 +130,16 @@ async function phase(s: Served, path: string, file: string) {
   const ticks = () => pids.reduce((a, p) => a + (pidTicks(p) ?? 0), 0);
   const before = ticks();
   const r = await load(s.url, path, file);
-  if (r.non2xx > 0 || !r.complete) throw new Error(`${path} load on ${s.workers} workers failed: ${JSON.stringify(r)}`);
+  // Refusals are reported, not fatal: on an overloaded machine a few 503 (database timeouts) happen.
+  if (!r.complete) throw new Error(`${path} load on ${s.workers} workers did not finish: ${JSON.stringify(r)}`);
   const serverMs = (((ticks() - before) / TICKS_PER_SECOND) * 1000) / r.requests;
-  return { reqPerSec: r.reqPerSec, p50: r.latencyMs.p50, p99: r.latencyMs.p99, serverCpuMsPerRequest: Number(serverMs.toFixed(3)) };
+  return {
+    reqPerSec: r.reqPerSec,
+    non2xx: r.non2xx,
+    p50: r.latencyMs.p50,
+    p99: r.latencyMs.p99,
+    serverCpuMsPerRequest: Number(serverMs.toFixed(3)),
+  };
 }
 
 const medianOf = (xs: number[]): number => [...xs].sort((x, y) => x - y)[(xs.length - 1) >> 1]!;
@@ -189,6 +196,7 @@ export async function benchWorkers(
       range: range(runs.map((r) => r.reqPerSec)),
       p99Ms: medianOf(runs.map((r) => r.p99)),
       serverCpuMsPerRequest: medianOf(runs.map((r) => r.serverCpuMsPerRequest)),
+      non2xx: runs.reduce((a, r) => a + r.non2xx, 0),
     });
     const results = Object.fromEntries(
       servers.map((s) => [

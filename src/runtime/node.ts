@@ -486,7 +486,8 @@ function startupMessage(err: unknown): string {
 /**
  * Graceful shutdown on SIGTERM/SIGINT; a second signal or 15 s forces the exit. A `--workers` worker
  * (`worker`) ignores repeated signals (a service manager signals the whole group, and the primary
- * forwards the same signal: the primary alone decides to force), and drains when the primary is gone.
+ * forwards the same signal: the primary alone decides to force). A worker whose primary is gone exits
+ * at once (node:cluster's own rule), so none is ever left behind.
  */
 export function handleSignals(running: RunningServer, logger: Logger, worker = false): void {
   let stopping = false;
@@ -508,5 +509,4 @@ export function handleSignals(running: RunningServer, logger: Logger, worker = f
   process.on('SIGINT', () => stop('SIGINT'));
   // SIGHUP: reload the TLS certificate (certbot's deploy hook, `systemctl reload`); never exits.
   process.on('SIGHUP', () => void running.reloadTls());
-  if (worker) process.on('disconnect', () => stop('primary gone'));
 }

@@ -34,7 +34,8 @@ const mib = (bytes: number) => Math.round(bytes / MiB);
 async function sample(args: string[], env: Record<string, string>, loadSeconds: number): Promise<StartSample> {
   const started = performance.now();
   const child: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--log-level', 'warn', ...args], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    // One process: this measures a single server's start (serve --workers is bench/workers.ts).
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LATCHKEY_WORKERS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   try {

@@ -1,4 +1,5 @@
 // `latchkey serve` and `latchkey migrate`.
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { ServeConfig } from '../runtime/config.js';
@@ -55,6 +56,22 @@ function keyRequestSources(values: string[], timeoutSeconds: number): ServeConfi
 
 function optional(value: string | number | boolean | string[] | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : String(value);
+}
+
+/**
+ * `--workers` / LATCHKEY_WORKERS: one per CPU by default on PostgreSQL. The embedded PGlite database
+ * belongs to one process, so it serves with 1, and asking it for more is refused (not quietly lowered).
+ */
+function workerCount(given: unknown, databaseUrl: string | undefined): number {
+  if (given === undefined || given === '') return databaseUrl ? availableParallelism() : 1;
+  const n = typeof given === 'number' ? given : positiveInt('--workers')(String(given));
+  if (n > 1 && !databaseUrl)
+    throw new CliError(
+      'usage',
+      `--workers ${n} needs PostgreSQL (--database-url or DATABASE_URL): the embedded PGlite database belongs to one process`,
+      2,
+    );
+  return n;
 }
 
 export function registerServe(program: Command): void {
@@ -194,6 +211,12 @@ export function registerServe(program: Command): void {
         .argParser(parseDurationIn('--forward-retry-max', 1, 86400)),
     )
     .addOption(
+      new Option('--workers <n>', 'processes serving the port (default: one per CPU with PostgreSQL; 1, the only choice, with PGlite)')
+        .env('LATCHKEY_WORKERS')
+        // An empty variable is an unset one (the default applies), as for the other settings.
+        .argParser((v: string) => (v === '' ? undefined : positiveInt('--workers')(v))),
+    )
+    .addOption(
       new Option(
         '--trust-forwarded-proto',
         "behind a TLS-terminating proxy: believe its X-Forwarded-Proto (the console's Secure cookie and Origin check)",
@@ -240,11 +263,22 @@ export function registerServe(program: Command): void {
         },
         trustForwardedProto: opts.trustForwardedProto === true || opts.trustForwardedProto === 'true' || opts.trustForwardedProto === '1',
       };
+      const workers = workerCount(opts.workers, config.databaseUrl);
       // Loaded here, not at the top: every other command starts without the server's modules.
       const { createLogger, handleSignals, startServer, StartupError } = await import('../runtime/node.js');
       const { DataDirLockedError } = await import('../runtime/data-dir-lock.js');
       const logger = createLogger(config.logLevel);
       try {
+        if (workers > 1) {
+          const { isWorker, runPrimary, runWorker } = await import('../runtime/cluster.js');
+          if (isWorker()) return await runWorker(config, logger);
+          const running = await runPrimary(config, workers, logger);
+          const metricsLine = running.metricsUrl ? `metrics on ${running.metricsUrl}/metrics\n` : '';
+          process.stdout.write(
+            `latchkey listening on ${running.url}\nserver key fingerprint ${running.fingerprint}\n${metricsLine}workers ${workers}\n`,
+          );
+          return;
+        }
         const running = await startServer(config, logger);
         // Before announcing readiness: a SIGTERM sent the moment the line appears must find the
         // graceful handler, not the default action (killed, no clean shutdown).

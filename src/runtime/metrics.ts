@@ -6,7 +6,8 @@ import { HISTOGRAMS, type HistogramName, type Telemetry } from '../server/teleme
 const METRIC_NAME = /^[a-z_][a-z0-9_]*$/;
 const MAX_CACHED_LABEL_SETS = 1024;
 
-export function createPromTelemetry(): Telemetry {
+/** With its registry: a `--workers` worker hands it to the primary's aggregator (runtime/cluster.ts). */
+export function createPromTelemetry(): Telemetry & { registry: Registry } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'latchkey_' });
   const requests = new Counter({
@@ -31,6 +32,7 @@ export function createPromTelemetry(): Telemetry {
   const gauges = new Set<string>();
 
   return {
+    registry,
     request(method, route, status, seconds) {
       // The labelled children are looked up once per label set, not hashed from an object per request.
       const key = `${method} ${route} ${status}`;

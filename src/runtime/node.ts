@@ -12,7 +12,9 @@ import { pino } from 'pino';
 import { openDatabase, type Database } from '../db/client.js';
 import { applyMigrations } from '../db/migrate.js';
 import { readMigrations } from '../db/migrations-fs.js';
-import type { ProtocolContext } from '../protocol/crypto/types.js';
+import type { CryptoBackend, ProtocolContext } from '../protocol/crypto/types.js';
+import type { Registry as PromRegistry } from 'prom-client';
+import type { KeyRing } from '../server/key-ring.js';
 import { DEFAULT_FRESHNESS } from '../protocol/envelope.js';
 import { clientAddressFrom, parseTrustedProxies } from '../server/client-address.js';
 import { composeServer } from '../server/compose.js';
@@ -22,7 +24,7 @@ import type { Telemetry } from '../server/telemetry.js';
 import { DEFAULT_FORWARD, parseTargets, startForwarder, type ForwardConfig } from './glpi-forwarder.js';
 import type { Logger } from '../server/logger.js';
 import type { App } from '../server/types.js';
-import { ensureBootstrapAdmin } from './bootstrap-admin.js';
+import { ensureBootstrapAdmin, type BootstrapOutcome } from './bootstrap-admin.js';
 import type { ServeConfig } from './config.js';
 import { DataDirLockedError } from './data-dir-lock.js';
 import { ensurePrivateDir } from './data-dir-modes.js';
@@ -77,14 +79,33 @@ async function readTlsPair(certFile: string, keyFile: string): Promise<TlsPair> 
 export function createLogger(level: string): Logger {
   return pino({
     level,
-    base: { service: 'latchkey' },
+    // The pid says which process wrote a line (one of several with `serve --workers`).
+    base: { service: 'latchkey', pid: process.pid },
     // Defence in depth: these keys never carry secrets in our code, but redact them if they ever do.
     redact: { paths: ['token', 'secret', 'authorization', '*.token', '*.secret', '*.authorization'], censor: '[redacted]' },
   });
 }
 
-export async function startServer(config: ServeConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
-  // Everything that only reads comes first; nothing is created until the port is ours.
+/**
+ * How this process serves: alone (`--workers 1`: it also prepares the database and runs the
+ * background loops), or as one worker of `--workers N` (runtime/cluster.ts), after the primary ran
+ * `prepareOnce`: then it only opens the database and loads its keys, and only the worker given
+ * `background` runs retention, GLPI forwarding and the database-read gauges.
+ */
+export type ServeRole =
+  | { kind: 'single' }
+  | {
+      kind: 'worker';
+      id: number;
+      background: boolean;
+      /** The cluster-wide /metrics (asked of the primary); absent when the primary serves --metrics-listen. */
+      exposition: Telemetry['exposition'];
+      /** This worker's registry, handed to the primary's aggregator. */
+      onRegistry: (registry: PromRegistry) => void;
+    };
+
+/** What every start checks before anything is bound or written; returns the TLS pair when configured. */
+async function checkServeConfig(config: ServeConfig) {
   if (config.databaseUrl !== undefined) validateDatabaseUrl(config.databaseUrl);
   const trusted = parseTrustedProxies(config.trustProxy ?? []);
   if ('invalid' in trusted) throw new StartupError(`--trust-proxy: not an address or CIDR: ${JSON.stringify(trusted.invalid)}`);
@@ -92,6 +113,61 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
   await checkDataDir(config.dataDir);
   const tlsFiles = config.tlsCert !== undefined && config.tlsKey !== undefined ? { cert: config.tlsCert, key: config.tlsKey } : undefined;
   const tls = tlsFiles ? await readTlsPair(tlsFiles.cert, tlsFiles.key) : undefined;
+  return { trusted: trusted.cidrs, tlsFiles, tls };
+}
+
+/**
+ * The start-up work that must happen once, whatever the number of processes: migrations, the server
+ * identity (created on a first start), the key ring's endorsement chain check and the bootstrap admin
+ * credential. Returns the open database with what it found.
+ */
+async function prepareDatabase(config: ServeConfig, logger: Logger) {
+  await ensurePrivateDir(config.dataDir);
+  const database = await openAndMigrate(config, logger);
+  try {
+    const crypto = await selectCrypto(config.crypto);
+    const keyRing = await loadKeyRing(crypto, config);
+    // Agents on a previous key set must be able to move on: refuse to start without its chain.
+    const ringProblem = await checkKeyRing(crypto, keyRing, await loadEndorsementChain(database.db, keyRing.current.fingerprint));
+    if (ringProblem) throw new StartupError(ringProblem);
+    const admin = await ensureBootstrapAdmin(database, config.dataDir);
+    return { database, crypto, keyRing, admin };
+  } catch (err) {
+    await database.close().catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * `--workers N`, in the primary, before any worker starts: every check and the one-time preparation
+ * (prepareDatabase), so that N workers never race on a fresh database; the port is tried first, so a
+ * port in use still fails before anything is written.
+ */
+export async function prepareOnce(config: ServeConfig, logger: Logger): Promise<{ fingerprint: string; admin: BootstrapOutcome }> {
+  await checkServeConfig(config);
+  if (config.port !== 0) {
+    const probe = createAdaptorServer({ fetch: () => new Response(null), hostname: config.host });
+    await listen(probe, config.port, config.host);
+    await closeServer(probe);
+  }
+  const createdDataDir = !(await exists(config.dataDir));
+  try {
+    const { database, keyRing, admin } = await prepareDatabase(config, logger);
+    await database.close();
+    return { fingerprint: keyRing.current.fingerprint, admin };
+  } catch (err) {
+    if (createdDataDir && !(err instanceof DataDirLockedError)) await rm(config.dataDir, { recursive: true, force: true });
+    throw err instanceof StartupError ? err : new StartupError(startupMessage(err));
+  }
+}
+
+export async function startServer(
+  config: ServeConfig,
+  logger: Logger = createLogger(config.logLevel),
+  role: ServeRole = { kind: 'single' },
+): Promise<RunningServer> {
+  // Everything that only reads comes first; nothing is created until the port is ours.
+  const { trusted, tlsFiles, tls } = await checkServeConfig(config);
 
   let app: App | undefined;
   const server = createAdaptorServer({
@@ -104,29 +180,41 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
   const telemetry = createPromTelemetry();
   let metrics: MetricsListener | undefined;
   try {
-    metrics = config.metricsListen
-      ? await startMetricsListener(config.metricsListen, telemetry.exposition, config.metricsToken)
-      : undefined;
+    // A worker never listens for metrics itself: the primary serves --metrics-listen for all of them.
+    metrics =
+      config.metricsListen && role.kind === 'single'
+        ? await startMetricsListener(config.metricsListen, telemetry.exposition, config.metricsToken)
+        : undefined;
   } catch (err) {
     await closeServer(server);
     throw err;
   }
+  // /metrics on the main port: this process's registry alone, the whole cluster's, or none (moved).
+  let exposition = metrics ? undefined : telemetry.exposition;
+  if (role.kind === 'worker') {
+    role.onRegistry(telemetry.registry);
+    exposition = config.metricsListen ? undefined : role.exposition;
+  }
+  const background = role.kind === 'single' || role.background;
 
-  const createdDataDir = !(await exists(config.dataDir));
+  const createdDataDir = role.kind === 'single' && !(await exists(config.dataDir));
   let database: Database | undefined;
   try {
-    await ensurePrivateDir(config.dataDir);
-    database = await openAndMigrate(config, logger);
-    const crypto = await selectCrypto(config.crypto);
+    let keyRing: KeyRing;
+    let crypto: CryptoBackend;
+    let admin: BootstrapOutcome | undefined;
+    if (role.kind === 'single') {
+      ({ database, keyRing, crypto, admin } = await prepareDatabase(config, logger));
+    } else {
+      // The primary migrated, made the identity and checked the ring: open and read only.
+      database = await openDatabaseOnly(config, logger);
+      crypto = await selectCrypto(config.crypto);
+      keyRing = await loadKeyRing(crypto, config);
+    }
     const ctx: ProtocolContext = { crypto, random: (n) => new Uint8Array(randomBytes(n)), now: () => Date.now() };
-    const keyRing = await loadKeyRing(crypto, config);
     const identity = keyRing.current;
-    // Agents on a previous key set must be able to move on: refuse to start without its chain.
-    const ringProblem = await checkKeyRing(crypto, keyRing, await loadEndorsementChain(database.db, identity.fingerprint));
-    if (ringProblem) throw new StartupError(ringProblem);
-    const admin = await ensureBootstrapAdmin(database, config.dataDir);
     const keySource = config.keyRequest ? createKeySource(config.keyRequest, logger) : undefined;
-    if (config.keyRequest?.socket) {
+    if (config.keyRequest?.socket && background) {
       // The health check at start: a socket that is down is reported (the program, if given, answers meanwhile).
       const up = await socketReachable(config.keyRequest.socket, config.keyRequest.timeoutMs);
       if (!up)
@@ -139,12 +227,11 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
       keyRing,
       ctx,
       logger,
-      // With --metrics-listen, /metrics lives on its own address only.
-      telemetry: metrics ? { ...telemetry, exposition: undefined } : telemetry,
+      telemetry: { ...telemetry, exposition },
       metricsToken: config.metricsToken,
       trustForwardedProto: config.trustForwardedProto,
       docsAssets: loadDocsAssets,
-      clientAddress: clientAddressFrom((c) => getConnInfo(c).remote.address, trusted.cidrs),
+      clientAddress: clientAddressFrom((c) => getConnInfo(c).remote.address, trusted),
       gunzip: gunzipBounded,
       renewalPolicy: {
         ...(config.credentialTtlSeconds !== undefined ? { credentialTtlSeconds: config.credentialTtlSeconds } : {}),
@@ -160,14 +247,17 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
         fingerprint: identity.fingerprint,
         accepted: keyRing.accepted.map((id) => id.fingerprint),
         database: database.kind,
-        bootstrapAdmin: admin,
+        ...(admin ? { bootstrapAdmin: admin } : {}),
+        ...(role.kind === 'worker' ? { worker: role.id, background } : {}),
       },
       'latchkey listening',
     );
     const db = database;
-    const forwarder = await startForwarder(db, await forwardConfig(config), logger, ctx.now);
-    exportForwardMetrics(telemetry, db);
-    const stopRetention = startRetention(db, config, ctx.now, logger);
+    // Retention and GLPI delivery are safe from several processes (single statements; leases under
+    // FOR UPDATE SKIP LOCKED), but one loop per cluster is enough and keeps one attempt per pause.
+    const forwarder = background ? await startForwarder(db, await forwardConfig(config), logger, ctx.now) : undefined;
+    if (background) exportForwardMetrics(telemetry, db);
+    const stopRetention = background ? startRetention(db, config, ctx.now, logger) : () => {};
     return {
       url,
       ...(metrics ? { metricsUrl: metrics.url } : {}),
@@ -189,7 +279,7 @@ export async function startServer(config: ServeConfig, logger: Logger = createLo
       close: async () => {
         stopRetention();
         await closeServer(server);
-        await forwarder.stop();
+        await forwarder?.stop();
         await metrics?.close();
         await db.close();
       },
@@ -287,21 +377,28 @@ function startRetention(database: Database, config: ServeConfig, now: () => numb
   return () => clearInterval(timer);
 }
 
-async function openAndMigrate(config: ServeConfig, logger: Logger): Promise<Database> {
-  let database: Database;
+async function openDatabaseOnly(config: ServeConfig, logger: Logger): Promise<Database> {
   try {
-    database = config.databaseUrl
+    const database = config.databaseUrl
       ? await openDatabase({ url: config.databaseUrl })
       : await openEmbeddedDatabase(config.dataDir, 'latchkey serve', (outcome) =>
           typeof outcome === 'string'
             ? logger.debug({ embeddedDatabase: outcome }, 'embedded database')
             : logger.info({ embeddedDatabase: 'initdb', reason: outcome.fallback }, 'embedded database initialised without the snapshot'),
         );
-    await database.ping();
+    await database.ping().catch(async (err: unknown) => {
+      await database.close().catch(() => {});
+      throw err;
+    });
+    return database;
   } catch (err) {
     if (err instanceof DataDirLockedError) throw err;
     throw new StartupError(`cannot connect to the database: ${startupMessage(err)}`);
   }
+}
+
+async function openAndMigrate(config: ServeConfig, logger: Logger): Promise<Database> {
+  const database = await openDatabaseOnly(config, logger);
   try {
     await applyMigrations(database, await readMigrations());
   } catch (err) {
@@ -386,11 +483,19 @@ function startupMessage(err: unknown): string {
   return 'unknown error';
 }
 
-/** Graceful shutdown on SIGTERM/SIGINT; a second signal or 15 s forces the exit. */
-export function handleSignals(running: RunningServer, logger: Logger): void {
+/**
+ * Graceful shutdown on SIGTERM/SIGINT; a second signal or 15 s forces the exit. A `--workers` worker
+ * (`worker`) ignores repeated signals (a service manager signals the whole group, and the primary
+ * forwards the same signal: the primary alone decides to force). A worker whose primary is gone exits
+ * at once (node:cluster's own rule), so none is ever left behind.
+ */
+export function handleSignals(running: RunningServer, logger: Logger, worker = false): void {
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) process.exit(1);
+    if (stopping) {
+      if (worker) return;
+      process.exit(1);
+    }
     stopping = true;
     logger.info({ signal }, 'shutting down');
     const force = setTimeout(() => process.exit(1), 15_000);

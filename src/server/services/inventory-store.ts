@@ -2,7 +2,7 @@
 // received-at and size; the latest per agent is one index probe; retention prunes the rest.
 import { and, desc, eq, gte, lt, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
-import { agents, inventories, seenMessages, type RelayHop } from '../../db/schema.js';
+import { agents, inventories, seenMessages, type LegacyMeta, type RelayHop } from '../../db/schema.js';
 import { b64u } from '../../protocol/bytes.js';
 import { resolveAgentId } from './agents.js';
 import { pageQuery, paginate, positionOf, type PageRequest } from './page.js';
@@ -81,6 +81,9 @@ export interface InventoryEntry {
   /** The verified relay path (spec §11), outer → inner; empty when it came directly. */
   path: RelayHop[];
   inventory?: unknown;
+  /** Legacy origin (spec §11.2), and with the content the XML as the legacy agent sent it. */
+  legacy?: LegacyMeta;
+  raw?: string;
 }
 
 /**
@@ -106,8 +109,9 @@ export async function listInventories(
       receivedAt: inventories.receivedAt,
       size: inventories.size,
       path: inventories.path,
+      legacy: inventories.legacy,
       position: positionOf(inventories.receivedAt),
-      ...(opts.withContent ? { content: inventories.content } : {}),
+      ...(opts.withContent ? { content: inventories.content, raw: inventories.raw } : {}),
     })
     .from(inventories)
     .innerJoin(agents, eq(agents.id, inventories.agentId))
@@ -127,6 +131,8 @@ export async function listInventories(
       size: r.size,
       path: r.path ?? [],
       ...('content' in r ? { inventory: r.content } : {}),
+      ...(r.legacy ? { legacy: r.legacy } : {}),
+      ...('raw' in r && typeof r.raw === 'string' ? { raw: r.raw } : {}),
     })),
     nextCursor,
   };
@@ -144,6 +150,8 @@ export async function inventoryByMessage(db: Db, agentRef: string, messageId: Ui
       size: inventories.size,
       path: inventories.path,
       content: inventories.content,
+      legacy: inventories.legacy,
+      raw: inventories.raw,
     })
     .from(inventories)
     .innerJoin(agents, eq(agents.id, inventories.agentId))

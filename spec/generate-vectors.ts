@@ -453,11 +453,20 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
         ),
       )),
       signatureInputHex: hex(
-        envelopeSignatureInput(legacyHeader, fromB64u(legacySealed.envelope.enc), fromB64u(legacySealed.envelope.ct), legacySealed.envelope.cred),
+        envelopeSignatureInput(
+          legacyHeader,
+          fromB64u(legacySealed.envelope.enc),
+          fromB64u(legacySealed.envelope.ct),
+          legacySealed.envelope.cred,
+        ),
       ),
       legacyAgentIdInputHex: hex(concatBytes(utf8('latchkey/1 legacy-agent'), new Uint8Array([0]), utf8(legacyId))),
     },
-    outputs: { envelope: legacySealed.envelope, wire: text(serializeEnvelope(legacySealed.envelope)), legacyAgentId: legacyAgentId(legacyId) },
+    outputs: {
+      envelope: legacySealed.envelope,
+      wire: text(serializeEnvelope(legacySealed.envelope)),
+      legacyAgentId: legacyAgentId(legacyId),
+    },
   };
 
   const http = await httpVectors({

@@ -174,13 +174,24 @@ export function registerAdminCommands(program: Command): void {
           lastRelay: (a.lastRelay as { id: string; name: string | null } | null)?.name ?? (a.lastRelay as { id: string } | null)?.id ?? '',
           legacyId: (a.legacy as { id: string | null } | null)?.id ?? '',
         })),
-        ['id', 'name', 'role', 'status', 'labels', 'keyIds', 'expiresAt', 'lastSeenAt', 'lastRelay', ...(o.kind === 'legacy' ? ['legacyId'] : [])],
+        [
+          'id',
+          'name',
+          'role',
+          'status',
+          'labels',
+          'keyIds',
+          'expiresAt',
+          'lastSeenAt',
+          'lastRelay',
+          ...(o.kind === 'legacy' ? ['legacyId'] : []),
+        ],
       );
     });
   withAdminOptions(
     agents
       .command('adopt')
-      .description("An enrolled agent takes over a legacy agent's history (README \"Migrating a GLPI fleet\").")
+      .description('An enrolled agent takes over a legacy agent\'s history (README "Migrating a GLPI fleet").')
       .argument('<legacy>', 'the legacy agent (id or name)')
       .argument('<agent>', 'the enrolled agent that replaces it (id or name)'),
   ).action(async (legacy: string, agent: string, o: AdminOptions) => {

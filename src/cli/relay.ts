@@ -32,7 +32,10 @@ export function registerRelayCommands(program: Command): void {
     .option('--receipt-wait <duration>', "how long to wait for the server's receipt before answering queued", '2s')
     .option('--revocation-interval <duration>', 'how often to poll the signed revocation list', '1m')
     .option('--log-level <level>', 'debug, info, warn, error, silent', process.env.LOG_LEVEL ?? 'info')
-    .option('--legacy-listen <host:port>', 'also take plain inventories from GLPI, FusionInventory and OCS agents here (README "Migrating a GLPI fleet")')
+    .option(
+      '--legacy-listen <host:port>',
+      'also take plain inventories from GLPI, FusionInventory and OCS agents here (README "Migrating a GLPI fleet")',
+    )
     .option(
       '--legacy-trust <cidr>',
       'a network whose legacy agents may use --legacy-listen (repeatable; none by default: nobody)',

@@ -79,8 +79,7 @@ export async function startRelay(config: RelayServeConfig): Promise<RunningRelay
   const addr = server.address() as AddressInfo;
   const url = urlOf(addr);
   const legacyUrl = legacy ? urlOf(legacy.address() as AddressInfo) : undefined;
-  if (legacyUrl)
-    logger.info({ url: legacyUrl, trust: config.legacyTrust?.length ?? 0 }, 'latchkey relay legacy listener listening');
+  if (legacyUrl) logger.info({ url: legacyUrl, trust: config.legacyTrust?.length ?? 0 }, 'latchkey relay legacy listener listening');
   logger.info(
     { url, upstream: config.upstream, relayKid: state.keys.signing.kid, spool: relay.spool.stats().depth },
     'latchkey relay listening',

@@ -18,7 +18,12 @@ describe('XML inventory → GLPI JSON', () => {
     const withSerial = fusion.replace('<SSN></SSN>', '<SSN>CZJ1234XYZ</SSN><SMANUFACTURER>HP</SMANUFACTURER>');
     const json = xmlInventoryToGlpi(utf8(withSerial)) as {
       deviceid: string;
-      content: { versionclient: string; hardware: Record<string, unknown>; operatingsystem: Record<string, unknown>; bios: Record<string, unknown> };
+      content: {
+        versionclient: string;
+        hardware: Record<string, unknown>;
+        operatingsystem: Record<string, unknown>;
+        bios: Record<string, unknown>;
+      };
     };
     expect(json.deviceid).toBe('vm-2026-11-28-07-48-51');
     expect(json.content.versionclient).toMatch(/^FusionInventory-Agent_v2\.6/);
@@ -64,7 +69,11 @@ describe('legacy requests', () => {
   });
 
   it('answers a GLPI-Agent PROLOG (it sends GLPI-Agent-ID) with the JSON that switches it to JSON, and its contact with a status', () => {
-    const d = decideLegacyRequest({ contentType: 'application/x-compress-zlib', agentId: '1b4d6f9e-0c1a-4e8e-9a3f-5d2c7b8a9e10', body: deflateSync(prolog()) });
+    const d = decideLegacyRequest({
+      contentType: 'application/x-compress-zlib',
+      agentId: '1b4d6f9e-0c1a-4e8e-9a3f-5d2c7b8a9e10',
+      body: deflateSync(prolog()),
+    });
     if (d.kind !== 'answer') throw new Error(d.kind);
     expect(JSON.parse(inflateSync(d.reply.body).toString())).toEqual({ expiration: 24, status: 'ok' });
     const c = decideLegacyRequest({ contentType: 'application/json', agentId: 'x', body: utf8('{"action":"contact","deviceid":"pc"}') });
@@ -82,7 +91,9 @@ describe('legacy requests', () => {
     expect(x).toMatchObject({ kind: 'inventory', protocol: 'fusion-xml', id: 'vm-2026-11-28-07-48-51' });
     if (x.kind !== 'inventory') return;
     expect(inflateSync(x.reply.body).toString()).toContain('<RESPONSE>no_account_update</RESPONSE>');
-    expect(decideLegacyRequest({ contentType: 'application/x-compress', agentId: undefined, body: deflateSync(utf8(fusion)) })).toMatchObject({
+    expect(
+      decideLegacyRequest({ contentType: 'application/x-compress', agentId: undefined, body: deflateSync(utf8(fusion)) }),
+    ).toMatchObject({
       protocol: 'ocs-xml',
     });
   });
@@ -92,7 +103,9 @@ describe('legacy requests', () => {
       kind: 'refused',
       error: { code: 'unsupported_media_type' },
     });
-    expect(decideLegacyRequest({ contentType: 'application/json', agentId: undefined, body: utf8('{"action":"inventory"}') })).toMatchObject({
+    expect(
+      decideLegacyRequest({ contentType: 'application/json', agentId: undefined, body: utf8('{"action":"inventory"}') }),
+    ).toMatchObject({
       error: { code: 'payload_invalid' },
     });
     const bomb = deflateSync(Buffer.alloc(LEGACY_MAX_CONTENT_BYTES + 1, 0x20));
@@ -102,26 +115,44 @@ describe('legacy requests', () => {
   });
 
   it('never throws, and always decides, for any body, content type and header (property)', () => {
-    const types = fc.constantFrom('application/x-compress-zlib', 'application/x-compress', 'application/x-compress-gzip', 'application/json', 'application/xml', 'text/html', '');
+    const types = fc.constantFrom(
+      'application/x-compress-zlib',
+      'application/x-compress',
+      'application/x-compress-gzip',
+      'application/json',
+      'application/xml',
+      'text/html',
+      '',
+    );
     const bodies = fc.oneof(
       fc.uint8Array({ maxLength: 512 }),
       fc.string({ maxLength: 256 }).map((s) => utf8(s)),
-      fc.string({ maxLength: 64 }).map((s) => utf8(`<REQUEST><DEVICEID>${s}</DEVICEID><QUERY>INVENTORY</QUERY><CONTENT>${s}</CONTENT></REQUEST>`)),
+      fc
+        .string({ maxLength: 64 })
+        .map((s) => utf8(`<REQUEST><DEVICEID>${s}</DEVICEID><QUERY>INVENTORY</QUERY><CONTENT>${s}</CONTENT></REQUEST>`)),
       fc.jsonValue({ maxDepth: 4 }).map((v) => utf8(JSON.stringify(v))),
-      fc.record({ action: fc.constantFrom('inventory', 'contact', 'x'), deviceid: fc.string({ maxLength: 140 }) }).map((o) => utf8(JSON.stringify(o))),
+      fc
+        .record({ action: fc.constantFrom('inventory', 'contact', 'x'), deviceid: fc.string({ maxLength: 140 }) })
+        .map((o) => utf8(JSON.stringify(o))),
     );
     fc.assert(
-      fc.property(types, bodies, fc.option(fc.string({ maxLength: 140 })), fc.constantFrom('none', 'zlib', 'gzip'), (type, body, agentId, pack) => {
-        const packed = pack === 'zlib' ? deflateSync(body) : pack === 'gzip' ? gzipSync(body) : body;
-        const d = decideLegacyRequest({ contentType: type, agentId: agentId ?? undefined, body: packed });
-        expect(['answer', 'inventory', 'refused']).toContain(d.kind);
-        if (d.kind === 'refused') expect(d.error.status).toBeGreaterThanOrEqual(400);
-        if (d.kind === 'refused') expect(d.error.status).toBeLessThan(500);
-        if (d.kind === 'inventory') {
-          expect(d.id).toMatch(/^[\x21-\x7e]{1,128}$/);
-          expect(d.body.length).toBeLessThanOrEqual(LEGACY_MAX_CONTENT_BYTES);
-        }
-      }),
+      fc.property(
+        types,
+        bodies,
+        fc.option(fc.string({ maxLength: 140 })),
+        fc.constantFrom('none', 'zlib', 'gzip'),
+        (type, body, agentId, pack) => {
+          const packed = pack === 'zlib' ? deflateSync(body) : pack === 'gzip' ? gzipSync(body) : body;
+          const d = decideLegacyRequest({ contentType: type, agentId: agentId ?? undefined, body: packed });
+          expect(['answer', 'inventory', 'refused']).toContain(d.kind);
+          if (d.kind === 'refused') expect(d.error.status).toBeGreaterThanOrEqual(400);
+          if (d.kind === 'refused') expect(d.error.status).toBeLessThan(500);
+          if (d.kind === 'inventory') {
+            expect(d.id).toMatch(/^[\x21-\x7e]{1,128}$/);
+            expect(d.body.length).toBeLessThanOrEqual(LEGACY_MAX_CONTENT_BYTES);
+          }
+        },
+      ),
       { numRuns: 400 },
     );
   });

@@ -393,7 +393,7 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
     );
   });
 
-  it('§11.2: a relay\'s legacy-origin envelope, byte for byte; the server opens it and finds the legacy agent', () => {
+  it("§11.2: a relay's legacy-origin envelope, byte for byte; the server opens it and finds the legacy agent", () => {
     const i = legacy.inputs;
     const r = relay.inputs.relays[0];
     const seed = hex(r.ed25519SeedHex);

@@ -53,7 +53,20 @@ function depthWithin(text: string, max: number): boolean {
 
 const HARDWARE = ['NAME', 'UUID', 'WORKGROUP', 'CHASSIS_TYPE', 'VMSYSTEM', 'DESCRIPTION', 'DNS', 'DEFAULTGATEWAY', 'LASTLOGGEDUSER'];
 const OS = ['NAME', 'VERSION', 'FULL_NAME', 'KERNEL_NAME', 'KERNEL_VERSION', 'ARCH', 'FQDN', 'DNS_DOMAIN', 'SERVICE_PACK', 'HOSTID'];
-const BIOS = ['SSN', 'SMANUFACTURER', 'SMODEL', 'BMANUFACTURER', 'BVERSION', 'MMANUFACTURER', 'MMODEL', 'MSN', 'ASSETTAG', 'SKUNUMBER', 'BIOSSERIAL', 'ENCLOSURESERIAL'];
+const BIOS = [
+  'SSN',
+  'SMANUFACTURER',
+  'SMODEL',
+  'BMANUFACTURER',
+  'BVERSION',
+  'MMANUFACTURER',
+  'MMODEL',
+  'MSN',
+  'ASSETTAG',
+  'SKUNUMBER',
+  'BIOSSERIAL',
+  'ENCLOSURESERIAL',
+];
 
 const one = (v: unknown): Record<string, unknown> | undefined => {
   const x = Array.isArray(v) ? v[0] : v;

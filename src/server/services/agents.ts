@@ -209,7 +209,8 @@ export async function adoptLegacyAgent(
     const [e] = await tx.select({ kind: agents.kind, role: agents.role }).from(agents).where(eq(agents.id, enrolled.id));
     if (l?.kind !== 'legacy') throw new ApiError('request_invalid', 'the first agent must be a legacy agent');
     if (e?.kind !== 'enrolled' || e.role !== 'agent') throw new ApiError('request_invalid', 'the second agent must be an enrolled agent');
-    if (l.replacedBy !== null && l.replacedBy !== enrolled.id) throw new ApiError('request_invalid', 'this legacy agent was adopted by another agent');
+    if (l.replacedBy !== null && l.replacedBy !== enrolled.id)
+      throw new ApiError('request_invalid', 'this legacy agent was adopted by another agent');
     const moved = await tx
       .update(inventories)
       .set({ agentId: enrolled.id })

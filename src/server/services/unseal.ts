@@ -37,8 +37,7 @@ export async function unsealInventory(
   if (env.header.cty === LEGACY_CONTENT_TYPE) {
     const origin = parseLegacyOrigin(content);
     const meta = { id: origin.id, protocol: origin.protocol, cty: origin.cty };
-    if (origin.cty === 'application/json')
-      return { ...checkInventory(origin.body), legacy: { agentId: legacyAgentId(origin.id), meta } };
+    if (origin.cty === 'application/json') return { ...checkInventory(origin.body), legacy: { agentId: legacyAgentId(origin.id), meta } };
     const raw = fromUtf8(origin.body);
     if (!isStorableText(raw)) throw new ProtocolError('payload_invalid', 'the XML contains a NUL character, which cannot be stored');
     let mapped: string;

@@ -5,7 +5,16 @@ import type { Db } from '../../../db/database.js';
 import type { App, AppDeps } from '../../types.js';
 import { requireAdmin } from '../../middleware/admin-auth.js';
 import { createAdminKey, listAdminKeys, revokeAdminKey } from '../../services/admin-keys.js';
-import { adoptLegacyAgent, deleteAgent, getAgent, listAgents, listKeys, requestRenewal, revokeAgent, revokeKey } from '../../services/agents.js';
+import {
+  adoptLegacyAgent,
+  deleteAgent,
+  getAgent,
+  listAgents,
+  listKeys,
+  requestRenewal,
+  revokeAgent,
+  revokeKey,
+} from '../../services/agents.js';
 import { NAME_PATTERN } from '../../services/name-rules.js';
 import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../../lifetimes.js';
 import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, MAX_TOKEN_USES, MIN_TOKEN_TTL_SECONDS } from '../../token-limits.js';
@@ -342,7 +351,10 @@ export function registerAdminRoutes(app: App): void {
       middleware: [requireAdmin('agents:write')] as const,
       request: {
         params: AgentParam,
-        body: { required: true, content: { 'application/json': { schema: z.object({ legacy: AgentRef.openapi({ description: 'legacy agent id or name' }) }) } } },
+        body: {
+          required: true,
+          content: { 'application/json': { schema: z.object({ legacy: AgentRef.openapi({ description: 'legacy agent id or name' }) }) } },
+        },
       },
       responses: {
         200: json(z.object({ legacy: z.string(), agent: z.string(), inventories: z.number() }), 'Adopted'),

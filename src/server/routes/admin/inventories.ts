@@ -30,7 +30,10 @@ const Entry = z
       .object({ id: z.string(), protocol: z.enum(['glpi-json', 'fusion-xml', 'ocs-xml']), cty: z.string() })
       .optional()
       .openapi({ description: "legacy origin (spec §11.2): the legacy agent's id, protocol and body type" }),
-    raw: z.string().optional().openapi({ description: "a legacy XML inventory exactly as the agent sent it (`inventory` is its GLPI JSON mapping)" }),
+    raw: z
+      .string()
+      .optional()
+      .openapi({ description: 'a legacy XML inventory exactly as the agent sent it (`inventory` is its GLPI JSON mapping)' }),
   })
   .openapi('StoredInventory');
 const History = z.object({ inventories: z.array(Entry), next_cursor: NextCursor });

@@ -5,7 +5,7 @@
 // (XML PROLOG and inventory, zlib). Both complete their run without an error in their logs; the server
 // stores their inventories under their legacy identities (XML as sent, with its GLPI JSON mapping);
 // both reach the GLPI receiver as stored; a source outside the trust ([::1]) is refused; an enrolled
-// agent that is not a relay cannot submit legacy-origin content; `agents adopt` hands the history over.
+// agent that is not a relay cannot submit legacy-origin content. (Adoption: test/relay/legacy-ingest.test.ts.)
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -273,21 +273,5 @@ describe('the legacy bridge, with real GLPI-Agent and FusionInventory-Agent runs
     expect(body.receipt).toBeDefined();
     const forged = await runCli(['agents', 'show', legacyAgentId('forged-pc'), '--json'], env);
     expect(forged.code).not.toBe(0);
-
-    // That enrolled agent adopts the FusionInventory legacy agent: the history moves with it.
-    const agentId = (JSON.parse(enrolled.stdout) as { agentId: string }).agentId;
-    const legacy = (
-      JSON.parse((await runCli(['agents', 'list', '--kind', 'legacy', '--json'], env)).stdout) as {
-        id: string;
-        legacy: { protocol: string };
-      }[]
-    ).find((a) => a.legacy.protocol === 'fusion-xml')!;
-    const adopted = await runCli(['agents', 'adopt', legacy.id, agentId, '--json'], env);
-    expect(adopted.code, adopted.stderr).toBe(0);
-    expect(JSON.parse(adopted.stdout)).toEqual({ legacy: legacy.id, agent: agentId, inventories: 1 });
-    const history = JSON.parse((await runCli(['inventory', 'list', agentId, '--json'], env)).stdout) as { inventories: Entry[] };
-    expect(history.inventories.map((e) => e.legacy?.protocol)).toEqual(['fusion-xml']);
-    const shown = JSON.parse((await runCli(['agents', 'show', legacy.id, '--json'], env)).stdout) as { legacy: { replacedBy: string } };
-    expect(shown.legacy.replacedBy).toBe(agentId);
   });
 });

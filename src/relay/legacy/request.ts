@@ -3,7 +3,7 @@
 // the body is at most LEGACY_MAX_BODY_BYTES (as a sealed message's), decompression stops at
 // LEGACY_MAX_CONTENT_BYTES (so the sealed legacy-origin content stays within the server's bound).
 //   GLPI-Agent 1.x     XML PROLOG answered {"expiration":24,"status":"ok"} (it then speaks JSON),
-//                      {"action":"contact"} answered {"status":"ok","expiration":24},
+//                      {"action":"contact"} answered {"status":"ok","expiration":24,"tasks":{"inventory":…}},
 //                      {"action":"inventory"} taken (glpi-json); identity: GLPI-Agent-ID, else deviceid
 //   FusionInventory 2  XML PROLOG answered <RESPONSE>SEND</RESPONSE>, XML INVENTORY taken (fusion-xml)
 //   OCS agent          the same, with Content-Type application/x-compress (ocs-xml); identity: DEVICEID
@@ -91,7 +91,13 @@ function decide(input: LegacyRequestInput): LegacyDecision {
     }
     if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new LatchkeyError('payload_invalid', 'not a JSON object');
     const { action, deviceid } = msg as { action?: unknown; deviceid?: unknown };
-    if (action === 'contact') return { kind: 'answer', reply: json({ status: 'ok', expiration: PROLOG_FREQ }) };
+    // As GLPI answers: naming the inventory task spares the agent a PROLOG on every later run
+    // (10.0.0 is also what it assumes when a server names no version).
+    if (action === 'contact')
+      return {
+        kind: 'answer',
+        reply: json({ status: 'ok', expiration: PROLOG_FREQ, tasks: { inventory: { server: 'glpi', version: '10.0.0' } } }),
+      };
     if (action !== 'inventory')
       return { kind: 'answer', reply: json({ status: 'error', message: 'this relay only takes inventories' }, 400) };
     const id = identity(headerId || (typeof deviceid === 'string' ? deviceid : undefined));

@@ -32,6 +32,7 @@ import { openBase, setupAuthS, setupBaseS, type HpkeContext } from '../src/proto
 import { fingerprintOf, keySetFromPrivate, type KeySet } from '../src/protocol/keys.js';
 import { directivesAad, envelopeBinding, receiptBindingInput, signReceipt } from '../src/protocol/receipt.js';
 import { relayedDigestInput, relayLayers, wrapRelayed } from '../src/protocol/relay.js';
+import { LEGACY_CONTENT_TYPE, legacyAgentId, serializeLegacyOrigin } from '../src/protocol/legacy.js';
 import { signedInput, type SignedObject } from '../src/protocol/signed.js';
 import { formatToken, hashTokenSecret, parseToken } from '../src/protocol/token.js';
 
@@ -405,6 +406,69 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
     outputs: { hop1, relayed: hop2, wire: JSON.stringify(hop2) },
   };
 
+  // §11.2: relay A's own legacy-origin envelope for a FusionInventory agent's XML (identity encoding).
+  const legacyXml =
+    '<?xml version="1.0" encoding="UTF-8" ?>\n<REQUEST><CONTENT><HARDWARE><NAME>pc-07</NAME></HARDWARE><VERSIONCLIENT>FusionInventory-Agent_v2.6</VERSIONCLIENT></CONTENT><DEVICEID>pc-07-2026-09-21-00-00-00</DEVICEID><QUERY>INVENTORY</QUERY></REQUEST>\n';
+  const legacyId = 'pc-07-2026-09-21-00-00-00';
+  const legacyContent = serializeLegacyOrigin({ id: legacyId, protocol: 'fusion-xml', cty: 'application/xml', body: utf8(legacyXml) });
+  const legacyDraws = [
+    { purpose: 'message id (16)', bytes: fixed('legacy-message-id', 16) },
+    { purpose: 'HPKE ephemeral X25519 private key (32)', bytes: fixed('legacy-message-ephemeral', 32) },
+  ];
+  const legacySealed = await sealEnvelope(scriptedContext(now, legacyDraws), {
+    sender: relayKeys[0]!,
+    recipient: server.agreement,
+    type: 'inventory',
+    contentType: LEGACY_CONTENT_TYPE,
+    contentEncoding: 'identity',
+    counter: 7,
+    plaintext: legacyContent,
+    credential: relayCreds[0]!,
+  });
+  const legacyHeader = fromB64u(legacySealed.envelope.header);
+  const legacyVector = {
+    source,
+    inputs: {
+      keys: 'keys.json',
+      sender: 'relay.json inputs.relays[0] (role relay)',
+      now,
+      counter: 7,
+      legacyId,
+      protocol: 'fusion-xml',
+      cty: 'application/xml',
+      body: legacyXml,
+      randomDraws: listDraws(legacyDraws),
+    },
+    intermediate: {
+      contentText: text(legacyContent),
+      headerText: text(legacyHeader),
+      ...(await hpkeSchedule(
+        setupAuthS(
+          nobleCrypto,
+          server.agreement.publicKey,
+          utf8('latchkey/1 envelope'),
+          relayKeys[0]!.agreement.privateKey,
+          legacyDraws[1]!.bytes,
+          relayKeys[0]!.agreement.publicKey,
+        ),
+      )),
+      signatureInputHex: hex(
+        envelopeSignatureInput(
+          legacyHeader,
+          fromB64u(legacySealed.envelope.enc),
+          fromB64u(legacySealed.envelope.ct),
+          legacySealed.envelope.cred,
+        ),
+      ),
+      legacyAgentIdInputHex: hex(concatBytes(utf8('latchkey/1 legacy-agent'), new Uint8Array([0]), utf8(legacyId))),
+    },
+    outputs: {
+      envelope: legacySealed.envelope,
+      wire: text(serializeEnvelope(legacySealed.envelope)),
+      legacyAgentId: legacyAgentId(legacyId),
+    },
+  };
+
   const http = await httpVectors({
     source,
     now,
@@ -426,6 +490,7 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
     'envelope.json': envelopeVector,
     'receipt.json': receiptVector,
     'relay.json': relayVector,
+    'legacy.json': legacyVector,
     'http.json': http,
   };
 }

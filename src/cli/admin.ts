@@ -152,12 +152,14 @@ export function registerAdminCommands(program: Command): void {
   withAdminOptions(agents.command('list').description('List agents (filters combine: all must match).'))
     .addOption(new Option('--status <status>', 'as displayed').choices(['active', 'revoked']))
     .addOption(new Option('--role <role>', 'agent or relay').choices(['agent', 'relay']))
+    .addOption(new Option('--kind <kind>', "legacy: agents heard through a relay's legacy listener").choices(['enrolled', 'legacy']))
     .option('--label <k=v>', 'carries this label with this value (repeatable)', collectLabel, {})
     .option('--name <glob>', 'name matches this glob (* any run, ? one character)')
-    .action(async (o: AdminOptions & { status?: string; role?: string; label: Record<string, string>; name?: string }) => {
+    .action(async (o: AdminOptions & { status?: string; role?: string; kind?: string; label: Record<string, string>; name?: string }) => {
       const query = new URLSearchParams();
       if (o.status) query.set('status', o.status);
       if (o.role) query.set('role', o.role);
+      if (o.kind) query.set('kind', o.kind);
       for (const [k, v] of Object.entries(o.label)) query.append('label', `${k}=${v}`);
       if (o.name !== undefined) query.set('name', o.name);
       const r = { agents: await listAll(o, '/v1/admin/agents', 'agents', query.size ? `&${query.toString()}` : '') };
@@ -170,10 +172,37 @@ export function registerAdminCommands(program: Command): void {
             .map((k) => k.sigKid)
             .join(','),
           lastRelay: (a.lastRelay as { id: string; name: string | null } | null)?.name ?? (a.lastRelay as { id: string } | null)?.id ?? '',
+          legacyId: (a.legacy as { id: string | null } | null)?.id ?? '',
         })),
-        ['id', 'name', 'role', 'status', 'labels', 'keyIds', 'expiresAt', 'lastSeenAt', 'lastRelay'],
+        [
+          'id',
+          'name',
+          'role',
+          'status',
+          'labels',
+          'keyIds',
+          'expiresAt',
+          'lastSeenAt',
+          'lastRelay',
+          ...(o.kind === 'legacy' ? ['legacyId'] : []),
+        ],
       );
     });
+  withAdminOptions(
+    agents
+      .command('adopt')
+      .description('An enrolled agent takes over a legacy agent\'s history (README "Migrating a GLPI fleet").')
+      .argument('<legacy>', 'the legacy agent (id or name)')
+      .argument('<agent>', 'the enrolled agent that replaces it (id or name)'),
+  ).action(async (legacy: string, agent: string, o: AdminOptions) => {
+    const r = (await adminCall(o, 'POST', `/v1/admin/agents/${encodeURIComponent(agent)}/adopt`, { legacy })) as {
+      legacy: string;
+      agent: string;
+      inventories: number;
+    };
+    if (o.json) return out(r);
+    console.log(`${r.agent} adopted ${r.legacy}: ${r.inventories} inventories moved`);
+  });
   withAdminOptions(
     agents.command('show').description('One agent: labels, keys, expiry, last seen.').argument('<id|name>', 'agent id or name'),
   ).action(async (ref: string, o: AdminOptions) => {

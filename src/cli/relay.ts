@@ -32,6 +32,16 @@ export function registerRelayCommands(program: Command): void {
     .option('--receipt-wait <duration>', "how long to wait for the server's receipt before answering queued", '2s')
     .option('--revocation-interval <duration>', 'how often to poll the signed revocation list', '1m')
     .option('--log-level <level>', 'debug, info, warn, error, silent', process.env.LOG_LEVEL ?? 'info')
+    .option(
+      '--legacy-listen <host:port>',
+      'also take plain inventories from GLPI, FusionInventory and OCS agents here (README "Migrating a GLPI fleet")',
+    )
+    .option(
+      '--legacy-trust <cidr>',
+      'a network whose legacy agents may use --legacy-listen (repeatable; none by default: nobody)',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .action(
       async (o: {
         listen: string;
@@ -43,9 +53,21 @@ export function registerRelayCommands(program: Command): void {
         receiptWait: string;
         revocationInterval: string;
         logLevel: string;
+        legacyListen?: string;
+        legacyTrust: string[];
       }) => {
         const address = parseListenAddress(o.listen);
         if (!address) throw new CliError('usage', `--listen takes HOST:PORT (or [IPv6]:PORT), got ${JSON.stringify(o.listen)}`, 2);
+        const legacyListen = o.legacyListen === undefined ? undefined : parseListenAddress(o.legacyListen);
+        if (o.legacyListen !== undefined && !legacyListen)
+          throw new CliError('usage', `--legacy-listen takes HOST:PORT (or [IPv6]:PORT), got ${JSON.stringify(o.legacyListen)}`, 2);
+        if (o.legacyTrust.length > 0 && !legacyListen) throw new CliError('usage', '--legacy-trust needs --legacy-listen', 2);
+        const { parseCidr } = await import('../server/services/cidr.js');
+        const legacyTrust = o.legacyTrust.map((t) => {
+          const cidr = parseCidr(t);
+          if (!cidr) throw new CliError('usage', `--legacy-trust takes a CIDR (e.g. 10.0.0.0/8), got ${JSON.stringify(t)}`, 2);
+          return cidr;
+        });
         try {
           new URL(o.upstream);
         } catch {
@@ -65,6 +87,7 @@ export function registerRelayCommands(program: Command): void {
             receiptWaitMs: Math.round(parseDuration(o.receiptWait) * 1000),
             revocationIntervalMs: Math.max(1000, Math.round(parseDuration(o.revocationInterval) * 1000)),
             logLevel: o.logLevel,
+            ...(legacyListen ? { legacyListen, legacyTrust } : {}),
           });
           let closing = false;
           const stop = () => {
@@ -75,6 +98,7 @@ export function registerRelayCommands(program: Command): void {
           process.once('SIGTERM', stop);
           process.once('SIGINT', stop);
           process.stdout.write(`latchkey relay listening on ${running.url}\n`);
+          if (running.legacyUrl) process.stdout.write(`latchkey relay legacy listener on ${running.legacyUrl}\n`);
         } catch (err) {
           if (err instanceof StartupError) throw new CliError('startup_failed', err.message);
           throw err;

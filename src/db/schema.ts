@@ -106,11 +106,27 @@ export const agents = pgTable(
      * whose token's cidr constrained the enrollment only).
      */
     cidr: text('cidr'),
+    /**
+     * `legacy`: a GLPI, FusionInventory or OCS agent heard by a relay's legacy listener (spec §11.2),
+     * with no keys: its id and name are `legacyAgentId(legacyId)`. `replacedBy`: the enrolled agent
+     * that took over its history (`latchkey agents adopt`); later legacy inventories go there too.
+     */
+    kind: text('kind').$type<'enrolled' | 'legacy'>().notNull().default('enrolled'),
+    legacyId: text('legacy_id'),
+    legacyProtocol: text('legacy_protocol'),
+    replacedBy: text('replaced_by'),
   },
   // Keyset pagination (services/page.ts) walks (created_at, id); the console's label filter is a
   // jsonb containment (`labels @> {"k":"v"}`), which the GIN index answers at 100,000 agents.
   (t) => [index('agents_created_idx').on(t.createdAt, t.id), index('agents_labels_idx').using('gin', t.labels)],
 );
+
+/** What a legacy-origin inventory records about where it came from (spec §11.2). */
+export interface LegacyMeta {
+  id: string;
+  protocol: 'glpi-json' | 'fusion-xml' | 'ocs-xml';
+  cty: 'application/json' | 'application/xml';
+}
 
 /** One verified relay layer of a stored message (spec §11), as stored and shown to admins. */
 export interface RelayHop {
@@ -191,6 +207,10 @@ export const inventories = pgTable(
       .$type<RelayHop[]>()
       .notNull()
       .default(sql`'[]'::jsonb`),
+    /** Legacy origin (spec §11.2): the legacy agent's id, protocol and body type; null for sealed agents' own. */
+    legacy: jsonb('legacy').$type<LegacyMeta>(),
+    /** The legacy agent's XML exactly as it sent it (decompressed), beside `content`, its GLPI JSON mapping. */
+    raw: text('raw'),
   },
   (t) => [index('inventories_agent_received_idx').on(t.agentId, t.receivedAt.desc())],
 );

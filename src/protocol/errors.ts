@@ -99,12 +99,13 @@ const PROTOCOL_ERRORS = {
   },
   relay_not_authorized: {
     status: 403,
-    meaning: 'a relay layer signed by an identity whose role is not `relay`',
+    meaning: 'a relay layer, or legacy-origin content (§11.2), from an identity whose role is not `relay`',
     message: 'the layer is not signed by a relay',
   },
   source_not_allowed: {
     status: 403,
-    meaning: "the message comes from outside the sending agent's network (cidr of an imported or key-requested agent, §20)",
+    meaning:
+      "the message comes from outside the sending agent's network (cidr of an imported or key-requested agent, §20), or from outside a relay's `--legacy-trust` (§11.2)",
     message: 'the agent may not send from this address',
   },
 } as const satisfies Record<string, ErrorSpec>;

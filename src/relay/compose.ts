@@ -13,6 +13,10 @@ import type { Logger } from '../server/logger.js';
 import { createRelayApp } from './app.js';
 import { Forwarder, type RelayIdentity } from './forwarder.js';
 import { Spool } from './spool.js';
+import { sealEnvelope } from '../protocol/envelope.js';
+import { nextCounter } from '../agent/state.js';
+import type { Cidr } from '../server/services/cidr.js';
+import { createLegacyApp } from './legacy/listener.js';
 
 export interface RelayConfig {
   stateDir: string;
@@ -22,6 +26,8 @@ export interface RelayConfig {
   receiptWaitMs: number;
   /** How often the signed revocation list is polled from upstream. */
   revocationIntervalMs: number;
+  /** The legacy listener's trusted networks (`--legacy-trust`, spec §11.2); undefined: no legacy listener. */
+  legacyTrust?: Cidr[] | undefined;
 }
 
 export const STATUS_FILE = 'relay-status.json';
@@ -33,6 +39,7 @@ export interface RelayCounters {
   forwarded: Record<string, number>;
   upstreamRefused: Record<string, number>;
   expired: number;
+  legacy?: { accepted: Record<string, number>; refused: Record<string, number> };
 }
 
 export async function composeRelay(
@@ -150,6 +157,45 @@ export async function composeRelay(
     },
   });
 
+  /** The relay's own sealed, signed inventory envelope (legacy origin, §11.2): its keys, counter and credential. */
+  const sealOwn = async (contentType: string, gzipped: Uint8Array) =>
+    (
+      await sealEnvelope(ctx, {
+        sender: state.keys,
+        recipient: state.server.agreement,
+        type: 'inventory',
+        contentType,
+        contentEncoding: 'gzip',
+        counter: await nextCounter(config.stateDir, ctx.now()),
+        plaintext: gzipped,
+        credential: state.agent.credential,
+      })
+    ).envelope;
+  let legacyApp: ReturnType<typeof createLegacyApp> | undefined;
+  if (config.legacyTrust) {
+    const legacyCounters = { accepted: {}, refused: {} };
+    counters.legacy = legacyCounters;
+    const legacyTotal = new Counter({
+      name: 'latchkey_relay_legacy_requests_total',
+      help: 'Legacy listener: inventories spooled (outcome accepted, by protocol) and requests refused (by code).',
+      labelNames: ['outcome', 'label'],
+      registers: [registry],
+    });
+    legacyApp = createLegacyApp({
+      trust: config.legacyTrust,
+      seal: sealOwn,
+      spool,
+      kick: () => forwarder.kick(),
+      now: ctx.now,
+      logger,
+      clientAddress,
+      count: (outcome, label) => {
+        legacyTotal.inc({ outcome, label });
+        bump(legacyCounters[outcome], label);
+      },
+    });
+  }
+
   const pollRevocations = async () => {
     try {
       const r = await refreshRevocations(ctx, config.stateDir, { via: config.upstream });
@@ -181,6 +227,7 @@ export async function composeRelay(
   const timers: NodeJS.Timeout[] = [];
   return {
     app,
+    legacyApp,
     spool,
     forwarder,
     identity,

@@ -21,10 +21,14 @@ export interface RelayServeConfig extends RelayConfig {
   token?: string | undefined;
   name?: string | undefined;
   logLevel: string;
+  /** `--legacy-listen` (spec §11.2): where legacy agents are heard; needs `legacyTrust` (possibly empty). */
+  legacyListen?: { host: string; port: number } | undefined;
 }
 
 export interface RunningRelay {
   url: string;
+  /** The legacy listener's URL, when `--legacy-listen` was given. */
+  legacyUrl?: string;
   close(): Promise<void>;
 }
 
@@ -59,16 +63,36 @@ export async function startRelay(config: RelayServeConfig): Promise<RunningRelay
     );
     server.listen(config.port, config.host, () => resolve());
   });
+  const urlOf = (a: AddressInfo) => `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  let legacy: ReturnType<typeof createAdaptorServer> | undefined;
+  if (config.legacyListen && relay.legacyApp) {
+    const { host, port } = config.legacyListen;
+    legacy = createAdaptorServer({ fetch: relay.legacyApp.fetch, hostname: host });
+    await new Promise<void>((resolve, reject) => {
+      legacy!.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new StartupError(`cannot listen on ${host}:${port} (--legacy-listen): ${err.code ?? err.message}`)),
+      );
+      legacy!.listen(port, host, () => resolve());
+    });
+  }
   await relay.start();
   const addr = server.address() as AddressInfo;
-  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  const url = urlOf(addr);
+  const legacyUrl = legacy ? urlOf(legacy.address() as AddressInfo) : undefined;
+  if (legacyUrl) logger.info({ url: legacyUrl, trust: config.legacyTrust?.length ?? 0 }, 'latchkey relay legacy listener listening');
   logger.info(
     { url, upstream: config.upstream, relayKid: state.keys.signing.kid, spool: relay.spool.stats().depth },
     'latchkey relay listening',
   );
   return {
     url,
+    ...(legacyUrl ? { legacyUrl } : {}),
     close: async () => {
+      if (legacy)
+        await new Promise<void>((resolve) => {
+          legacy!.close(() => resolve());
+          if ('closeIdleConnections' in legacy!) (legacy as { closeIdleConnections(): void }).closeIdleConnections();
+        });
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         if ('closeIdleConnections' in server) (server as { closeIdleConnections(): void }).closeIdleConnections();

@@ -18,6 +18,7 @@ const enrollment = load('enrollment.json');
 const envelope = load('envelope.json');
 const receipt = load('receipt.json');
 const relay = load('relay.json');
+const legacy = load('legacy.json');
 const http = load('http.json');
 
 // §2 Encodings.
@@ -390,6 +391,49 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
     expect(JSON.parse(text(openBase(unb64u(got.dir.enc), agent.kxPriv, utf8('latchkey/1 directives'), aad, unb64u(got.dir.ct))))).toEqual(
       i.directives,
     );
+  });
+
+  it("§11.2: a relay's legacy-origin envelope, byte for byte; the server opens it and finds the legacy agent", () => {
+    const i = legacy.inputs;
+    const r = relay.inputs.relays[0];
+    const seed = hex(r.ed25519SeedHex);
+    const kxPriv = hex(r.x25519PrivateHex);
+    const [midDraw, ephemeral] = i.randomDraws.map((d: { hex: string }) => hex(d.hex));
+    // The content: members origin, id, protocol, cty, body (b64u of the agent's bytes), compact JSON.
+    const content = utf8(JSON.stringify({ origin: 'legacy', id: i.legacyId, protocol: i.protocol, cty: i.cty, body: b64u(utf8(i.body)) }));
+    expect(text(content)).toBe(legacy.intermediate.contentText);
+    const header = {
+      v: 1,
+      typ: 'inventory',
+      snd: kid(1, ed25519.getPublicKey(seed)),
+      rcp: serverKxKid,
+      mid: b64u(midDraw!),
+      ctr: i.counter,
+      iat: i.now,
+      cty: 'application/vnd.latchkey.legacy+json',
+      cen: 'identity',
+    };
+    const H = utf8(JSON.stringify(header));
+    expect(text(H)).toBe(legacy.intermediate.headerText);
+    const { enc, ct, schedule } = sealAuth(server.kx, utf8('latchkey/1 envelope'), H, content, kxPriv, ephemeral!);
+    expect(schedule).toEqual({ hpkeKeyHex: legacy.intermediate.hpkeKeyHex, hpkeBaseNonceHex: legacy.intermediate.hpkeBaseNonceHex });
+    const cred = r.credential as string;
+    const sigInput = cat(label('latchkey/1 envelope-signature'), lp(H), lp(enc), lp(ct), lp(utf8(cred)));
+    expect(toHex(sigInput)).toBe(legacy.intermediate.signatureInputHex);
+    const env = { v: 1, header: b64u(H), enc: b64u(enc), ct: b64u(ct), sig: b64u(ed25519.sign(sigInput, seed)), cred };
+    expect(JSON.stringify(env)).toBe(legacy.outputs.wire);
+
+    // Server side: the sender's credential says role relay (only a relay may send this cty), then open.
+    const claims = JSON.parse(text(unb64u(cred.split('.')[1]!)));
+    expect(claims.role).toBe('relay');
+    const pt = openAuth(enc, server.kxPriv, utf8('latchkey/1 envelope'), H, ct, x25519.getPublicKey(kxPriv));
+    const o = JSON.parse(text(pt));
+    expect(Object.keys(o)).toEqual(['origin', 'id', 'protocol', 'cty', 'body']);
+    expect(text(unb64u(o.body))).toBe(i.body);
+    // The legacy agent: "legacy-" + b64u(first 16 bytes of SHA-256(label("latchkey/1 legacy-agent") || utf8(id))).
+    const idInput = cat(label('latchkey/1 legacy-agent'), utf8(o.id));
+    expect(toHex(idInput)).toBe(legacy.intermediate.legacyAgentIdInputHex);
+    expect(`legacy-${b64u(sha256(idInput).subarray(0, 16))}`).toBe(legacy.outputs.legacyAgentId);
   });
 
   it('§11: relay layers, byte for byte; the server verifies them outside in', () => {

@@ -23,13 +23,27 @@ export interface AgentView {
   lastPath: RelayHop[] | null;
   keys: { sigKid: string; kxKid: string; status: string; expiresAt: string }[];
   expiresAt: string | null;
+  /** `legacy`: heard through a relay's legacy listener (spec §11.2), with the id and protocol it used. */
+  kind: 'enrolled' | 'legacy';
+  legacy: LegacyView | null;
 }
+
+/** What a legacy agent is: its own id (GLPI-Agent-ID or deviceid), its protocol, who replaced it. */
+export interface LegacyView {
+  id: string | null;
+  protocol: string | null;
+  replacedBy: string | null;
+}
+
+const legacyView = (a: typeof agents.$inferSelect): LegacyView | null =>
+  a.kind === 'legacy' ? { id: a.legacyId, protocol: a.legacyProtocol, replacedBy: a.replacedBy } : null;
 
 /** Filters of GET /v1/admin/agents; each given one narrows the listing (AND). */
 export interface AgentFilter {
   /** As displayed (displayedStatus). */
   status?: 'active' | 'revoked' | undefined;
   role?: 'agent' | 'relay' | undefined;
+  kind?: 'enrolled' | 'legacy' | undefined;
   /** Every one of these labels, with these values. */
   labels?: Record<string, string> | undefined;
   /** A name glob (`*`, `?`), as in a token's name pattern. */
@@ -55,6 +69,7 @@ function filterConditions(filter: AgentFilter): SQL[] {
   if (filter.status === 'revoked') conditions.push(revokedCondition());
   if (filter.status === 'active') conditions.push(sql`NOT ${revokedCondition()}`);
   if (filter.role) conditions.push(eq(agents.role, filter.role));
+  if (filter.kind) conditions.push(eq(agents.kind, filter.kind));
   if (filter.labels && Object.keys(filter.labels).length > 0)
     conditions.push(sql`${agents.labels} @> ${JSON.stringify(filter.labels)}::jsonb`);
   if (filter.name !== undefined) conditions.push(sql`${agents.name} LIKE ${globToLike(filter.name)} ESCAPE '\\'`);
@@ -110,6 +125,8 @@ export async function listAgents(
       lastPath: a.lastPath ?? null,
       keys: mine.map((k) => ({ sigKid: k.sigKid, kxKid: k.kxKid, status: k.status, expiresAt: k.expiresAt.toISOString() })),
       expiresAt: active[0]?.expiresAt.toISOString() ?? null,
+      kind: a.kind,
+      legacy: legacyView(a),
     };
   });
   return { agents: views, nextCursor };
@@ -165,8 +182,52 @@ export async function getAgent(db: Db, now: number, ref: string): Promise<AgentD
     credentialTtlSeconds: a.credentialTtlSeconds,
     lastRelay: a.lastRelayId ? { id: a.lastRelayId, name: relay?.name ?? null } : null,
     lastPath: a.lastPath ?? null,
+    kind: a.kind,
+    legacy: legacyView(a),
     keys,
   };
+}
+
+/**
+ * An enrolled agent takes over a legacy agent (README "Migrating a GLPI fleet"): the legacy agent's
+ * stored inventories become the enrolled agent's history, and inventories relays send later under
+ * the same legacy id are stored under the enrolled agent too (store-batcher.ts follows replaced_by).
+ * Inventories already queued for GLPI keep the legacy agent's GLPI-Agent-ID.
+ */
+export async function adoptLegacyAgent(
+  db: Db,
+  clock: () => number,
+  actor: string,
+  legacyRef: string,
+  enrolledRef: string,
+): Promise<{ legacy: string; agent: string; inventories: number }> {
+  return db.transaction(async (tx) => {
+    const legacy = await findAgent(tx, legacyRef, true);
+    const enrolled = await findAgent(tx, enrolledRef, true);
+    if (!legacy || !enrolled) throw new ApiError('not_found', 'no such agent');
+    const [l] = await tx.select({ kind: agents.kind, replacedBy: agents.replacedBy }).from(agents).where(eq(agents.id, legacy.id));
+    const [e] = await tx.select({ kind: agents.kind, role: agents.role }).from(agents).where(eq(agents.id, enrolled.id));
+    if (l?.kind !== 'legacy') throw new ApiError('request_invalid', 'the first agent must be a legacy agent');
+    if (e?.kind !== 'enrolled' || e.role !== 'agent') throw new ApiError('request_invalid', 'the second agent must be an enrolled agent');
+    if (l.replacedBy !== null && l.replacedBy !== enrolled.id)
+      throw new ApiError('request_invalid', 'this legacy agent was adopted by another agent');
+    const moved = await tx
+      .update(inventories)
+      .set({ agentId: enrolled.id })
+      .where(eq(inventories.agentId, legacy.id))
+      .returning({ id: inventories.id });
+    await tx.update(agents).set({ replacedBy: enrolled.id }).where(eq(agents.id, legacy.id));
+    const at = new Date(clock());
+    await appendAudit(tx, {
+      at,
+      actor,
+      action: 'agent.adopt',
+      outcome: 'success',
+      agentId: enrolled.id,
+      details: { legacy: legacy.id, inventories: moved.length },
+    });
+    return { legacy: legacy.id, agent: enrolled.id, inventories: moved.length };
+  });
 }
 
 /**

@@ -28,6 +28,7 @@ import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js'
 import { Lru } from '../../protocol/lru.js';
 import { signReceipt, type Directives } from '../../protocol/receipt.js';
 import { envelopeDigest, isRelayed, parseRelayPath } from '../../protocol/relay.js';
+import { LEGACY_CONTENT_TYPE } from '../../protocol/legacy.js';
 import type { SignedObject } from '../../protocol/signed.js';
 import type { Database, Row } from '../../db/database.js';
 import type { RelayHop } from '../../db/schema.js';
@@ -40,7 +41,7 @@ import { RELAY_LOOKUP_SQL, verifyRelayPath, type RelayMemo } from './relay-layer
 import { senderRefusalSql } from './sender-rules.js';
 import { SenderKeyCache, type SenderKeyFacts } from './sender-keys.js';
 import { isUnstorableValueError } from './storable.js';
-import { STORE_BATCH_SQL, StoreBatcher, type StoreVerdict } from './store-batcher.js';
+import { STORE_BATCH_SQL, StoreBatcher, type StoreItem, type StoreVerdict } from './store-batcher.js';
 import type { Gunzip } from './decompress.js';
 import { unsealInventory } from './unseal.js';
 
@@ -186,7 +187,7 @@ export type IngestResult =
  * may send (the one status rule, sender-rules.ts) and has sent this message id, all at once.
  */
 export const SENDER_LOOKUP_SQL = `
-  SELECT k.agent_id, k.sig_pub, k.kx_pub, k.max_counter::text AS max_counter,
+  SELECT k.agent_id, ag.role, k.sig_pub, k.kx_pub, k.max_counter::text AS max_counter,
          (extract(epoch FROM k.created_at) * 1000)::float8 AS created_at,
          (extract(epoch FROM k.expires_at) * 1000)::float8 AS expires_at, ag.cidr,
          ${senderRefusalSql({ agentStatus: 'ag.status', keyStatus: 'k.status', unexpired: 'k.expires_at > to_timestamp($2::float8 / 1000.0)', inOverlap: 'k.superseded_until > to_timestamp($2::float8 / 1000.0)' })} AS refusal,
@@ -259,9 +260,12 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     checkFreshness(env.header, now, sender.counterFloor, deps.policy.freshness);
     if (env.cred !== undefined) await checkCredential(deps, env.cred, env.header.snd, sender, now);
     if (env.header.typ !== 'inventory') throw new ProtocolError('payload_invalid', 'this endpoint takes inventory messages');
+    // Legacy origin (§11.2): only a relay speaks for legacy agents, decided from the header, before opening.
+    if (env.header.cty === LEGACY_CONTENT_TYPE && sender.role !== 'relay')
+      throw new ProtocolError('relay_not_authorized', 'only a relay may submit legacy-origin inventories');
     checkBudgets(deps, sender.agentId, now);
 
-    const { text, size } = await unsealInventory(deps.ctx, addressed.agreement, {
+    const { text, size, legacy } = await unsealInventory(deps.ctx, addressed.agreement, {
       env,
       senderAgreementKey: sender.kxPub,
       maxContentBytes: deps.policy.maxContentBytes,
@@ -269,7 +273,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     });
 
     const binding = envelopeDigest(env);
-    const stored = await store(deps, env, sender, mid, text, size, now, binding, path);
+    const stored = await store(deps, env, sender, mid, text, size, now, binding, path, legacy);
     // Stored: the agent pays for it, and the source gets its reservation back.
     deps.limits.messages.take(sender.agentId);
     deps.limits.sourceRefusals.refund(payer);
@@ -353,6 +357,7 @@ async function lookUpSender(
     createdAt: Number(row.created_at),
     expiresAt: Number(row.expires_at),
     counterFloor: Number(row.max_counter),
+    role: row.role === 'relay' ? 'relay' : 'agent',
     ...(typeof row.cidr === 'string' ? { cidr: parseCidr(row.cidr) ?? null } : {}),
   };
   const refusal = (row.refusal as ProtocolErrorCode | null) ?? undefined;
@@ -414,6 +419,7 @@ async function store(
   now: number,
   binding: Uint8Array,
   path: RelayHop[],
+  legacy: StoreItem['legacy'],
 ): Promise<{ sendIntervalSeconds: number | null; renewRequested: boolean }> {
   const kid = env.header.snd;
   const { byteBurst, bytesPerSecond } = deps.policy;
@@ -432,6 +438,7 @@ async function store(
       json: inventoryJson,
       env: binding,
       path: JSON.stringify(path),
+      ...(legacy ? { legacy } : {}),
     });
   } catch (err) {
     // The batcher retries a failing statement message by message, so this one is this message's.

@@ -2,7 +2,7 @@
 // received-at and size; the latest per agent is one index probe; retention prunes the rest.
 import { and, desc, eq, gte, lt, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
-import { agents, inventories, seenMessages, type RelayHop } from '../../db/schema.js';
+import { agents, inventories, seenMessages, type LegacyMeta, type RelayHop } from '../../db/schema.js';
 import { b64u } from '../../protocol/bytes.js';
 import { resolveAgentId } from './agents.js';
 import { pageQuery, paginate, positionOf, type PageRequest } from './page.js';
@@ -81,13 +81,11 @@ export interface InventoryEntry {
   /** The verified relay path (spec §11), outer → inner; empty when it came directly. */
   path: RelayHop[];
   inventory?: unknown;
+  /** Legacy origin (spec §11.2), and with the content the XML as the legacy agent sent it. */
+  legacy?: LegacyMeta;
+  raw?: string;
 }
 
-/**
- * Stored inventories in the order received (received_at, id), a page at a time (services/page.ts):
- * one agent's (by id or name) or everyone's, from `since` on. Export asks for the content too;
- * the page size bounds what one answer holds.
- */
 /** The columns of a stored inventory's listing entry (with its agent's name). */
 const entryColumns = {
   agentId: inventories.agentId,
@@ -96,8 +94,14 @@ const entryColumns = {
   receivedAt: inventories.receivedAt,
   size: inventories.size,
   path: inventories.path,
+  legacy: inventories.legacy,
 };
 
+/**
+ * Stored inventories in the order received (received_at, id), a page at a time (services/page.ts):
+ * one agent's (by id or name) or everyone's, from `since` on. Export asks for the content too;
+ * the page size bounds what one answer holds.
+ */
 export async function listInventories(
   db: Db,
   page: PageRequest,
@@ -112,7 +116,7 @@ export async function listInventories(
       id: inventories.id,
       ...entryColumns,
       position: positionOf(inventories.receivedAt),
-      ...(opts.withContent ? { content: inventories.content } : {}),
+      ...(opts.withContent ? { content: inventories.content, raw: inventories.raw } : {}),
     })
     .from(inventories)
     .innerJoin(agents, eq(agents.id, inventories.agentId))
@@ -132,6 +136,8 @@ export async function listInventories(
       size: r.size,
       path: r.path ?? [],
       ...('content' in r ? { inventory: r.content } : {}),
+      ...(r.legacy ? { legacy: r.legacy } : {}),
+      ...('raw' in r && typeof r.raw === 'string' ? { raw: r.raw } : {}),
     })),
     nextCursor,
   };
@@ -144,6 +150,7 @@ export async function inventoryByMessage(db: Db, agentRef: string, messageId: Ui
     .select({
       ...entryColumns,
       content: inventories.content,
+      raw: inventories.raw,
     })
     .from(inventories)
     .innerJoin(agents, eq(agents.id, inventories.agentId))

@@ -12,6 +12,8 @@ import type { Cidr } from './cidr.js';
 
 export interface SenderKeyFacts {
   agentId: string;
+  /** The identity's role (immutable): only a relay may send legacy-origin inventories (§11.2). */
+  role: 'agent' | 'relay';
   sigPub: Uint8Array;
   kxPub: Uint8Array;
   createdAt: number;

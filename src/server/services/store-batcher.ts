@@ -37,6 +37,11 @@ export interface StoreItem {
   env?: Uint8Array;
   /** The verified relay path (spec §11) as JSON text, outer → inner; absent or [] when sent directly. */
   path?: string;
+  /**
+   * Legacy origin (spec §11.2): the legacy agent the inventory is stored under (created on first
+   * sight; its replacement once adopted), what the relay said of it, and the XML as sent.
+   */
+  legacy?: { agentId: string; meta: { id: string; protocol: string; cty: string }; raw?: string };
 }
 
 /** What the statement decided for one message. */
@@ -66,7 +71,8 @@ const budgetLevel = (row: string, at: string, rate: string) =>
   `GREATEST(0, ${row}.byte_budget_used - GREATEST(0, EXTRACT(EPOCH FROM ${at} - COALESCE(${row}.byte_budget_used_at, ${at}))) * ${rate})`;
 
 /**
- * One row per message in $1, a JSON array: {n, k, m (hex), c, w, at, a, s, bb, br, i (the inventory)}.
+ * One row per message in $1, a JSON array: {n, k, m (hex), c, w, at, a, s, bb, br, i (the inventory)}, and for a
+ * legacy-origin one (spec §11.2) o (the legacy agent), l (its id, protocol, body type) and r (its XML).
  * Data-modifying CTEs run in one snapshot and commit together. The agents' rows are locked first,
  * in id order (one order for every statement, so two never deadlock), and read as last committed:
  * the stored-bytes budget holds across statements and instances. Within a statement, each agent's
@@ -77,7 +83,8 @@ const budgetLevel = (row: string, at: string, rate: string) =>
 export const STORE_BATCH_SQL = `
   WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::text::jsonb)
-      AS t(n int, k text, m text, c bigint, w bigint, at bigint, a text, s bigint, bb float8, br float8, e text, p jsonb, i jsonb)
+      AS t(n int, k text, m text, c bigint, w bigint, at bigint, a text, s bigint, bb float8, br float8, e text, p jsonb, i jsonb,
+           o text, l jsonb, r text)
   ), ag AS (
     SELECT id, status, send_interval_seconds, renew_requested_at, byte_budget_used, byte_budget_used_at FROM agents
     WHERE id IN (SELECT a FROM input) ORDER BY id FOR UPDATE
@@ -102,15 +109,24 @@ export const STORE_BATCH_SQL = `
     ON CONFLICT DO NOTHING
     RETURNING sig_kid, message_id
   ), accepted AS (
-    SELECT input.* FROM input JOIN seen ON seen.sig_kid = input.k AND seen.message_id = decode(input.m, 'hex')
+    SELECT input.*, COALESCE(lg.replaced_by, input.o, input.a) AS owner
+    FROM input JOIN seen ON seen.sig_kid = input.k AND seen.message_id = decode(input.m, 'hex')
+    LEFT JOIN agents lg ON lg.id = input.o
+  ), legacy AS (
+    INSERT INTO agents (id, name, role, kind, legacy_id, legacy_protocol, created_at, last_seen_at, last_relay_id)
+    SELECT DISTINCT ON (o) o, o, 'agent', 'legacy', l ->> 'id', l ->> 'protocol', to_timestamp(at / 1000.0), to_timestamp(at / 1000.0), a
+    FROM accepted WHERE o IS NOT NULL ORDER BY o, n DESC
+    ON CONFLICT (id) DO UPDATE SET last_seen_at = GREATEST(agents.last_seen_at, EXCLUDED.last_seen_at),
+      legacy_protocol = EXCLUDED.legacy_protocol, last_relay_id = EXCLUDED.last_relay_id
+    RETURNING 1
   ), counter AS (
     UPDATE agent_keys SET max_counter = GREATEST(agent_keys.max_counter, m.c)
     FROM (SELECT k, max(c) AS c FROM accepted GROUP BY k) m
     WHERE agent_keys.sig_kid = m.k
     RETURNING 1
   ), stored AS (
-    INSERT INTO inventories (agent_id, message_id, received_at, size, content, path)
-    SELECT a, decode(m, 'hex'), to_timestamp(at / 1000.0), s, i, p FROM accepted ORDER BY n
+    INSERT INTO inventories (agent_id, message_id, received_at, size, content, path, legacy, raw)
+    SELECT owner, decode(m, 'hex'), to_timestamp(at / 1000.0), s, i, p, l, r FROM accepted ORDER BY n
     RETURNING id, agent_id, received_at
   ), ${OUTBOX_CTE}, seen_at AS (
     UPDATE agents SET last_seen_at = m.at,
@@ -250,7 +266,7 @@ function verdictOf(row: Row | undefined): StoreVerdict {
 function encodeBatch(batch: readonly Pending[]): string {
   const parts = batch.map(
     ({ item: it, midHex }, n) =>
-      `{"n":${n},"k":${JSON.stringify(it.kid)},"m":"${midHex}","c":${int(it.counter)},"w":${int(it.window)},"at":${int(it.at)},"a":${JSON.stringify(it.agentId)},"s":${int(it.size)},"bb":${num(it.byteBurst)},"br":${num(it.bytesPerSecond)},"e":${it.env ? `"${hex(it.env)}"` : 'null'},"p":${it.path ?? '[]'},"i":${it.json}}`,
+      `{${it.legacy ? `"o":${JSON.stringify(it.legacy.agentId)},"l":${JSON.stringify(it.legacy.meta)},"r":${it.legacy.raw === undefined ? 'null' : JSON.stringify(it.legacy.raw)},` : ''}"n":${n},"k":${JSON.stringify(it.kid)},"m":"${midHex}","c":${int(it.counter)},"w":${int(it.window)},"at":${int(it.at)},"a":${JSON.stringify(it.agentId)},"s":${int(it.size)},"bb":${num(it.byteBurst)},"br":${num(it.bytesPerSecond)},"e":${it.env ? `"${hex(it.env)}"` : 'null'},"p":${it.path ?? '[]'},"i":${it.json}}`,
   );
   return `[${parts.join(',')}]`;
 }

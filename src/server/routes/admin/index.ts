@@ -5,7 +5,16 @@ import type { Db } from '../../../db/database.js';
 import type { App, AppDeps } from '../../types.js';
 import { requireAdmin } from '../../middleware/admin-auth.js';
 import { createAdminKey, listAdminKeys, revokeAdminKey } from '../../services/admin-keys.js';
-import { deleteAgent, getAgent, listAgents, listKeys, requestRenewal, revokeAgent, revokeKey } from '../../services/agents.js';
+import {
+  adoptLegacyAgent,
+  deleteAgent,
+  getAgent,
+  listAgents,
+  listKeys,
+  requestRenewal,
+  revokeAgent,
+  revokeKey,
+} from '../../services/agents.js';
 import { NAME_PATTERN } from '../../services/name-rules.js';
 import { MAX_CREDENTIAL_TTL_SECONDS, MIN_CREDENTIAL_TTL_SECONDS } from '../../lifetimes.js';
 import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, MAX_TOKEN_USES, MIN_TOKEN_TTL_SECONDS } from '../../token-limits.js';
@@ -82,6 +91,11 @@ const Agent = z
       .openapi({ description: "The relay path of the agent's last stored message; [] if direct" }),
     expiresAt: z.string().nullable(),
     keys: z.array(z.object({ sigKid: z.string(), kxKid: z.string(), status: z.string(), expiresAt: z.string() })),
+    kind: z.enum(['enrolled', 'legacy']).openapi({ description: "legacy: heard through a relay's legacy listener (spec §11.2)" }),
+    legacy: z
+      .object({ id: z.string().nullable(), protocol: z.string().nullable(), replacedBy: z.string().nullable() })
+      .nullable()
+      .openapi({ description: 'a legacy agent: its GLPI-Agent-ID or deviceid, its protocol, the enrolled agent that adopted it' }),
   })
   .openapi('Agent');
 const AgentKey = z
@@ -129,6 +143,7 @@ const LabelFilter = z
 const AgentListQuery = PageQuery.extend({
   status: z.enum(['active', 'revoked']).optional().openapi({ description: 'as displayed: revoked when the agent or every key it has is' }),
   role: z.enum(['agent', 'relay']).optional(),
+  kind: z.enum(['enrolled', 'legacy']).optional().openapi({ description: "legacy: agents heard through a relay's legacy listener" }),
   label: z
     .union([LabelFilter, z.array(LabelFilter).max(32)])
     .optional()
@@ -215,14 +230,14 @@ export function registerAdminRoutes(app: App): void {
       responses: { 200: json(z.object({ agents: z.array(Agent), next_cursor: NextCursor }), 'Agents'), ...errors },
     }),
     async (c) => {
-      const { status, role, label, name, ...page } = c.req.valid('query');
+      const { status, role, kind, label, name, ...page } = c.req.valid('query');
       const labels = Object.fromEntries(
         (label === undefined ? [] : Array.isArray(label) ? label : [label]).map((kv) => [
           kv.slice(0, kv.indexOf('=')),
           kv.slice(kv.indexOf('=') + 1),
         ]),
       );
-      const { agents, nextCursor } = await listAgents(c.get('deps').database.db, page, { status, role, labels, name });
+      const { agents, nextCursor } = await listAgents(c.get('deps').database.db, page, { status, role, kind, labels, name });
       return c.json({ agents, next_cursor: nextCursor }, 200);
     },
   );
@@ -321,6 +336,37 @@ export function registerAdminRoutes(app: App): void {
     async (c) => {
       const { database, ctx } = c.get('deps');
       return c.json(await requestRenewal(database.db, ctx.now, c.get('admin').id, c.req.valid('param').id), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/admin/agents/{id}/adopt',
+      operationId: 'adoptLegacyAgent',
+      tags: ['admin'],
+      summary:
+        'An enrolled agent (by id or name) takes over a legacy agent: its stored inventories, and those relays send under its legacy id later',
+      security,
+      middleware: [requireAdmin('agents:write')] as const,
+      request: {
+        params: AgentParam,
+        body: {
+          required: true,
+          content: { 'application/json': { schema: z.object({ legacy: AgentRef.openapi({ description: 'legacy agent id or name' }) }) } },
+        },
+      },
+      responses: {
+        200: json(z.object({ legacy: z.string(), agent: z.string(), inventories: z.number() }), 'Adopted'),
+        ...errorResponses(...ADMIN_ERRORS, 'payload_too_large', 'not_found', 'request_invalid', 'unsupported_media_type'),
+      },
+    }),
+    async (c) => {
+      const { database, ctx } = c.get('deps');
+      return c.json(
+        await adoptLegacyAgent(database.db, ctx.now, c.get('admin').id, c.req.valid('json').legacy, c.req.valid('param').id),
+        200,
+      );
     },
   );
 

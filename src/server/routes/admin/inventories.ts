@@ -26,6 +26,14 @@ const Entry = z
     size: z.number(),
     path: z.array(RelayHopSchema).openapi({ description: 'the verified relay path, outer → inner; empty when direct' }),
     inventory: z.unknown().optional(),
+    legacy: z
+      .object({ id: z.string(), protocol: z.enum(['glpi-json', 'fusion-xml', 'ocs-xml']), cty: z.string() })
+      .optional()
+      .openapi({ description: "legacy origin (spec §11.2): the legacy agent's id, protocol and body type" }),
+    raw: z
+      .string()
+      .optional()
+      .openapi({ description: 'a legacy XML inventory exactly as the agent sent it (`inventory` is its GLPI JSON mapping)' }),
   })
   .openapi('StoredInventory');
 const History = z.object({ inventories: z.array(Entry), next_cursor: NextCursor });
@@ -157,6 +165,8 @@ export function registerInventoryRoutes(app: App): void {
           size: row.size,
           path: row.path ?? [],
           inventory: row.content,
+          ...(row.legacy ? { legacy: row.legacy } : {}),
+          ...(row.raw !== null ? { raw: row.raw } : {}),
         },
         200,
       );

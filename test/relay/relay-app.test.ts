@@ -180,7 +180,7 @@ describe.each(dbKinds)('relay in process (%s)', { timeout: 120_000 }, (kind) => 
     expect(r.relay.spool.stats().depth).toBe(0);
   });
 
-  it('a hop that alters a byte between the relay and the server is caught by the server; nothing is stored', async () => {
+  it('a hop that alters a byte between the relay and the server: the server stores nothing, the relay believes nothing and keeps it', async () => {
     const hop = await tamperingHop(server.url, (body) => {
       const env = (body.envelopes[0]!.inner as Record<string, string>) ?? {};
       const ct = Buffer.from(env.ct!, 'base64url');
@@ -194,13 +194,14 @@ describe.each(dbKinds)('relay in process (%s)', { timeout: 120_000 }, (kind) => 
     closers.push(r.close);
     const agent = await loadState(server.ctx.crypto, join(dir, 'agent'));
     const err = await submitEnvelope(server.ctx, agent, await sealInventory(server.ctx, agent, inventory), r.url).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(HttpError); // no receipt the agent could believe
-    expect(hop.answers).toHaveLength(1);
-    expect((hop.answers[0] as { results: { error: { code: string }; receipt?: unknown }[] }).results[0]!.error.code).toBe(
-      'signature_invalid',
-    );
-    expect((hop.answers[0] as { results: { receipt?: unknown }[] }).results[0]!.receipt).toBeUndefined();
-    // The relay keeps it aside with the code (never silently deleted), and the agent keeps its envelope.
-    expect((await readdir(join(stateDir, 'refused'))).filter((n) => n.endsWith('.why.json'))).toHaveLength(1);
+    // No server receipt the relay could believe: the agent holds the relay's durable acceptance only.
+    expect(err).toBeInstanceOf(QueuedAtRelay);
+    expect(hop.answers.length).toBeGreaterThanOrEqual(1);
+    // The server refused the altered layer (unsigned copy for people)...
+    expect((hop.answers[0] as { results: { error: { code: string } }[] }).results[0]!.error.code).toBe('signature_invalid');
+    // ...and signed that, for a request the relay never sent: the batch receipt binds the altered bytes,
+    // so the relay trusts nothing in the answer (§10.1) and keeps the envelope spooled for a later try.
+    expect(r.relay.spool.stats().depth).toBe(1);
+    expect(await readdir(join(stateDir, 'refused'))).toEqual([]);
   });
 });

@@ -348,7 +348,9 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
   };
 
   // §10.1: a batch of three answered by one batch receipt.
-  const batchDraws = [{ purpose: 'HPKE ephemeral X25519 private key for the first result\'s directives (32)', bytes: fixed('batch-ephemeral', 32) }];
+  const batchDraws = [
+    { purpose: "HPKE ephemeral X25519 private key for the first result's directives (32)", bytes: fixed('batch-ephemeral', 32) },
+  ];
   const batchCtx = scriptedContext(now, batchDraws);
   const batchRequest = JSON.stringify({ envelopes: [envelope, envelope, { v: 1 }] });
   const batchBodies = [
@@ -357,7 +359,14 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
       { mid: header.mid, snd: header.snd, env: binding, status: 'accepted', rat: now + 10, directives: { sendIntervalSeconds: 3600 } },
       agent.agreement.publicKey,
     ),
-    await receiptBody(batchCtx, { mid: header.mid, snd: header.snd, env: binding, status: 'rejected', code: 'replay_detected', rat: now + 11 }),
+    await receiptBody(batchCtx, {
+      mid: header.mid,
+      snd: header.snd,
+      env: binding,
+      status: 'rejected',
+      code: 'replay_detected',
+      rat: now + 11,
+    }),
     { status: 'refused', rat: now + 12, code: 'envelope_malformed' },
   ];
   const batchResults = batchBodies.map((b, i) => batchResultBytes(i, b));
@@ -388,7 +397,11 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
       })),
       batchReceipt: signedPieces(batchReceipt!),
     },
-    outputs: { batchReceipt: batchReceipt!, answer: batchAnswer, share: { batchReceipts: [batchReceipt!], result: b64u(batchResults[0]!) } },
+    outputs: {
+      batchReceipt: batchReceipt!,
+      answer: batchAnswer,
+      share: { batchReceipts: [batchReceipt!], result: b64u(batchResults[0]!) },
+    },
   };
 
   // §11: envelope.json wrapped by relay A (hop 1, with src) then relay B (hop 2, without).

@@ -115,7 +115,8 @@ export async function verifyBatchAnswer(
 ): Promise<VerifiedBatchResult[]> {
   const a = asObject(answer, bad);
   const b = await verifiedBatchBody(c, server, a.batchReceipts);
-  if (b.req !== b64u(batchRequestDigest(sent.request))) throw new ProtocolError('signature_invalid', 'the batch receipt answers another request');
+  if (b.req !== b64u(batchRequestDigest(sent.request)))
+    throw new ProtocolError('signature_invalid', 'the batch receipt answers another request');
   const listed: unknown = a.results;
   if (b.results.length !== sent.items.length || !Array.isArray(listed) || listed.length !== sent.items.length)
     throw new ProtocolError('signature_invalid', 'the batch receipt does not answer every envelope sent');

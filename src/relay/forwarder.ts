@@ -257,7 +257,11 @@ export class Forwarder {
         });
         return results.map((r): Item => {
           if (r.status === 'refused') return { kind: 'refused', code: r.code ?? 'unknown' };
-          const settled: Settled = { receipt: batchProof({ batchReceipts: a.batchReceipts }, r), status: r.status, ...(r.code !== undefined ? { code: r.code } : {}) };
+          const settled: Settled = {
+            receipt: batchProof({ batchReceipts: a.batchReceipts }, r),
+            status: r.status,
+            ...(r.code !== undefined ? { code: r.code } : {}),
+          };
           return { kind: 'judged', settled };
         });
       } catch {

@@ -286,9 +286,21 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
       ['rejected', 'replay_detected'],
     ]);
     // What an agent does with its share: the pinned key, its own envelope.
-    const first = await verifyReceipt(ctx, alice.server.signing, batchProof(answer, results[0]!), bindingOf(good), alice.keys.agreement.privateKey);
+    const first = await verifyReceipt(
+      ctx,
+      alice.server.signing,
+      batchProof(answer, results[0]!),
+      bindingOf(good),
+      alice.keys.agreement.privateKey,
+    );
     expect(first.status).toBe('accepted');
-    const third = await verifyReceipt(ctx, alice.server.signing, batchProof(answer, results[2]!), bindingOf(good), alice.keys.agreement.privateKey);
+    const third = await verifyReceipt(
+      ctx,
+      alice.server.signing,
+      batchProof(answer, results[2]!),
+      bindingOf(good),
+      alice.keys.agreement.privateKey,
+    );
     expect(third).toMatchObject({ status: 'rejected', code: 'replay_detected' });
     // An unjudged item is no receipt for anyone.
     await expect(

@@ -23,7 +23,11 @@ describe.each(backends)('batch receipts on %s', (_name, crypto) => {
   let other: KeySet;
   let agent: KeySet;
   const request = utf8('{"envelopes":[…the exact bytes sent…]}');
-  const items = [0, 1, 2].map((k) => ({ mid: b64u(new Uint8Array(16).fill(k + 1)), snd: 'snd-kid', env: b64u(new Uint8Array(32).fill(k + 9)) }));
+  const items = [0, 1, 2].map((k) => ({
+    mid: b64u(new Uint8Array(16).fill(k + 1)),
+    snd: 'snd-kid',
+    env: b64u(new Uint8Array(32).fill(k + 9)),
+  }));
   let answer: BatchAnswer;
 
   /** A batch answer for `items`: accepted (with directives), rejected, refused (unjudged). */
@@ -31,7 +35,11 @@ describe.each(backends)('batch receipts on %s', (_name, crypto) => {
     results ??= [
       batchResultBytes(
         0,
-        await receiptBody(ctx, { ...items[0]!, status: 'accepted', rat: 5, directives: { sendIntervalSeconds: 600 } }, agent.agreement.publicKey),
+        await receiptBody(
+          ctx,
+          { ...items[0]!, status: 'accepted', rat: 5, directives: { sendIntervalSeconds: 600 } },
+          agent.agreement.publicKey,
+        ),
       ),
       batchResultBytes(1, await receiptBody(ctx, { ...items[1]!, status: 'rejected', code: 'replay_detected', rat: 6 })),
       batchResultBytes(2, { status: 'refused', rat: 7, code: 'key_unknown' }),

@@ -396,11 +396,23 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
   it('§10.1: a batch receipt over the request and every result, byte for byte; a relay verifies the answer once, an agent its share', () => {
     const i = batch.inputs;
     const w = JSON.parse(envelope.outputs.wire);
-    const m = cat(label('latchkey/1 envelope-signature'), lp(unb64u(w.header)), lp(unb64u(w.enc)), lp(unb64u(w.ct)), lp(utf8(w.cred ?? '')));
+    const m = cat(
+      label('latchkey/1 envelope-signature'),
+      lp(unb64u(w.header)),
+      lp(unb64u(w.enc)),
+      lp(unb64u(w.ct)),
+      lp(utf8(w.cred ?? '')),
+    );
     const bound = b64u(sha256(cat(label('latchkey/1 receipt-envelope'), lp(m), lp(unb64u(w.sig)))));
     const h = JSON.parse(text(unb64u(w.header)));
     const aad = cat(lp(utf8(h.mid)), lp(utf8(h.snd)));
-    const { enc, ct } = sealBase(agent.kx, utf8('latchkey/1 directives'), aad, utf8(JSON.stringify(i.directives)), hex(i.randomDraws[0].hex));
+    const { enc, ct } = sealBase(
+      agent.kx,
+      utf8('latchkey/1 directives'),
+      aad,
+      utf8(JSON.stringify(i.directives)),
+      hex(i.randomDraws[0].hex),
+    );
     // R_i: the index, then the receipt body's members in their order (§10), or an unjudged refusal.
     const R = [
       { i: 0, mid: h.mid, snd: h.snd, env: bound, status: 'accepted', rat: i.resultRats[0], dir: { enc: b64u(enc), ct: b64u(ct) } },
@@ -418,7 +430,10 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
 
     // The relay that sent `request`: once, the signature, req, the count, then each result in order.
     const a = batch.outputs.answer;
-    const body = verifySigned(a.batchReceipts.find((o: { kid: string }) => o.kid === serverSigKid), 'batch-receipt');
+    const body = verifySigned(
+      a.batchReceipts.find((o: { kid: string }) => o.kid === serverSigKid),
+      'batch-receipt',
+    );
     expect(body.req).toBe(b64u(sha256(cat(label('latchkey/1 batch-request'), request))));
     const sent = JSON.parse(i.requestText).envelopes as unknown[];
     expect([body.results.length, a.results.length]).toEqual([sent.length, sent.length]);
@@ -434,7 +449,10 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
 
     // The agent, from its share alone: B with its pinned key, h(R_i) at R_i's index, then §10's checks.
     const share = batch.outputs.share;
-    const sb = verifySigned(share.batchReceipts.find((o: { kid: string }) => o.kid === serverSigKid), 'batch-receipt');
+    const sb = verifySigned(
+      share.batchReceipts.find((o: { kid: string }) => o.kid === serverSigKid),
+      'batch-receipt',
+    );
     const mine = unb64u(share.result);
     const got = JSON.parse(text(mine));
     expect(sb.results[got.i]).toBe(b64u(hashOf(mine)));

@@ -203,7 +203,10 @@ describe.each(backends)('batch receipts through the library on %s', (_name, cryp
     expect(share).toMatchObject({ status: 'accepted', rat: batch.inputs.resultRats[0], directives: { sendIntervalSeconds: 3600 } });
     // Another request's bytes: the whole answer is refused.
     await expect(
-      verifyBatchAnswer(crypto, server.signing, batch.outputs.answer, { request: utf8(`${batch.inputs.requestText} `), items: [mine, mine, mine] }),
+      verifyBatchAnswer(crypto, server.signing, batch.outputs.answer, {
+        request: utf8(`${batch.inputs.requestText} `),
+        items: [mine, mine, mine],
+      }),
     ).rejects.toMatchObject({ code: 'signature_invalid' });
   });
 });

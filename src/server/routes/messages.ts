@@ -182,4 +182,3 @@ function laneOf(item: unknown): string | undefined {
     return undefined;
   }
 }
-

@@ -193,7 +193,8 @@ export type IngestResult =
   | { ok: false; error: ProtocolError; receipt?: ReceiptDraft };
 
 /** One envelope's answer alone: its draft signed as a receipt (§10). */
-export const signDraft = (ctx: ProtocolContext, d: ReceiptDraft): Promise<SignedObject> => signObject(ctx.crypto, d.signer, RECEIPT_TYPE, d.body);
+export const signDraft = (ctx: ProtocolContext, d: ReceiptDraft): Promise<SignedObject> =>
+  signObject(ctx.crypto, d.signer, RECEIPT_TYPE, d.body);
 
 /**
  * The full lookup, for a key this instance has not seen yet: its immutable facts, and whether it

@@ -55,8 +55,15 @@ async function startRelay(server: TestServer, stateDir: string, upstream: string
   };
 }
 
-/** A hop between the relay and the server that passes everything on, after `edit` rewrites message batches. */
-async function tamperingHop(upstream: string, edit: (body: { envelopes: Record<string, unknown>[] }) => void) {
+/**
+ * A hop between the relay and the server that passes everything on, after `edit` rewrites message
+ * batches and `editAnswer` (when given) the server's answers to them.
+ */
+async function tamperingHop(
+  upstream: string,
+  edit: (body: { envelopes: Record<string, unknown>[] }) => void,
+  editAnswer?: (answer: { results: unknown[] }) => void,
+) {
   const answers: unknown[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let text = '';
@@ -74,8 +81,15 @@ async function tamperingHop(upstream: string, edit: (body: { envelopes: Record<s
           headers: { 'content-type': 'application/json' },
           ...(req.method === 'POST' ? { body } : {}),
         });
-        const answer = await r.text();
-        if (req.url === '/v1/messages') answers.push(JSON.parse(answer));
+        let answer = await r.text();
+        if (req.url === '/v1/messages') {
+          answers.push(JSON.parse(answer));
+          if (editAnswer) {
+            const parsed = JSON.parse(answer) as { results: unknown[] };
+            editAnswer(parsed);
+            answer = JSON.stringify(parsed);
+          }
+        }
         res.writeHead(r.status, { 'content-type': 'application/json' }).end(answer);
       })().catch(() => res.destroy());
     });
@@ -202,6 +216,41 @@ describe.each(dbKinds)('relay in process (%s)', { timeout: 120_000 }, (kind) => 
     // ...and signed that, for a request the relay never sent: the batch receipt binds the altered bytes,
     // so the relay trusts nothing in the answer (§10.1) and keeps the envelope spooled for a later try.
     expect(r.relay.spool.stats().depth).toBe(1);
+    expect(await readdir(join(stateDir, 'refused'))).toEqual([]);
+  });
+
+  it('a hop that reorders the results of a batch answer: the relay believes none of it, keeps both, and settles them once the answers are honest', async () => {
+    let swap = true;
+    const hop = await tamperingHop(
+      server.url,
+      () => {},
+      (a) => {
+        if (swap && a.results.length === 2) a.results.reverse();
+      },
+    );
+    closers.push(hop.close);
+    const stateDir = join(dir, 'relay-swap');
+    await enrollAgent(server.ctx, { serverUrl: server.url, token: await token(server, 'relay'), stateDir });
+    const r = await startRelay(server, stateDir, hop.url, 0);
+    closers.push(r.close);
+    const agent = await loadState(server.ctx.crypto, join(dir, 'agent'));
+    const sent = [await sealInventory(server.ctx, agent, inventory), await sealInventory(server.ctx, agent, inventory)];
+    const res = await fetch(`${r.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ envelopes: sent }),
+    });
+    expect(res.status).toBe(200);
+    for (let i = 0; i < 100 && hop.answers.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    // The server stored both and signed one batch receipt; reordered on the way, it proves nothing.
+    expect((hop.answers[0] as { batchReceipts: unknown[] }).batchReceipts).toHaveLength(1);
+    expect(r.relay.spool.stats().depth).toBe(2);
+    expect(await readdir(join(stateDir, 'receipts'))).toEqual([]);
+    // Honest again: the resent copies are replays, and the relay keeps the original receipts.
+    swap = false;
+    for (let i = 0; i < 200 && r.relay.spool.stats().depth > 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(r.relay.spool.stats().depth).toBe(0);
+    expect(await readdir(join(stateDir, 'receipts'))).toHaveLength(2);
     expect(await readdir(join(stateDir, 'refused'))).toEqual([]);
   });
 });

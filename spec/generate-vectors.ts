@@ -30,7 +30,14 @@ import {
 } from '../src/protocol/envelope.js';
 import { openBase, setupAuthS, setupBaseS, type HpkeContext } from '../src/protocol/hpke.js';
 import { fingerprintOf, keySetFromPrivate, type KeySet } from '../src/protocol/keys.js';
-import { directivesAad, envelopeBinding, receiptBindingInput, signReceipt } from '../src/protocol/receipt.js';
+import { directivesAad, envelopeBinding, receiptBindingInput, receiptBody, signReceipt } from '../src/protocol/receipt.js';
+import {
+  batchRequestDigest,
+  batchResultBytes,
+  batchResultDigest,
+  batchResultDigestInput,
+  signBatchReceipts,
+} from '../src/protocol/batch-receipt.js';
 import { relayedDigestInput, relayLayers, wrapRelayed } from '../src/protocol/relay.js';
 import { LEGACY_CONTENT_TYPE, legacyAgentId, serializeLegacyOrigin } from '../src/protocol/legacy.js';
 import { signedInput, type SignedObject } from '../src/protocol/signed.js';
@@ -341,6 +348,63 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
     outputs: { env: binding, accepted: receipt, rejected },
   };
 
+  // §10.1: a batch of three answered by one batch receipt.
+  const batchDraws = [
+    { purpose: "HPKE ephemeral X25519 private key for the first result's directives (32)", bytes: fixed('batch-ephemeral', 32) },
+  ];
+  const batchCtx = scriptedContext(now, batchDraws);
+  const batchRequest = JSON.stringify({ envelopes: [envelope, envelope, { v: 1 }] });
+  const batchBodies = [
+    await receiptBody(
+      batchCtx,
+      { mid: header.mid, snd: header.snd, env: binding, status: 'accepted', rat: now + 10, directives: { sendIntervalSeconds: 3600 } },
+      agent.agreement.publicKey,
+    ),
+    await receiptBody(batchCtx, {
+      mid: header.mid,
+      snd: header.snd,
+      env: binding,
+      status: 'rejected',
+      code: 'replay_detected',
+      rat: now + 11,
+    }),
+    { status: 'refused', rat: now + 12, code: 'envelope_malformed' },
+  ];
+  const batchResults = batchBodies.map((b, i) => batchResultBytes(i, b));
+  const [batchReceipt] = await signBatchReceipts(nobleCrypto, [server.signing], {
+    request: utf8(batchRequest),
+    rat: now + 12,
+    results: batchResults,
+  });
+  const batchAnswer = { batchReceipts: [batchReceipt!], results: batchResults.map((r) => ({ result: b64u(r) })) };
+  const batchVector = {
+    source,
+    inputs: {
+      keys: 'keys.json',
+      envelope: 'envelope.json outputs.envelope',
+      items: 'envelope.json\'s envelope (accepted, with directives), the same again (rejected: replay_detected), {"v":1} (not judged)',
+      requestText: batchRequest,
+      rat: now + 12,
+      resultRats: [now + 10, now + 11, now + 12],
+      directives: { sendIntervalSeconds: 3600 },
+      randomDraws: listDraws(batchDraws),
+    },
+    intermediate: {
+      reqHex: hex(batchRequestDigest(utf8(batchRequest))),
+      results: batchResults.map((r) => ({
+        text: text(r),
+        hashInputHex: hex(batchResultDigestInput(r)),
+        hash: b64u(batchResultDigest(r)),
+      })),
+      batchReceipt: signedPieces(batchReceipt!),
+    },
+    outputs: {
+      batchReceipt: batchReceipt!,
+      answer: batchAnswer,
+      share: { batchReceipts: [batchReceipt!], result: b64u(batchResults[0]!) },
+    },
+  };
+
   // §11: envelope.json wrapped by relay A (hop 1, with src) then relay B (hop 2, without).
   const relayKeys = [
     await keySetFromPrivate({ crypto: nobleCrypto }, fixed('relay-a-ed25519', 32), fixed('relay-a-x25519', 32)),
@@ -489,6 +553,7 @@ export async function generateVectors(): Promise<Record<string, unknown>> {
     'enrollment.json': enrollment,
     'envelope.json': envelopeVector,
     'receipt.json': receiptVector,
+    'batch-receipt.json': batchVector,
     'relay.json': relayVector,
     'legacy.json': legacyVector,
     'http.json': http,

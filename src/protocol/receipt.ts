@@ -9,7 +9,8 @@
 // aad = lp(mid) || lp(snd)); only that agent can read them, and the signature covers them.
 import { sha256 } from '@noble/hashes/sha2.js';
 import { b64u, concatBytes, fromB64u, fromB64uExact, label, lengthPrefixed, utf8 } from './bytes.js';
-import type { ProtocolContext } from './crypto/types.js';
+import { isBatchProof, verifyBatchProof } from './batch-receipt.js';
+import type { CryptoBackend, ProtocolContext } from './crypto/types.js';
 import { envelopeSignatureInput, type ParsedEnvelope } from './envelope.js';
 import { PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from './errors.js';
 import { openBase, sealBase } from './hpke.js';
@@ -68,6 +69,11 @@ export async function signReceipt(
   receipt: Receipt,
   agentAgreementKey?: Uint8Array,
 ): Promise<SignedObject> {
+  return signObject(ctx.crypto, server, RECEIPT_TYPE, await receiptBody(ctx, receipt, agentAgreementKey));
+}
+
+/** A receipt's body (above), directives sealed: signed alone, or as one result of a batch (§10.1). */
+export async function receiptBody(ctx: ProtocolContext, receipt: Receipt, agentAgreementKey?: Uint8Array): Promise<JsonObject> {
   const body: JsonObject = { mid: receipt.mid, snd: receipt.snd, env: receipt.env, status: receipt.status, rat: receipt.rat };
   if (receipt.code) body.code = receipt.code;
   if (receipt.directives && agentAgreementKey) {
@@ -81,11 +87,29 @@ export async function signReceipt(
     );
     body.dir = { enc: b64u(enc), ct: b64u(ct) };
   }
-  return signObject(ctx.crypto, server, RECEIPT_TYPE, body);
+  return body;
 }
 
 /**
- * Agent side: verifies the server's signature, that the receipt answers `expect` (our message id, key
+ * The body of the server's judgement of one envelope, from a signed receipt or from a batch proof
+ * (§10.1), after checking the signature with the pinned key and the binding to `expect`.
+ */
+export async function verifiedReceiptBody(
+  c: CryptoBackend,
+  server: { publicKey: Uint8Array; kid: string },
+  input: unknown,
+  expect: { mid: string; snd: string; env: string },
+): Promise<JsonObject> {
+  if (isBatchProof(input)) return verifyBatchProof(c, server, input, expect);
+  const b = await verifySignedObject(c, server, RECEIPT_TYPE, input);
+  if (b.mid !== expect.mid || b.snd !== expect.snd || b.env !== expect.env)
+    throw new ProtocolError('signature_invalid', 'receipt is for another message');
+  return b;
+}
+
+/**
+ * Agent side: verifies the server's signature (a receipt, or the agent's share of a batch receipt),
+ * that the receipt answers `expect` (our message id, key
  * and the binding of the exact envelope we sent), and opens directives with our X25519 key. Nothing
  * in a receipt is used before this returns.
  */
@@ -97,11 +121,9 @@ export async function verifyReceipt(
   agentAgreementPrivateKey: Uint8Array,
 ): Promise<Receipt> {
   const bad = 'envelope_malformed' as const;
-  const b = await verifySignedObject(ctx.crypto, server, RECEIPT_TYPE, input);
-  if (b.mid !== expect.mid || b.snd !== expect.snd || b.env !== expect.env)
-    throw new ProtocolError('signature_invalid', 'receipt is for another message');
+  const b = await verifiedReceiptBody(ctx.crypto, server, input, expect);
   if ((b.status !== 'accepted' && b.status !== 'rejected') || typeof b.rat !== 'number') throw new ProtocolError(bad, 'invalid receipt');
-  const receipt: Receipt = { mid: b.mid, snd: b.snd, env: b.env, status: b.status, rat: b.rat };
+  const receipt: Receipt = { mid: expect.mid, snd: expect.snd, env: expect.env, status: b.status, rat: b.rat };
   if (b.code !== undefined) {
     if (!(PROTOCOL_ERROR_CODES as readonly unknown[]).includes(b.code)) throw new ProtocolError(bad, 'unknown code');
     receipt.code = b.code as ProtocolErrorCode;

@@ -1,7 +1,8 @@
 // Forwarding the spool upstream (spec/PROTOCOL.md §11): oldest first, in batches of at most 100
 // envelopes or 2 MiB, a few requests in flight, each envelope wrapped in this relay's signed layer.
 // An envelope leaves the spool only when the server's signed receipt for it (verified with the pinned
-// server key and bound to the envelope, §10) has been kept, or when upstream refused it for good
+// server key and bound to the envelope, §10; for a batch, the one batch receipt that answers it,
+// verified once, §10.1) has been kept, or when upstream refused it for good
 // without one (moved aside to refused/), or when it aged past the freshness window (expired/).
 // While upstream is away: exponential backoff with full jitter, 0.5 s doubling to 60 s.
 // Upstream may be another relay: it answers "queued" and the receipt is collected from it later
@@ -10,8 +11,9 @@
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { DEFAULT_FRESHNESS } from '../protocol/envelope.js';
 import type { ServerPublicKeys } from '../protocol/enrollment.js';
-import { RECEIPT_TYPE } from '../protocol/receipt.js';
-import { verifySignedObject } from '../protocol/signed.js';
+import { batchProof, verifyBatchAnswer } from '../protocol/batch-receipt.js';
+import { utf8 } from '../protocol/bytes.js';
+import { verifiedReceiptBody } from '../protocol/receipt.js';
 import { endpoint, exchange, type HttpAnswer } from '../agent/http.js';
 import type { Logger } from '../server/logger.js';
 import { wrapRelayed } from '../protocol/relay.js';
@@ -30,6 +32,8 @@ const TRANSIENT = new Set(['rate_limited', 'unavailable', 'relay_full', 'interna
 /** What became of an envelope, for a request still waiting on it. */
 export type Settled = { receipt: unknown; status: 'accepted' | 'rejected'; code?: string };
 export type Outcome = Settled | { refused: string };
+/** One envelope's fate in an upstream answer: judged (verified; undefined when its receipt does not verify), queued, or refused. */
+type Item = { kind: 'judged'; settled: Settled | undefined } | { kind: 'queued' } | { kind: 'refused'; code: string };
 
 export interface RelayIdentity {
   privateKey: Uint8Array;
@@ -175,13 +179,14 @@ export class Forwarder {
 
   private async send(batch: SpoolEntry[]): Promise<void> {
     const envelopes = await Promise.all(batch.map((e) => this.wrap(e.record)));
+    const request = JSON.stringify({ envelopes });
     const answer = await exchange(
       endpoint(this.deps.upstream, '/v1/messages'),
-      { method: 'POST', body: JSON.stringify({ envelopes }), headers: { 'content-type': 'application/json' } },
+      { method: 'POST', body: request, headers: { 'content-type': 'application/json' } },
       { timeoutMs: 60_000 },
     );
-    const results = (answer.json as { results?: unknown } | undefined)?.results;
-    if (answer.status !== 200 || !Array.isArray(results) || results.length !== batch.length) {
+    const items = answer.status === 200 ? await this.answers(batch, request, answer.json) : undefined;
+    if (!items) {
       this.failed(batch, answer);
       return;
     }
@@ -191,9 +196,9 @@ export class Forwarder {
     const now = this.deps.ctx.now();
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i]!;
-      const r = results[i] as { receipt?: unknown; status?: unknown; error?: { code?: unknown } } | undefined;
-      if (r?.receipt !== undefined) {
-        let checked = await this.checkReceipt(e.record, r.receipt);
+      const r = items[i]!;
+      if (r.kind === 'judged') {
+        let checked: Settled | undefined = r.settled;
         // A copy of an envelope stored earlier (we resent after a crash, or another path delivered
         // it): the original receipt is the better proof for the agent (§11 "Exactly once").
         if (checked?.code === 'replay_detected') checked = (await this.fetchReceipt(e.record)) ?? checked;
@@ -210,12 +215,12 @@ export class Forwarder {
           outcomes.push([e.key, checked]);
           continue;
         }
-      } else if (r?.status === 'queued') {
+      } else if (r.kind === 'queued') {
         this.handedOff.set(e.key, { pollAt: now + 1000, since: now, polls: 0 });
         this.release(e.key);
         continue;
-      } else if (typeof r?.error?.code === 'string' && !TRANSIENT.has(r.error.code)) {
-        const code = /^[a-z0-9_]{1,64}$/.test(r.error.code) ? r.error.code : 'unknown';
+      } else if (r.kind === 'refused' && !TRANSIENT.has(r.code)) {
+        const code = /^[a-z0-9_]{1,64}$/.test(r.code) ? r.code : 'unknown';
         await this.deps.spool.moveAside(e.key, 'refused', { code, at: now });
         this.deps.count('upstream_refused', code);
         this.deps.logger.warn({ snd: e.record.snd, mid: e.record.mid, code }, 'relay: upstream refused an envelope without a receipt');
@@ -234,11 +239,55 @@ export class Forwarder {
     }
   }
 
-  /** The server's receipt for this exact envelope, or undefined (a forgery, someone else's, a bad shape). */
+  /**
+   * What upstream said of each envelope of `batch`, in order; undefined when the answer as a whole
+   * is not to be believed. The server answers with a batch receipt (§10.1), verified once: the
+   * pinned key's signature, the request bytes we sent, one result per envelope in order, each bound
+   * to its envelope; any mismatch leaves every envelope spooled. An upstream relay answers each
+   * envelope on its own (the server's receipt or its share of a batch receipt, verified one by one,
+   * or queued, or an unsigned error).
+   */
+  private async answers(batch: SpoolEntry[], request: string, json: unknown): Promise<Item[] | undefined> {
+    const a = json as { batchReceipts?: unknown; results?: unknown } | undefined;
+    if (a?.batchReceipts !== undefined) {
+      try {
+        const results = await verifyBatchAnswer(this.deps.ctx.crypto, this.deps.server.signing, a, {
+          request: utf8(request),
+          items: batch.map((e) => e.record),
+        });
+        return results.map((r): Item => {
+          if (r.status === 'refused') return { kind: 'refused', code: r.code ?? 'unknown' };
+          const settled: Settled = {
+            receipt: batchProof({ batchReceipts: a.batchReceipts }, r),
+            status: r.status,
+            ...(r.code !== undefined ? { code: r.code } : {}),
+          };
+          return { kind: 'judged', settled };
+        });
+      } catch {
+        this.deps.logger.warn({ envelopes: batch.length }, 'relay: a batch answer from upstream does not verify; every envelope stays');
+        return undefined;
+      }
+    }
+    if (!Array.isArray(a?.results) || a.results.length !== batch.length) return undefined;
+    const results = a.results as ({ receipt?: unknown; status?: unknown; error?: { code?: unknown } } | undefined)[];
+    return Promise.all(
+      results.map(async (r, i): Promise<Item> => {
+        if (r?.receipt !== undefined) return { kind: 'judged', settled: await this.checkReceipt(batch[i]!.record, r.receipt) };
+        if (r?.status === 'queued') return { kind: 'queued' };
+        if (typeof r?.error?.code === 'string') return { kind: 'refused', code: r.error.code };
+        return { kind: 'refused', code: 'unavailable' };
+      }),
+    );
+  }
+
+  /**
+   * The server's receipt for this exact envelope (a receipt, or its share of a batch receipt), or
+   * undefined (a forgery, someone else's, a bad shape).
+   */
   private async checkReceipt(record: SpoolRecord, receipt: unknown): Promise<Settled | undefined> {
     try {
-      const b = await verifySignedObject(this.deps.ctx.crypto, this.deps.server.signing, RECEIPT_TYPE, receipt);
-      if (b.mid !== record.mid || b.snd !== record.snd || b.env !== record.env) throw new Error('binding');
+      const b = await verifiedReceiptBody(this.deps.ctx.crypto, this.deps.server.signing, receipt, record);
       if (b.status !== 'accepted' && b.status !== 'rejected') throw new Error('status');
       return { receipt, status: b.status, ...(typeof b.code === 'string' ? { code: b.code } : {}) };
     } catch {

@@ -11,10 +11,11 @@ import { HttpError } from '../../src/agent/http.js';
 import { sealInventory, submitEnvelope } from '../../src/agent/send.js';
 import { loadState, type AgentState } from '../../src/agent/state.js';
 import { agentKeys, agents, inventories, seenMessages } from '../../src/db/schema.js';
-import { b64u, fromB64u, fromUtf8, utf8 } from '../../src/protocol/bytes.js';
+import { b64u, fromB64u, utf8 } from '../../src/protocol/bytes.js';
 import { parseEnvelope, sealEnvelope, type Envelope } from '../../src/protocol/envelope.js';
 import { generateKeySet } from '../../src/protocol/keys.js';
 import { envelopeBinding, verifyReceipt } from '../../src/protocol/receipt.js';
+import { batchProof, verifyBatchAnswer, type BatchAnswer } from '../../src/protocol/batch-receipt.js';
 import { startTestServer, type TestServer } from '../helpers/app.js';
 import { dbKinds } from '../helpers/db.js';
 import { testContext } from '../helpers/protocol.js';
@@ -245,21 +246,83 @@ describe.each(dbKinds)('messaging on %s', (kind) => {
     expect(JSON.stringify(plain)).not.toContain(marker);
   });
 
-  it('batches: one signed result per envelope, in order', async () => {
+  /** Calls `run`, counting the Ed25519 signatures the server's crypto backend makes meanwhile. */
+  async function countingSignatures<T>(run: () => Promise<T>): Promise<{ value: T; signatures: number }> {
+    const c = server.ctx.crypto;
+    const real = c.ed25519Sign.bind(c);
+    let signatures = 0;
+    c.ed25519Sign = (seed, message) => {
+      signatures++;
+      return real(seed, message);
+    };
+    try {
+      return { value: await run(), signatures };
+    } finally {
+      c.ed25519Sign = real;
+    }
+  }
+  const bindingOf = (e: Envelope) => {
+    const p = parseEnvelope(e);
+    return { mid: p.header.mid, snd: p.header.snd, env: envelopeBinding(p) };
+  };
+
+  it('batches: one batch receipt, signed once, covers every result in order (§10.1)', async () => {
     const good = await seal(alice, await fixture('format/printer_2.json'));
-    const res = await post({ envelopes: [good, { ...good, sig: good.enc }, good] });
+    const sent = { envelopes: [good, { ...good, sig: good.enc }, good] };
+    const { value: res, signatures } = await countingSignatures(() => post(sent));
     expect(res.status).toBe(200);
-    const { results } = (await res.json()) as { results: { receipt?: unknown; error?: { code: string } }[] };
-    expect(results.map((r) => r.error?.code ?? 'accepted')).toEqual(['accepted', 'envelope_malformed', 'replay_detected']);
+    const answer = (await res.json()) as BatchAnswer;
+    expect(signatures).toBe(1);
+    expect(answer.batchReceipts).toHaveLength(1);
+    expect(answer.results.map((r) => r.error?.code ?? 'accepted')).toEqual(['accepted', 'envelope_malformed', 'replay_detected']);
+    // What a relay does: the whole answer, verified once against the bytes it sent.
+    const results = await verifyBatchAnswer(ctx.crypto, alice.server.signing, answer, {
+      request: utf8(JSON.stringify(sent)),
+      items: [good, good, good].map(bindingOf),
+    });
+    expect(results.map((r) => [r.status, r.code])).toEqual([
+      ['accepted', undefined],
+      ['refused', 'envelope_malformed'],
+      ['rejected', 'replay_detected'],
+    ]);
+    // What an agent does with its share: the pinned key, its own envelope.
     const first = await verifyReceipt(
       ctx,
       alice.server.signing,
-      results[0]!.receipt,
-      { mid: JSON.parse(fromUtf8(fromB64u(good.header))).mid, snd: alice.keys.signing.kid, env: envelopeBinding(parseEnvelope(good)) },
+      batchProof(answer, results[0]!),
+      bindingOf(good),
       alice.keys.agreement.privateKey,
     );
     expect(first.status).toBe('accepted');
+    const third = await verifyReceipt(
+      ctx,
+      alice.server.signing,
+      batchProof(answer, results[2]!),
+      bindingOf(good),
+      alice.keys.agreement.privateKey,
+    );
+    expect(third).toMatchObject({ status: 'rejected', code: 'replay_detected' });
+    // An unjudged item is no receipt for anyone.
+    await expect(
+      verifyReceipt(ctx, alice.server.signing, batchProof(answer, results[1]!), bindingOf(good), alice.keys.agreement.privateKey),
+    ).rejects.toMatchObject({ code: 'signature_invalid' });
     expect(await codeOf(await post({ envelopes: [] }))).toBe('envelope_malformed');
+  });
+
+  it('a batch of 20 new envelopes from two agents costs one signature; the same 20 alone cost 20', async () => {
+    const inv = await fixture('format/printer_1.json');
+    const batch: Envelope[] = [];
+    for (let i = 0; i < 10; i++) batch.push(await seal(alice, inv), await seal(bob, inv));
+    const { value: res, signatures } = await countingSignatures(() => post({ envelopes: batch }));
+    const answer = (await res.json()) as BatchAnswer;
+    expect(answer.results.every((r) => r.error === undefined)).toBe(true);
+    expect(signatures).toBe(1);
+    const alone: Envelope[] = [];
+    for (let i = 0; i < 20; i++) alone.push(await seal(i % 2 ? bob : alice, inv));
+    const single = await countingSignatures(async () => {
+      for (const e of alone) expect((await post(e)).status).toBe(200);
+    });
+    expect(single.signatures).toBe(20);
   });
 
   it('revoking a key or an agent, or its expiry, takes effect on the very next message', async () => {

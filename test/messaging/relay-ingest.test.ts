@@ -15,6 +15,7 @@ import { agents, inventories } from '../../src/db/schema.js';
 import { b64u, fromB64u, utf8 } from '../../src/protocol/bytes.js';
 import { sealEnvelope, type Envelope } from '../../src/protocol/envelope.js';
 import { envelopeBinding, verifyReceipt } from '../../src/protocol/receipt.js';
+import { batchProof, verifyBatchAnswer } from '../../src/protocol/batch-receipt.js';
 import { parseRelayPath, relayLayers, wrapRelayed, type Relayed } from '../../src/protocol/relay.js';
 import { parseEnvelope } from '../../src/protocol/envelope.js';
 import { startTestServer, type TestServer } from '../helpers/app.js';
@@ -28,7 +29,7 @@ const RELAY_ADDR = '127.0.0.2';
 interface Answer {
   status: number;
   retryAfter: string | undefined;
-  body: { error?: { code: string }; receipt?: unknown; results?: { error?: { code: string }; receipt?: unknown }[] } & Record<
+  body: { error?: { code: string }; receipt?: unknown; results?: { error?: { code: string }; result?: string }[] } & Record<
     string,
     unknown
   >;
@@ -211,9 +212,16 @@ describe.each(dbKinds)('relayed messages on %s', { timeout: 120_000 }, (kind) =>
   it('a batch mixes envelopes and relayed objects; a replayed relayed object is replay_detected with a signed receipt', async () => {
     const [e1, e2, e3] = [await seal(), await seal(), await seal()];
     const r2 = await wrap(e2, relay1);
-    const a = await post(server.url, { envelopes: [e1, r2, await wrap(e3, relay2, 'x'), r2] });
+    const sent = { envelopes: [e1, r2, await wrap(e3, relay2, 'x'), r2] };
+    const a = await post(server.url, sent);
     expect(codesOf(a)).toEqual(['accepted', 'accepted', 'accepted', 'replay_detected']);
-    for (const [i, e] of [e1, e2, e3, e2].entries()) await verified(a.body.results![i]!.receipt, e);
+    // One batch receipt answers all four (§10.1), verified once as the relay does, then each share as its agent does.
+    const results = await verifyBatchAnswer(ctx.crypto, agent.server.signing, a.body, {
+      request: utf8(JSON.stringify(sent)),
+      items: [e1, e2, e3, e2].map((e) => ({ mid: midOf(e), snd: parseEnvelope(e).header.snd, env: envelopeBinding(parseEnvelope(e)) })),
+    });
+    expect((a.body.batchReceipts as unknown[]).length).toBe(1);
+    for (const [i, e] of [e1, e2, e3, e2].entries()) await verified(batchProof(a.body as { batchReceipts: unknown }, results[i]!), e);
     // The same envelope through another relay, later: the same message, still a replay.
     const other = await post(server.url, await wrap(e2, relay2));
     expect(codeOf(other)).toBe('replay_detected');

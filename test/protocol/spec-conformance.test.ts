@@ -1,4 +1,4 @@
-// An independent implementation of enrollment, envelopes and receipts written from the text of
+// An independent implementation of enrollment, envelopes, receipts and batch receipts written from the text of
 // spec/PROTOCOL.md alone, on the @noble primitives directly: nothing from src/ is imported. It
 // rebuilds the vectors' bytes from their inputs, then opens and verifies them as a server and an
 // agent would. If the spec leaves a byte unsaid, this file cannot match the vectors.
@@ -19,6 +19,7 @@ const envelope = load('envelope.json');
 const receipt = load('receipt.json');
 const relay = load('relay.json');
 const legacy = load('legacy.json');
+const batch = load('batch-receipt.json');
 const http = load('http.json');
 
 // §2 Encodings.
@@ -434,6 +435,75 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
     const idInput = cat(label('latchkey/1 legacy-agent'), utf8(o.id));
     expect(toHex(idInput)).toBe(legacy.intermediate.legacyAgentIdInputHex);
     expect(`legacy-${b64u(sha256(idInput).subarray(0, 16))}`).toBe(legacy.outputs.legacyAgentId);
+  });
+
+  it('§10.1: a batch receipt over the request and every result, byte for byte; a relay verifies the answer once, an agent its share', () => {
+    const i = batch.inputs;
+    const w = JSON.parse(envelope.outputs.wire);
+    const m = cat(
+      label('latchkey/1 envelope-signature'),
+      lp(unb64u(w.header)),
+      lp(unb64u(w.enc)),
+      lp(unb64u(w.ct)),
+      lp(utf8(w.cred ?? '')),
+    );
+    const bound = b64u(sha256(cat(label('latchkey/1 receipt-envelope'), lp(m), lp(unb64u(w.sig)))));
+    const h = JSON.parse(text(unb64u(w.header)));
+    const aad = cat(lp(utf8(h.mid)), lp(utf8(h.snd)));
+    const { enc, ct } = sealBase(
+      agent.kx,
+      utf8('latchkey/1 directives'),
+      aad,
+      utf8(JSON.stringify(i.directives)),
+      hex(i.randomDraws[0].hex),
+    );
+    // R_i: the index, then the receipt body's members in their order (§10), or an unjudged refusal.
+    const R = [
+      { i: 0, mid: h.mid, snd: h.snd, env: bound, status: 'accepted', rat: i.resultRats[0], dir: { enc: b64u(enc), ct: b64u(ct) } },
+      { i: 1, mid: h.mid, snd: h.snd, env: bound, status: 'rejected', rat: i.resultRats[1], code: 'replay_detected' },
+      { i: 2, status: 'refused', rat: i.resultRats[2], code: 'envelope_malformed' },
+    ].map((r) => utf8(JSON.stringify(r)));
+    const hashOf = (r: Uint8Array) => sha256(cat(label('latchkey/1 batch-result'), lp(r)));
+    expect(R.map(text)).toEqual(batch.intermediate.results.map((r: { text: string }) => r.text));
+    const request = utf8(i.requestText);
+    const req = sha256(cat(label('latchkey/1 batch-request'), request));
+    expect(toHex(req)).toBe(batch.intermediate.reqHex);
+    const B = signObject('batch-receipt', { req: b64u(req), rat: i.rat, results: R.map((r) => b64u(hashOf(r))) });
+    expect(B).toEqual(batch.outputs.batchReceipt);
+    expect(batch.outputs.answer).toEqual({ batchReceipts: [B], results: R.map((r) => ({ result: b64u(r) })) });
+
+    // The relay that sent `request`: once, the signature, req, the count, then each result in order.
+    const a = batch.outputs.answer;
+    const body = verifySigned(
+      a.batchReceipts.find((o: { kid: string }) => o.kid === serverSigKid),
+      'batch-receipt',
+    );
+    expect(body.req).toBe(b64u(sha256(cat(label('latchkey/1 batch-request'), request))));
+    const sent = JSON.parse(i.requestText).envelopes as unknown[];
+    expect([body.results.length, a.results.length]).toEqual([sent.length, sent.length]);
+    a.results.forEach((r: { result: string }, k: number) => {
+      const bytes = unb64u(r.result);
+      expect(b64u(hashOf(bytes))).toBe(body.results[k]);
+      const got = JSON.parse(text(bytes));
+      expect(got.i).toBe(k);
+      if (got.status !== 'refused') expect([got.mid, got.snd, got.env]).toEqual([h.mid, h.snd, bound]);
+    });
+    // Any reordering fails: result 1 at position 0 has another hash and another index.
+    expect(b64u(hashOf(unb64u(a.results[1].result)))).not.toBe(body.results[0]);
+
+    // The agent, from its share alone: B with its pinned key, h(R_i) at R_i's index, then §10's checks.
+    const share = batch.outputs.share;
+    const sb = verifySigned(
+      share.batchReceipts.find((o: { kid: string }) => o.kid === serverSigKid),
+      'batch-receipt',
+    );
+    const mine = unb64u(share.result);
+    const got = JSON.parse(text(mine));
+    expect(sb.results[got.i]).toBe(b64u(hashOf(mine)));
+    expect([got.status, got.mid, got.snd, got.env]).toEqual(['accepted', h.mid, h.snd, bound]);
+    expect(JSON.parse(text(openBase(unb64u(got.dir.enc), agent.kxPriv, utf8('latchkey/1 directives'), aad, unb64u(got.dir.ct))))).toEqual(
+      i.directives,
+    );
   });
 
   it('§11: relay layers, byte for byte; the server verifies them outside in', () => {

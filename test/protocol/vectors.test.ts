@@ -30,6 +30,13 @@ import {
 import { openBase } from '../../src/protocol/hpke.js';
 import { fingerprintOf, keySetFromPrivate } from '../../src/protocol/keys.js';
 import { directivesAad, envelopeBinding, verifyReceipt } from '../../src/protocol/receipt.js';
+import {
+  batchRequestDigest,
+  batchResultBytes,
+  batchResultDigestInput,
+  signBatchReceipts,
+  verifyBatchAnswer,
+} from '../../src/protocol/batch-receipt.js';
 import { relayLayers, verifyLayerSignature, wrapRelayed } from '../../src/protocol/relay.js';
 import { signedInput, verifySignedObject } from '../../src/protocol/signed.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
@@ -46,6 +53,7 @@ const enrollment = load('enrollment.json');
 const envelope = load('envelope.json');
 const receipt = load('receipt.json');
 const relay = load('relay.json');
+const batch = load('batch-receipt.json');
 const http = load('http.json');
 
 it('a fresh generation equals the checked-in vectors byte for byte', async () => {
@@ -152,6 +160,53 @@ describe.each(backends)('vectors through the library on %s', (_name, crypto) => 
     const mangled = envelopeBinding({ ...env, sig: env.sig.map((b, k) => (k === 0 ? b ^ 1 : b)) });
     await expect(
       verifyReceipt(at(0), server.signing, receipt.outputs.rejected, { ...expectMid, env: mangled }, hex(i.agentX25519Private)),
+    ).rejects.toMatchObject({ code: 'signature_invalid' });
+  });
+});
+
+describe.each(backends)('batch receipts through the library on %s', (_name, crypto) => {
+  const at = (now: number) => ({
+    crypto,
+    random: () => {
+      throw new Error('no randomness needed');
+    },
+    now: () => now,
+  });
+  it('batch-receipt.json: signed again byte for byte; the answer verifies once, the share as a receipt', async () => {
+    const i = keys.inputs;
+    const server = await keySetFromPrivate({ crypto }, hex(i.serverEd25519Seed), hex(i.serverX25519Private));
+    const request = utf8(batch.inputs.requestText);
+    expect(toHex(batchRequestDigest(request))).toBe(batch.intermediate.reqHex);
+    const results = (batch.intermediate.results as { text: string; hashInputHex: string }[]).map((r, k) => {
+      const { i: at, ...body } = JSON.parse(r.text) as Record<string, unknown>;
+      expect(at).toBe(k);
+      const bytes = batchResultBytes(k, body);
+      expect(new TextDecoder().decode(bytes)).toBe(r.text);
+      expect(toHex(batchResultDigestInput(bytes))).toBe(r.hashInputHex);
+      return bytes;
+    });
+    const [signed] = await signBatchReceipts(crypto, [server.signing], { request, rat: batch.inputs.rat, results });
+    expect(signed).toEqual(batch.outputs.batchReceipt);
+    const b = fromB64u(signed!.body);
+    expect(new TextDecoder().decode(b)).toBe(batch.intermediate.batchReceipt.bodyText);
+    expect(toHex(signedInput('batch-receipt', server.signing.kid, b))).toBe(batch.intermediate.batchReceipt.signatureInputHex);
+
+    const env = parseEnvelope(envelope.outputs.envelope);
+    const mine = { mid: env.header.mid, snd: env.header.snd, env: envelopeBinding(env) };
+    const verified = await verifyBatchAnswer(crypto, server.signing, batch.outputs.answer, { request, items: [mine, mine, mine] });
+    expect(verified.map((r) => [r.status, r.code])).toEqual([
+      ['accepted', undefined],
+      ['rejected', 'replay_detected'],
+      ['refused', 'envelope_malformed'],
+    ]);
+    const share = await verifyReceipt(at(0), server.signing, batch.outputs.share, mine, hex(i.agentX25519Private));
+    expect(share).toMatchObject({ status: 'accepted', rat: batch.inputs.resultRats[0], directives: { sendIntervalSeconds: 3600 } });
+    // Another request's bytes: the whole answer is refused.
+    await expect(
+      verifyBatchAnswer(crypto, server.signing, batch.outputs.answer, {
+        request: utf8(`${batch.inputs.requestText} `),
+        items: [mine, mine, mine],
+      }),
     ).rejects.toMatchObject({ code: 'signature_invalid' });
   });
 });
@@ -436,7 +491,7 @@ describe.each(dbKinds)('http.json through the real server on %s', (kind) => {
       const answer = (await res.json()) as {
         error?: { code: string };
         receipt?: unknown;
-        results?: { receipt?: unknown; error?: { code: string } }[];
+        results?: { result?: string; error?: { code: string } }[];
       };
       const sent = JSON.parse(step.body);
       if (step.expect.results) {
@@ -445,8 +500,16 @@ describe.each(dbKinds)('http.json through the real server on %s', (kind) => {
           answer.results?.map((r) => r.error?.code),
           step.name,
         ).toEqual(step.expect.results.map((r) => r.code));
-        for (const [i, r] of step.expect.results.entries())
-          await checkReceipt(answer.results![i]!.receipt, sent.envelopes[i], r.receipt, r.code);
+        // One batch receipt (§10.1) for the bytes sent, every result bound to its envelope.
+        const items = (sent.envelopes as unknown[]).map((e) => {
+          const p = parseEnvelope(e);
+          return { mid: p.header.mid, snd: p.header.snd, env: envelopeBinding(p) };
+        });
+        const verified = await verifyBatchAnswer(nobleCrypto, serverPub.signing, answer, { request: utf8(step.body), items });
+        expect(
+          verified.map((r) => [r.status, r.code]),
+          step.name,
+        ).toEqual(step.expect.results.map((r) => [r.receipt, r.code]));
         continue;
       }
       expect({ step: step.name, status: res.status, code: answer.error?.code }).toEqual({

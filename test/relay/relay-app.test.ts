@@ -55,8 +55,15 @@ async function startRelay(server: TestServer, stateDir: string, upstream: string
   };
 }
 
-/** A hop between the relay and the server that passes everything on, after `edit` rewrites message batches. */
-async function tamperingHop(upstream: string, edit: (body: { envelopes: Record<string, unknown>[] }) => void) {
+/**
+ * A hop between the relay and the server that passes everything on, after `edit` rewrites message
+ * batches and `editAnswer` (when given) the server's answers to them.
+ */
+async function tamperingHop(
+  upstream: string,
+  edit: (body: { envelopes: Record<string, unknown>[] }) => void,
+  editAnswer?: (answer: { results: unknown[] }) => void,
+) {
   const answers: unknown[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let text = '';
@@ -74,8 +81,15 @@ async function tamperingHop(upstream: string, edit: (body: { envelopes: Record<s
           headers: { 'content-type': 'application/json' },
           ...(req.method === 'POST' ? { body } : {}),
         });
-        const answer = await r.text();
-        if (req.url === '/v1/messages') answers.push(JSON.parse(answer));
+        let answer = await r.text();
+        if (req.url === '/v1/messages') {
+          answers.push(JSON.parse(answer));
+          if (editAnswer) {
+            const parsed = JSON.parse(answer) as { results: unknown[] };
+            editAnswer(parsed);
+            answer = JSON.stringify(parsed);
+          }
+        }
         res.writeHead(r.status, { 'content-type': 'application/json' }).end(answer);
       })().catch(() => res.destroy());
     });
@@ -180,7 +194,7 @@ describe.each(dbKinds)('relay in process (%s)', { timeout: 120_000 }, (kind) => 
     expect(r.relay.spool.stats().depth).toBe(0);
   });
 
-  it('a hop that alters a byte between the relay and the server is caught by the server; nothing is stored', async () => {
+  it('a hop that alters a byte between the relay and the server: the server stores nothing, the relay believes nothing and keeps it', async () => {
     const hop = await tamperingHop(server.url, (body) => {
       const env = (body.envelopes[0]!.inner as Record<string, string>) ?? {};
       const ct = Buffer.from(env.ct!, 'base64url');
@@ -194,13 +208,49 @@ describe.each(dbKinds)('relay in process (%s)', { timeout: 120_000 }, (kind) => 
     closers.push(r.close);
     const agent = await loadState(server.ctx.crypto, join(dir, 'agent'));
     const err = await submitEnvelope(server.ctx, agent, await sealInventory(server.ctx, agent, inventory), r.url).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(HttpError); // no receipt the agent could believe
-    expect(hop.answers).toHaveLength(1);
-    expect((hop.answers[0] as { results: { error: { code: string }; receipt?: unknown }[] }).results[0]!.error.code).toBe(
-      'signature_invalid',
+    // No server receipt the relay could believe: the agent holds the relay's durable acceptance only.
+    expect(err).toBeInstanceOf(QueuedAtRelay);
+    expect(hop.answers.length).toBeGreaterThanOrEqual(1);
+    // The server refused the altered layer (unsigned copy for people)...
+    expect((hop.answers[0] as { results: { error: { code: string } }[] }).results[0]!.error.code).toBe('signature_invalid');
+    // ...and signed that, for a request the relay never sent: the batch receipt binds the altered bytes,
+    // so the relay trusts nothing in the answer (§10.1) and keeps the envelope spooled for a later try.
+    expect(r.relay.spool.stats().depth).toBe(1);
+    expect(await readdir(join(stateDir, 'refused'))).toEqual([]);
+  });
+
+  it('a hop that reorders the results of a batch answer: the relay believes none of it, keeps both, and settles them once the answers are honest', async () => {
+    let swap = true;
+    const hop = await tamperingHop(
+      server.url,
+      () => {},
+      (a) => {
+        if (swap && a.results.length === 2) a.results.reverse();
+      },
     );
-    expect((hop.answers[0] as { results: { receipt?: unknown }[] }).results[0]!.receipt).toBeUndefined();
-    // The relay keeps it aside with the code (never silently deleted), and the agent keeps its envelope.
-    expect((await readdir(join(stateDir, 'refused'))).filter((n) => n.endsWith('.why.json'))).toHaveLength(1);
+    closers.push(hop.close);
+    const stateDir = join(dir, 'relay-swap');
+    await enrollAgent(server.ctx, { serverUrl: server.url, token: await token(server, 'relay'), stateDir });
+    const r = await startRelay(server, stateDir, hop.url, 0);
+    closers.push(r.close);
+    const agent = await loadState(server.ctx.crypto, join(dir, 'agent'));
+    const sent = [await sealInventory(server.ctx, agent, inventory), await sealInventory(server.ctx, agent, inventory)];
+    const res = await fetch(`${r.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ envelopes: sent }),
+    });
+    expect(res.status).toBe(200);
+    for (let i = 0; i < 100 && hop.answers.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    // The server stored both and signed one batch receipt; reordered on the way, it proves nothing.
+    expect((hop.answers[0] as { batchReceipts: unknown[] }).batchReceipts).toHaveLength(1);
+    expect(r.relay.spool.stats().depth).toBe(2);
+    expect(await readdir(join(stateDir, 'receipts'))).toEqual([]);
+    // Honest again: the resent copies are replays, and the relay keeps the original receipts.
+    swap = false;
+    for (let i = 0; i < 200 && r.relay.spool.stats().depth > 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(r.relay.spool.stats().depth).toBe(0);
+    expect(await readdir(join(stateDir, 'receipts'))).toHaveLength(2);
+    expect(await readdir(join(stateDir, 'refused'))).toEqual([]);
   });
 });

@@ -1,14 +1,17 @@
 // POST /v1/messages: one envelope or relayed object (spec §11), or a batch {"envelopes":[…]} of
 // either (at most 100). One envelope:
 // 200 with its signed receipt, or the error's status with {error, receipt?}. A batch: 200 with one
+// batch receipt (§10.1) signed once per key set addressed, covering the request's bytes and one
 // result per envelope, in order. Receipts are sent only after the inventory is committed.
 import { createRoute, z } from '@hono/zod-openapi';
 import type { App } from '../types.js';
-import { errorBodyOf, type ErrorBody } from '../errors.js';
-import { fromB64u, fromUtf8 } from '../../protocol/bytes.js';
+import { errorBody } from '../errors.js';
+import type { ServerIdentity } from '../identity.js';
+import { b64u, fromB64u, fromUtf8 } from '../../protocol/bytes.js';
+import { batchResultBytes, signBatchReceipts, type BatchAnswer } from '../../protocol/batch-receipt.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { requireJson } from '../middleware/json-only.js';
-import { ingestOne, type IngestResult } from '../services/ingest.js';
+import { ingestOne, signDraft, type IngestDeps, type IngestResult } from '../services/ingest.js';
 import type { RelayMemo } from '../services/relay-layers.js';
 import { EnvelopeSchema, ErrorSchema, errorResponses, RelayedSchema, SignedObjectSchema } from './schemas.js';
 
@@ -43,12 +46,22 @@ const route = createRoute({
   },
   responses: {
     200: {
-      description: 'Signed receipt(s)',
+      description: 'A signed receipt, or a batch answer',
       content: {
         'application/json': {
           schema: z.union([
             SignedObjectSchema,
-            z.object({ results: z.array(z.object({ receipt: SignedObjectSchema.optional(), error: ErrorSchema.shape.error.optional() })) }),
+            z
+              .object({
+                batchReceipts: z.array(SignedObjectSchema).min(1),
+                results: z.array(
+                  z.object({
+                    result: z.string().openapi({ description: 'b64u of R_i, covered by the batch receipt (spec §10.1)' }),
+                    error: ErrorSchema.shape.error.optional().openapi({ description: 'unsigned copy of a refusal, for people' }),
+                  }),
+                ),
+              })
+              .openapi('BatchAnswer', { description: 'One batch receipt per server key set addressed (spec §10.1, §17)' }),
           ]),
         },
       },
@@ -87,7 +100,14 @@ export function registerMessageRoutes(app: App): void {
       if (!r.ok) logger.info({ code: r.error.code, source }, 'message refused');
       return r;
     };
-    const body: unknown = await c.req.json().catch(() => undefined);
+    // The exact bytes are kept: a batch receipt binds the request it answers (§10.1).
+    const raw = new Uint8Array(await c.req.arrayBuffer());
+    let body: unknown;
+    try {
+      body = JSON.parse(fromUtf8(raw, 'envelope_malformed'));
+    } catch {
+      body = undefined;
+    }
     const batch =
       body && typeof body === 'object' && !Array.isArray(body) && 'envelopes' in body
         ? (body as { envelopes: unknown }).envelopes
@@ -111,15 +131,40 @@ export function registerMessageRoutes(app: App): void {
             lane,
             run.catch(() => undefined),
           );
-          return run.then((r) => view(logged(r)));
+          return run.then(logged);
         }),
       );
-      return c.json({ results }, 200);
+      return c.json(await batchAnswer(deps, raw, results), 200);
     }
     const r = logged(await ingestOne(deps, body, source));
-    if (r.ok) return c.json(r.receipt, 200);
-    throw r.error; // the app's onError answers with its status, body, receipt and Retry-After
+    if (r.ok) return c.json(await signDraft(deps.ctx, r.receipt), 200);
+    const receipt = r.receipt && (await signDraft(deps.ctx, r.receipt));
+    // The app's onError answers with its status, body, receipt and Retry-After.
+    throw new ProtocolError(r.error.code, r.error.message, { retryAfterSeconds: r.error.retryAfterSeconds, receipt });
   });
+}
+
+/**
+ * A batch's answer (§10.1): each item's judgement (or, unjudged, its refusal) as a result R_i, and
+ * one signature over all of them and the request's bytes per server key set the items addressed
+ * (the current one when none was judged). The unsigned `error` beside a result is for people.
+ */
+async function batchAnswer(deps: IngestDeps, request: Uint8Array, results: IngestResult[]): Promise<BatchAnswer> {
+  const rat = deps.ctx.now();
+  const signers = new Map<string, ServerIdentity['signing']>();
+  const texts = results.map((r, i) => {
+    if (r.receipt) signers.set(r.receipt.signer.kid, r.receipt.signer);
+    return batchResultBytes(i, r.receipt?.body ?? { status: 'refused', rat, code: r.ok ? 'internal_error' : r.error.code });
+  });
+  if (signers.size === 0) signers.set(deps.identity.signing.kid, deps.identity.signing);
+  const batchReceipts = await signBatchReceipts(deps.ctx.crypto, [...signers.values()], { request, rat, results: texts });
+  return {
+    batchReceipts,
+    results: results.map((r, i) => ({
+      result: b64u(texts[i]!),
+      ...(r.ok ? {} : { error: errorBody(r.error.code, r.error.message).error }),
+    })),
+  };
 }
 
 /**
@@ -136,9 +181,4 @@ function laneOf(item: unknown): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** One batch item: the receipt, or the same body a single envelope's error has. */
-function view(r: IngestResult): ErrorBody | { receipt: unknown } {
-  return r.ok ? { receipt: r.receipt } : errorBodyOf(r.error);
 }

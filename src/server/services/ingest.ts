@@ -7,7 +7,7 @@
 //   it is charged for stored messages) → open (HPKE Auth) → bounded gunzip → GLPI validation →
 //   ONE statement that re-checks key and agent status, the counter window, the message id and the
 //   agent's stored-bytes budget, and stores the replay record, counter, inventory, budget and
-//   last-seen → signed receipt.
+//   last-seen → the receipt's body, signed by the caller (alone, or once for a whole batch).
 // Mutable state (status, counter, seen ids, stored bytes) is only ever trusted from inside that
 // statement, so a revocation is effective on the very next message on every instance, and a
 // concurrent duplicate loses on the replay record's primary key: one envelope submitted twice at
@@ -26,10 +26,11 @@ import {
 } from '../../protocol/envelope.js';
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
 import { Lru } from '../../protocol/lru.js';
-import { signReceipt, type Directives } from '../../protocol/receipt.js';
+import { RECEIPT_TYPE, receiptBody, type Directives } from '../../protocol/receipt.js';
 import { envelopeDigest, isRelayed, parseRelayPath } from '../../protocol/relay.js';
+import type { JsonObject } from '../../protocol/json.js';
 import { LEGACY_CONTENT_TYPE } from '../../protocol/legacy.js';
-import type { SignedObject } from '../../protocol/signed.js';
+import { signObject, type SignedObject } from '../../protocol/signed.js';
 import type { Database, Row } from '../../db/database.js';
 import type { RelayHop } from '../../db/schema.js';
 import type { ServerIdentity } from '../identity.js';
@@ -177,10 +178,24 @@ export function prepareIngestStatements(database: Database, telemetry?: Telemetr
   return { senderLookup: database.prepared(SENDER_LOOKUP_SQL), relayLookup: database.prepared(RELAY_LOOKUP_SQL), batcher };
 }
 
+/**
+ * The server's judgement of one envelope, not yet signed: its receipt body (directives sealed) and
+ * the key set that signs it. Alone it becomes a receipt (§10); in a batch, one result among those
+ * a single batch receipt covers (§10.1).
+ */
+export interface ReceiptDraft {
+  body: JsonObject;
+  signer: ServerIdentity['signing'];
+}
+
 export type IngestResult =
-  | { ok: true; receipt: SignedObject; agentId: string }
-  /** The refusal, with its signed rejection receipt when the sender's key is registered. */
-  | { ok: false; error: ProtocolError };
+  | { ok: true; receipt: ReceiptDraft; agentId: string }
+  /** The refusal, with its rejection to sign when the sender's key is registered. */
+  | { ok: false; error: ProtocolError; receipt?: ReceiptDraft };
+
+/** One envelope's answer alone: its draft signed as a receipt (§10). */
+export const signDraft = (ctx: ProtocolContext, d: ReceiptDraft): Promise<SignedObject> =>
+  signObject(ctx.crypto, d.signer, RECEIPT_TYPE, d.body);
 
 /**
  * The full lookup, for a key this instance has not seen yet: its immutable facts, and whether it
@@ -279,9 +294,8 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     deps.limits.sourceRefusals.refund(payer);
     deps.telemetry.count('messages_total', { outcome: 'accepted' });
     deps.telemetry.count('message_bytes_total', { outcome: 'accepted' }, size);
-    const receipt = await signReceipt(
+    const body = await receiptBody(
       deps.ctx,
-      addressed.signing,
       {
         mid: env.header.mid,
         snd: env.header.snd,
@@ -292,7 +306,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
       },
       sender.kxPub,
     );
-    return { ok: true, receipt, agentId: sender.agentId };
+    return { ok: true, receipt: { body, signer: addressed.signing }, agentId: sender.agentId };
   } catch (err) {
     if (!(err instanceof ProtocolError)) {
       // Not the message's fault (the database, say): the source is not charged for it either.
@@ -302,18 +316,25 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
     const code = err.code;
     deps.telemetry.count('messages_total', { outcome: code });
     // A signed rejection whenever we know whom it answers (the sender's key is registered).
-    const receipt =
+    const receipt: ReceiptDraft | undefined =
       env && sender
-        ? await signReceipt(deps.ctx, (addressed ?? deps.identity).signing, {
-            mid: env.header.mid,
-            snd: env.header.snd,
-            env: b64u(envelopeDigest(env)),
-            status: 'rejected',
-            code,
-            rat: deps.ctx.now(),
-          })
+        ? {
+            body: await receiptBody(deps.ctx, {
+              mid: env.header.mid,
+              snd: env.header.snd,
+              env: b64u(envelopeDigest(env)),
+              status: 'rejected',
+              code,
+              rat: deps.ctx.now(),
+            }),
+            signer: (addressed ?? deps.identity).signing,
+          }
         : undefined;
-    return { ok: false, error: new ProtocolError(code, err.message, { retryAfterSeconds: err.retryAfterSeconds, receipt }) };
+    return {
+      ok: false,
+      error: new ProtocolError(code, err.message, { retryAfterSeconds: err.retryAfterSeconds }),
+      ...(receipt ? { receipt } : {}),
+    };
   }
 }
 

@@ -33,7 +33,8 @@ export interface CryptoBackend {
   hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
   /**
    * SHA-256 (FIPS 180-4), synchronous. Optional: without it, callers use noble's. The receipt binding
-   * hashes every envelope whole (~4.4 KiB for a 4 KiB inventory), where node:crypto's is ~8× cheaper.
+   * hashes every envelope's whole ciphertext, where node:crypto's costs a fraction of noble's pure JS
+   * (~5 µs against ~44 µs on 4.4 KB here).
    */
   sha256?(data: Uint8Array): Uint8Array;
 

@@ -12,7 +12,7 @@
 // one exactly its inner's hop + 1, at most MAX_RELAY_HOPS layers. Everything here is pure.
 import { sha256 } from '@noble/hashes/sha2.js';
 import { b64u, concatBytes, fromB64u, fromB64uExact, label, lengthPrefixed, utf8 } from './bytes.js';
-import type { ProtocolContext } from './crypto/types.js';
+import type { CryptoBackend, ProtocolContext } from './crypto/types.js';
 import { parseEnvelope, type Envelope, type ParsedEnvelope } from './envelope.js';
 import { ProtocolError } from './errors.js';
 import { onlyKeys, parseJsonObject, str, uint, type JsonObject } from './json.js';
@@ -96,9 +96,13 @@ export function isRelayed(value: unknown): value is Relayed {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.prototype.hasOwnProperty.call(value, 'layer');
 }
 
+/** The backend's SHA-256 when it has one (node:crypto on the server's hot path), else noble's. */
+type Hashing = Pick<CryptoBackend, 'sha256'> | undefined;
+const sha256Of = (crypto: Hashing, data: Uint8Array): Uint8Array => (crypto?.sha256 ?? sha256)(data);
+
 /** D(envelope): the 32 bytes whose b64u is the receipt's `env` (§10). */
-export function envelopeDigest(env: ParsedEnvelope): Uint8Array {
-  return sha256(receiptBindingInput(env));
+export function envelopeDigest(env: ParsedEnvelope, crypto?: Hashing): Uint8Array {
+  return sha256Of(crypto, receiptBindingInput(env));
 }
 
 /** What a layer's signature covers. */
@@ -130,14 +134,14 @@ export async function wrapRelayed(ctx: Pick<ProtocolContext, 'crypto'>, input: W
   let innerDigest: Uint8Array;
   let inner: Envelope | Relayed;
   if (isRelayed(input.inner)) {
-    const path = parseRelayPath(input.inner);
+    const path = parseRelayPath(input.inner, ctx.crypto);
     hop = path.layers[0]!.hop + 1;
     innerDigest = path.layers[0]!.digest;
     inner = path.relayed;
   } else {
     const env = parseEnvelope(input.inner);
     hop = 1;
-    innerDigest = envelopeDigest(env);
+    innerDigest = envelopeDigest(env, ctx.crypto);
     inner = env.wire;
   }
   if (hop > MAX_RELAY_HOPS) throw new ProtocolError('hop_limit_exceeded');
@@ -168,8 +172,11 @@ export function relayLayers(relayed: Relayed | Uint8Array | string | unknown): {
   return { layers, envelope };
 }
 
-/** parseRelayed and relayLayers at once: the validated wire object, its layers and its envelope. */
-export function parseRelayPath(input: Uint8Array | string | unknown): RelayPath {
+/**
+ * parseRelayed and relayLayers at once: the validated wire object, its layers and its envelope.
+ * `crypto` only chooses the SHA-256 the digests are computed with.
+ */
+export function parseRelayPath(input: Uint8Array | string | unknown, crypto?: Hashing): RelayPath {
   const bad = 'envelope_malformed' as const;
   const root = input instanceof Uint8Array || typeof input === 'string' ? parseJsonObject(input, bad) : input;
   if (!isRelayed(root)) throw new ProtocolError(bad, 'not a relayed object');
@@ -190,7 +197,7 @@ export function parseRelayPath(input: Uint8Array | string | unknown): RelayPath 
   const envelope = parseEnvelope(cur);
   // Inner → outer: hops and digests.
   const layers: RelayLayer[] = [];
-  let innerDigest = envelopeDigest(envelope);
+  let innerDigest = envelopeDigest(envelope, crypto);
   let inner: Envelope | Relayed = envelope.wire;
   for (let i = wrappers.length - 1; i >= 0; i--) {
     const obj = wrappers[i]!;
@@ -200,7 +207,7 @@ export function parseRelayPath(input: Uint8Array | string | unknown): RelayPath 
     const expectedHop = wrappers.length - i;
     if (body.hop !== expectedHop) throw new ProtocolError(bad, 'hops must be 1 innermost and grow by one outwards');
     const wire: Relayed = { v: PROTOCOL_VERSION, layer: obj.layer as string, inner, sig: obj.sig as string };
-    const digest = sha256(relayedDigestInput(layerBytes, innerDigest, sig));
+    const digest = sha256Of(crypto, relayedDigestInput(layerBytes, innerDigest, sig));
     layers.push({ ...body, wire, layerBytes, sig, innerDigest, signatureInput: relaySignatureInput(layerBytes, innerDigest), digest });
     innerDigest = digest;
     inner = wire;

@@ -3,7 +3,7 @@
 // `npm run bench`). Decisions equal the noble reference's: the same pre-checks run first (small-order
 // and non-canonical Ed25519 keys, S ≥ L, all-zero X25519 secrets), and the differential test holds
 // it to noble byte for byte. Workers run the webcrypto backend (src/protocol/crypto/webcrypto.ts).
-import { createHmac, createPrivateKey, createPublicKey, diffieHellman, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, sign, verify, type KeyObject } from 'node:crypto';
 import { CryptoError } from '../protocol/errors.js';
 import { canonicalS, KeyCache, PRIVATE_KEY_CACHE_SIZE, VerdictCache } from '../protocol/crypto/webcrypto.js';
 import { acceptableEd25519PublicKey, checkSharedSecret, nobleCrypto } from '../protocol/crypto/noble.js';
@@ -35,6 +35,7 @@ export function createNodeCrypto(): CryptoBackend {
     name: 'node',
     ed25519PublicKey: (seed) => nobleCrypto.ed25519PublicKey(seed),
     hmacSha256: (key, data) => new Uint8Array(createHmac('sha256', key).update(data).digest()),
+    sha256: (data) => new Uint8Array(createHash('sha256').update(data).digest()),
     async x25519PublicKey(k) {
       need(k, 32, 'X25519 private key');
       return rawPublic(createPublicKey(await importXPriv(k)));

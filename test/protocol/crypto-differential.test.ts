@@ -2,6 +2,7 @@
 // inputs (fast-check) and on tampered ones.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { nobleCrypto as ref } from '../../src/protocol/crypto/noble.js';
 import { backends } from '../helpers/backends.js';
 
@@ -63,5 +64,27 @@ describe.each(backends.filter(([n]) => n !== 'noble'))('%s agrees with noble', (
       ),
       { numRuns: 60 },
     );
+  });
+
+  it('SHA-256: same digests as noble, for empty, random and large inputs', async () => {
+    // Every backend names one: the receipt binding must not fall back silently to a slower hash.
+    expect(c.sha256).toBeTypeOf('function');
+    const digest = c.sha256!;
+    // FIPS 180-2 "abc" and the empty message: a wrong reference would otherwise go unnoticed.
+    expect(Buffer.from(digest(new Uint8Array(0))).toString('hex')).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+    expect(Buffer.from(digest(new TextEncoder().encode('abc'))).toString('hex')).toBe(
+      'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 9000 }), (data) => {
+        expect(digest(data)).toEqual(sha256(data));
+      }),
+      { numRuns: 200 },
+    );
+    // Large, and a view into a bigger buffer (the digest must cover only the view's bytes).
+    const big = Uint8Array.from({ length: 3 * 1024 * 1024 + 7 }, (_, i) => (i * 31 + 7) & 0xff);
+    expect(digest(big)).toEqual(sha256(big));
+    const view = big.subarray(1000, 1000 + 4500);
+    expect(digest(view)).toEqual(sha256(view));
   });
 });

@@ -8,6 +8,7 @@ import { generateKeySet, type KeySet } from '../../src/protocol/keys.js';
 import { envelopeBinding } from '../../src/protocol/receipt.js';
 import {
   digestOf,
+  envelopeDigest,
   isRelayed,
   MAX_RELAY_HOPS,
   parseRelayed,
@@ -105,6 +106,10 @@ describe.each(backends)('relay layers on %s', (_name, crypto) => {
     );
     expect(digestOf(r)).toBe(b64u(layers[0]!.digest));
     expect(digestOf(env)).toBe(envelopeBinding(parseRelayPath(r).envelope));
+    // Through this backend's own SHA-256 (the server's hot path): the same digests, layer by layer.
+    const viaBackend = parseRelayPath(r, crypto);
+    expect(viaBackend.layers.map((l) => [l.innerDigest, l.digest])).toEqual(layers.map((l) => [l.innerDigest, l.digest]));
+    expect(b64u(envelopeDigest(viaBackend.envelope, crypto))).toBe(envelopeBinding(viaBackend.envelope));
   });
 
   it('a fifth layer is hop_limit_exceeded, when wrapping and when parsing', async () => {

@@ -58,6 +58,7 @@ export const nobleCrypto: CryptoBackend = {
     }
   },
   hmacSha256: (key, data) => hmac(sha256, key, data),
+  sha256: (data) => sha256(data),
   async x25519PublicKey(privateKey) {
     need(privateKey, 32, 'X25519 private key');
     return x25519.getPublicKey(privateKey);

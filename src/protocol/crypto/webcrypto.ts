@@ -83,6 +83,8 @@ export function createWebCrypto(opts: { aead?: AeadPrimitive } = {}): CryptoBack
     ed25519PublicKey: (seed) => nobleCrypto.ed25519PublicKey(seed),
     // WebCrypto's HMAC is asynchronous only; the key schedule needs it synchronously.
     hmacSha256: nobleCrypto.hmacSha256,
+    // WebCrypto's digest is asynchronous only; the receipt binding is computed synchronously.
+    sha256: nobleCrypto.sha256!,
     // X25519 public keys are derived for every HPKE ephemeral key: X25519(k, 9) natively.
     async x25519PublicKey(k) {
       need(k, 32, 'X25519 private key');

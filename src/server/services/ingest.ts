@@ -239,7 +239,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
   try {
     let parsed: ParsedEnvelope;
     if (isRelayed(input)) {
-      const relayed = parseRelayPath(input);
+      const relayed = parseRelayPath(input, deps.ctx.crypto);
       path = await verifyRelayPath(deps, relayed, source, memo);
       parsed = relayed.envelope;
       const first = relayed.layers[relayed.layers.length - 1]!;
@@ -287,7 +287,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
       gunzip: deps.gunzip,
     });
 
-    const binding = envelopeDigest(env);
+    const binding = envelopeDigest(env, deps.ctx.crypto);
     const stored = await store(deps, env, sender, mid, text, size, now, binding, path, legacy);
     // Stored: the agent pays for it, and the source gets its reservation back.
     deps.limits.messages.take(sender.agentId);
@@ -322,7 +322,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
             body: await receiptBody(deps.ctx, {
               mid: env.header.mid,
               snd: env.header.snd,
-              env: b64u(envelopeDigest(env)),
+              env: b64u(envelopeDigest(env, deps.ctx.crypto)),
               status: 'rejected',
               code,
               rat: deps.ctx.now(),

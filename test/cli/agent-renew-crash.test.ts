@@ -8,11 +8,11 @@ import { once } from 'node:events';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { RENEW_FAILPOINTS } from '../../src/agent/failpoint.js';
 import { loadState } from '../../src/agent/state.js';
 import { keyIdOf } from '../../src/protocol/keys.js';
-import { dbKinds } from '../helpers/db.js';
+import { describeEachDbSideBySide } from '../helpers/db.js';
 import { createTempPostgresDatabase, type TempDatabase } from '../helpers/pg-database.js';
 import { CLI, cleanEnv, runCli, startServe, type ServeProcess } from '../helpers/process.js';
 import { testContext } from '../helpers/protocol.js';
@@ -25,7 +25,7 @@ const pendingKid = async (state: string) => {
   return keyIdOf('ed25519', await ctx.crypto.ed25519PublicKey(new Uint8Array(Buffer.from(p.signing, 'base64url'))));
 };
 
-describe.each(dbKinds)('renewal killed at each step, restarted, on %s', (kind) => {
+describeEachDbSideBySide('renewal killed at each step, restarted, on %s', (kind) => {
   let dir: string;
   let db: TempDatabase | undefined;
   let server: ServeProcess;

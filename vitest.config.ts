@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import SlowFirstSequencer from './test/helpers/sequencer.js';
 
 export default defineConfig({
   test: {
@@ -9,6 +10,8 @@ export default defineConfig({
     allowOnly: false,
     // Two cores: two files at a time; each file shares one PGlite instance (~3 s, ~700 MiB).
     maxWorkers: 2,
+    // Without the durations of an earlier run (CI), the slowest files start first (see the file).
+    sequence: { sequencer: SlowFirstSequencer },
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: ['default', 'json', './test/helpers/databases-reporter.ts'],

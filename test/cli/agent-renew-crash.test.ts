@@ -8,11 +8,11 @@ import { once } from 'node:events';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { RENEW_FAILPOINTS } from '../../src/agent/failpoint.js';
 import { loadState } from '../../src/agent/state.js';
 import { keyIdOf } from '../../src/protocol/keys.js';
-import { dbKinds } from '../helpers/db.js';
+import { describeEachDbSideBySide } from '../helpers/db.js';
 import { createTempPostgresDatabase, type TempDatabase } from '../helpers/pg-database.js';
 import { CLI, cleanEnv, runCli, startServe, type ServeProcess } from '../helpers/process.js';
 import { testContext } from '../helpers/protocol.js';
@@ -25,19 +25,30 @@ const pendingKid = async (state: string) => {
   return keyIdOf('ed25519', await ctx.crypto.ed25519PublicKey(new Uint8Array(Buffer.from(p.signing, 'base64url'))));
 };
 
-describe.each(dbKinds)('renewal killed at each step, restarted, on %s', (kind) => {
+describeEachDbSideBySide('renewal killed at each step, restarted, on %s', (kind) => {
   let dir: string;
   let db: TempDatabase | undefined;
   let server: ServeProcess;
   let n = 0;
-  const admin = () => ({ LATCHKEY_SERVER: server.url, LATCHKEY_DATA_DIR: join(dir, 'server') });
+  // The admin side over HTTP with the bootstrap credential (the admin CLI has its own tests): each
+  // case here already runs a dozen agent processes.
+  let adminToken: string;
+  const admin = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    expect(res.status, path).toBeLessThan(300);
+    return res.json() as Promise<unknown>;
+  };
   const send = async (state: string) => {
     const r = await runCli(['agent', 'send', '--state-dir', state, '--file', inventory, '--json']);
     expect(r.code, r.stderr).toBe(0);
     return (JSON.parse(r.stdout) as { status: string }).status;
   };
   async function enroll(): Promise<string> {
-    const { token } = JSON.parse((await runCli(['token', 'create', '--json'], admin())).stdout) as { token: string };
+    const { token } = (await admin('POST', '/v1/admin/tokens', {})) as { token: string };
     const state = join(dir, `agent-${n++}`);
     const r = await runCli([
       'agent',
@@ -57,17 +68,15 @@ describe.each(dbKinds)('renewal killed at each step, restarted, on %s', (kind) =
   }
   const keyStatus = async (state: string) => {
     const { agent } = await loadState(ctx.crypto, state);
-    const listed = JSON.parse((await runCli(['agents', 'list', '--json'], admin())).stdout) as {
-      id: string;
-      keys: { sigKid: string; status: string }[];
-    }[];
-    return Object.fromEntries(listed.find((a) => a.id === agent.agentId)!.keys.map((k) => [k.sigKid, k.status]));
+    const shown = (await admin('GET', `/v1/admin/agents/${agent.agentId}`)) as { keys: { sigKid: string; status: string }[] };
+    return Object.fromEntries(shown.keys.map((k) => [k.sigKid, k.status]));
   };
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'latchkey-crash-'));
     db = kind === 'postgres' ? await createTempPostgresDatabase() : undefined;
     server = await startServe(['--data-dir', join(dir, 'server')], db ? { DATABASE_URL: db.url } : {});
+    adminToken = (await readFile(join(dir, 'server', 'admin.token'), 'utf8')).trim();
   });
   afterAll(async () => {
     await server?.stop();

@@ -8,11 +8,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { enrollAgent } from '../../src/agent/enroll.js';
 import { inventories } from '../../src/db/schema.js';
 import { startTestServer, type TestServer } from '../helpers/app.js';
-import { dbKinds } from '../helpers/db.js';
+import { describeEachDbSideBySide } from '../helpers/db.js';
 import { answer, forwardTo, lyingUpstream } from '../helpers/upstream.js';
 import { CLI, cleanEnv } from '../helpers/process.js';
 import { testContext } from '../helpers/protocol.js';
@@ -53,7 +53,7 @@ function startDaemon(args: string[]) {
   };
 }
 
-describe.each(dbKinds)('latchkey agent run against lying and busy upstreams, on %s', (kind) => {
+describeEachDbSideBySide('latchkey agent run against lying and busy upstreams, on %s', (kind) => {
   let server: TestServer;
   let state: string;
   let agentId: string;

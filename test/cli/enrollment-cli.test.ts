@@ -2,12 +2,12 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dbKinds } from '../helpers/db.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeEachDbSideBySide } from '../helpers/db.js';
 import { createTempPostgresDatabase, type TempDatabase } from '../helpers/pg-database.js';
 import { runCli, startServe, type ServeProcess } from '../helpers/process.js';
 
-describe.each(dbKinds)('enrollment CLI against a real server on %s', (kind) => {
+describeEachDbSideBySide('enrollment CLI against a real server on %s', (kind) => {
   let dir: string;
   let server: ServeProcess;
   let other: ServeProcess;

@@ -4,8 +4,8 @@
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dbKinds } from '../helpers/db.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeEachDbSideBySide } from '../helpers/db.js';
 import { createTempPostgresDatabase, type TempDatabase } from '../helpers/pg-database.js';
 import { runCli, startServe, type ServeProcess } from '../helpers/process.js';
 
@@ -51,7 +51,7 @@ it(
   CLI_TEST_TIMEOUT,
 );
 
-describe.each(dbKinds)('agent keys CLI against a real server on %s', (kind) => {
+describeEachDbSideBySide('agent keys CLI against a real server on %s', (kind) => {
   let dir: string;
   let server: ServeProcess;
   let pg: TempDatabase | undefined;

@@ -9,12 +9,12 @@
 // (harmless: each relay dedups on (snd, mid) and the server on the message id).
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { DEFAULT_FRESHNESS } from '../protocol/envelope.js';
-import type { ServerPublicKeys } from '../protocol/enrollment.js';
 import { RECEIPT_TYPE } from '../protocol/receipt.js';
 import { verifySignedObject } from '../protocol/signed.js';
 import { endpoint, exchange, type HttpAnswer } from '../agent/http.js';
 import type { Logger } from '../server/logger.js';
 import { wrapRelayed } from '../protocol/relay.js';
+import type { RelayServerKeys } from './server-keys.js';
 import type { Spool, SpoolEntry, SpoolRecord } from './spool.js';
 
 export const MAX_BATCH_ENVELOPES = 100;
@@ -42,7 +42,7 @@ export interface ForwarderDeps {
   spool: Spool;
   upstream: string;
   identity: () => RelayIdentity;
-  server: ServerPublicKeys;
+  keys: RelayServerKeys;
   logger: Logger;
   /** forwarded (by outcome), expired, refused upstream (by code). */
   count: (name: 'forwarded' | 'expired' | 'upstream_refused', label: string) => void;
@@ -237,7 +237,11 @@ export class Forwarder {
   /** The server's receipt for this exact envelope, or undefined (a forgery, someone else's, a bad shape). */
   private async checkReceipt(record: SpoolRecord, receipt: unknown): Promise<Settled | undefined> {
     try {
-      const b = await verifySignedObject(this.deps.ctx.crypto, this.deps.server.signing, RECEIPT_TYPE, receipt);
+      // Signed by the key set the envelope was addressed to: the pin, or one left behind (§14).
+      const kid = (receipt as { kid?: unknown } | null)?.kid;
+      const signer = typeof kid === 'string' ? await this.deps.keys.resolve(kid) : undefined;
+      if (!signer) throw new Error('signer');
+      const b = await verifySignedObject(this.deps.ctx.crypto, signer.signing, RECEIPT_TYPE, receipt);
       if (b.mid !== record.mid || b.snd !== record.snd || b.env !== record.env) throw new Error('binding');
       if (b.status !== 'accepted' && b.status !== 'rejected') throw new Error('status');
       return { receipt, status: b.status, ...(typeof b.code === 'string' ? { code: b.code } : {}) };

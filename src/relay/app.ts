@@ -7,12 +7,13 @@
 //   GET  /v1/revocations                                  forwarded (signed by the server)
 //   POST /v1/messages                                     checked, spooled, forwarded (§11)
 //   GET  /v1/receipts/{snd}/{mid}                         the server's signed receipt, kept or upstream's
-//   GET  /healthz, /readyz (upstream reachable; the revocation list's age), /metrics
+//   GET  /healthz, /readyz (upstream reachable; the revocation list's age), /metrics, /openapi.json (openapi.ts)
 // POST /v1/messages answers the server's receipt when upstream answers within `receiptWaitMs`;
 // otherwise 202 {"status":"queued","accept":relay-accept,"credential":relay credential}. A batch
 // answers {"results":[…],"credential"} with one result per envelope: the server's, or
 // {"status":"queued","accept"} or {"error"}.
-import { Hono, type Context } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { discoveryDocument } from '../protocol/discovery.js';
@@ -23,6 +24,7 @@ import { endpoint, exchange, type HttpAnswer } from '../agent/http.js';
 import { errorResponse, toLatchkeyError } from '../server/errors.js';
 import type { Logger } from '../server/logger.js';
 import { admit, type AdmissionDeps } from './admission.js';
+import { registerRelayDocument } from './openapi.js';
 import type { Forwarder, Outcome, RelayIdentity } from './forwarder.js';
 import { spoolKey, type Spool, type SpoolRecord } from './spool.js';
 
@@ -49,8 +51,9 @@ export interface RelayAppDeps {
 type ItemResult =
   { receipt: unknown } | { error: { code: string; message: string }; receipt?: unknown } | { status: 'queued'; accept: unknown };
 
-export function createRelayApp(deps: RelayAppDeps): Hono {
-  const app = new Hono();
+export function createRelayApp(deps: RelayAppDeps): OpenAPIHono {
+  const app = new OpenAPIHono();
+  registerRelayDocument(app);
   const tooLarge = (c: Context) => errorResponse(c, new LatchkeyError('payload_too_large', 'request body too large'));
   app.use('/v1/messages', bodyLimit({ maxSize: MAX_MESSAGE_BODY_BYTES, onError: tooLarge }));
   app.use('*', async (c, next) => {

@@ -42,7 +42,7 @@ const LOAD = fileURLToPath(new URL('./load.ts', import.meta.url));
 const BARE = fileURLToPath(new URL('./bare-baseline-server.ts', import.meta.url));
 
 /** Starts the bare baseline in its own process; resolves once it listens. */
-async function startBare(): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
+export async function startBare(): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
   const child = spawn(process.execPath, ['--import', 'tsx', BARE, POSTGRES_URL], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {

@@ -36,10 +36,11 @@ export async function followServerKeyDirective(
 
 /**
  * Catches up with rotations made while this agent was away: fetches the discovery document and
- * walks its endorsement chain from our pin to its current keys. Returns whether the pin moved.
+ * walks its endorsement chain from our pin to its current keys (from the relay `via` when given: it
+ * serves upstream's document). Returns whether the pin moved.
  */
-export async function catchUpServerKeys(ctx: ProtocolContext, state: AgentState): Promise<boolean> {
-  const doc = await getJson(endpoint(state.agent.serverUrl, '/.well-known/latchkey'));
+export async function catchUpServerKeys(ctx: ProtocolContext, state: AgentState, via?: string): Promise<boolean> {
+  const doc = await getJson(endpoint(via ?? state.agent.serverUrl, '/.well-known/latchkey'));
   return (await catchUpFromDocument(ctx, state, doc)).length > 0;
 }
 

@@ -113,6 +113,22 @@ describe('the relay across restarts, server key rotation and forward proxies (re
     expect(r.code, `${r.stderr}\n${log().slice(-3000)}`).toBe(0);
     return (JSON.parse(r.stdout) as { status: string }).status;
   };
+  /**
+   * Sent through the main relay and stored: the server's receipt at once, or queued while the relay
+   * waits out a server restart; then the relay's spool empties with nothing set aside (every receipt
+   * verified by the relay) and the server holds one more inventory.
+   */
+  const delivered = async (state: string) => {
+    const before = await stored(kept.agentId);
+    expect(['accepted', 'queued']).toContain(await sent(state, relay.url, relay.log));
+    await until('the message to be stored', async () => ((await stored(kept.agentId)) === before + 1 ? true : undefined));
+    await until('the spool to drain', async () => {
+      const s = JSON.parse((await runCli(['relay', 'status', '--state-dir', relayDir(), '--json'])).stdout) as {
+        spool: { depth: number; refused: number };
+      };
+      return s.spool.depth === 0 ? s : undefined;
+    }).then((s) => expect(s.spool.refused).toBe(0));
+  };
   /** How many inventories the server stored for this agent. */
   const stored = async (agentId: string) => {
     const r = await runCli(['inventory', 'list', agentId, '--json'], admin());
@@ -210,18 +226,7 @@ describe('the relay across restarts, server key rotation and forward proxies (re
     expect(f1).not.toBe(f0);
     const doc = (await (await fetch(`${server.url}/.well-known/latchkey`)).json()) as { keys: { signing: { kid: string } } };
 
-    // Sealed to F0 with an F0 credential: the receipt (signed by F0) moves the agent to F1.
-    expect(await sent(kept.state, relay.url, relay.log)).toBe('accepted');
-    expect(await pinned(kept.state)).toBe(f1);
-    // Sealed to F1: the receipt is signed by F1, which the relay must verify to hand it over at once.
-    expect(await sent(kept.state, relay.url, relay.log)).toBe('accepted');
-    // Renewed through the relay: an F1 credential, which the relay must verify before spooling.
-    const renewed = await runCli(['agent', 'renew', '--state-dir', kept.state, '--via', relay.url, '--json']);
-    expect(renewed.code, renewed.stderr).toBe(0);
-    expect(credentialKid((await json(join(kept.state, 'agent.json'))).credential as string)).toBe(doc.keys.signing.kid);
-    expect(await sent(kept.state, relay.url, relay.log)).toBe('accepted');
-
-    // The relay moved its own pin along the chain, kept F0 as accepted, and renewed under F1.
+    // The relay moves its own pin along the chain, keeps F0 (still accepted) and renews under F1.
     await until('the relay to re-pin and renew', async () => {
       const record = await json(join(relayDir(), 'agent.json'));
       return (record.server as { fp: string }).fp === f1 && credentialKid(record.credential as string) === doc.keys.signing.kid
@@ -230,6 +235,19 @@ describe('the relay across restarts, server key rotation and forward proxies (re
     });
     expect(((await json(join(relayDir(), 'server-keys.json'))).previous as { fp: string }[]).map((p) => p.fp)).toEqual([f0]);
 
+    // Sealed to F0 with an F0 credential (verified by the relay with F0): the server's receipt (signed
+    // by F0) moves the agent to F1, or, when the relay answers queued, its F1 credential makes the agent
+    // catch up along the chain. Either way the relay verifies the receipt and empties its spool.
+    await delivered(kept.state);
+    expect(await pinned(kept.state)).toBe(f1);
+    // Sealed to F1: the receipt is signed by F1.
+    await delivered(kept.state);
+    // Renewed through the relay: an F1 credential, which the relay verifies before spooling.
+    const renewed = await runCli(['agent', 'renew', '--state-dir', kept.state, '--via', relay.url, '--json']);
+    expect(renewed.code, renewed.stderr).toBe(0);
+    expect(credentialKid((await json(join(kept.state, 'agent.json'))).credential as string)).toBe(doc.keys.signing.kid);
+    await delivered(kept.state);
+
     // The overlap ends: the server drops F0; the relay forgets it and its F1 credential carries on.
     await server.stop();
     await rm(join(data, 'identity.previous.key'));
@@ -237,12 +255,7 @@ describe('the relay across restarts, server key rotation and forward proxies (re
     await until('the relay to forget F0', async () =>
       ((await json(join(relayDir(), 'server-keys.json'))).previous as unknown[]).length === 0 ? true : undefined,
     );
-    // Accepted at once, or queued while the relay waits out the restart: either way stored, nothing refused.
-    const before = await stored(kept.agentId);
-    expect(['accepted', 'queued']).toContain(await sent(kept.state, relay.url, relay.log));
-    await until('the message to be stored', async () => ((await stored(kept.agentId)) === before + 1 ? true : undefined));
-    const status = await runCli(['relay', 'status', '--state-dir', relayDir(), '--json']);
-    expect(JSON.parse(status.stdout).spool).toMatchObject({ depth: 0, refused: 0 });
+    await delivered(kept.state);
     expect(relay.log()).not.toMatch(/does not verify/);
   });
 

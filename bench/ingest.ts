@@ -82,7 +82,7 @@ async function mainThreadProfile(dir: string): Promise<string> {
 }
 
 /** Starts the bare baseline in its own process; resolves once it listens. */
-async function startBare(dir: string | undefined): Promise<Child & { url: string }> {
+export async function startBare(dir?: string): Promise<Child & { url: string }> {
   const bare = spawnServer(BARE, [POSTGRES_URL], 'bare', dir, false);
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {

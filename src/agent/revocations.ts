@@ -23,17 +23,19 @@ export const REVOCATIONS_FILE = 'revocations.json';
 export interface HeldList extends HeldRevocations {
   /** ms since the epoch, from the signed list; 0 when nothing was fetched yet. */
   issuedAt: number;
+  /** ms since the epoch, this host's clock: when a list from upstream last verified (0: never). */
+  checkedAt: number;
 }
 
 export async function loadRevocations(dir: string): Promise<HeldList> {
   const text = await readFile(join(dir, REVOCATIONS_FILE), 'utf8').catch(() => undefined);
-  if (text === undefined) return { ...emptyRevocations(), issuedAt: 0 };
+  if (text === undefined) return { ...emptyRevocations(), issuedAt: 0, checkedAt: 0 };
   try {
-    const o = JSON.parse(text) as { version: number; issuedAt: number; subjects: Record<string, string[]> };
+    const o = JSON.parse(text) as { version: number; issuedAt: number; checkedAt?: number; subjects: Record<string, string[]> };
     if (!Number.isSafeInteger(o.version) || o.version < 0) throw new Error('version');
     const held = emptyRevocations();
     for (const kind of REVOCATION_KINDS) held.subjects[kind] = new Set(o.subjects[kind] ?? []);
-    return { ...held, version: o.version, issuedAt: o.issuedAt };
+    return { ...held, version: o.version, issuedAt: o.issuedAt, checkedAt: o.checkedAt ?? 0 };
   } catch {
     throw new StateError('state_invalid', `${dir} holds an unreadable revocation list`);
   }
@@ -43,7 +45,7 @@ async function saveRevocations(dir: string, held: HeldList): Promise<void> {
   const subjects = Object.fromEntries(REVOCATION_KINDS.map((k) => [k, [...held.subjects[k]].sort()]));
   await writeSecretFile(
     join(dir, REVOCATIONS_FILE),
-    `${JSON.stringify({ v: 1, version: held.version, issuedAt: held.issuedAt, subjects }, null, 2)}\n`,
+    `${JSON.stringify({ v: 1, version: held.version, issuedAt: held.issuedAt, checkedAt: held.checkedAt, subjects }, null, 2)}\n`,
   );
 }
 
@@ -80,7 +82,8 @@ export async function refreshRevocations(
   const list = await verifyRevocationList(ctx.crypto, state.server.signing, answer.json);
   const next = applyRevocationList(held, list); // refuses a rollback or a gap before anything is written
   const added = list.entries.filter((e) => !held.subjects[e.kind].has(e.subject));
-  const updated: HeldList = { ...next, issuedAt: Math.max(held.issuedAt, list.issuedAt) };
-  if (updated.version !== held.version || added.length > 0) await saveRevocations(dir, updated);
+  const updated: HeldList = { ...next, issuedAt: Math.max(held.issuedAt, list.issuedAt), checkedAt: ctx.now() };
+  // Every time (checkedAt): a relay reports how old its list is, after a restart as well (§11.1).
+  await saveRevocations(dir, updated);
   return { held: updated, previousVersion: held.version, added };
 }

@@ -91,7 +91,7 @@ export async function submitEnvelope(ctx: ProtocolContext, state: AgentState, en
     { timeoutMs: 60_000 },
   );
   if (via !== undefined && answer.status === 202 && (answer.json as { status?: unknown } | undefined)?.status === 'queued') {
-    const accept = await relayAcceptance(ctx, state, answer, expect);
+    const accept = await relayAcceptance(ctx, state, answer, expect, via);
     await savePending(state.dir, { v: 1, envelope, via, queuedAt: ctx.now(), relay: accept.relay });
     throw new QueuedAtRelay(accept, via);
   }
@@ -139,15 +139,29 @@ async function relayAcceptance(
   state: AgentState,
   answer: HttpAnswer,
   expect: { mid: string; snd: string; env: string },
+  via: string,
 ): Promise<RelayAccept> {
   const body = answer.json as { accept?: unknown; credential?: unknown };
-  try {
+  const verify = async () => {
     if (typeof body.credential !== 'string') throw new Error('no credential');
     const claims = await verifyCredential(body.credential, state.server.signing, state.server.fingerprint, ctx.now());
     if (claims.role !== 'relay') throw new Error('not a relay');
     const relayKey = { publicKey: fromB64uExact(claims.cnf.sig, 32), kid: claims.cnf.sig_kid };
     return await verifyRelayAccept(ctx.crypto, relayKey, body.accept, expect);
+  };
+  try {
+    return await verify();
   } catch {
+    // The relay may have followed a server key rotation we have not (its credential names another
+    // key set, §14): catch up along the endorsement chain from our pin, then check once more.
+    const other = typeof body.credential === 'string' && credentialKid(body.credential) !== state.server.signing.kid;
+    if (other && (await catchUpServerKeys(ctx, state, via).catch(() => false))) {
+      try {
+        return await verify();
+      } catch {
+        // refused below
+      }
+    }
     throw unproven(
       'receipt_invalid',
       "the relay's acceptance does not verify with a relay credential the pinned server key issued",

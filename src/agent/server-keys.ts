@@ -13,7 +13,7 @@ import { keySetOf } from '../protocol/discovery.js';
 import type { ServerPublicKeys } from '../protocol/enrollment.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Directives } from '../protocol/receipt.js';
-import { walkEndorsements } from '../protocol/server-key-endorsement.js';
+import { walkEndorsementPath, walkEndorsements } from '../protocol/server-key-endorsement.js';
 import { endpoint, getJson } from './http.js';
 import { saveAgentRecord, type AgentState } from './state.js';
 
@@ -36,18 +36,31 @@ export async function followServerKeyDirective(
 
 /**
  * Catches up with rotations made while this agent was away: fetches the discovery document and
- * walks its endorsement chain from our pin to its current keys. Returns whether the pin moved.
+ * walks its endorsement chain from our pin to its current keys (from the relay `via` when given: it
+ * serves upstream's document). Returns whether the pin moved.
  */
-export async function catchUpServerKeys(ctx: ProtocolContext, state: AgentState): Promise<boolean> {
-  const doc = (await getJson(endpoint(state.agent.serverUrl, '/.well-known/latchkey'))) as { endorsements?: unknown } | undefined;
+export async function catchUpServerKeys(ctx: ProtocolContext, state: AgentState, via?: string): Promise<boolean> {
+  const doc = await getJson(endpoint(via ?? state.agent.serverUrl, '/.well-known/latchkey'));
+  return (await catchUpFromDocument(ctx, state, doc)).length > 0;
+}
+
+/**
+ * The walk of catchUpServerKeys on a discovery document already fetched (a relay fetches it from
+ * its upstream). Returns the key sets left behind, oldest first: the pin and every intermediate set
+ * (empty when the pin did not move).
+ */
+export async function catchUpFromDocument(ctx: ProtocolContext, state: AgentState, doc: unknown): Promise<ServerPublicKeys[]> {
   const announced = keySetOf(doc);
   if (!announced) throw new ProtocolError('server_key_mismatch', 'the discovery document holds no valid keys');
-  if (announced.fingerprint === state.server.fingerprint) return false;
-  const chain = Array.isArray(doc?.endorsements) ? doc.endorsements : [];
-  const reached = await walkEndorsements(ctx.crypto, state.server, chain);
-  if (reached.fingerprint !== announced.fingerprint)
+  if (announced.fingerprint === state.server.fingerprint) return [];
+  const endorsements = (doc as { endorsements?: unknown }).endorsements;
+  const path = await walkEndorsementPath(ctx.crypto, state.server, Array.isArray(endorsements) ? endorsements : []);
+  const reached = path.at(-1);
+  if (reached?.fingerprint !== announced.fingerprint)
     throw new ProtocolError('server_key_mismatch', 'the endorsement chain does not lead from the pinned key to the announced one');
-  return pinServerKeys(state, reached);
+  const left = [state.server, ...path.slice(0, -1)];
+  await pinServerKeys(state, reached);
+  return left;
 }
 
 /** Re-pins (agent.json, written atomically) and updates `state` in place. */

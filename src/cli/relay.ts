@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parseListenAddress } from '../runtime/metrics-listener.js';
 import { parseDuration } from './admin-options.js';
+import { withProxyOption } from './proxy-option.js';
 import { CliError } from './run.js';
 
 const GIB = 1024 * 1024 * 1024;
@@ -20,8 +21,8 @@ function positiveInt(flag: string) {
 export function registerRelayCommands(program: Command): void {
   const relay = program.command('relay').description('Relay commands: serve agents where the server cannot reach them, status.');
 
-  relay
-    .command('serve')
+  // --proxy (or HTTPS_PROXY / HTTP_PROXY / NO_PROXY): everything the relay sends upstream.
+  withProxyOption(relay.command('serve'))
     .description('Enroll on first start (with --token), then accept, spool and forward sealed envelopes upstream.')
     .requiredOption('--listen <host:port>', 'address to serve agents on (port 0 picks a free one)')
     .requiredOption('--upstream <url>', 'the server, or another relay')
@@ -114,7 +115,9 @@ export function registerRelayCommands(program: Command): void {
     .action(async (o: { stateDir: string; json?: boolean }) => {
       const dir = resolve(o.stateDir);
       const { readSpoolStats } = await import('../relay/spool.js');
+      const { loadRevocations } = await import('../agent/revocations.js');
       const stats = await readSpoolStats(dir);
+      const held = await loadRevocations(dir).catch(() => undefined);
       const saved = await readFile(join(dir, 'relay-status.json'), 'utf8')
         .then((t) => JSON.parse(t) as { updatedAt: number; pid: number; upstream: string; counters: Record<string, unknown> })
         .catch(() => undefined);
@@ -127,6 +130,9 @@ export function registerRelayCommands(program: Command): void {
           expired: stats.expired,
           refused: stats.refused,
         },
+        revocations: held
+          ? { version: held.version, ageSeconds: held.checkedAt === 0 ? null : Math.round((now - held.checkedAt) / 1000) }
+          : null,
         upstream: saved?.upstream ?? null,
         countersUpdatedAt: saved ? new Date(saved.updatedAt).toISOString() : null,
         counters: saved?.counters ?? null,
@@ -135,6 +141,12 @@ export function registerRelayCommands(program: Command): void {
       const age = out.spool.oldestAgeSeconds === null ? 'empty' : `oldest ${out.spool.oldestAgeSeconds}s old`;
       console.log(`spool: ${out.spool.depth} envelopes, ${out.spool.bytes} bytes, ${age}`);
       console.log(`set aside: ${out.spool.expired} expired, ${out.spool.refused} refused by upstream`);
+      const r = out.revocations;
+      console.log(
+        r && r.ageSeconds !== null
+          ? `revocation list: version ${r.version}, verified ${r.ageSeconds}s ago`
+          : 'revocation list: none verified yet',
+      );
       if (saved) {
         console.log(`upstream: ${saved.upstream} (counters as of ${out.countersUpdatedAt})`);
         for (const [k, v] of Object.entries(saved.counters))

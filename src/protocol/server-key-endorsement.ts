@@ -73,17 +73,30 @@ export async function followEndorsement(c: CryptoBackend, trusted: ServerPublicK
  * adds nothing and the pin is returned. A pin the chain never mentions is `server_key_mismatch`.
  */
 export async function walkEndorsements(c: CryptoBackend, pinned: ServerPublicKeys, chain: readonly unknown[]): Promise<ServerPublicKeys> {
+  return (await walkEndorsementPath(c, pinned, chain)).at(-1) ?? pinned;
+}
+
+/**
+ * The same walk, returning every key set reached after the pin, oldest first (empty when the pin is
+ * the newest): a relay keeps the sets it passed, as agents may still hold credentials they issued.
+ */
+export async function walkEndorsementPath(
+  c: CryptoBackend,
+  pinned: ServerPublicKeys,
+  chain: readonly unknown[],
+): Promise<ServerPublicKeys[]> {
   if (chain.length > MAX_ENDORSEMENT_CHAIN) throw new ProtocolError('server_key_mismatch', 'endorsement chain too long');
   const start = chain.findIndex((link) => fromOf(link) === pinned.fingerprint);
   if (start < 0) {
     // Our pin is the newest key set only if the last link endorses it (or there is no chain at all).
     const last = chain.at(-1);
-    if (last === undefined || endorsedOf(last) === pinned.fingerprint) return pinned;
+    if (last === undefined || endorsedOf(last) === pinned.fingerprint) return [];
     throw new ProtocolError('server_key_mismatch', 'the endorsement chain does not include the pinned key');
   }
+  const path: ServerPublicKeys[] = [];
   let trusted = pinned;
-  for (const link of chain.slice(start)) trusted = await followEndorsement(c, trusted, link);
-  return trusted;
+  for (const link of chain.slice(start)) path.push((trusted = await followEndorsement(c, trusted, link)));
+  return path;
 }
 
 /** Unverified peeks used only to find where to start; every link used is then verified. */

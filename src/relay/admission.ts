@@ -1,23 +1,24 @@
 // What a relay checks before it spools anything (spec/PROTOCOL.md §11), without opening it: shape,
 // the layers of relays below it (each relay's credential verified with the pinned server key, role
 // `relay`, not revoked, its signature), the hop limit, then the innermost envelope: its attached
-// credential (`cred`, verified with the pinned server key: signature, issuer, expiry, role `agent`,
+// credential (`cred`, verified with the server key set that issued it, among those trusted (server-keys.ts): signature, issuer, expiry, role `agent`,
 // naming the envelope's sender key), the current signed revocation list, the sender's signature,
 // and the freshness window. An envelope without `cred` cannot be checked: `credential_invalid`.
 import { fromB64uExact } from '../protocol/bytes.js';
-import { verifyCredential, type CredentialClaims } from '../protocol/credential.js';
+import { credentialKid, verifyCredential, type CredentialClaims } from '../protocol/credential.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { DEFAULT_FRESHNESS, parseEnvelope, verifyEnvelopeSignature, type ParsedEnvelope } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { HeldRevocations } from '../protocol/revocation-list.js';
 import { envelopeBinding } from '../protocol/receipt.js';
-import type { ServerPublicKeys } from '../protocol/enrollment.js';
 import { isRelayed, MAX_RELAY_HOPS, relayLayers, verifyLayerSignature, type RelayLayer } from '../protocol/relay.js';
+import type { RelayServerKeys } from './server-keys.js';
 import type { SpoolRecord } from './spool.js';
 
 export interface AdmissionDeps {
   ctx: ProtocolContext;
-  server: ServerPublicKeys;
+  /** The server key sets this relay trusts: its pin, and the sets it left behind still accepted (§14). */
+  keys: RelayServerKeys;
   revocations: () => HeldRevocations;
 }
 
@@ -56,7 +57,9 @@ export async function admit(deps: AdmissionDeps, object: unknown, src: string | 
 }
 
 async function checkCredential(deps: AdmissionDeps, jwt: string, role: 'agent' | 'relay', now: number): Promise<CredentialClaims> {
-  const claims = await verifyCredential(jwt, deps.server.signing, deps.server.fingerprint, now);
+  const issuer = await deps.keys.resolve(credentialKid(jwt));
+  if (!issuer) throw new ProtocolError('credential_invalid', 'the credential names a server key this relay does not trust');
+  const claims = await verifyCredential(jwt, issuer.signing, issuer.fingerprint, now);
   if (claims.role !== role)
     throw new ProtocolError('credential_invalid', `the credential is not a${role === 'agent' ? 'n agent' : ' relay'}'s`);
   const held = deps.revocations();

@@ -7,12 +7,13 @@
 //   GET  /v1/revocations                                  forwarded (signed by the server)
 //   POST /v1/messages                                     checked, spooled, forwarded (§11)
 //   GET  /v1/receipts/{snd}/{mid}                         the server's signed receipt, kept or upstream's
-//   GET  /healthz, /readyz (upstream reachable), /metrics
+//   GET  /healthz, /readyz (upstream reachable; the revocation list's age), /metrics, /openapi.json (openapi.ts)
 // POST /v1/messages answers the server's receipt when upstream answers within `receiptWaitMs`;
 // otherwise 202 {"status":"queued","accept":relay-accept,"credential":relay credential}. A batch
 // answers {"results":[…],"credential"} with one result per envelope: the server's, or
 // {"status":"queued","accept"} or {"error"}.
-import { Hono, type Context } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { discoveryDocument } from '../protocol/discovery.js';
@@ -23,6 +24,7 @@ import { endpoint, exchange, type HttpAnswer } from '../agent/http.js';
 import { errorResponse, toLatchkeyError } from '../server/errors.js';
 import type { Logger } from '../server/logger.js';
 import { admit, type AdmissionDeps } from './admission.js';
+import { registerRelayDocument } from './openapi.js';
 import type { Forwarder, Outcome, RelayIdentity } from './forwarder.js';
 import { spoolKey, type Spool, type SpoolRecord } from './spool.js';
 
@@ -40,6 +42,8 @@ export interface RelayAppDeps {
   receiptWaitMs: number;
   clientAddress: (c: Context) => string | undefined;
   metrics: () => Promise<{ contentType: string; body: string }>;
+  /** The revocation list held: its version, seconds since it last verified (null: never) and whether that is stale. */
+  revocationAge: () => { version: number; ageSeconds: number | null; stale: boolean };
   /** accepted (spooled), refused at the relay (by code). */
   count: (name: 'accepted' | 'refused', label: string) => void;
 }
@@ -47,8 +51,9 @@ export interface RelayAppDeps {
 type ItemResult =
   { receipt: unknown } | { error: { code: string; message: string }; receipt?: unknown } | { status: 'queued'; accept: unknown };
 
-export function createRelayApp(deps: RelayAppDeps): Hono {
-  const app = new Hono();
+export function createRelayApp(deps: RelayAppDeps): OpenAPIHono {
+  const app = new OpenAPIHono();
+  registerRelayDocument(app);
   const tooLarge = (c: Context) => errorResponse(c, new LatchkeyError('payload_too_large', 'request body too large'));
   app.use('/v1/messages', bodyLimit({ maxSize: MAX_MESSAGE_BODY_BYTES, onError: tooLarge }));
   app.use('*', async (c, next) => {
@@ -75,7 +80,8 @@ export function createRelayApp(deps: RelayAppDeps): Hono {
   app.get('/readyz', async (c) => {
     const a = await exchange(up('/healthz'), { method: 'GET' }, { timeoutMs: 2000 }).catch(() => undefined);
     if (a?.status !== 200) throw unavailable();
-    return c.json({ status: 'ready' });
+    // Ready, and how old the revocation list is: a stale list does not stop the relay (§11.1).
+    return c.json({ status: 'ready', revocations: deps.revocationAge() });
   });
   app.get('/metrics', async (c) => {
     const m = await deps.metrics();
@@ -87,14 +93,18 @@ export function createRelayApp(deps: RelayAppDeps): Hono {
     const doc =
       a?.status === 200 && typeof a.json === 'object' && a.json !== null
         ? (a.json as Record<string, unknown>)
-        : (discoveryDocument(deps.admission.server) as Record<string, unknown>);
+        : (discoveryDocument(deps.admission.keys.current, { previous: deps.admission.keys.left, endorsements: [] }) as Record<
+            string,
+            unknown
+          >);
     const me = deps.identity();
     return c.json({ ...doc, relay: { kid: me.kid, credential: me.credential } }, 200, { 'cache-control': 'public, max-age=300' });
   });
   app.get('/.well-known/jwks.json', async (c) => {
     const a = await exchange(up('/.well-known/jwks.json'), { method: 'GET' }, { timeoutMs: 5000 }).catch(() => undefined);
     if (a?.status === 200 && a.json !== undefined) return relayAnswer(c, a);
-    return c.json({ keys: [serverJwk(deps.admission.server.signing)] }, 200, { 'cache-control': 'public, max-age=300' });
+    const keys = [deps.admission.keys.current, ...deps.admission.keys.left].map((k) => serverJwk(k.signing));
+    return c.json({ keys }, 200, { 'cache-control': 'public, max-age=300' });
   });
 
   const verbatim = async (c: Context, path: string) =>

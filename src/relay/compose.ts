@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import type { Context } from 'hono';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
-import type { HeldRevocations } from '../protocol/revocation-list.js';
-import { loadRevocations, refreshRevocations } from '../agent/revocations.js';
+import { credentialKid } from '../protocol/credential.js';
+import { loadRevocations, refreshRevocations, type HeldList } from '../agent/revocations.js';
 import { agentRenewDueAt, renewAgent, renewalInProgress } from '../agent/renew.js';
 import { loadState, type AgentState } from '../agent/state.js';
 import type { Logger } from '../server/logger.js';
 import { createRelayApp } from './app.js';
 import { Forwarder, type RelayIdentity } from './forwarder.js';
+import { RelayServerKeys } from './server-keys.js';
 import { Spool } from './spool.js';
 import { sealEnvelope } from '../protocol/envelope.js';
 import { nextCounter } from '../agent/state.js';
@@ -55,7 +56,18 @@ export async function composeRelay(
     credential: state.agent.credential,
   });
   const spool = await Spool.open(config.stateDir, config.spoolMaxBytes);
-  let revocations: HeldRevocations = await loadRevocations(config.stateDir);
+  const keys = await RelayServerKeys.open(ctx, () => state, config.upstream, logger);
+  // The last verified list, from disk: applied from the first request, even with upstream down.
+  let revocations: HeldList = await loadRevocations(config.stateDir);
+  /** Age of the list held (since it last verified, this host's clock), and whether polling has fallen behind. */
+  const revocationAge = () => {
+    const ageSeconds = revocations.checkedAt === 0 ? null : Math.max(0, (ctx.now() - revocations.checkedAt) / 1000);
+    return {
+      version: revocations.version,
+      ageSeconds: ageSeconds === null ? null : Math.round(ageSeconds),
+      stale: ageSeconds === null || ageSeconds * 1000 > staleAfterMs(config.revocationIntervalMs),
+    };
+  };
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'latchkey_relay_' });
@@ -115,13 +127,37 @@ export async function composeRelay(
     },
   });
 
-  const server = state.server;
+  new Gauge({
+    name: 'latchkey_relay_revocation_list_age_seconds',
+    help: 'Seconds since the revocation list held last verified from upstream; -1 when none ever did.',
+    registers: [registry],
+    collect() {
+      this.set(revocationAge().ageSeconds ?? -1);
+    },
+  });
+  new Gauge({
+    name: 'latchkey_relay_revocation_list_stale',
+    help: 'Whether the revocation list held is older than three polling intervals (1) or fresh (0).',
+    registers: [registry],
+    collect() {
+      this.set(revocationAge().stale ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'latchkey_relay_revocation_list_version',
+    help: 'Version of the signed revocation list held.',
+    registers: [registry],
+    collect() {
+      this.set(revocations.version);
+    },
+  });
+
   const forwarder = new Forwarder({
     ctx,
     spool,
     upstream: config.upstream,
     identity,
-    server,
+    keys,
     logger,
     count: (name, label) => {
       if (name === 'forwarded') {
@@ -137,7 +173,8 @@ export async function composeRelay(
     },
   });
   const app = createRelayApp({
-    admission: { ctx, server, revocations: () => revocations },
+    admission: { ctx, keys, revocations: () => revocations },
+    revocationAge,
     spool,
     forwarder,
     upstream: config.upstream,
@@ -197,6 +234,8 @@ export async function composeRelay(
   }
 
   const pollRevocations = async () => {
+    // Server keys first: after a rotation the list is signed by the new key.
+    await keys.refresh();
     try {
       const r = await refreshRevocations(ctx, config.stateDir, { via: config.upstream });
       revocations = r.held;
@@ -207,7 +246,10 @@ export async function composeRelay(
   };
   /** The relay renews its own keys and credential like an agent (spec §12), through upstream. */
   const renewIfDue = async () => {
-    if (ctx.now() < agentRenewDueAt(state) && !(await renewalInProgress(config.stateDir))) return;
+    // Also when the pin moved past the key set that issued our credential (§14): it stops verifying
+    // once the server drops that set.
+    const movedOn = credentialKid(state.agent.credential) !== state.server.signing.kid;
+    if (!movedOn && ctx.now() < agentRenewDueAt(state) && !(await renewalInProgress(config.stateDir))) return;
     try {
       const out = await renewAgent(ctx, config.stateDir, { via: config.upstream });
       state = await loadState(ctx.crypto, config.stateDir);
@@ -228,15 +270,16 @@ export async function composeRelay(
   return {
     app,
     legacyApp,
+    keys,
     spool,
     forwarder,
     identity,
     async start() {
-      await renewIfDue();
       await pollRevocations();
+      await renewIfDue();
       forwarder.start();
       timers.push(setInterval(() => void renewIfDue(), 600_000));
-      timers.push(setInterval(() => void pollRevocations(), config.revocationIntervalMs));
+      timers.push(setInterval(() => void pollRevocations().then(renewIfDue), config.revocationIntervalMs));
       timers.push(setInterval(() => void writeStatus().catch(() => {}), 2000));
       timers.push(setInterval(() => void spool.pruneReceipts(ctx.now(), 8 * 86_400_000).catch(() => {}), 3600_000));
       for (const t of timers) t.unref();
@@ -252,4 +295,9 @@ export async function composeRelay(
       state = await loadState(ctx.crypto, config.stateDir);
     },
   };
+}
+
+/** A list not refreshed for three polls is stale: the relay says so, and keeps going (§11.1). */
+export function staleAfterMs(revocationIntervalMs: number): number {
+  return 3 * revocationIntervalMs;
 }

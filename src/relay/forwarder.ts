@@ -10,13 +10,14 @@
 // (harmless: each relay dedups on (snd, mid) and the server on the message id).
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { DEFAULT_FRESHNESS } from '../protocol/envelope.js';
-import type { ServerPublicKeys } from '../protocol/enrollment.js';
 import { batchProof, verifyBatchAnswer } from '../protocol/batch-receipt.js';
+import type { ServerPublicKeys } from '../protocol/enrollment.js';
 import { utf8 } from '../protocol/bytes.js';
 import { verifiedReceiptBody } from '../protocol/receipt.js';
 import { endpoint, exchange, type HttpAnswer } from '../agent/http.js';
 import type { Logger } from '../server/logger.js';
 import { wrapRelayed } from '../protocol/relay.js';
+import type { RelayServerKeys } from './server-keys.js';
 import type { Spool, SpoolEntry, SpoolRecord } from './spool.js';
 
 export const MAX_BATCH_ENVELOPES = 100;
@@ -46,7 +47,7 @@ export interface ForwarderDeps {
   spool: Spool;
   upstream: string;
   identity: () => RelayIdentity;
-  server: ServerPublicKeys;
+  keys: RelayServerKeys;
   logger: Logger;
   /** forwarded (by outcome), expired, refused upstream (by code). */
   count: (name: 'forwarded' | 'expired' | 'upstream_refused', label: string) => void;
@@ -251,10 +252,9 @@ export class Forwarder {
     const a = json as { batchReceipts?: unknown; results?: unknown } | undefined;
     if (a?.batchReceipts !== undefined) {
       try {
-        const results = await verifyBatchAnswer(this.deps.ctx.crypto, this.deps.server.signing, a, {
-          request: utf8(request),
-          items: batch.map((e) => e.record),
-        });
+        const results = await this.withServerKey(a, (key) =>
+          verifyBatchAnswer(this.deps.ctx.crypto, key, a, { request: utf8(request), items: batch.map((e) => e.record) }),
+        );
         return results.map((r): Item => {
           if (r.status === 'refused') return { kind: 'refused', code: r.code ?? 'unknown' };
           const settled: Settled = {
@@ -282,12 +282,32 @@ export class Forwarder {
   }
 
   /**
+   * Runs `verify` with each trusted server key set that `signed` names (a receipt's kid, or those of
+   * the batch receipts of an answer or a share): the pin or a set left behind by a rotation (§14),
+   * looked up upstream when unknown. The first that verifies wins; none: the last failure.
+   */
+  private async withServerKey<T>(signed: unknown, verify: (key: ServerPublicKeys['signing']) => Promise<T>): Promise<T> {
+    let failure: unknown = new Error('no trusted server key signed this');
+    for (const kid of signerKids(signed)) {
+      const set = await this.deps.keys.resolve(kid);
+      if (!set) continue;
+      try {
+        return await verify(set.signing);
+      } catch (err) {
+        failure = err;
+      }
+    }
+    throw failure;
+  }
+
+  /**
    * The server's receipt for this exact envelope (a receipt, or its share of a batch receipt), or
    * undefined (a forgery, someone else's, a bad shape).
    */
   private async checkReceipt(record: SpoolRecord, receipt: unknown): Promise<Settled | undefined> {
     try {
-      const b = await verifiedReceiptBody(this.deps.ctx.crypto, this.deps.server.signing, receipt, record);
+      // Signed by a key set the envelope may have been addressed to: the pin, or one left behind (§14).
+      const b = await this.withServerKey(receipt, (key) => verifiedReceiptBody(this.deps.ctx.crypto, key, receipt, record));
       if (b.status !== 'accepted' && b.status !== 'rejected') throw new Error('status');
       return { receipt, status: b.status, ...(typeof b.code === 'string' ? { code: b.code } : {}) };
     } catch {
@@ -348,4 +368,13 @@ export class Forwarder {
       }),
     );
   }
+}
+
+/** The signing key ids an answer names: a receipt's own, or those of its batch receipts (at most a few). */
+function signerKids(signed: unknown): string[] {
+  const o = signed as { kid?: unknown; batchReceipts?: unknown } | null;
+  if (typeof o?.kid === 'string') return [o.kid];
+  if (!Array.isArray(o?.batchReceipts)) return [];
+  const kids = o.batchReceipts.map((b) => (b as { kid?: unknown } | null)?.kid).filter((k): k is string => typeof k === 'string');
+  return [...new Set(kids)].slice(0, 4);
 }

@@ -6,7 +6,7 @@ import { requireJson } from '../middleware/json-only.js';
 import { enroll } from '../services/enrollment.js';
 import { errorResponses, SignedObjectSchema } from './schemas.js';
 
-const route = createRoute({
+export const route = createRoute({
   method: 'post',
   path: '/v1/enroll',
   operationId: 'enroll',

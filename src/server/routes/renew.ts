@@ -6,7 +6,7 @@ import type { App } from '../types.js';
 import { renew } from '../services/renewal.js';
 import { EnvelopeSchema, errorResponses, SignedObjectSchema } from './schemas.js';
 
-const route = createRoute({
+export const route = createRoute({
   method: 'post',
   path: '/v1/renew',
   operationId: 'renew',

@@ -6,7 +6,7 @@ import { LatchkeyError } from '../errors.js';
 import { revocationVersion, signedRevocationList } from '../services/revocation-list.js';
 import { errorResponses, SignedObjectSchema } from './schemas.js';
 
-const route = createRoute({
+export const route = createRoute({
   method: 'get',
   path: '/v1/revocations',
   operationId: 'getRevocations',

@@ -1,8 +1,8 @@
 // Issue 14, "A package that installs as a user would": `npm pack` makes a tarball holding the built
 // dist/ (the prepack script builds it; here dist/ is already built by global-setup, so the pack skips
 // scripts to keep the test short), with what the runtime reads (migrations, the GLPI schema) and
-// without sources or tests. Installed globally into an empty prefix from the npm cache (offline: no
-// registry, no dev dependencies), its `latchkey` answers --version, serves, and enrolls an agent.
+// without sources or tests. Installed globally into an empty prefix (from the npm cache where it can: no
+// registry round trip for what npm ci already fetched; no dev dependencies), its `latchkey` answers --version, serves, and enrolls an agent.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -51,7 +51,7 @@ describe('the package tarball', () => {
 
   it('installs into an empty prefix without dev dependencies and enrolls an agent', async () => {
     const prefix = join(dir, 'prefix');
-    await run('npm', ['install', '-g', tarball, '--prefix', prefix, '--offline', '--no-audit', '--no-fund', '--loglevel=error'], {
+    await run('npm', ['install', '-g', tarball, '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], {
       cwd: dir,
       env: { ...process.env, npm_config_prefix: prefix },
     });

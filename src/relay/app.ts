@@ -27,10 +27,10 @@ import { admit, type AdmissionDeps } from './admission.js';
 import { registerRelayDocument } from './openapi.js';
 import type { Forwarder, Outcome, RelayIdentity } from './forwarder.js';
 import { spoolKey, type Spool, type SpoolRecord } from './spool.js';
+import { MAX_BATCH_ITEMS } from '../protocol/batch-receipt.js';
 
 export const MAX_MESSAGE_BODY_BYTES = 8 * 1024 * 1024;
 export const MAX_BODY_BYTES = 64 * 1024;
-const MAX_BATCH = 100;
 
 export interface RelayAppDeps {
   admission: AdmissionDeps;
@@ -148,8 +148,8 @@ export function createRelayApp(deps: RelayAppDeps): OpenAPIHono {
       return c.json((r as { receipt: unknown }).receipt as object, 200);
     }
     if (Object.keys(body as object).length !== 1) throw new ProtocolError('envelope_malformed', 'a batch has only the field envelopes');
-    if (!Array.isArray(batch) || batch.length === 0 || batch.length > MAX_BATCH)
-      throw new ProtocolError('envelope_malformed', `a batch holds 1 to ${MAX_BATCH} envelopes`);
+    if (!Array.isArray(batch) || batch.length === 0 || batch.length > MAX_BATCH_ITEMS)
+      throw new ProtocolError('envelope_malformed', `a batch holds 1 to ${MAX_BATCH_ITEMS} envelopes`);
     const checked: (SpoolRecord | LatchkeyError)[] = [];
     for (const item of batch) checked.push(await admitCounted(item, src).catch((err: unknown) => toLatchkeyError(err).error));
     await spool(checked.filter((r): r is SpoolRecord => !(r instanceof LatchkeyError)));

@@ -7,9 +7,8 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { route as enrollRoute } from '../server/routes/enroll.js';
 import { route as renewRoute } from '../server/routes/renew.js';
 import { route as revocationsRoute } from '../server/routes/revocations.js';
-import { EnvelopeSchema, ErrorSchema, errorResponses, RelayedSchema, SignedObjectSchema } from '../server/routes/schemas.js';
+import { ErrorSchema, errorResponses, MessagesBodySchema, SignedObjectSchema } from '../server/routes/schemas.js';
 
-const MAX_BATCH = 100;
 
 const RelayAcceptSchema = SignedObjectSchema.openapi({
   description: "Signed object (spec §9) of type relay-accept, signed by the relay's key: body {mid, snd, env, rat, relay}",
@@ -134,18 +133,7 @@ export const relayPaths = [
       body: {
         required: true,
         content: json(
-          z.union([
-            EnvelopeSchema,
-            RelayedSchema,
-            z
-              .object({
-                envelopes: z
-                  .array(z.union([EnvelopeSchema, RelayedSchema]))
-                  .min(1)
-                  .max(MAX_BATCH),
-              })
-              .strict(),
-          ]),
+          MessagesBodySchema,
         ),
       },
     },

@@ -8,14 +8,12 @@ import type { App } from '../types.js';
 import { errorBody } from '../errors.js';
 import type { ServerIdentity } from '../identity.js';
 import { b64u, fromB64u, fromUtf8 } from '../../protocol/bytes.js';
-import { batchResultBytes, signBatchReceipts, type BatchAnswer } from '../../protocol/batch-receipt.js';
+import { batchResultBytes, MAX_BATCH_ITEMS, signBatchReceipts, type BatchAnswer } from '../../protocol/batch-receipt.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { requireJson } from '../middleware/json-only.js';
 import { ingestOne, signDraft, type IngestDeps, type IngestResult } from '../services/ingest.js';
 import type { RelayMemo } from '../services/relay-layers.js';
-import { EnvelopeSchema, ErrorSchema, errorResponses, RelayedSchema, SignedObjectSchema } from './schemas.js';
-
-export const MAX_BATCH = 100;
+import { ErrorSchema, errorResponses, MessagesBodySchema, SignedObjectSchema } from './schemas.js';
 
 const route = createRoute({
   method: 'post',
@@ -28,18 +26,7 @@ const route = createRoute({
       required: true,
       content: {
         'application/json': {
-          schema: z.union([
-            EnvelopeSchema,
-            RelayedSchema,
-            z
-              .object({
-                envelopes: z
-                  .array(z.union([EnvelopeSchema, RelayedSchema]))
-                  .min(1)
-                  .max(MAX_BATCH),
-              })
-              .strict(),
-          ]),
+          schema: MessagesBodySchema,
         },
       },
     },
@@ -115,8 +102,8 @@ export function registerMessageRoutes(app: App): void {
     if (batch !== undefined) {
       // The wrapper is exactly {"envelopes":[…]}: an unknown field is refused, never ignored.
       if (Object.keys(body as object).length !== 1) throw new ProtocolError('envelope_malformed', 'a batch has only the field envelopes');
-      if (!Array.isArray(batch) || batch.length === 0 || batch.length > MAX_BATCH) {
-        throw new ProtocolError('envelope_malformed', `a batch holds 1 to ${MAX_BATCH} envelopes`);
+      if (!Array.isArray(batch) || batch.length === 0 || batch.length > MAX_BATCH_ITEMS) {
+        throw new ProtocolError('envelope_malformed', `a batch holds 1 to ${MAX_BATCH_ITEMS} envelopes`);
       }
       // Each relay key named in the batch is looked up once for the whole request.
       const relays: RelayMemo = new Map();

@@ -4,6 +4,7 @@ import { z } from '@hono/zod-openapi';
 import { ERROR_CODES, statusFor, type ErrorCode } from '../errors.js';
 import { isValidAgentName } from '../services/name-rules.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../services/page.js';
+import { MAX_BATCH_ITEMS } from '../../protocol/batch-receipt.js';
 
 /** An agent by its id or its name (ids win), resolved by the server. */
 export const AgentRef = z
@@ -101,3 +102,12 @@ export function errorResponses(...codes: ErrorCode[]) {
   }
   return responses;
 }
+
+/** POST /v1/messages, at the server and at a relay: one envelope or relayed object, or a batch of either. */
+export const MessagesBodySchema = z.union([
+  EnvelopeSchema,
+  RelayedSchema,
+  z
+    .object({ envelopes: z.array(z.union([EnvelopeSchema, RelayedSchema])).min(1).max(MAX_BATCH_ITEMS) })
+    .strict(),
+]);

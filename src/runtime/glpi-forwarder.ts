@@ -270,8 +270,12 @@ function networkError(err: NodeJS.ErrnoException): string {
       return 'host not found';
     case 'ETIMEDOUT':
       return 'timeout';
-    default:
+    default: {
       if (err.message === 'timeout') return 'timeout';
-      return typeof err.code === 'string' && /^[A-Z_]+$/.test(err.code) ? `network error ${err.code}` : 'network error';
+      const code = typeof err.code === 'string' && /^[A-Z0-9_]{1,80}$/.test(err.code) ? err.code : undefined;
+      // A refused client certificate or an untrusted endpoint says so (node's codes name no secret).
+      if (code && /^ERR_(SSL|TLS)_|CERT|SIGNATURE/.test(code)) return `TLS handshake failed: ${code}`;
+      return code ? `network error ${code}` : 'network error';
+    }
   }
 }

@@ -9,7 +9,6 @@ import { route as renewRoute } from '../server/routes/renew.js';
 import { route as revocationsRoute } from '../server/routes/revocations.js';
 import { ErrorSchema, errorResponses, MessagesBodySchema, SignedObjectSchema } from '../server/routes/schemas.js';
 
-
 const RelayAcceptSchema = SignedObjectSchema.openapi({
   description: "Signed object (spec §9) of type relay-accept, signed by the relay's key: body {mid, snd, env, rat, relay}",
 });
@@ -132,9 +131,7 @@ export const relayPaths = [
     request: {
       body: {
         required: true,
-        content: json(
-          MessagesBodySchema,
-        ),
+        content: json(MessagesBodySchema),
       },
     },
     responses: {

@@ -108,6 +108,11 @@ export const MessagesBodySchema = z.union([
   EnvelopeSchema,
   RelayedSchema,
   z
-    .object({ envelopes: z.array(z.union([EnvelopeSchema, RelayedSchema])).min(1).max(MAX_BATCH_ITEMS) })
+    .object({
+      envelopes: z
+        .array(z.union([EnvelopeSchema, RelayedSchema]))
+        .min(1)
+        .max(MAX_BATCH_ITEMS),
+    })
     .strict(),
 ]);

@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollAgent } from '../../src/agent/enroll.js';
 import { loadState } from '../../src/agent/state.js';
 import { agentKeys } from '../../src/db/schema.js';
@@ -19,7 +19,7 @@ import { generateKeySet, keyIdOf } from '../../src/protocol/keys.js';
 import { parseEnvelope } from '../../src/protocol/envelope.js';
 import { signRenewResponse } from '../../src/protocol/renewal.js';
 import { startTestServer, type TestServer } from '../helpers/app.js';
-import { describeEachDbSideBySide } from '../helpers/db.js';
+import { dbKinds } from '../helpers/db.js';
 import { CLI, cleanEnv, runCli } from '../helpers/process.js';
 import { testContext } from '../helpers/protocol.js';
 import { answer, forwardTo, lyingUpstream, type Handler } from '../helpers/upstream.js';
@@ -77,7 +77,7 @@ async function pendingKid(state: string): Promise<string> {
   return keyIdOf('ed25519', await ctx.crypto.ed25519PublicKey(new Uint8Array(Buffer.from(p.signing, 'base64url'))));
 }
 
-describeEachDbSideBySide('agent renewal by real processes, on %s', (kind) => {
+describe.each(dbKinds)('agent renewal by real processes, on %s', (kind) => {
   let server: TestServer;
   /** The server's clock runs this far from real time (ms): enrolling in the past ages a credential. */
   let offset = 0;

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { agentKeys, agents, inventories, seenMessages } from '../../src/db/schema.js';
 import { STORE_BATCH_SQL, StoreBatcher, type StoreItem, type StoreVerdict } from '../../src/server/services/store-batcher.js';
 import { createTestDatabase, dbKinds, type TestDatabase } from '../helpers/db.js';
+import { storeItem, testAgentKey } from '../helpers/store-seed.js';
 
 describe.each(dbKinds)('store batcher on %s', (kind) => {
   let database: TestDatabase | undefined;
@@ -18,22 +19,13 @@ describe.each(dbKinds)('store batcher on %s', (kind) => {
   it('coalesces a burst into few statements and decides every message on its own', async () => {
     database = await createTestDatabase(kind);
     const { db } = database;
-    const day = 86400_000;
     const now = Date.now();
     await db.insert(agents).values([
       { id: 'a1', name: 'a1', role: 'agent' },
       { id: 'a2', name: 'a2', role: 'agent' },
     ]);
-    const key = (agentId: string, kid: string, status: 'active' | 'revoked', maxCounter = 0) => ({
-      agentId,
-      sigKid: kid,
-      kxKid: `x${kid}`,
-      sigPub: new Uint8Array(32),
-      kxPub: new Uint8Array(32),
-      status,
-      expiresAt: new Date(now + day),
-      maxCounter,
-    });
+    const key = (agentId: string, kid: string, status: 'active' | 'revoked', maxCounter = 0) =>
+      testAgentKey(agentId, now, { sigKid: kid, kxKid: `x${kid}`, status, maxCounter });
     await db.insert(agentKeys).values([key('a1', 'good', 'active'), key('a2', 'revoked', 'revoked'), key('a2', 'high', 'active', 100_000)]);
 
     let statements = 0;
@@ -42,18 +34,8 @@ describe.each(dbKinds)('store batcher on %s', (kind) => {
       statements++;
       return run(params);
     });
-    const item = (kid: string, agentId: string, counter: number, json = `{"n":${counter}}`): StoreItem => ({
-      kid,
-      mid: new Uint8Array(randomBytes(16)),
-      counter,
-      window: 4096,
-      at: now,
-      agentId,
-      size: json.length,
-      byteBurst: 1e12,
-      bytesPerSecond: 1e12,
-      json,
-    });
+    const item = (kid: string, agentId: string, counter: number, json = `{"n":${counter}}`): StoreItem =>
+      storeItem({ kid, agentId, counter, json, at: now });
     const good = Array.from({ length: 30 }, (_, i) => item('good', 'a1', i + 1));
     const twins = good.slice(0, 5).map((g) => ({ ...g }));
     const poison = item('good', 'a1', 99, '{"bad":"\\u0000"}');
@@ -101,32 +83,12 @@ describe.each(dbKinds)('store batcher on %s', (kind) => {
     const { db } = database;
     const now = Date.now();
     await db.insert(agents).values([{ id: 'b1', name: 'b1', role: 'agent' }]);
-    await db.insert(agentKeys).values([
-      {
-        agentId: 'b1',
-        sigKid: 'kb1',
-        kxKid: 'xkb1',
-        sigPub: new Uint8Array(32),
-        kxPub: new Uint8Array(32),
-        expiresAt: new Date(now + 86400_000),
-      },
-    ]);
+    await db.insert(agentKeys).values([testAgentKey('b1', now, { sigKid: 'kb1', kxKid: 'xkb1' })]);
     let counter = 0;
     const item = (size: number, mid = new Uint8Array(randomBytes(16))): StoreItem => {
       const json = `{"p":"${'x'.repeat(size - 8)}"}`;
       expect(json.length).toBe(size);
-      return {
-        kid: 'kb1',
-        mid,
-        counter: ++counter,
-        window: 4096,
-        at: now,
-        agentId: 'b1',
-        size,
-        byteBurst: 400,
-        bytesPerSecond: 0.001,
-        json,
-      };
+      return storeItem({ kid: 'kb1', mid, counter: ++counter, at: now, agentId: 'b1', json, byteBurst: 400, bytesPerSecond: 0.001 });
     };
     // Two batchers on one database are two instances: their statements run concurrently on PostgreSQL.
     const one = new StoreBatcher(database.prepared(STORE_BATCH_SQL));

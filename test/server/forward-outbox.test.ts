@@ -2,14 +2,13 @@
 // (one per inventory and active target), claimed in order per (target, agent) under leases that two
 // claimers never share, retried with backoff, dropped with a removed target or a pruned inventory;
 // and two delivering instances on one PostgreSQL database deliver every row exactly once.
-import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { inflateSync } from 'node:zlib';
 import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/client.js';
-import { agentKeys, agents, forwardOutbox, inventories } from '../../src/db/schema.js';
+import { forwardOutbox, inventories } from '../../src/db/schema.js';
 import { startForwarder } from '../../src/runtime/glpi-forwarder.js';
 import { glpiAgentUuid } from '../../src/server/glpi/agent-uuid.js';
 import { silentLogger } from '../../src/server/logger.js';
@@ -23,49 +22,10 @@ import {
   targetIdOf,
 } from '../../src/server/services/forward-outbox.js';
 import { pruneInventories } from '../../src/server/services/inventory-store.js';
-import { STORE_BATCH_SQL, StoreBatcher, type StoreItem } from '../../src/server/services/store-batcher.js';
 import { createTestDatabase, dbKinds, postgresUrl, type TestDatabase } from '../helpers/db.js';
+import { seedAgentsAndStore } from '../helpers/store-seed.js';
 
 const day = 86400_000;
-
-async function seed(database: TestDatabase, agentIds: string[]): Promise<(agentId: string, n: number) => Promise<void>> {
-  const now = Date.now();
-  await database.db.insert(agents).values(agentIds.map((id) => ({ id, name: id, role: 'agent' as const })));
-  await database.db.insert(agentKeys).values(
-    agentIds.map((id) => ({
-      agentId: id,
-      sigKid: `k-${id}`,
-      kxKid: `x-${id}`,
-      sigPub: new Uint8Array(32),
-      kxPub: new Uint8Array(32),
-      expiresAt: new Date(now + day),
-    })),
-  );
-  const batcher = new StoreBatcher(database.prepared(STORE_BATCH_SQL));
-  const counters = new Map<string, number>();
-  return async (agentId, n) => {
-    const items: StoreItem[] = [];
-    for (let i = 0; i < n; i++) {
-      const c = (counters.get(agentId) ?? 0) + 1;
-      counters.set(agentId, c);
-      const json = JSON.stringify({ deviceid: `${agentId}-${c}`, content: { n: c } });
-      items.push({
-        kid: `k-${agentId}`,
-        mid: new Uint8Array(randomBytes(16)),
-        counter: c,
-        window: 4096,
-        at: now,
-        agentId,
-        size: json.length,
-        byteBurst: 1e12,
-        bytesPerSecond: 1e12,
-        json,
-      });
-    }
-    // One after the other, as an agent sends (it waits for each receipt): stored, so forwarded, in this order.
-    for (const i of items) expect((await batcher.store(i)).refusal).toBeUndefined();
-  };
-}
 
 const count = async (database: TestDatabase, table: typeof forwardOutbox | typeof inventories) =>
   (await database.db.select({ c: sql<number>`count(*)::int` }).from(table))[0]!.c;
@@ -83,7 +43,7 @@ describe.each(dbKinds)('GLPI forwarding outbox on %s', (kind) => {
     async () => {
       database = await createTestDatabase(kind);
       const { db } = database;
-      const store = await seed(database, ['a1', 'a2']);
+      const store = await seedAgentsAndStore(database, ['a1', 'a2']);
       // No target: nothing queued.
       await store('a1', 2);
       expect(await count(database, forwardOutbox)).toBe(0);
@@ -175,7 +135,7 @@ describe.runIf(postgresUrl)('GLPI forwarding with two instances on one PostgreSQ
     const config = { urls: [url], compression: 'zlib' as const, retryMaxMs: 1000, pollMs: 50, timeoutMs: 5000 };
     try {
       const agentIds = Array.from({ length: 6 }, (_, i) => `agent${i}`);
-      const store = await seed(database, agentIds);
+      const store = await seedAgentsAndStore(database, agentIds);
       await syncTargets(database.db, [{ id: targetIdOf(new URL(url)), url }], Date.now());
       await Promise.all(agentIds.map((a) => store(a, 10)));
       const f1 = await startForwarder(database, config, silentLogger);

@@ -4,7 +4,6 @@
 // the endpoint's CA, nothing is delivered, the rows stay in the outbox and the target's last error
 // says why. Certificates are made for the test by openssl (Debian), a real TLS handshake on loopback.
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage } from 'node:http';
@@ -15,12 +14,12 @@ import type { TLSSocket } from 'node:tls';
 import { inflateSync } from 'node:zlib';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentKeys, agents, forwardOutbox } from '../../src/db/schema.js';
+import { forwardOutbox } from '../../src/db/schema.js';
 import { startForwarder, type ForwardConfig } from '../../src/runtime/glpi-forwarder.js';
 import { silentLogger } from '../../src/server/logger.js';
 import { forwardStatus, syncTargets, targetIdOf } from '../../src/server/services/forward-outbox.js';
-import { STORE_BATCH_SQL, StoreBatcher } from '../../src/server/services/store-batcher.js';
 import { createTestDatabase, dbKinds, type TestDatabase } from '../helpers/db.js';
+import { seedAgentsAndStore } from '../helpers/store-seed.js';
 
 /** A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA (PEM). */
 function makePki(dir: string): {
@@ -138,35 +137,11 @@ afterAll(() => {
 
 /** One agent with `n` stored inventories, written by the storing statement (which fills the outbox). */
 async function storeInventories(database: TestDatabase, agentId: string, n: number): Promise<void> {
-  const now = Date.now();
   // The storing statement writes an outbox row per active target: the target comes first.
-  await syncTargets(database.db, [{ id: targetIdOf(new URL(url)), url }], now);
-  await database.db.insert(agents).values({ id: agentId, name: agentId, role: 'agent' });
-  await database.db.insert(agentKeys).values({
-    agentId,
-    sigKid: `k-${agentId}`,
-    kxKid: `x-${agentId}`,
-    sigPub: new Uint8Array(32),
-    kxPub: new Uint8Array(32),
-    expiresAt: new Date(now + 86400_000),
-  });
-  const batcher = new StoreBatcher(database.prepared(STORE_BATCH_SQL));
-  for (let c = 1; c <= n; c++) {
-    const json = JSON.stringify({ deviceid: `${agentId}-${c}`, content: { n: c } });
-    const r = await batcher.store({
-      kid: `k-${agentId}`,
-      mid: new Uint8Array(randomBytes(16)),
-      counter: c,
-      window: 4096,
-      at: now,
-      agentId,
-      size: json.length,
-      byteBurst: 1e12,
-      bytesPerSecond: 1e12,
-      json,
-    });
-    expect(r.refusal).toBeUndefined();
-  }
+  await syncTargets(database.db, [{ id: targetIdOf(new URL(url)), url }], Date.now());
+  await (
+    await seedAgentsAndStore(database, [agentId])
+  )(agentId, n);
 }
 
 const backlog = async (database: TestDatabase) => (await database.db.select({ c: sql<number>`count(*)::int` }).from(forwardOutbox))[0]!.c;

@@ -71,6 +71,21 @@ export interface VerifiedBatchResult {
   code?: string;
 }
 
+/** The kid a batch receipt in an answer names, if it is shaped like one (before any check). */
+const kidOf = (b: unknown): string | undefined => {
+  const kid = typeof b === 'object' && b !== null ? (b as { kid?: unknown }).kid : undefined;
+  return typeof kid === 'string' ? kid : undefined;
+};
+
+/**
+ * The distinct signing key ids an answer's `batchReceipts` name, for a sender to find the key sets
+ * to verify with; none for a list that verifiedBatchBody refuses anyway (not a list, too many).
+ */
+export function batchReceiptKids(list: unknown): string[] {
+  if (!Array.isArray(list) || list.length > MAX_SIGNERS) return [];
+  return [...new Set(list.map(kidOf).filter((k): k is string => k !== undefined))];
+}
+
 /** The batch receipt signed by `server` among `list`, verified; its body's members checked for shape. */
 async function verifiedBatchBody(
   c: CryptoBackend,
@@ -78,7 +93,7 @@ async function verifiedBatchBody(
   list: unknown,
 ): Promise<{ req: string; rat: number; results: string[] }> {
   if (!Array.isArray(list) || list.length === 0 || list.length > MAX_SIGNERS) throw new ProtocolError(bad, 'batchReceipts must be a list');
-  const mine = list.find((b) => typeof b === 'object' && b !== null && (b as { kid?: unknown }).kid === server.kid);
+  const mine = list.find((b) => kidOf(b) === server.kid);
   if (mine === undefined) throw new ProtocolError('signature_invalid', 'no batch receipt signed by the pinned server key');
   const b = await verifySignedObject(c, server, BATCH_RECEIPT_TYPE, mine);
   const results = b.results;

@@ -10,7 +10,7 @@
 // (harmless: each relay dedups on (snd, mid) and the server on the message id).
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { DEFAULT_FRESHNESS } from '../protocol/envelope.js';
-import { batchProof, verifyBatchAnswer } from '../protocol/batch-receipt.js';
+import { batchProof, batchReceiptKids, verifyBatchAnswer } from '../protocol/batch-receipt.js';
 import type { ServerPublicKeys } from '../protocol/enrollment.js';
 import { utf8 } from '../protocol/bytes.js';
 import { verifiedReceiptBody } from '../protocol/receipt.js';
@@ -373,8 +373,5 @@ export class Forwarder {
 /** The signing key ids an answer names: a receipt's own, or those of its batch receipts (at most a few). */
 function signerKids(signed: unknown): string[] {
   const o = signed as { kid?: unknown; batchReceipts?: unknown } | null;
-  if (typeof o?.kid === 'string') return [o.kid];
-  if (!Array.isArray(o?.batchReceipts)) return [];
-  const kids = o.batchReceipts.map((b) => (b as { kid?: unknown } | null)?.kid).filter((k): k is string => typeof k === 'string');
-  return [...new Set(kids)].slice(0, 4);
+  return typeof o?.kid === 'string' ? [o.kid] : batchReceiptKids(o?.batchReceipts).slice(0, 4);
 }

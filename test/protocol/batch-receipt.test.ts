@@ -4,6 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   batchProof,
+  batchReceiptKids,
   batchResultBytes,
   signBatchReceipts,
   verifyBatchAnswer,
@@ -78,6 +79,14 @@ describe.each(backends)('batch receipts on %s', (_name, crypto) => {
     expect(both.batchReceipts).toHaveLength(2);
     expect(await codeOf(verify(both))).toBe('ok');
     expect(await codeOf(verify(both, { key: other }))).toBe('ok');
+    // The kids a sender looks its key sets up by: each signer's once; none from what is not a list of receipts.
+    expect(batchReceiptKids(both.batchReceipts)).toEqual([other.signing.kid, server.signing.kid]);
+    expect(batchReceiptKids([...both.batchReceipts, both.batchReceipts[1], { kid: 7 }, null])).toEqual([
+      other.signing.kid,
+      server.signing.kid,
+    ]);
+    expect(batchReceiptKids(both.batchReceipts[0])).toEqual([]);
+    expect(batchReceiptKids(Array.from({ length: 9 }, () => both.batchReceipts[0]))).toEqual([]);
   });
 
   it('refuses the whole answer: a tampered field of any result', async () => {

@@ -97,3 +97,30 @@ export async function startServe(
     },
   };
 }
+
+export interface UntilOptions {
+  /** Give up (throw) after this long; 60 s unless told. */
+  timeoutMs?: number;
+  /** Wait this long between probes; 100 ms unless told. */
+  everyMs?: number;
+  /** A probe that throws counts as "not yet" (a process still starting, a file half written). */
+  ignoreErrors?: boolean;
+}
+
+/**
+ * Polls `probe` until it returns something other than undefined, and returns that; throws
+ * "timed out waiting for <what>" past the deadline. For waiting on real processes, never for timing.
+ */
+export async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, opts: UntilOptions = {}): Promise<T> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  for (;;) {
+    const v = opts.ignoreErrors
+      ? await Promise.resolve()
+          .then(probe)
+          .catch(() => undefined)
+      : await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, opts.everyMs ?? 100));
+  }
+}

@@ -21,7 +21,7 @@ import { utf8 } from '../../src/protocol/bytes.js';
 import { sealEnvelope, type Envelope } from '../../src/protocol/envelope.js';
 import { postgresUrl } from '../helpers/db.js';
 import { createTempPostgresDatabase, type TempDatabase } from '../helpers/pg-database.js';
-import { CLI, cleanEnv, runCli, startServe, type CliResult, type ServeProcess } from '../helpers/process.js';
+import { CLI, cleanEnv, runCli, startServe, until, type CliResult, type ServeProcess } from '../helpers/process.js';
 import { testContext } from '../helpers/protocol.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -89,15 +89,9 @@ async function startRelay(ns: string, args: string[]): Promise<RelayProcess> {
   };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
+/** This file's waits: a probe that throws (a process restarting in its namespace) is "not yet". */
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> =>
+  until(what, probe, { timeoutMs, everyMs: 300, ignoreErrors: true });
 
 /** Every file under dir, as text. */
 async function allText(dir: string): Promise<string> {
@@ -135,6 +129,28 @@ describe.runIf(run)('relays in network namespaces (real processes)', { timeout: 
     const r = await runCli(['token', 'create', '--role', role, '--json'], admin);
     expect(r.code, r.stderr).toBe(0);
     return (JSON.parse(r.stdout) as { token: string }).token;
+  };
+  /**
+   * The server, then the relay in nsR in front of it (enrolling it with a fresh relay token the first
+   * time; a restart reuses its state), and the admin environment and relay URLs that follow them.
+   */
+  const startServerAndRelay = async (enroll: boolean) => {
+    server = await startServe(serverArgs());
+    admin = { LATCHKEY_SERVER: server.url, LATCHKEY_DATA_DIR: join(dir, 'data') };
+    const enrollment = enroll ? ['--token', await token('relay'), '--name', 'relay-r'] : [];
+    relay = await startRelay(nsR, [
+      '--upstream',
+      server.url,
+      '--state-dir',
+      join(dir, 'relay'),
+      ...enrollment,
+      '--revocation-interval',
+      '1s',
+      '--receipt-wait',
+      '20s',
+    ]);
+    relayUrlForAgents = `http://${rDown}:${relay.port}`;
+    relayUrlFromRoot = `http://${rUp}:${relay.port}`;
   };
   const enrollInA = async (name: string, server: string) => {
     const r = await inNs(nsA, [
@@ -180,24 +196,7 @@ describe.runIf(run)('relays in network namespaces (real processes)', { timeout: 
 
     db = await createTempPostgresDatabase();
     sql = postgres(db.url, { max: 1, onnotice: () => {} });
-    server = await startServe(serverArgs());
-    admin = { LATCHKEY_SERVER: server.url, LATCHKEY_DATA_DIR: join(dir, 'data') };
-    relay = await startRelay(nsR, [
-      '--upstream',
-      server.url,
-      '--state-dir',
-      join(dir, 'relay'),
-      '--token',
-      await token('relay'),
-      '--name',
-      'relay-r',
-      '--revocation-interval',
-      '1s',
-      '--receipt-wait',
-      '20s',
-    ]);
-    relayUrlForAgents = `http://${rDown}:${relay.port}`;
-    relayUrlFromRoot = `http://${rUp}:${relay.port}`;
+    await startServerAndRelay(true);
     const inventory = JSON.parse(await readFile(fixture, 'utf8')) as { content: { hardware: { name: string } } };
     inventory.content.hardware.name = marker;
     inventoryFile = join(dir, 'inventory.json');
@@ -258,7 +257,7 @@ describe.runIf(run)('relays in network namespaces (real processes)', { timeout: 
     const revokedId = await enrollInA('agent2', relayUrlForAgents);
     const revoked = await runCli(['agents', 'revoke', revokedId], admin);
     expect(revoked.code, revoked.stderr).toBe(0);
-    const refused = await until('the relay to refuse the revoked agent', async () => {
+    const refused = await waitFor('the relay to refuse the revoked agent', async () => {
       const r = await inNs(nsA, ['agent', 'send', '--state-dir', join(dir, 'agent2'), '--via', relayUrlForAgents, '--file', fixture]);
       return r.code !== 0 && r.stderr.includes('agent_revoked') ? r : undefined;
     });
@@ -291,20 +290,7 @@ describe.runIf(run)('relays in network namespaces (real processes)', { timeout: 
       if (restarted) return;
       restarted = true;
       await relay.kill('SIGKILL');
-      server = await startServe(serverArgs());
-      admin = { LATCHKEY_SERVER: server.url, LATCHKEY_DATA_DIR: join(dir, 'data') };
-      relay = await startRelay(nsR, [
-        '--upstream',
-        server.url,
-        '--state-dir',
-        join(dir, 'relay'),
-        '--revocation-interval',
-        '1s',
-        '--receipt-wait',
-        '20s',
-      ]);
-      relayUrlForAgents = `http://${rDown}:${relay.port}`;
-      relayUrlFromRoot = `http://${rUp}:${relay.port}`;
+      await startServerAndRelay(false);
     };
     try {
       for (let i = 0; i < 1000; i++) {
@@ -351,7 +337,7 @@ describe.runIf(run)('relays in network namespaces (real processes)', { timeout: 
     } finally {
       await restart();
     }
-    await until(
+    await waitFor(
       'the spool to drain',
       async () => {
         const s = await runCli(['relay', 'status', '--state-dir', join(dir, 'relay'), '--json']);
@@ -436,7 +422,7 @@ describe.runIf(run)('relays in network namespaces (real processes)', { timeout: 
       expect(sent.code, sent.stderr).toBe(0);
       const status = JSON.parse(sent.stdout).status as string;
       expect(['accepted', 'queued']).toContain(status);
-      const rows = await until('the chained message to be stored', async () => {
+      const rows = await waitFor('the chained message to be stored', async () => {
         const r = await storedPaths(chained);
         return r.length === 1 ? r : undefined;
       });

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentialKid } from '../../src/protocol/credential.js';
 import { b64u, fromB64u } from '../../src/protocol/bytes.js';
 import { ensureTinyproxy, startTamperingProxy, startTinyproxy } from '../helpers/forward-proxy.js';
-import { CLI, cleanEnv, runCli, startServe, type ServeProcess } from '../helpers/process.js';
+import { CLI, cleanEnv, runCli, startServe, until, type ServeProcess } from '../helpers/process.js';
 
 const inventory = new URL('../fixtures/glpi/format/computer_1_partial_memory.json', import.meta.url).pathname;
 const hasTinyproxy = ensureTinyproxy();
@@ -63,15 +63,9 @@ async function startRelay(args: string[]): Promise<RelayProcess> {
   };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** This file's waits: a probe that throws (a process restarting, a file half written) is "not yet". */
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> =>
+  until(what, probe, { timeoutMs, everyMs: 200, ignoreErrors: true });
 
 const json = async (file: string) => JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
 
@@ -121,8 +115,8 @@ describe('the relay across restarts, server key rotation and forward proxies (re
   const delivered = async (state: string) => {
     const before = await stored(kept.agentId);
     expect(['accepted', 'queued']).toContain(await sent(state, relay.url, relay.log));
-    await until('the message to be stored', async () => ((await stored(kept.agentId)) === before + 1 ? true : undefined));
-    await until('the spool to drain', async () => {
+    await waitFor('the message to be stored', async () => ((await stored(kept.agentId)) === before + 1 ? true : undefined));
+    await waitFor('the spool to drain', async () => {
       const s = JSON.parse((await runCli(['relay', 'status', '--state-dir', relayDir(), '--json'])).stdout) as {
         spool: { depth: number; refused: number };
       };
@@ -175,7 +169,7 @@ describe('the relay across restarts, server key rotation and forward proxies (re
     expect(await sent(revoked.state, relay.url, relay.log)).toBe('accepted');
     const r = await runCli(['agents', 'revoke', revoked.agentId], admin());
     expect(r.code, r.stderr).toBe(0);
-    await until('the relay to hold the revocation', async () => {
+    await waitFor('the relay to hold the revocation', async () => {
       const held = await json(join(relayDir(), 'revocations.json'));
       return (held.subjects as { agent: string[] }).agent.includes(revoked.agentId) ? true : undefined;
     });
@@ -193,7 +187,7 @@ describe('the relay across restarts, server key rotation and forward proxies (re
       expect((await fetch(`${relay.url}/readyz`)).status).toBe(503);
       expect(await metric('latchkey_relay_revocation_list_version')).toBeGreaterThanOrEqual(1);
       expect(await metric('latchkey_relay_revocation_list_age_seconds')).toBeGreaterThanOrEqual(0);
-      await until('the list to be marked stale', async () =>
+      await waitFor('the list to be marked stale', async () =>
         (await metric('latchkey_relay_revocation_list_stale')) === 1 ? true : undefined,
       );
       const status = await runCli(['relay', 'status', '--state-dir', relayDir(), '--json']);
@@ -202,13 +196,13 @@ describe('the relay across restarts, server key rotation and forward proxies (re
       server = await startServer();
     }
     // Back: the queued envelope is forwarded, the list is fresh again.
-    const ready = await until('the relay to be ready with a fresh list', async () => {
+    const ready = await waitFor('the relay to be ready with a fresh list', async () => {
       const res = await fetch(`${relay.url}/readyz`);
       const body = (await res.json()) as { revocations?: { stale: boolean; ageSeconds: number } };
       return res.status === 200 && body.revocations?.stale === false ? body : undefined;
     });
     expect(ready.revocations!.ageSeconds).toBeLessThan(60);
-    await until('the spool to drain', async () => {
+    await waitFor('the spool to drain', async () => {
       const s = await runCli(['relay', 'status', '--state-dir', relayDir(), '--json']);
       return JSON.parse(s.stdout).spool.depth === 0 ? true : undefined;
     });
@@ -227,7 +221,7 @@ describe('the relay across restarts, server key rotation and forward proxies (re
     const doc = (await (await fetch(`${server.url}/.well-known/latchkey`)).json()) as { keys: { signing: { kid: string } } };
 
     // The relay moves its own pin along the chain, keeps F0 (still accepted) and renews under F1.
-    await until('the relay to re-pin and renew', async () => {
+    await waitFor('the relay to re-pin and renew', async () => {
       const record = await json(join(relayDir(), 'agent.json'));
       return (record.server as { fp: string }).fp === f1 && credentialKid(record.credential as string) === doc.keys.signing.kid
         ? true
@@ -252,7 +246,7 @@ describe('the relay across restarts, server key rotation and forward proxies (re
     await server.stop();
     await rm(join(data, 'identity.previous.key'));
     server = await startServer();
-    await until('the relay to forget F0', async () =>
+    await waitFor('the relay to forget F0', async () =>
       ((await json(join(relayDir(), 'server-keys.json'))).previous as unknown[]).length === 0 ? true : undefined,
     );
     await delivered(kept.state);
@@ -317,7 +311,7 @@ describe('the relay across restarts, server key rotation and forward proxies (re
         };
         expect(await sent(kept.state, tampered.url, tampered.log)).toBe('queued');
         expect(tampered_).toBeGreaterThan(0);
-        await until('the relay to distrust the answer', async () =>
+        await waitFor('the relay to distrust the answer', async () =>
           /a batch answer from upstream does not verify/.test(tampered.log()) ? true : undefined,
         );
         expect(await stored(kept.agentId)).toBe(before);
@@ -331,9 +325,9 @@ describe('the relay across restarts, server key rotation and forward proxies (re
         // The proxy stops tampering: the kept envelope is delivered on a retry, exactly once, and the
         // agent's next message goes through the same relay and proxy.
         evil.tamper = {};
-        await until('the kept envelope to be stored', async () => ((await stored(kept.agentId)) === before + 1 ? true : undefined));
+        await waitFor('the kept envelope to be stored', async () => ((await stored(kept.agentId)) === before + 1 ? true : undefined));
         expect(['accepted', 'queued']).toContain(await sent(kept.state, tampered.url, tampered.log));
-        await until('both stored, the spool empty', async () => {
+        await waitFor('both stored, the spool empty', async () => {
           const s = await spool();
           return (await stored(kept.agentId)) === before + 2 && s.depth === 0 ? s : undefined;
         }).then((s) => expect(s.refused).toBe(0));

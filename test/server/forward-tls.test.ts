@@ -19,6 +19,7 @@ import { startForwarder, type ForwardConfig } from '../../src/runtime/glpi-forwa
 import { silentLogger } from '../../src/server/logger.js';
 import { forwardStatus, syncTargets, targetIdOf } from '../../src/server/services/forward-outbox.js';
 import { createTestDatabase, dbKinds, type TestDatabase } from '../helpers/db.js';
+import { until } from '../helpers/process.js';
 import { seedAgentsAndStore } from '../helpers/store-seed.js';
 
 /** A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA (PEM). */
@@ -146,14 +147,6 @@ async function storeInventories(database: TestDatabase, agentId: string, n: numb
 
 const backlog = async (database: TestDatabase) => (await database.db.select({ c: sql<number>`count(*)::int` }).from(forwardOutbox))[0]!.c;
 
-async function until(what: string, fn: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe.each(dbKinds)('forwarding to a GLPI endpoint that demands a client certificate, on %s', (kind) => {
   let database: TestDatabase;
   beforeAll(async () => {
@@ -179,8 +172,10 @@ describe.each(dbKinds)('forwarding to a GLPI endpoint that demands a client cert
     ] as const) {
       const f = await startForwarder(database, config(tls), silentLogger);
       try {
-        await until('the failure to be recorded', async () =>
-          (await forwardStatus(database.db, Date.now())).some((t) => t.lastError !== null),
+        await until(
+          'the failure to be recorded',
+          async () => (await forwardStatus(database.db, Date.now())).some((t) => t.lastError !== null) || undefined,
+          { timeoutMs: 20_000, everyMs: 50 },
         );
       } finally {
         await f.stop();
@@ -197,7 +192,7 @@ describe.each(dbKinds)('forwarding to a GLPI endpoint that demands a client cert
   it('delivers every inventory, in order, with the client certificate and the endpoint CA', async () => {
     const f = await startForwarder(database, config({ cert: pki.clientCert, key: pki.clientKey, ca: pki.ca }), silentLogger);
     try {
-      await until('every row delivered', async () => (await backlog(database)) === 0);
+      await until('every row delivered', async () => (await backlog(database)) === 0 || undefined, { timeoutMs: 20_000, everyMs: 50 });
     } finally {
       await f.stop();
     }

@@ -6,20 +6,10 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { runCli, startServe } from '../helpers/process.js';
+import { runCli, startServe, until } from '../helpers/process.js';
 import { ensureGlpiAgentDeps, freePort, startGlpiReceiver, type GlpiReceiver } from '../helpers/glpi-receiver.js';
 
 const fixture = new URL('../fixtures/glpi/format/computer_1.json', import.meta.url).pathname;
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('GLPI forwarding to the real GLPI-Agent proxy receiver', { timeout: 600_000 }, () => {
   it('delivers every stored inventory as stored, though the receiver was down for part of the run', async () => {
@@ -64,7 +54,7 @@ describe('GLPI forwarding to the real GLPI-Agent proxy receiver', { timeout: 600
     const stored = async () => (await readdir(receiver!.store)).filter((f) => f.endsWith('.json')).sort();
 
     for (const i of [1, 2, 3]) await send(i);
-    await until('3 inventories at the receiver', async () => ((await stored()).length === 3 ? true : undefined));
+    await receiver.received([1, 2, 3].map((i) => `latchkey-forward-${i}`));
 
     // The receiver dies; inventories keep being accepted (ingest does not wait for GLPI).
     await receiver.kill();
@@ -80,11 +70,8 @@ describe('GLPI forwarding to the real GLPI-Agent proxy receiver', { timeout: 600
     expect(down.url).toBe(`http://127.0.0.1:${port}/proxy/glpi`);
 
     receiver = await startGlpiReceiver(join(dir, 'receiver'), port);
-    const files = await until('6 inventories at the receiver', async () => {
-      const f = await stored();
-      return f.length === 6 ? f : undefined;
-    });
-    expect(files).toEqual([1, 2, 3, 4, 5, 6].map((i) => `latchkey-forward-${i}.json`));
+    await receiver.received([1, 2, 3, 4, 5, 6].map((i) => `latchkey-forward-${i}`));
+    expect(await stored()).toEqual([1, 2, 3, 4, 5, 6].map((i) => `latchkey-forward-${i}.json`));
 
     // What the receiver holds is what the server stored: compare with the export.
     const exported = await runCli(['inventory', 'export', '--format', 'ndjson'], env);

@@ -3,10 +3,11 @@
 // writes each inventory it is sent to <store>/<deviceid>.json, byte for byte as received.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { until } from './process.js';
 
 export const GLPI_AGENT_DIR = fileURLToPath(new URL('../vendor/glpi-agent/', import.meta.url));
 const PERL_MODULES = ['Cpanel::JSON::XS', 'DateTime', 'XML::LibXML', 'Data::UUID', 'HTTP::Daemon', 'Net::IP', 'Compress::Zlib'];
@@ -39,6 +40,8 @@ export interface GlpiReceiver {
   /** SIGKILL: the receiver vanishes mid-stream, as a crash would. */
   kill(): Promise<void>;
   stop(): Promise<void>;
+  /** Waits until an inventory of each deviceid is stored (whole), and returns them parsed, in that order. */
+  received(deviceIds: string[], timeoutMs?: number): Promise<unknown[]>;
 }
 
 /** Starts the receiver in `dir` (config, var, store) on `port`; resolves once it listens. */
@@ -73,5 +76,13 @@ export async function startGlpiReceiver(dir: string, port: number): Promise<Glpi
     child.kill(signal);
     await once(child, 'exit');
   };
-  return { url: `http://127.0.0.1:${port}/proxy/glpi`, store, kill: () => end('SIGKILL'), stop: () => end('SIGTERM') };
+  const received = (deviceIds: string[], timeoutMs = 60_000) =>
+    // A file not there yet, or still being written (not whole JSON), is "not yet".
+    until(
+      `${deviceIds.join(', ')} at the GLPI receiver`,
+      async () =>
+        (await Promise.all(deviceIds.map((d) => readFile(join(store, `${d}.json`), 'utf8')))).map((t) => JSON.parse(t) as unknown),
+      { timeoutMs, ignoreErrors: true },
+    );
+  return { url: `http://127.0.0.1:${port}/proxy/glpi`, store, kill: () => end('SIGKILL'), stop: () => end('SIGTERM'), received };
 }

@@ -8,7 +8,7 @@
 // agent that is not a relay cannot submit legacy-origin content. (Adoption: test/relay/legacy-ingest.test.ts.)
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -18,18 +18,12 @@ import { sealEnvelope } from '../../src/protocol/envelope.js';
 import { LEGACY_CONTENT_TYPE, legacyAgentId, serializeLegacyOrigin } from '../../src/protocol/legacy.js';
 import { selectCrypto } from '../../src/runtime/crypto.js';
 import { randomBytes } from 'node:crypto';
-import { CLI, cleanEnv, runCli, startServe, type ServeProcess } from '../helpers/process.js';
+import { CLI, cleanEnv, runCli, startServe, until, type ServeProcess } from '../helpers/process.js';
 import { ensureGlpiAgentDeps, freePort, GLPI_AGENT_DIR, startGlpiReceiver, type GlpiReceiver } from '../helpers/glpi-receiver.js';
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** This file's waits: real processes, the legacy agents among them, take their time. */
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> =>
+  until(what, probe, { timeoutMs });
 
 /** Runs a command to its end; resolves with its exit code and output. */
 async function run(cmd: string, args: string[], cwd: string): Promise<{ code: number | null; out: string }> {
@@ -98,7 +92,7 @@ describe('the legacy bridge, with real GLPI-Agent and FusionInventory-Agent runs
     );
     relay.stdout!.on('data', (d: Buffer) => (relayOut += d.toString()));
     relay.stderr!.on('data', (d: Buffer) => (relayOut += d.toString()));
-    [, relayUrl, legacyPort] = await until('the relay listening', async () => {
+    [, relayUrl, legacyPort] = await waitFor('the relay listening', async () => {
       if (relay.exitCode !== null) throw new Error(`relay exited: ${relayOut}`);
       const m = /latchkey relay listening on (\S+)\n[\s\S]*legacy listener on http:\/\/\[::\]:(\d+)/.exec(relayOut);
       return m ? (m as unknown as [string, string, string]) : undefined;
@@ -161,7 +155,7 @@ describe('the legacy bridge, with real GLPI-Agent and FusionInventory-Agent runs
     expect(fusion.out).toContain('sending prolog request');
     expect(fusion.out).not.toMatch(/\[error\]/);
 
-    const exported = await until('both legacy inventories stored', async () => {
+    const exported = await waitFor('both legacy inventories stored', async () => {
       const r = await runCli(['inventory', 'export', '--format', 'ndjson'], env);
       expect(r.code, r.stderr).toBe(0);
       const lines = r.stdout.trim()
@@ -202,16 +196,7 @@ describe('the legacy bridge, with real GLPI-Agent and FusionInventory-Agent runs
     expect(enrolled.map((a) => a.role)).toEqual(['relay']);
 
     // Both reach GLPI exactly as stored (the receiver files them by deviceid).
-    for (const e of [g, f]) {
-      const file = join(receiver.store, `${e.inventory.deviceid}.json`);
-      const received = await until(`${e.legacy!.protocol} at the GLPI receiver`, async () =>
-        readFile(file, 'utf8').then(
-          (t) => JSON.parse(t) as unknown,
-          () => undefined,
-        ),
-      );
-      expect(received).toEqual(e.inventory);
-    }
+    for (const e of [g, f]) expect(await receiver.received([e.inventory.deviceid], 120_000)).toEqual([e.inventory]);
     expect(relayOut).not.toMatch(/"level":(50|60)/);
   });
 

@@ -12,21 +12,14 @@ import { enrollAgent } from '../../src/agent/enroll.js';
 import { composeRelay } from '../../src/relay/compose.js';
 import { silentLogger } from '../../src/server/logger.js';
 import { startTestServer, type TestServer } from '../helpers/app.js';
-import {
-  expectOperationsComplete,
-  expectProbedStatusesDocumented,
-  expectRoutesDocumented,
-  expectValidOpenApi31,
-  registeredRoutes,
-  type OpenApiDoc,
-} from '../helpers/openapi.js';
+import * as openapi from '../helpers/openapi.js';
 
 let server: TestServer;
 let dir: string;
 let relay: Awaited<ReturnType<typeof composeRelay>>;
 let url: string;
 let close: () => Promise<void>;
-let doc: OpenApiDoc;
+let doc: openapi.OpenApiDoc;
 
 beforeAll(async () => {
   server = await startTestServer('pglite');
@@ -52,7 +45,7 @@ beforeAll(async () => {
     await new Promise<void>((resolve) => http.close(() => resolve()));
     await relay.stop();
   };
-  doc = (await (await fetch(`${url}/openapi.json`)).json()) as OpenApiDoc;
+  doc = (await (await fetch(`${url}/openapi.json`)).json()) as openapi.OpenApiDoc;
 }, 120_000);
 afterAll(async () => {
   await close?.();
@@ -62,21 +55,21 @@ afterAll(async () => {
 
 describe("the relay's /openapi.json", () => {
   it('is a valid OpenAPI 3.1 document', async () => {
-    await expectValidOpenApi31(doc);
+    await openapi.expectValidOpenApi31(doc);
   });
 
   it('documents every registered route, and only those', () => {
-    const routes = registeredRoutes(relay.app.routes);
+    const routes = openapi.registeredRoutes(relay.app.routes);
     expect(routes.length).toBeGreaterThanOrEqual(11);
-    expectRoutesDocumented(doc, routes);
+    openapi.expectRoutesDocumented(doc, routes);
   });
 
   it('gives every operation a unique operationId, and every error status the shared Error schema', () => {
-    expectOperationsComplete(doc);
+    openapi.expectOperationsComplete(doc);
   });
 
   it('lists every status the routes answer to probes', async () => {
-    await expectProbedStatusesDocumented(doc, registeredRoutes(relay.app.routes), url, (method) => [
+    await openapi.expectProbedStatusesDocumented(doc, openapi.registeredRoutes(relay.app.routes), url, (method) => [
       {},
       ...(method === 'post'
         ? [

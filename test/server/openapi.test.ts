@@ -6,23 +6,16 @@
 // the document lists for that operation.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/app.js';
-import {
-  expectOperationsComplete,
-  expectProbedStatusesDocumented,
-  expectRoutesDocumented,
-  expectValidOpenApi31,
-  registeredRoutes,
-  type OpenApiDoc,
-} from '../helpers/openapi.js';
+import * as openapi from '../helpers/openapi.js';
 
 let server: TestServer;
-let doc: OpenApiDoc;
+let doc: openapi.OpenApiDoc;
 
 beforeAll(async () => {
   server = await startTestServer('pglite', { limits: { maxBodyBytes: 1024, maxMessageBodyBytes: 2048 } });
   const res = await fetch(`${server.url}/openapi.json`);
   expect(res.status).toBe(200);
-  doc = (await res.json()) as OpenApiDoc;
+  doc = (await res.json()) as openapi.OpenApiDoc;
 }, 120_000);
 afterAll(async () => {
   await server?.close();
@@ -32,17 +25,17 @@ afterAll(async () => {
  * Every route the app registers, except the admin console's HTML pages under /console (issue 15):
  * browser pages behind a session cookie and CSRF tokens, not an API (README "Admin console"; spec §17).
  */
-const registered = () => registeredRoutes(server.app.routes, (path) => path === '/console' || path.startsWith('/console/'));
+const registered = () => openapi.registeredRoutes(server.app.routes, (path) => path === '/console' || path.startsWith('/console/'));
 
 describe('/openapi.json completeness (issue 14)', () => {
   it('is a valid OpenAPI 3.1 document', async () => {
-    await expectValidOpenApi31(doc);
+    await openapi.expectValidOpenApi31(doc);
   });
 
   it('documents every registered route, and only those', () => {
     const routes = registered();
     expect(routes.length).toBeGreaterThan(25);
-    expectRoutesDocumented(doc, routes);
+    openapi.expectRoutesDocumented(doc, routes);
     for (const path of [
       '/healthz',
       '/readyz',
@@ -57,12 +50,12 @@ describe('/openapi.json completeness (issue 14)', () => {
   });
 
   it('gives every operation a unique operationId, and every error status the shared Error schema', () => {
-    expectOperationsComplete(doc);
+    openapi.expectOperationsComplete(doc);
   });
 
   it('lists every status the routes answer to probes', async () => {
     const auth = { authorization: `Bearer ${server.adminToken}` };
-    await expectProbedStatusesDocumented(doc, registered(), server.url, (method) => [
+    await openapi.expectProbedStatusesDocumented(doc, registered(), server.url, (method) => [
       {},
       { headers: auth },
       ...(method === 'post'

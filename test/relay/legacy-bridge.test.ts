@@ -8,7 +8,7 @@
 // agent that is not a relay cannot submit legacy-origin content. (Adoption: test/relay/legacy-ingest.test.ts.)
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -115,39 +115,45 @@ describe('the legacy bridge, with real GLPI-Agent and FusionInventory-Agent runs
     await writeFile(empty, '');
     const glpiVar = join(dir, 'glpi-var');
     await mkdir(glpiVar);
-    const [glpi, fusion] = await Promise.all([
-      run(
-        'perl',
-        [
-          '-Ilib',
-          'bin/glpi-agent',
-          '--server',
-          url,
-          '--tasks=inventory',
-          '--force',
-          '--no-httpd',
-          '--logger=stderr',
-          `--vardir=${glpiVar}`,
-          `--conf-file=${empty}`,
-          '--no-category=environment,process,software',
-        ],
-        GLPI_AGENT_DIR,
-      ),
-      run(
-        'fusioninventory-agent',
-        [
-          '--server',
-          `${url}ocsinventory`,
-          '--tasks=inventory',
-          '--force',
-          '--no-httpd',
-          '--logger=stderr',
-          `--conf-file=${empty}`,
-          '--no-category=environment,process,software',
-        ],
-        dir,
-      ),
-    ]);
+    // Both agents name themselves hostname + the second of their first run: started in the same second
+    // on one machine they would share a deviceid (and the GLPI receiver's one file for it). FusionInventory
+    // starts once GLPI-Agent has saved its identity, in a later second.
+    const glpiRun = run(
+      'perl',
+      [
+        '-Ilib',
+        'bin/glpi-agent',
+        '--server',
+        url,
+        '--tasks=inventory',
+        '--force',
+        '--no-httpd',
+        '--logger=stderr',
+        `--vardir=${glpiVar}`,
+        `--conf-file=${empty}`,
+        '--no-category=environment,process,software',
+      ],
+      GLPI_AGENT_DIR,
+    );
+    await waitFor('GLPI-Agent saved its deviceid', async () =>
+      (await stat(join(glpiVar, 'GLPI-Agent.dump')).catch(() => undefined)) ? true : undefined,
+    );
+    await new Promise((r) => setTimeout(r, 1050 - (Date.now() % 1000)));
+    const fusionRun = run(
+      'fusioninventory-agent',
+      [
+        '--server',
+        `${url}ocsinventory`,
+        '--tasks=inventory',
+        '--force',
+        '--no-httpd',
+        '--logger=stderr',
+        `--conf-file=${empty}`,
+        '--no-category=environment,process,software',
+      ],
+      dir,
+    );
+    const [glpi, fusion] = await Promise.all([glpiRun, fusionRun]);
     expect(glpi.code, glpi.out).toBe(0);
     expect(glpi.out).toContain('answer shows it supports GLPI Agent protocol');
     expect(glpi.out).not.toMatch(/\[error\]/);

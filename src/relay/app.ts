@@ -21,7 +21,7 @@ import { serverJwk } from '../protocol/credential.js';
 import { LatchkeyError, ProtocolError, statusFor, isErrorCode } from '../protocol/errors.js';
 import { signRelayAccept } from '../protocol/relay-accept.js';
 import { endpoint, exchange, type HttpAnswer } from '../agent/http.js';
-import { errorResponse, toLatchkeyError } from '../server/errors.js';
+import { errorResponse, payloadTooLarge, toLatchkeyError } from '../server/errors.js';
 import type { Logger } from '../server/logger.js';
 import { admit, type AdmissionDeps } from './admission.js';
 import { registerRelayDocument } from './openapi.js';
@@ -54,11 +54,10 @@ type ItemResult =
 export function createRelayApp(deps: RelayAppDeps): OpenAPIHono {
   const app = new OpenAPIHono();
   registerRelayDocument(app);
-  const tooLarge = (c: Context) => errorResponse(c, new LatchkeyError('payload_too_large', 'request body too large'));
-  app.use('/v1/messages', bodyLimit({ maxSize: MAX_MESSAGE_BODY_BYTES, onError: tooLarge }));
+  app.use('/v1/messages', bodyLimit({ maxSize: MAX_MESSAGE_BODY_BYTES, onError: payloadTooLarge }));
   app.use('*', async (c, next) => {
     if (c.req.path === '/v1/messages') return next();
-    return bodyLimit({ maxSize: MAX_BODY_BYTES, onError: tooLarge })(c, next);
+    return bodyLimit({ maxSize: MAX_BODY_BYTES, onError: payloadTooLarge })(c, next);
   });
 
   const up = (path: string) => endpoint(deps.upstream, path);

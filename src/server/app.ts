@@ -4,7 +4,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { errorResponse, LatchkeyError, toLatchkeyError } from './errors.js';
+import { errorResponse, LatchkeyError, payloadTooLarge, toLatchkeyError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Telemetry } from './telemetry.js';
 import type { App, AppDeps, AppEnv, AppLimits } from './types.js';
@@ -50,8 +50,7 @@ export function createApp({ limits, logger, telemetry, scope }: AppParts): App {
   // body stream is left untouched: @hono/node-server then reads the socket straight into one buffer
   // for c.req.json()/text(), where touching `raw.body` (as hono's bodyLimit does) would build a web
   // Request and stream for every request. A body without a length (chunked) is counted as it streams.
-  const tooLarge = (c: Context) => errorResponse(c, new LatchkeyError('payload_too_large', 'request body too large'));
-  const limited = (maxSize: number) => ({ maxSize, streamed: bodyLimit({ maxSize, onError: tooLarge }) });
+  const limited = (maxSize: number) => ({ maxSize, streamed: bodyLimit({ maxSize, onError: payloadTooLarge }) });
   const messageLimit = limited(limits.maxMessageBodyBytes);
   const importLimit = limited(limits.maxImportBodyBytes);
   const defaultLimit = limited(limits.maxBodyBytes);
@@ -62,7 +61,7 @@ export function createApp({ limits, logger, telemetry, scope }: AppParts): App {
     const limit = path === '/v1/messages' ? messageLimit : path === IMPORT_PATH ? importLimit : defaultLimit;
     const declared = c.req.header('content-length');
     if (declared !== undefined && /^\d{1,15}$/.test(declared) && c.req.header('transfer-encoding') === undefined) {
-      return Number(declared) > limit.maxSize ? tooLarge(c) : next();
+      return Number(declared) > limit.maxSize ? payloadTooLarge(c) : next();
     }
     return limit.streamed(c, next);
   });

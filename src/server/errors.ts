@@ -67,3 +67,12 @@ export function errorResponse(c: Context, err: LatchkeyError): Response {
     err.retryAfterSeconds !== undefined ? { 'Retry-After': String(Math.max(1, Math.ceil(err.retryAfterSeconds))) } : {};
   return c.json(errorBodyOf(err), err.status as ContentfulStatusCode, headers);
 }
+
+/**
+ * 413 for a body over its limit, answered before the body was read: the connection is closed after the
+ * answer, so a client does not send its next request on a socket still carrying the rest of this body.
+ */
+export function payloadTooLarge(c: Context): Response {
+  c.header('connection', 'close');
+  return errorResponse(c, new LatchkeyError('payload_too_large', 'request body too large'));
+}

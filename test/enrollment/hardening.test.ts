@@ -89,8 +89,19 @@ describe.each(dbKinds)('enrollment hardening on %s', (kind) => {
     return s;
   };
   let server: TestServer;
+  // Budgets refill with time (one unit every 6 s): a burst that must meet exactly the burst size is sent
+  // with the server's clock held, so a slow machine cannot refill a unit in the middle of it.
+  let heldAt: number | undefined;
+  const held = async <T>(burst: () => Promise<T>): Promise<T> => {
+    heldAt = Date.now();
+    try {
+      return await burst();
+    } finally {
+      heldAt = undefined;
+    }
+  };
   beforeAll(async () => {
-    server = await start();
+    server = await start({ now: () => heldAt ?? Date.now() });
   });
   afterAll(async () => {
     for (const s of servers.reverse()) await s.close();
@@ -136,7 +147,7 @@ describe.each(dbKinds)('enrollment hardening on %s', (kind) => {
   it('item 6: concurrent guesses cannot overspend the failure budget (reserved before any await)', async () => {
     const { token } = await newToken(server);
     const bodies = await Promise.all(Array.from({ length: 100 }, () => sealed(server, unknownToken(token))));
-    const answers = await Promise.all(bodies.map((b) => post(enrollUrl(), b, { from: '127.0.0.9' })));
+    const answers = await held(() => Promise.all(bodies.map((b) => post(enrollUrl(), b, { from: '127.0.0.9' }))));
     expect(count(answers, 'token_unknown')).toBe(DEFAULT_ENROLLMENT_POLICY.sourceBurst);
     expect(count(answers, 'rate_limited')).toBe(100 - DEFAULT_ENROLLMENT_POLICY.sourceBurst);
   });
@@ -155,7 +166,7 @@ describe.each(dbKinds)('enrollment hardening on %s', (kind) => {
     expect((await post(enrollUrl(), await sealed(server, token, { name: `used-${kind}` }), { from: '127.0.0.11' })).status).toBe(200);
     const attempts = 100;
     const bodies = await Promise.all(Array.from({ length: attempts }, () => sealed(server, token)));
-    const answers = await Promise.all(bodies.map((b) => post(enrollUrl(), b, { from: '127.0.0.11' })));
+    const answers = await held(() => Promise.all(bodies.map((b) => post(enrollUrl(), b, { from: '127.0.0.11' }))));
     expect(count(answers, 'token_used')).toBe(DEFAULT_ENROLLMENT_POLICY.provenBurst);
     expect(count(answers, 'rate_limited')).toBe(attempts - DEFAULT_ENROLLMENT_POLICY.provenBurst);
     const rows = await server.database.db

@@ -3,6 +3,7 @@
 // and would start the largest files (by bytes) first, which are not the slowest: a 90 s file started
 // last keeps one worker busy alone at the end of the run. Without a cache, the files known to be slow
 // (real processes, sleeps the scenario needs) start first, slowest first; then vitest's own order.
+// Either way the files that start processes come before the in-process ones (see sort).
 import { relative } from 'node:path';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
@@ -28,11 +29,15 @@ export default class SlowFirstSequencer extends BaseSequencer {
     const root = this.ctx.config.root;
     const path = (f: TestSpecification) => relative(root, f.moduleId);
     const measured = files.every((f) => this.ctx.cache.getFileTestResults(`${f.project.name}:${path(f)}`));
-    if (measured) return sorted;
     const rank = (f: TestSpecification) => {
       const i = SLOW_FILES.indexOf(path(f));
       return i === -1 ? SLOW_FILES.length : i;
     };
-    return sorted.sort((a, b) => rank(a) - rank(b)); // stable: the rest keep vitest's order
+    if (!measured) sorted.sort((a, b) => rank(a) - rank(b)); // stable: the rest keep vitest's order
+    // The files with their own worker first, then the in-process ones (vitest.config.ts): a worker
+    // that runs in-process files is kept for the next file only while the next file queued is one of
+    // them too, so interleaving the two kinds would start a new worker (and PGlite) per file again.
+    const own = (f: TestSpecification) => (f.project.config.isolate === false ? 1 : 0);
+    return sorted.sort((a, b) => own(a) - own(b));
   }
 }

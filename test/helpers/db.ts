@@ -39,6 +39,8 @@ export function describeEachDbSideBySide(name: string, body: (kind: DbKind) => v
 let sharedPglite: Promise<PGlite> | undefined;
 /** PGlite is one session: its search_path is global, so only one test database may use it at a time. */
 let sharedInUse = false;
+/** Whether a test database still holds the shared PGlite (a file must release it: isolation-setup.ts). */
+export const sharedPgliteInUse = (): boolean => sharedInUse;
 const migrations = readMigrations();
 
 export interface TestDatabase extends Database {

@@ -3,6 +3,7 @@
 // would change what the next file tests, so each file's state is compared with what it found: a
 // difference is put back and fails the file that made it.
 import { afterAll, beforeAll } from 'vitest';
+import { sharedPgliteInUse } from './db.js';
 
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'message', 'uncaughtException', 'unhandledRejection'] as const;
 
@@ -43,5 +44,7 @@ afterAll(() => {
     globalThis.fetch = before.fetch;
   }
   for (const s of SIGNALS) if (after.listeners[s] !== before.listeners[s]) leaks.push(`process '${s}' listeners`);
+  // Not closable from here (its owner may still use it); the next file would open a second instance.
+  if (sharedPgliteInUse()) leaks.push('a test database on the shared PGlite, never disposed');
   if (leaks.length) throw new Error(`this file left process-wide state behind for the next one: ${leaks.join(', ')}`);
 });

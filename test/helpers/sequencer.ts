@@ -9,18 +9,24 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /** Slowest first (CI, 2 files at a time; refresh from coverage/vitest-results.json when it drifts). */
 export const SLOW_FILES = [
-  'test/cli/agent-run-renew-cli.test.ts',
-  'test/cli/agent-renew-crash.test.ts',
-  'test/provisioning/key-request.test.ts',
-  'test/cli/rotation-cli.test.ts',
-  'test/relay/relay-netns.test.ts',
-  'test/cli/keys-cli.test.ts',
-  'test/console/console.e2e.test.ts',
+  // From the loaded baseline of 2026-11-28 (a full run on the loaded 2-core machine, files over ~110 s); the process files
+  // run first whatever their rank here (see sort), so the in-process ones rank among themselves.
   'test/provisioning/agents-import.test.ts',
-  'test/server/serve.test.ts',
-  'test/cli/enrollment-cli.test.ts',
   'test/server/admin-pagination.test.ts',
+  'test/relay/relay-netns.test.ts',
+  'test/cli/agent-run-renew-cli.test.ts',
+  'test/cli/messaging-cli.test.ts',
+  'test/relay/relay-rest.test.ts',
+  'test/package/tarball.test.ts',
+  'test/cli/rotation-cli.test.ts',
+  'test/cli/agent-renew-crash.test.ts',
+  'test/cli/forward-proxy-cli.test.ts',
+  'test/enrollment/enroll.test.ts',
   'test/server/data-dir.test.ts',
+  'test/relay/legacy-bridge.test.ts',
+  'test/runtime/embedded-snapshot.test.ts',
+  'test/enrollment/hardening.test.ts',
+  'test/provisioning/key-request.test.ts',
 ];
 
 export default class SlowFirstSequencer extends BaseSequencer {

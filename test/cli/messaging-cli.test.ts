@@ -1,12 +1,12 @@
 // The real binary: agent send/seal, inventory show, and the agent daemon against a server that is
-// down at first and comes up later; SIGTERM ends the daemon cleanly. Each test starts its own server
-// (port 0) in its own directory and enrolls its own agent.
+// down at first and comes up later; SIGTERM ends the daemon cleanly. One server for the file (port 0,
+// its own directory); each test enrolls its own agent.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { CLI, cleanEnv, runCli, startServe, type ServeProcess } from '../helpers/process.js';
 import { startTcpFrontDoor } from '../helpers/tcp-front-door.js';
 
@@ -24,17 +24,28 @@ interface Setup {
 }
 
 /**
- * A fresh server and an agent enrolled with it, torn down when the test ends. The agent enrolls at
+ * The file's server (a PGlite `serve` start costs seconds of CPU), started by the first test that
+ * needs it; the daemon test stops it and starts it again on the same data directory.
+ */
+let served: { dir: string; data: string; server: ServeProcess; restarted?: Promise<ServeProcess> } | undefined;
+afterAll(async () => {
+  if (!served) return;
+  await served.server.stop(); // at once if already stopped
+  await (await served.restarted?.catch(() => undefined))?.stop();
+  await rm(served.dir, { recursive: true, force: true });
+});
+
+/**
+ * The file's server and a new agent enrolled with it under `name`. The agent enrolls at
  * `agentUrl(server)` (default: the server's own URL), which its state keeps for sending.
  */
-async function enrolledAgent(agentUrl: (server: ServeProcess) => string = (s) => s.url): Promise<Setup> {
-  const dir = await mkdtemp(join(tmpdir(), 'latchkey-msgcli-'));
-  const data = join(dir, 'data');
-  const setup: Setup = { dir, data, server: await startServe(['--data-dir', data]), env: {}, state: join(dir, 'agent'), agentId: '' };
-  onTestFinished(async () => {
-    await setup.server.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+async function enrolledAgent(name: string, agentUrl: (server: ServeProcess) => string = (s) => s.url): Promise<Setup> {
+  if (!served) {
+    const dir = await mkdtemp(join(tmpdir(), 'latchkey-msgcli-'));
+    served = { dir, data: join(dir, 'data'), server: await startServe(['--data-dir', join(dir, 'data')]) };
+  }
+  const { dir, data, server } = served;
+  const setup: Setup = { dir, data, server, env: {}, state: join(dir, name), agentId: '' };
   setup.env = { LATCHKEY_SERVER: setup.server.url, LATCHKEY_DATA_DIR: data };
   const created = await runCli(['token', 'create', '--json'], setup.env);
   expect(created.code, created.stderr).toBe(0);
@@ -48,6 +59,8 @@ async function enrolledAgent(agentUrl: (server: ServeProcess) => string = (s) =>
     token,
     '--state-dir',
     setup.state,
+    '--name',
+    name,
     '--json',
   ]);
   expect(enrolled.code, enrolled.stderr).toBe(0);
@@ -55,11 +68,10 @@ async function enrolledAgent(agentUrl: (server: ServeProcess) => string = (s) =>
   return setup;
 }
 
-// Each test starts one or two `latchkey serve` processes: on a loaded two-core machine that alone can
-// take tens of seconds.
+// `latchkey serve` processes: on a loaded two-core machine a start alone can take tens of seconds.
 describe('agent messaging CLI against a real server', { timeout: 120_000 }, () => {
   it('sends, seals for offline transfer, refuses the same envelope twice, shows the inventory', async () => {
-    const { dir, env, state, agentId } = await enrolledAgent();
+    const { dir, env, state, agentId } = await enrolledAgent('sender');
     const sent = await runCli(['agent', 'send', '--state-dir', state, '--file', fixture('format/computer_1.json'), '--json']);
     expect(sent.code).toBe(0);
     expect(JSON.parse(sent.stdout).status).toBe('accepted');
@@ -84,11 +96,11 @@ describe('agent messaging CLI against a real server', { timeout: 120_000 }, () =
     // stopped, then started again (same data directory: the same server) on a new port.
     const door = await startTcpFrontDoor(null);
     onTestFinished(() => door.close());
-    const setup = await enrolledAgent((server) => {
+    const setup = await enrolledAgent('daemon', (server) => {
       door.setBackend(Number(new URL(server.url).port));
       return door.url;
     });
-    await setup.server.stop();
+    expect(await setup.server.stop()).toBe(0);
     door.setBackend(null);
 
     const daemon = spawn(
@@ -110,7 +122,7 @@ describe('agent messaging CLI against a real server', { timeout: 120_000 }, () =
     // The server starts again meanwhile (slow on a loaded machine) but stays unreachable until the
     // daemon has been refused at least once.
     const restarted = startServe(['--data-dir', setup.data]);
-    onTestFinished(async () => void (await (await restarted.catch(() => undefined))?.stop()));
+    served!.restarted = restarted; // afterAll stops it
     expect(await waitFor(/"event":"retry".*"code":"unreachable"/, 30_000)).toBe(true);
     expect(log).not.toMatch(/"event":"sent"/);
     setup.server = await restarted;

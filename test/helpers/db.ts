@@ -1,7 +1,8 @@
 // Every database test runs against PGlite and, when reachable, the real PostgreSQL
 // (DATABASE_URL, else 127.0.0.1:5432 database `test`; required under CI). Each test gets its own
-// schema, migrated from migrations/; one PGlite instance is shared per test file, opened from the
-// empty cluster global-setup made (pglite-seed.ts: no initdb per file). Suites over dbKinds are named
+// schema, migrated from migrations/; one PGlite instance is shared per test file (per worker for the
+// in-process files, which share this module: vitest.config.ts), opened from the empty cluster
+// global-setup made (pglite-seed.ts: no initdb per file). Suites over dbKinds are named
 // "… on %s" so the run's closing lines can count the tests each database ran (databases-reporter.ts,
 // .ci/summary.mjs).
 import { randomBytes } from 'node:crypto';
@@ -38,6 +39,8 @@ export function describeEachDbSideBySide(name: string, body: (kind: DbKind) => v
 let sharedPglite: Promise<PGlite> | undefined;
 /** PGlite is one session: its search_path is global, so only one test database may use it at a time. */
 let sharedInUse = false;
+/** Whether a test database still holds the shared PGlite (a file must release it: isolation-setup.ts). */
+export const sharedPgliteInUse = (): boolean => sharedInUse;
 const migrations = readMigrations();
 
 export interface TestDatabase extends Database {

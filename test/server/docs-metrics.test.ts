@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runCli, startServe, type ServeProcess } from '../helpers/process.js';
 
 const require = createRequire(import.meta.url);
@@ -27,11 +27,25 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+// One server with --metrics-token for /docs and the token's tests (a PGlite `serve` start costs
+// seconds of CPU), started by whichever of them runs first.
+const METRICS_TOKEN = 'metrics-secret-3f9a1c';
+let sharedDir: string;
+let shared: Promise<ServeProcess> | undefined;
+const withMetricsToken = () => (shared ??= startServe(['--data-dir', join(sharedDir, 'data'), '--metrics-token', METRICS_TOKEN]));
+beforeAll(async () => {
+  sharedDir = await mkdtemp(join(tmpdir(), 'latchkey-docs-shared-'));
+});
+afterAll(async () => {
+  await (await shared?.catch(() => undefined))?.stop();
+  await rm(sharedDir, { recursive: true, force: true });
+});
+
 describe('GET /docs (issue 10 item 20)', () => {
   it(
     'serves Swagger UI from the package itself, under a CSP with no inline script and no other origin',
     async () => {
-      server = await startServe(['--data-dir', join(dir, 'data')]);
+      const server = await withMetricsToken();
       const page = await fetch(`${server.url}/docs`);
       expect(page.status).toBe(200);
       const html = await page.text();
@@ -97,8 +111,8 @@ describe('GET /metrics (issue 10 item 20)', () => {
   it(
     '--metrics-token: refused without the bearer or with a wrong one, served with it; never echoed',
     async () => {
-      const token = 'metrics-secret-3f9a1c';
-      server = await startServe(['--data-dir', join(dir, 'data'), '--metrics-token', token]);
+      const token = METRICS_TOKEN;
+      const server = await withMetricsToken();
       const none = await fetch(`${server.url}/metrics`);
       expect(none.status).toBe(401);
       expect(((await none.json()) as { error: { code: string } }).error.code).toBe('unauthorized');

@@ -64,6 +64,8 @@ describe.each(dbKinds)('server key rotation on %s', (kind) => {
   });
   afterEach(async () => {
     for (const s of servers.splice(0)) await s.close();
+    // Released, or the next test's PGlite database would be a second instance (initdb: seconds of CPU).
+    await database.dispose();
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { dbKinds } from '../helpers/db.js';
 import { createTempPostgresDatabase, type TempDatabase } from '../helpers/pg-database.js';
 import { runCli, startServe, type ServeProcess } from '../helpers/process.js';
@@ -16,24 +16,31 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+// One server per database for the file's first three tests (each start of a PGlite server costs
+// seconds of CPU): they only read from it; the third stops it (exit 0) and restarts on its data dir.
 describe.each(dbKinds)('latchkey serve on %s', (kind) => {
+  let data: string;
   let server: ServeProcess | undefined;
   let pg: TempDatabase | undefined;
-  afterEach(async () => {
+  beforeAll(async () => {
+    data = await mkdtemp(join(tmpdir(), 'latchkey-serve-data-'));
+  });
+  afterAll(async () => {
     await server?.stop();
     await pg?.drop();
-    server = undefined;
-    pg = undefined;
+    await rm(data, { recursive: true, force: true });
   });
 
   async function start(extra: string[] = [], env: Record<string, string> = {}): Promise<ServeProcess> {
     if (kind === 'postgres' && !pg) pg = await createTempPostgresDatabase();
     const dbEnv = kind === 'postgres' ? { DATABASE_URL: pg!.url } : {};
-    return startServe(['--data-dir', join(dir, 'data'), ...extra], { ...dbEnv, ...env });
+    return startServe(['--data-dir', join(data, 'data'), ...extra], { ...dbEnv, ...env });
   }
+  /** The file's running server, started by whichever test needs it first. */
+  const running = async () => (server ??= await start());
 
   it('answers health, readiness, discovery and metrics, and keeps its secrets 0600', async () => {
-    server = await start();
+    const server = await running();
     expect(await (await fetch(`${server.url}/healthz`)).json()).toEqual({ status: 'ok' });
     expect(await (await fetch(`${server.url}/readyz`)).json()).toEqual({ status: 'ready' });
 
@@ -48,16 +55,15 @@ describe.each(dbKinds)('latchkey serve on %s', (kind) => {
     expect(metrics).toMatch(/latchkey_http_requests_total\{method="GET",route="\/healthz",status="200"\} 1/);
 
     for (const f of ['identity.key', 'admin.token']) {
-      expect((await stat(join(dir, 'data', f))).mode & 0o777).toBe(0o600);
+      expect((await stat(join(data, 'data', f))).mode & 0o777).toBe(0o600);
     }
-    const admin = (await readFile(join(dir, 'data', 'admin.token'), 'utf8')).trim();
+    const admin = (await readFile(join(data, 'data', 'admin.token'), 'utf8')).trim();
     const { stdout, stderr } = server.output();
     expect(stdout + stderr).not.toContain(admin);
-    expect(await server.stop()).toBe(0);
   });
 
   it('gives JSON errors: unknown route 404, oversize body 413, never a stack', async () => {
-    server = await start();
+    const server = await running();
     const nf = await fetch(`${server.url}/nope`);
     expect(nf.status).toBe(404);
     expect(await nf.json()).toEqual({ error: { code: 'not_found', message: 'no such route' } });
@@ -71,10 +77,9 @@ describe.each(dbKinds)('latchkey serve on %s', (kind) => {
     expect(((await big.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
   });
 
-  it('keeps its identity across restarts and shares one given as a secret', async () => {
-    server = await start();
-    const first = server.fingerprint;
-    await server.stop();
+  it('stops on SIGTERM with exit 0, keeps its identity across restarts and shares one given as a secret', async () => {
+    const first = (await running()).fingerprint;
+    expect(await server!.stop()).toBe(0);
     server = await start(['--crypto', 'native']); // the old name of node, still accepted
     expect(server.fingerprint).toBe(first);
     await server.stop();

@@ -38,19 +38,57 @@ type Settle = (x: unknown) => void;
 type Pending = { resolve: Settle; reject: Settle };
 
 /**
- * Rejects a postgres.js query with DatabaseUnavailableError if it has not settled after `ms`. The
- * query object is returned as is (drizzle chains `.values()` on it); its own settle functions are
- * wrapped so the timer is cleared, without calling `then` (which would start it early).
+ * A stall of this process (its event loop blocked: an overloaded machine, a long synchronous task)
+ * longer than this is not charged to the database.
+ */
+const STALL_MS = 200;
+
+/**
+ * Calls `expire` once the database has had `ms` to answer, measured so that a slow process is not
+ * mistaken for an unavailable database (an honest request answered 503): the verdict waits one turn
+ * of the event loop (setImmediate runs after the poll phase has read pending I/O), so an answer that
+ * arrived while the loop was blocked is taken first; and when the timer fired late, the time the loop
+ * was stalled is granted again. A database that does not answer while this process runs normally
+ * still expires on time. Returns the cancel function.
+ */
+function deadline(ms: number, expire: () => void): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let immediate: ReturnType<typeof setImmediate> | undefined;
+  let cancelled = false;
+  const arm = (wait: number) => {
+    const due = performance.now() + wait;
+    timer = setTimeout(() => {
+      const late = performance.now() - due;
+      // Not unref'd: an unref'd immediate lets the loop sleep in poll until unrelated I/O arrives.
+      immediate = setImmediate(() => {
+        if (cancelled) return;
+        if (late > STALL_MS) arm(Math.min(late, ms));
+        else expire();
+      });
+    }, wait);
+    timer.unref?.();
+  };
+  arm(ms);
+  return () => {
+    cancelled = true;
+    clearTimeout(timer);
+    if (immediate) clearImmediate(immediate);
+  };
+}
+
+/**
+ * Rejects a postgres.js query with DatabaseUnavailableError if it has not settled after `ms` (see
+ * deadline). The query object is returned as is (drizzle chains `.values()` on it); its own settle
+ * functions are wrapped so the timer is cleared, without calling `then` (which would start it early).
  */
 function withDeadline<Q extends object>(query: Q, ms: number, load?: InFlight): Q {
   const q = query as unknown as Pending;
   const { resolve, reject } = q;
-  const timer = setTimeout(() => reject(new DatabaseUnavailableError('database did not answer in time')), ms);
-  timer.unref?.();
+  const cancel = deadline(ms, () => reject(new DatabaseUnavailableError('database did not answer in time')));
   if (load) load.statements++;
   let settled = false;
   const done = () => {
-    clearTimeout(timer);
+    cancel();
     if (load && !settled) load.statements--;
     settled = true;
   };
@@ -64,15 +102,14 @@ interface InFlight {
   statements: number;
 }
 
-/** A promise that rejects with DatabaseUnavailableError after `ms` unless `p` settles first. */
+/** A promise that rejects with DatabaseUnavailableError after `ms` (see deadline) unless `p` settles first. */
 function race<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let cancel: (() => void) | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DatabaseUnavailableError('database did not answer in time')), ms);
-    timer.unref?.();
+    cancel = deadline(ms, () => reject(new DatabaseUnavailableError('database did not answer in time')));
   });
   p.catch(() => {}); // a late failure after the deadline is not an unhandled rejection
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  return Promise.race([p, late]).finally(() => cancel?.());
 }
 
 /**

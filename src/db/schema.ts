@@ -6,12 +6,14 @@ import {
   bigint,
   bigserial,
   boolean,
+  check,
   customType,
   index,
   integer,
   jsonb,
   pgTable,
   primaryKey,
+  smallint,
   text,
   timestamp,
   uniqueIndex,
@@ -282,7 +284,7 @@ export const revocations = pgTable(
 
 /**
  * Append-only, hash-chained audit log. `hash` = SHA-256(prev_hash || canonical entry bytes);
- * appends serialise on an advisory transaction lock so the chain never forks.
+ * appends serialise on the one row of audit_head so the chain never forks.
  */
 export const auditLog = pgTable(
   'audit_log',
@@ -304,6 +306,24 @@ export const auditLog = pgTable(
     hash: bytea('hash').notNull(),
   },
   (t) => [index('audit_log_at_idx').on(t.at)],
+);
+
+/**
+ * The audit chain's head: one row (id 1), the last entry's seq, prev_hash and hash. Every append
+ * advances it in the statement that inserts the entry (services/audit.ts): the UPDATE waits for the
+ * row and then reads its newest version, so concurrent appends on any instance extend one chain,
+ * and the row is held only until the appending transaction ends (one statement, for an enrollment).
+ * Rows deleted from audit_log do not move it back: the next entry still links to the deleted head.
+ */
+export const auditHead = pgTable(
+  'audit_head',
+  {
+    id: smallint('id').primaryKey(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    prevHash: bytea('prev_hash').notNull(),
+    hash: bytea('hash').notNull(),
+  },
+  (t) => [check('audit_head_one_row', sql`${t.id} = 1`)],
 );
 
 /**

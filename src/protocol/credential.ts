@@ -45,8 +45,24 @@ export function serverJwk(key: { publicKey: Uint8Array; kid: string }) {
   return { kty: 'OKP', crv: 'Ed25519', x: b64u(key.publicKey), kid: key.kid, use: 'sig', alg: 'EdDSA' } as const;
 }
 
+/**
+ * The server's imported signing key, per private key (the identity's bytes, kept for its lifetime):
+ * importing it again for every credential cost more than the signature itself.
+ */
+const importedSigningKeys = new WeakMap<Uint8Array, ReturnType<typeof importJWK>>();
+
+function signingKey(server: ServerSigningKey): ReturnType<typeof importJWK> {
+  let key = importedSigningKeys.get(server.privateKey);
+  if (!key) {
+    key = importJWK({ kty: 'OKP', crv: 'Ed25519', x: b64u(server.publicKey), d: b64u(server.privateKey) }, 'EdDSA');
+    importedSigningKeys.set(server.privateKey, key);
+    key.catch(() => importedSigningKeys.delete(server.privateKey));
+  }
+  return key;
+}
+
 export async function issueCredential(server: ServerSigningKey, fingerprint: string, input: IssueInput): Promise<string> {
-  const key = await importJWK({ kty: 'OKP', crv: 'Ed25519', x: b64u(server.publicKey), d: b64u(server.privateKey) }, 'EdDSA');
+  const key = await signingKey(server);
   return new SignJWT({
     role: input.role,
     cnf: {

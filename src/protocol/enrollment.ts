@@ -160,7 +160,16 @@ export async function openEnrollRequest(
   if (wire.rcp !== server.agreement.kid) throw new ProtocolError('recipient_mismatch');
   const enc = fromB64uExact(wire.enc, 32, 'envelope_malformed');
   const ct = fromB64u(wire.ct, 'envelope_malformed');
-  const pt = await openBase(ctx.crypto, enc, server.agreement.privateKey, INFO, enrollRequestAad(wire.tid, wire.rcp), ct);
+  // The server's public key is at hand: not derived again from the private key on every request.
+  const pt = await openBase(
+    ctx.crypto,
+    enc,
+    server.agreement.privateKey,
+    INFO,
+    enrollRequestAad(wire.tid, wire.rcp),
+    ct,
+    server.agreement.publicKey,
+  );
   const bad = 'payload_invalid' as const;
   const p = parseJsonObject(pt, bad);
   onlyKeys(p, ['tid', 'secret', 'fp', 'name', 'sig', 'kx', 'iat', 'nonce', 'pop_sig', 'pop_kx'], [], bad);

@@ -164,9 +164,16 @@ export async function setupBaseS(
   return { enc, ctx: keySchedule(c, MODE_BASE, extractAndExpand(c, dh, concatBytes(enc, pkR)), info) };
 }
 
-export async function setupBaseR(c: CryptoBackend, enc: Uint8Array, skR: Uint8Array, info: Uint8Array): Promise<HpkeContext> {
+/** pkR: the recipient's public key when the caller holds it (skip deriving it from skR again). */
+export async function setupBaseR(
+  c: CryptoBackend,
+  enc: Uint8Array,
+  skR: Uint8Array,
+  info: Uint8Array,
+  knownPkR?: Uint8Array,
+): Promise<HpkeContext> {
   return receiverDh(async () => {
-    const pkR = await c.x25519PublicKey(skR);
+    const pkR = knownPkR ?? (await c.x25519PublicKey(skR));
     const dh = await c.x25519(skR, enc);
     return keySchedule(c, MODE_BASE, extractAndExpand(c, dh, concatBytes(enc, pkR)), info);
   });
@@ -207,8 +214,16 @@ export async function sealBase(c: CryptoBackend, pkR: Uint8Array, info: Uint8Arr
   return { enc, ct: await ctx.seal(aad, pt) };
 }
 
-export async function openBase(c: CryptoBackend, enc: Uint8Array, skR: Uint8Array, info: Uint8Array, aad: Uint8Array, ct: Uint8Array) {
-  return (await setupBaseR(c, enc, skR, info)).open(aad, ct);
+export async function openBase(
+  c: CryptoBackend,
+  enc: Uint8Array,
+  skR: Uint8Array,
+  info: Uint8Array,
+  aad: Uint8Array,
+  ct: Uint8Array,
+  pkR?: Uint8Array,
+) {
+  return (await setupBaseR(c, enc, skR, info, pkR)).open(aad, ct);
 }
 
 /** Single-shot Auth mode: the AEAD also authenticates the sender's static X25519 key. */

@@ -21,6 +21,7 @@ describe.each(dbKinds)('migrations on %s', (kind) => {
       'admin_keys',
       'agent_keys',
       'agents',
+      'audit_head',
       'audit_log',
       'console_sessions',
       'enrollment_tokens',

@@ -5,7 +5,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { asc, eq, gt } from 'drizzle-orm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditLog } from '../../src/db/schema.js';
+import { auditHead, auditLog } from '../../src/db/schema.js';
 import { b64u, concatBytes, utf8 } from '../../src/protocol/bytes.js';
 import { signObject, verifySignedObject, type SignedObject } from '../../src/protocol/signed.js';
 import { deriveIdentity } from '../../src/server/identity.js';
@@ -79,6 +79,8 @@ describe.each(dbKinds)('signed audit head on %s', (kind) => {
       ]);
       const hash = sha256(concatBytes(prev, utf8(body)));
       await db.update(auditLog).set({ details, prevHash: prev, hash }).where(eq(auditLog.seq, r.seq));
+      // A forger who rewrites the newest entry moves the head row too, or the next append exposes it.
+      await db.update(auditHead).set({ prevHash: prev, hash }).where(eq(auditHead.seq, r.seq));
       prev = hash;
     }
   }

@@ -2,18 +2,21 @@
 //   SHA-256(prev_hash || canonical JSON of [seq, at, actor, action, outcome, code, sourceAddr, tokenId, agentId, details])
 // with the genesis prev_hash = 32 zero bytes and `at` as ISO-8601 UTC in whole milliseconds, which is
 // exactly what is stored: the verifier reads the stored time at the database's full (microsecond)
-// precision and refuses an entry whose time is not the hashed one. Appends take a transaction-scoped
-// advisory lock so concurrent writers (on any instance) extend one chain; verifyAuditChain recomputes
-// it and, given an earlier signed head (audit-head.ts), checks that the chain still passes through it.
+// precision and refuses an entry whose time is not the hashed one. An append is one statement: it
+// advances the one row of audit_head (seq + 1, the new hash computed by PostgreSQL from the head's
+// hash and the entry's bytes made here) and inserts the entry from what that UPDATE returned. The
+// UPDATE waits for the head row and then works on its newest version, so concurrent writers (on any
+// instance) extend one chain, and the row is held only until the appending transaction ends: no
+// lock is held across round trips to the client. verifyAuditChain recomputes the chain and, given
+// an earlier signed head (audit-head.ts), checks that the chain still passes through it.
 import { sha256 } from '@noble/hashes/sha2.js';
-import { asc, desc, getTableColumns, sql } from 'drizzle-orm';
+import { asc, getTableColumns, sql, type SQL } from 'drizzle-orm';
 import { b64u, concatBytes, constantTimeEqual, utf8 } from '../../protocol/bytes.js';
 import type { Db, Tx } from '../../db/database.js';
 import { auditLog } from '../../db/schema.js';
 import type { Logger } from '../logger.js';
 import type { RefusalCoalescer } from './rate-limiter.js';
 
-const AUDIT_LOCK = 0x6c6b_6175_6469_7400n; // "lkaudit"
 /** A chain position and the hash of its entry (audit-head.ts signs it). */
 export interface AuditHead {
   /** Entries in the chain; the head entry's seq (0: empty). */
@@ -46,42 +49,35 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value ?? null);
 }
 
-function entryHash(
-  prev: Uint8Array,
-  row: {
-    seq: number;
-    at: Date;
-    actor: string;
-    action: string;
-    outcome: string;
-    code: string | null;
-    sourceAddr: string | null;
-    tokenId: string | null;
-    agentId: string | null;
-    details: Record<string, unknown>;
-  },
-): Uint8Array {
-  const body = canonicalJson([
-    row.seq,
-    row.at.toISOString(),
-    row.actor,
-    row.action,
-    row.outcome,
-    row.code,
-    row.sourceAddr,
-    row.tokenId,
-    row.agentId,
-    row.details,
-  ]);
-  return sha256(concatBytes(prev, utf8(body)));
+interface ChainedFields {
+  at: Date;
+  actor: string;
+  action: string;
+  outcome: string;
+  code: string | null;
+  sourceAddr: string | null;
+  tokenId: string | null;
+  agentId: string | null;
+  details: Record<string, unknown>;
 }
 
-/** Appends inside the caller's transaction: the entry commits or rolls back with the action. */
-export async function appendAudit(tx: Tx | Db, entry: AuditEntry): Promise<number> {
-  await tx.execute(sql`SELECT pg_advisory_xact_lock(${AUDIT_LOCK})`);
-  const [last] = await tx.select({ seq: auditLog.seq, hash: auditLog.hash }).from(auditLog).orderBy(desc(auditLog.seq)).limit(1);
-  const row = {
-    seq: (last?.seq ?? 0) + 1,
+/**
+ * The hashed bytes of an entry after its seq: canonical JSON of [seq, …fields] is
+ * "[" + seq + "," + this. Split so PostgreSQL can prepend the seq it assigns (bigint as text is
+ * the JSON number) and hash prev_hash || "[seq," || tail itself.
+ */
+function entryTail(row: ChainedFields): Uint8Array {
+  const rest = [row.at.toISOString(), row.actor, row.action, row.outcome, row.code, row.sourceAddr, row.tokenId, row.agentId, row.details];
+  return utf8(`${rest.map(canonicalJson).join(',')}]`);
+}
+
+function entryHash(prev: Uint8Array, row: ChainedFields & { seq: number }): Uint8Array {
+  return sha256(concatBytes(prev, utf8(`[${row.seq},`), entryTail(row)));
+}
+
+/** An entry's columns as appended (time cut to whole milliseconds, absent fields null). */
+function entryFields(entry: AuditEntry): ChainedFields {
+  return {
     at: new Date(Math.floor(entry.at.getTime())),
     actor: entry.actor,
     action: entry.action,
@@ -92,9 +88,63 @@ export async function appendAudit(tx: Tx | Db, entry: AuditEntry): Promise<numbe
     agentId: entry.agentId ?? null,
     details: entry.details ?? {},
   };
-  const prevHash = last?.hash ?? GENESIS;
-  await tx.insert(auditLog).values({ ...row, prevHash, hash: entryHash(prevHash, row) });
-  return row.seq;
+}
+
+/**
+ * The parts of an append for a statement of its own making (enrollment puts its entry in the
+ * statement that enrolls): the entry's column values as SQL and its hashed tail as a bytea.
+ */
+export function auditEntrySql(entry: AuditEntry): { columns: SQL[]; tail: SQL } {
+  const f = entryFields(entry);
+  return {
+    columns: [
+      sql`${f.at.toISOString()}::timestamptz`,
+      sql`${f.actor}::text`,
+      sql`${f.action}::text`,
+      sql`${f.outcome}::text`,
+      sql`${f.code}::text`,
+      sql`${f.sourceAddr}::text`,
+      sql`${f.tokenId}::text`,
+      sql`${f.agentId}::text`,
+      sql`${JSON.stringify(f.details)}::jsonb`,
+    ],
+    tail: sql`${entryTail(f)}::bytea`,
+  };
+}
+
+/** audit_log's columns in the order of auditEntrySql's columns, then the chain's. */
+export const AUDIT_COLUMNS = sql.raw('seq, at, actor, action, outcome, code, source_addr, token_id, agent_id, details, prev_hash, hash');
+
+/**
+ * Advances the chain's head by one entry whose hashed tail is `tail` (a bytea expression; it may
+ * name columns of `from`, joined to the head: no row there, no advance). Returns seq, prev_hash, hash.
+ */
+export function advanceAuditHead(tail: SQL, from?: SQL): SQL {
+  return sql`UPDATE audit_head SET seq = audit_head.seq + 1, prev_hash = audit_head.hash,
+    hash = sha256(audit_head.hash || convert_to('[' || (audit_head.seq + 1)::text || ',', 'UTF8') || ${tail})
+    ${from ? sql`FROM ${from} ` : sql``}WHERE audit_head.id = 1
+    RETURNING audit_head.seq AS seq, audit_head.prev_hash AS prev_hash, audit_head.hash AS hash`;
+}
+
+/** Rows of a raw statement, whichever driver ran it (postgres.js: an array; PGlite: { rows }). */
+export function rowsOf(result: unknown): Record<string, unknown>[] {
+  if (Array.isArray(result)) return result as Record<string, unknown>[];
+  return (result as { rows?: Record<string, unknown>[] }).rows ?? [];
+}
+
+/**
+ * Appends inside the caller's transaction (the entry commits or rolls back with the action), or on
+ * its own when given the database. One statement; fails closed if the chain has no head row.
+ */
+export async function appendAudit(tx: Tx | Db, entry: AuditEntry): Promise<number> {
+  const { columns, tail } = auditEntrySql(entry);
+  const rows = rowsOf(
+    await tx.execute(sql`WITH head AS (${advanceAuditHead(tail)})
+      INSERT INTO audit_log (${AUDIT_COLUMNS}) SELECT head.seq, ${sql.join(columns, sql`, `)}, head.prev_hash, head.hash FROM head
+      RETURNING seq`),
+  );
+  if (rows.length !== 1) throw new Error('the audit chain has no head row');
+  return Number(rows[0]!.seq);
 }
 
 /**
@@ -117,9 +167,9 @@ export function noteRateLimited(
   });
 }
 
-/** Appends in a transaction of its own (for failures whose action transaction rolled back). */
+/** Appends on its own (for failures whose action transaction rolled back): one statement, its own transaction. */
 export function appendAuditAlone(db: Db, entry: AuditEntry): Promise<number> {
-  return db.transaction((tx) => appendAudit(tx, entry));
+  return appendAudit(db, entry);
 }
 
 export interface ChainStatus {

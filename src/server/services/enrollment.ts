@@ -1,15 +1,16 @@
 // POST /v1/enroll, the service (spec/PROTOCOL.md §6.3). Order:
 //   reserve the source's failure budget → parse → open + proofs → iat window → token known and
 //   secret (constant time) → [secret proven] reserve the token's budget for proven failures →
-//   token state, name rules → ONE transaction: consume a use atomically, then create agent, keys,
-//   token use and audit (or, for a taken name, spend the use and audit that).
+//   token state, name rules → ONE statement (its own transaction): consume a use atomically, then
+//   create agent, keys, token use and audit (or, for a taken name, spend the use and audit that).
+// Two round trips to the database per enrollment (the token lookup, that statement).
 // The use is consumed by a conditional UPDATE on the one "is this token usable" rule (tokens.ts), so
 // N concurrent enrollments with a one-use token give exactly one success under any interleaving.
 // Budgets are reserved before anything is awaited and refunded when the attempt was not a guess, so
 // concurrent guesses cannot overspend them. Failures are audited in a transaction of their own;
 // refused attempts are audited coalesced (one row per source and window, with a count);
 // infrastructure faults are 503 `unavailable`, refunded and not blamed on the client.
-import { and, eq, sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { b64u } from '../../protocol/bytes.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import { issueCredential, type Role } from '../../protocol/credential.js';
@@ -17,15 +18,15 @@ import { openEnrollRequest, parseEnrollRequest, signEnrollResponse } from '../..
 import { CryptoError, ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
 import type { SignedObject } from '../../protocol/signed.js';
 import { tokenSecretMatches } from '../../protocol/token.js';
-import type { Database, Tx } from '../../db/database.js';
+import type { Database, Db } from '../../db/database.js';
 import { uniqueViolation } from '../../db/pg-errors.js';
-import { agentKeys, agents, enrollmentTokens, tokenUses } from '../../db/schema.js';
+import { auditHead, enrollmentTokens } from '../../db/schema.js';
 import { ApiError } from '../errors.js';
 import type { ServerIdentity } from '../identity.js';
 import type { ServerKeys } from './server-keys.js';
 import type { Logger } from '../logger.js';
 import type { Telemetry } from '../telemetry.js';
-import { appendAudit, appendAuditAlone, noteRateLimited } from './audit.js';
+import { advanceAuditHead, appendAuditAlone, AUDIT_COLUMNS, auditEntrySql, noteRateLimited, rowsOf } from './audit.js';
 import { cidrContains, parseCidr } from './cidr.js';
 import { globMatches, isValidAgentName } from './name-rules.js';
 import { createRateLimiter, createRefusalCoalescer, type RateLimiter, type RefusalCoalescer } from './rate-limiter.js';
@@ -245,71 +246,71 @@ async function admit(
   const ttl = token.credentialTtlSeconds ?? deps.credentialTtlSeconds ?? DEFAULT_CREDENTIAL_TTL_SECONDS;
   const issuedAt = Math.floor(now / 1000);
   const expiresAtSec = issuedAt + ttl;
+  const entry = { at: new Date(now), actor: 'agent', action: 'agent.enroll', sourceAddr: source, tokenId: token.id } as const;
+  const enrolledEntry = auditEntrySql({
+    ...entry,
+    outcome: 'success',
+    agentId,
+    details: {
+      name,
+      role: token.role,
+      sigKid: request.signingKey.kid,
+      kxKid: request.agreementKey.kid,
+      ...(identity === deps.keys.ring.current ? {} : { serverKey: identity.fingerprint }),
+    },
+  });
+  // A taken name spends the use (with its audit entry): a token cannot be used to probe which agent
+  // names exist without being consumed.
+  const takenEntry = auditEntrySql({ ...entry, outcome: 'failure', code: 'name_taken', details: { useSpent: true } });
+  const pick = (i: number) => sql`CASE WHEN outcome.enrolled THEN ${enrolledEntry.columns[i]} ELSE ${takenEntry.columns[i]} END`;
   let outcome: 'enrolled' | 'name_taken';
   try {
-    outcome = await db.transaction(async (tx) => {
-      const [consumed] = await tx
-        .update(enrollmentTokens)
-        .set({ usesLeft: sql`${enrollmentTokens.usesLeft} - 1` })
-        .where(and(eq(enrollmentTokens.id, token.id), sql`${tokenStateSql(now)} = 'active'`))
-        .returning({ usesLeft: enrollmentTokens.usesLeft });
-      if (!consumed) throw await whyNotConsumed(tx, token.id, now);
-      // A taken name spends the use (committed with its audit entry): a token cannot be used to
-      // probe which agent names exist without being consumed.
-      const [taken] = await tx.select({ id: agents.id }).from(agents).where(eq(agents.name, name)).limit(1);
-      if (taken) {
-        await appendAudit(tx, {
-          at: new Date(now),
-          actor: 'agent',
-          action: 'agent.enroll',
-          outcome: 'failure',
-          code: 'name_taken',
-          sourceAddr: source,
-          tokenId: token.id,
-          details: { useSpent: true },
-        });
-        return 'name_taken';
-      }
-      await tx.insert(agents).values({
-        id: agentId,
-        name,
-        role: token.role,
-        labels: token.labels,
-        tokenId: token.id,
-        status: 'active',
-        credentialTtlSeconds: token.credentialTtlSeconds,
-      });
-      await tx.insert(agentKeys).values({
-        agentId,
-        sigKid: request.signingKey.kid,
-        sigPub: request.signingKey.publicKey,
-        kxKid: request.agreementKey.kid,
-        kxPub: request.agreementKey.publicKey,
-        createdAt: new Date(now),
-        expiresAt: new Date(expiresAtSec * 1000),
-      });
-      await tx.insert(tokenUses).values({ tokenId: token.id, agentId, sourceAddr: source });
-      await appendAudit(tx, {
-        at: new Date(now),
-        actor: 'agent',
-        action: 'agent.enroll',
-        outcome: 'success',
-        sourceAddr: source,
-        tokenId: token.id,
-        agentId,
-        details: {
-          name,
-          role: token.role,
-          sigKid: request.signingKey.kid,
-          kxKid: request.agreementKey.kid,
-          ...(identity === deps.keys.ring.current ? {} : { serverKey: identity.fingerprint }),
-        },
-      });
-      return 'enrolled';
-    });
+    // ONE statement, its own transaction: consume a use (the conditional UPDATE waits for the token's
+    // row and re-checks the rule on its newest version), create the agent unless the name is taken,
+    // its keys and the token use, and append the audit entry of whichever happened. No row is held
+    // across a round trip to this process, so concurrent enrollments serialise only on the
+    // database's own work (the token row, then the audit head, each until this statement commits).
+    const [r] = rowsOf(
+      await db.execute(sql`WITH consumed AS (
+          UPDATE enrollment_tokens SET uses_left = uses_left - 1
+          WHERE id = ${token.id} AND ${tokenStateSql(now)} = 'active' AND EXISTS (SELECT 1 FROM audit_head WHERE id = 1)
+          RETURNING id),
+        agent AS (
+          INSERT INTO agents (id, name, role, labels, token_id, status, credential_ttl_seconds)
+          SELECT ${agentId}, ${name}, ${token.role}, ${JSON.stringify(token.labels)}::jsonb, consumed.id, 'active', ${token.credentialTtlSeconds}::integer
+          FROM consumed
+          ON CONFLICT (name) DO NOTHING
+          RETURNING id),
+        keys AS (
+          INSERT INTO agent_keys (agent_id, sig_kid, sig_pub, kx_kid, kx_pub, created_at, expires_at)
+          SELECT agent.id, ${request.signingKey.kid}, ${request.signingKey.publicKey}::bytea, ${request.agreementKey.kid},
+            ${request.agreementKey.publicKey}::bytea, ${new Date(now).toISOString()}::timestamptz, ${new Date(expiresAtSec * 1000).toISOString()}::timestamptz
+          FROM agent
+          RETURNING 1),
+        used AS (
+          INSERT INTO token_uses (token_id, agent_id, source_addr) SELECT ${token.id}, agent.id, ${source} FROM agent RETURNING 1),
+        outcome AS (
+          SELECT agent.id IS NOT NULL AS enrolled, (SELECT count(*) FROM keys) + (SELECT count(*) FROM used) AS written
+          FROM consumed LEFT JOIN agent ON true),
+        head AS (${advanceAuditHead(sql`CASE WHEN outcome.enrolled THEN ${enrolledEntry.tail} ELSE ${takenEntry.tail} END`, sql`outcome`)}),
+        appended AS (
+          INSERT INTO audit_log (${AUDIT_COLUMNS})
+          SELECT head.seq, ${sql.join(
+            enrolledEntry.columns.map((_, i) => pick(i)),
+            sql`, `,
+          )}, head.prev_hash, head.hash
+          FROM head, outcome
+          RETURNING 1)
+        SELECT (SELECT count(*) FROM consumed)::int AS consumed, coalesce((SELECT bool_or(enrolled) FROM outcome), false) AS enrolled,
+          (SELECT count(*) FROM appended)::int AS audited`),
+    );
+    if (!r || Number(r.consumed) !== 1) throw await whyNotConsumed(db, token.id, now);
+    // Cannot happen while audit_head has its row (checked by the statement); never silent.
+    if (Number(r.audited) !== 1) throw new Error('enrollment committed without its audit entry');
+    outcome = r.enrolled === true ? 'enrolled' : 'name_taken';
   } catch (err) {
     const constraint = uniqueViolation(err);
-    // A concurrent enrollment took the name between the check and the insert (rolled back, use kept).
+    // Keys another agent already has: rolled back, use kept.
     if (constraint?.includes('name')) throw new ProtocolError('name_taken', 'an agent with this name exists');
     if (constraint) throw new ProtocolError('payload_invalid', 'these keys are already registered');
     throw err;
@@ -358,10 +359,15 @@ export function randomUuid(random: (n: number) => Uint8Array): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** The conditional update matched nothing: someone else changed the token meanwhile. Say what. */
-async function whyNotConsumed(tx: Tx, id: string, now: number): Promise<ProtocolError> {
-  const [t] = await tx.select().from(enrollmentTokens).where(eq(enrollmentTokens.id, id)).limit(1);
+/**
+ * The conditional update matched nothing: someone else changed the token meanwhile. Say what. A
+ * usable token with no audit head is a broken database: an infrastructure fault, never a 4xx.
+ */
+async function whyNotConsumed(db: Db, id: string, now: number): Promise<Error> {
+  const [t] = await db.select().from(enrollmentTokens).where(eq(enrollmentTokens.id, id)).limit(1);
   if (!t) return new ProtocolError('token_unknown');
   const state = tokenState(t, now);
-  return new ProtocolError(state === 'active' ? 'token_used' : STATE_CODE[state]);
+  if (state !== 'active') return new ProtocolError(STATE_CODE[state]);
+  const [head] = await db.select({ id: auditHead.id }).from(auditHead).limit(1);
+  return head ? new ProtocolError('token_used') : new Error('the audit chain has no head row');
 }

@@ -18,9 +18,12 @@ export function fromUtf8(b: Uint8Array, code: ProtocolErrorCode = 'payload_inval
 /** A Map key for byte strings: one UTF-16 code unit per byte, exact and cheap to build. */
 export function bytesKey(...parts: Uint8Array[]): string {
   let id = '';
-  // fromCharCode over a whole (bounded) chunk: one native call, not one concatenation per byte.
-  for (const p of parts)
-    for (let i = 0; i < p.length; i += 4096) id += String.fromCharCode.apply(null, p.subarray(i, i + 4096) as unknown as number[]);
+  // fromCharCode over a whole (bounded) chunk: one native call, not one concatenation per byte;
+  // keys are short, so no view is made unless a part is long.
+  for (const p of parts) {
+    if (p.length <= 4096) id += String.fromCharCode.apply(null, p as unknown as number[]);
+    else for (let i = 0; i < p.length; i += 4096) id += String.fromCharCode.apply(null, p.subarray(i, i + 4096) as unknown as number[]);
+  }
   return id;
 }
 

@@ -75,7 +75,7 @@ function spawnServer(script: string, args: string[], name: string, dir: string |
 }
 
 /** The main thread's profile in a directory: Node names them CPU.DATE.TIME.PID.TID.SEQ.cpuprofile. */
-async function mainThreadProfile(dir: string): Promise<string> {
+export async function mainThreadProfile(dir: string): Promise<string> {
   const file = (await readdir(dir)).find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
   if (!file) throw new Error(`no main-thread profile in ${dir}`);
   return join(dir, file);
@@ -97,7 +97,7 @@ export async function startBare(dir?: string): Promise<Child & { url: string }> 
 }
 
 /** Starts the product's server (bench/app-server.ts) in its own process; resolves once it listens. */
-async function startApp(dir: string | undefined): Promise<Child & AppServerReady> {
+export async function startApp(dir: string | undefined): Promise<Child & AppServerReady> {
   const app = spawnServer(APP, [], 'app', dir, true);
   const ready = await new Promise<AppServerReady>((resolve, reject) => {
     app.child.once('message', (m) => resolve(m as AppServerReady));

@@ -18,7 +18,12 @@ export function fromUtf8(b: Uint8Array, code: ProtocolErrorCode = 'payload_inval
 /** A Map key for byte strings: one UTF-16 code unit per byte, exact and cheap to build. */
 export function bytesKey(...parts: Uint8Array[]): string {
   let id = '';
-  for (const p of parts) for (const b of p) id += String.fromCharCode(b);
+  // fromCharCode over a whole (bounded) chunk: one native call, not one concatenation per byte;
+  // keys are short, so no view is made unless a part is long.
+  for (const p of parts) {
+    if (p.length <= 4096) id += String.fromCharCode.apply(null, p as unknown as number[]);
+    else for (let i = 0; i < p.length; i += 4096) id += String.fromCharCode.apply(null, p.subarray(i, i + 4096) as unknown as number[]);
+  }
   return id;
 }
 
@@ -56,48 +61,80 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const LOOKUP = new Int16Array(128).fill(-1);
 for (let i = 0; i < ALPHABET.length; i++) LOOKUP[ALPHABET.charCodeAt(i)] = i;
+const ENCODE = utf8(ALPHABET);
+const ascii = new TextDecoder('utf-8');
 
 /** base64url without padding (RFC 4648 §5). */
 export function b64u(bytes: Uint8Array): string {
-  let out = '';
+  // ASCII codes into one buffer, decoded once: no string concatenation per character.
+  const out = new Uint8Array(Math.ceil((bytes.length * 4) / 3));
   let i = 0;
+  let o = 0;
   for (; i + 2 < bytes.length; i += 3) {
     const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! + ALPHABET[(n >> 6) & 63]! + ALPHABET[n & 63]!;
+    out[o++] = ENCODE[n >> 18]!;
+    out[o++] = ENCODE[(n >> 12) & 63]!;
+    out[o++] = ENCODE[(n >> 6) & 63]!;
+    out[o++] = ENCODE[n & 63]!;
   }
   const rest = bytes.length - i;
   if (rest === 1) {
     const n = bytes[i]! << 16;
-    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]!;
+    out[o++] = ENCODE[n >> 18]!;
+    out[o++] = ENCODE[(n >> 12) & 63]!;
   } else if (rest === 2) {
     const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8);
-    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! + ALPHABET[(n >> 6) & 63]!;
+    out[o++] = ENCODE[n >> 18]!;
+    out[o++] = ENCODE[(n >> 12) & 63]!;
+    out[o++] = ENCODE[(n >> 6) & 63]!;
   }
-  return out;
+  return ascii.decode(out);
 }
 
 /**
  * Strict base64url decoding: no padding, no characters outside the alphabet, no non-zero trailing
- * bits (so every byte string has exactly one accepted encoding). Failures throw `code`.
+ * bits (so every byte string has exactly one accepted encoding). Failures throw `code`. Four
+ * characters at a time: the envelope's ciphertext is decoded on every message.
  */
 export function fromB64u(text: string, code: ProtocolErrorCode = 'envelope_malformed'): Uint8Array {
-  if (typeof text !== 'string' || text.length % 4 === 1) throw new ProtocolError(code, 'invalid base64url');
-  const out = new Uint8Array(Math.floor((text.length * 3) / 4));
-  let bits = 0;
-  let acc = 0;
+  if (typeof text !== 'string') throw new ProtocolError(code, 'invalid base64url');
+  const length = text.length;
+  const rest = length & 3;
+  if (rest === 1) throw new ProtocolError(code, 'invalid base64url');
+  const out = new Uint8Array((length * 3) >> 2);
+  const whole = length - rest;
   let o = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    const v = c < 128 ? LOOKUP[c]! : -1;
-    if (v < 0) throw new ProtocolError(code, 'invalid base64url');
-    acc = (acc << 6) | v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (acc >> bits) & 0xff;
-    }
+  for (let i = 0; i < whole; i += 4) {
+    const c0 = text.charCodeAt(i);
+    const c1 = text.charCodeAt(i + 1);
+    const c2 = text.charCodeAt(i + 2);
+    const c3 = text.charCodeAt(i + 3);
+    if ((c0 | c1 | c2 | c3) > 127) throw new ProtocolError(code, 'invalid base64url');
+    const a = LOOKUP[c0]!;
+    const b = LOOKUP[c1]!;
+    const c = LOOKUP[c2]!;
+    const d = LOOKUP[c3]!;
+    if ((a | b | c | d) < 0) throw new ProtocolError(code, 'invalid base64url');
+    const n = (a << 18) | (b << 12) | (c << 6) | d;
+    out[o++] = n >> 16;
+    out[o++] = (n >> 8) & 0xff;
+    out[o++] = n & 0xff;
   }
-  if ((acc & ((1 << bits) - 1)) !== 0) throw new ProtocolError(code, 'invalid base64url');
+  if (rest !== 0) {
+    const c0 = text.charCodeAt(whole);
+    const c1 = text.charCodeAt(whole + 1);
+    const c2 = rest === 3 ? text.charCodeAt(whole + 2) : 0x41; // 'A': zero bits
+    if ((c0 | c1 | c2) > 127) throw new ProtocolError(code, 'invalid base64url');
+    const a = LOOKUP[c0]!;
+    const b = LOOKUP[c1]!;
+    const c = LOOKUP[c2]!;
+    if ((a | b | c) < 0) throw new ProtocolError(code, 'invalid base64url');
+    const n = (a << 18) | (b << 12) | (c << 6);
+    // The bits below the last whole byte must be zero: one accepted encoding per byte string.
+    if (rest === 2 ? (n & 0xffff) !== 0 : (n & 0xff) !== 0) throw new ProtocolError(code, 'invalid base64url');
+    out[o++] = n >> 16;
+    if (rest === 3) out[o++] = (n >> 8) & 0xff;
+  }
   return out;
 }
 

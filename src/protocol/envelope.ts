@@ -9,7 +9,7 @@
 //
 // Verification order (cheapest first, no decryption before the signature and replay checks):
 // parse → key lookup by header.snd → verifySignature → freshness/replay → open.
-import { b64u, concatBytes, fromB64u, fromB64uExact, label, lengthPrefixed, utf8 } from './bytes.js';
+import { b64u, fromB64u, fromB64uExact, label, utf8 } from './bytes.js';
 import type { ProtocolContext } from './crypto/types.js';
 import { ProtocolError } from './errors.js';
 import { openAuth, sealAuth } from './hpke.js';
@@ -24,6 +24,8 @@ export const CONTENT_ENCODINGS = ['identity', 'gzip'] as const;
 export type ContentEncoding = (typeof CONTENT_ENCODINGS)[number];
 
 const INFO = utf8('latchkey/1 envelope');
+/** The receipt binding's label (receipt.ts, spec §10): its hash input frames the signature input. */
+const BINDING_LABEL = label('latchkey/1 receipt-envelope');
 const SIG_LABEL = label('latchkey/1 envelope-signature');
 const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
 
@@ -73,7 +75,67 @@ const KID = /^[A-Za-z0-9_-]{22}$/;
 
 /** What the envelope signature covers (spec §8): decoded bytes, never their base64url text. */
 export function envelopeSignatureInput(headerBytes: Uint8Array, enc: Uint8Array, ct: Uint8Array, cred: string | undefined): Uint8Array {
-  return concatBytes(SIG_LABEL, lengthPrefixed(headerBytes), lengthPrefixed(enc), lengthPrefixed(ct), lengthPrefixed(utf8(cred ?? '')));
+  const cred8 = cred === undefined ? EMPTY : utf8(cred);
+  const out = new Uint8Array(signatureInputLength(headerBytes, enc, ct, cred8));
+  writeSignatureInput(out, 0, headerBytes, enc, ct, cred8);
+  return out;
+}
+
+const EMPTY = new Uint8Array(0);
+
+const signatureInputLength = (h: Uint8Array, enc: Uint8Array, ct: Uint8Array, cred8: Uint8Array) =>
+  SIG_LABEL.length + 16 + h.length + enc.length + ct.length + cred8.length;
+
+/** S8 (above) written at `at` in `out`, each field copied once; returns where it ends. */
+function writeSignatureInput(out: Uint8Array, at: number, h: Uint8Array, enc: Uint8Array, ct: Uint8Array, cred8: Uint8Array): number {
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  out.set(SIG_LABEL, at);
+  let o = at + SIG_LABEL.length;
+  for (const part of [h, enc, ct, cred8]) {
+    view.setUint32(o, part.length);
+    out.set(part, o + 4);
+    o += 4 + part.length;
+  }
+  return o;
+}
+
+type Framed = Pick<ParsedEnvelope, 'headerBytes' | 'enc' | 'ct' | 'cred' | 'sig'>;
+
+/**
+ * The receipt binding's hash input (receipt.ts, spec §10), label || lp(S8) || lp(sig), built in one
+ * buffer once per parsed envelope: the signature is verified over the S8 inside it. Remembered only
+ * while every field is the very one it was built from (a copy with a field replaced gets its own).
+ */
+const frames = new WeakMap<object, { of: Framed; bytes: Uint8Array; s8: Uint8Array }>();
+
+export function bindingFrame(e: Framed): { bytes: Uint8Array; s8: Uint8Array } {
+  const hit = frames.get(e);
+  if (
+    hit &&
+    hit.of.headerBytes === e.headerBytes &&
+    hit.of.enc === e.enc &&
+    hit.of.ct === e.ct &&
+    hit.of.cred === e.cred &&
+    hit.of.sig === e.sig
+  )
+    return hit;
+  const cred8 = e.cred === undefined ? EMPTY : utf8(e.cred);
+  const s8Length = signatureInputLength(e.headerBytes, e.enc, e.ct, cred8);
+  const bytes = new Uint8Array(BINDING_LABEL.length + 4 + s8Length + 4 + e.sig.length);
+  const view = new DataView(bytes.buffer);
+  bytes.set(BINDING_LABEL, 0);
+  view.setUint32(BINDING_LABEL.length, s8Length);
+  const start = BINDING_LABEL.length + 4;
+  const end = writeSignatureInput(bytes, start, e.headerBytes, e.enc, e.ct, cred8);
+  view.setUint32(end, e.sig.length);
+  bytes.set(e.sig, end + 4);
+  const frame = {
+    of: { headerBytes: e.headerBytes, enc: e.enc, ct: e.ct, cred: e.cred, sig: e.sig },
+    bytes,
+    s8: bytes.subarray(start, end),
+  };
+  frames.set(e, frame);
+  return frame;
 }
 
 export interface SealInput {
@@ -194,7 +256,7 @@ function parseHeader(bytes: Uint8Array): EnvelopeHeader {
 
 /** Checks the sender's Ed25519 signature over the whole envelope; `signature_invalid` otherwise. */
 export async function verifyEnvelopeSignature(ctx: ProtocolContext, env: ParsedEnvelope, senderSigningKey: Uint8Array): Promise<void> {
-  const ok = await ctx.crypto.ed25519Verify(senderSigningKey, envelopeSignatureInput(env.headerBytes, env.enc, env.ct, env.cred), env.sig);
+  const ok = await ctx.crypto.ed25519Verify(senderSigningKey, bindingFrame(env).s8, env.sig);
   if (!ok) throw new ProtocolError('signature_invalid');
 }
 

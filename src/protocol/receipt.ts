@@ -8,10 +8,10 @@
 // `dir` carries directives sealed to the agent's X25519 key (HPKE Base, info "latchkey/1 directives",
 // aad = lp(mid) || lp(snd)); only that agent can read them, and the signature covers them.
 import { sha256 } from '@noble/hashes/sha2.js';
-import { b64u, concatBytes, fromB64u, fromB64uExact, label, lengthPrefixed, utf8 } from './bytes.js';
+import { b64u, concatBytes, fromB64u, fromB64uExact, lengthPrefixed, utf8 } from './bytes.js';
 import { isBatchProof, verifyBatchProof } from './batch-receipt.js';
 import type { CryptoBackend, ProtocolContext } from './crypto/types.js';
-import { envelopeSignatureInput, type ParsedEnvelope } from './envelope.js';
+import { bindingFrame, type ParsedEnvelope } from './envelope.js';
 import { PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from './errors.js';
 import { openBase, sealBase } from './hpke.js';
 import { asObject, parseJsonObject, str, uint, type JsonObject } from './json.js';
@@ -20,13 +20,13 @@ import { signObject, verifySignedObject, type SignedObject } from './signed.js';
 
 export const RECEIPT_TYPE = 'receipt';
 const DIRECTIVES_INFO = utf8('latchkey/1 directives');
-const BINDING_LABEL = label('latchkey/1 receipt-envelope');
 
 type Bound = Pick<ParsedEnvelope, 'headerBytes' | 'enc' | 'ct' | 'cred' | 'sig'>;
 
 /** The hash input of E (above), for the envelope `e` as received. */
 export function receiptBindingInput(e: Bound): Uint8Array {
-  return concatBytes(BINDING_LABEL, lengthPrefixed(envelopeSignatureInput(e.headerBytes, e.enc, e.ct, e.cred)), lengthPrefixed(e.sig));
+  // Built once per parsed envelope and shared with the signature check (envelope.ts).
+  return bindingFrame(e).bytes;
 }
 
 /** E (above): what a receipt's `env` must equal for the envelope `e`. */

@@ -5,7 +5,9 @@
 // it to noble byte for byte. Workers run the webcrypto backend (src/protocol/crypto/webcrypto.ts).
 import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, sign, verify, type KeyObject } from 'node:crypto';
 import { CryptoError } from '../protocol/errors.js';
-import { canonicalS, KeyCache, PRIVATE_KEY_CACHE_SIZE, VerdictCache } from '../protocol/crypto/webcrypto.js';
+import { bytesKey } from '../protocol/bytes.js';
+import { Lru } from '../protocol/lru.js';
+import { canonicalS, PRIVATE_KEY_CACHE_SIZE } from '../protocol/crypto/webcrypto.js';
 import { acceptableEd25519PublicKey, checkSharedSecret, nobleCrypto } from '../protocol/crypto/noble.js';
 import type { CryptoBackend } from '../protocol/crypto/types.js';
 import { nodeChaCha20Poly1305 } from './node-aead.js';
@@ -23,13 +25,45 @@ const jwkPublic = (crv: 'Ed25519' | 'X25519', key: Uint8Array) =>
   createPublicKey({ key: { kty: 'OKP', crv, x: Buffer.from(key).toString('base64url') }, format: 'jwk' });
 const rawPublic = (k: KeyObject) => new Uint8Array(k.export({ format: 'der', type: 'spki' }).subarray(-32));
 
+/**
+ * A bounded cache of node:crypto keys by their bytes. Imports here are synchronous, so a hit is a
+ * plain lookup: no promise, no await, no microtask per signature or DH.
+ */
+class SyncKeyCache<T> {
+  private readonly lru: Lru<string, T>;
+  constructor(size: number) {
+    this.lru = new Lru(size);
+  }
+  get(bytes: Uint8Array, make: (bytes: Uint8Array) => T): T {
+    const id = bytesKey(bytes);
+    let hit = this.lru.get(id);
+    if (hit === undefined) {
+      hit = make(bytes);
+      this.lru.set(id, hit);
+    }
+    return hit;
+  }
+}
+
+// As the webcrypto backend sizes them (webcrypto.ts): a fleet's verification keys; our own few private keys.
+const PUBLIC_KEY_CACHE_SIZE = 16_384;
+
+const importEdPrivate = (seed: Uint8Array) => createPrivateKey({ key: der(ED25519_PKCS8, seed), format: 'der', type: 'pkcs8' });
+const importXPrivate = (k: Uint8Array) => createPrivateKey({ key: der(X25519_PKCS8, k), format: 'der', type: 'pkcs8' });
+/** The verification key, or null for a key noble refuses (small order, non-canonical): one entry, one lookup. */
+const importEdVerifier = (publicKey: Uint8Array): KeyObject | null => {
+  if (!acceptableEd25519PublicKey(publicKey)) return null;
+  try {
+    return jwkPublic('Ed25519', publicKey);
+  } catch {
+    return null;
+  }
+};
+
 export function createNodeCrypto(): CryptoBackend {
-  const edPriv = new KeyCache<KeyObject>(PRIVATE_KEY_CACHE_SIZE);
-  const edPub = new KeyCache<KeyObject>();
-  const xPriv = new KeyCache<KeyObject>(PRIVATE_KEY_CACHE_SIZE);
-  const acceptable = new VerdictCache(acceptableEd25519PublicKey);
-  const importXPriv = (k: Uint8Array) =>
-    xPriv.get(k, async () => createPrivateKey({ key: der(X25519_PKCS8, k), format: 'der', type: 'pkcs8' }));
+  const edPriv = new SyncKeyCache<KeyObject>(PRIVATE_KEY_CACHE_SIZE);
+  const edPub = new SyncKeyCache<KeyObject | null>(PUBLIC_KEY_CACHE_SIZE);
+  const xPriv = new SyncKeyCache<KeyObject>(PRIVATE_KEY_CACHE_SIZE);
 
   return {
     name: 'node',
@@ -38,18 +72,18 @@ export function createNodeCrypto(): CryptoBackend {
     sha256: (data) => new Uint8Array(createHash('sha256').update(data).digest()),
     async x25519PublicKey(k) {
       need(k, 32, 'X25519 private key');
-      return rawPublic(createPublicKey(await importXPriv(k)));
+      return rawPublic(createPublicKey(xPriv.get(k, importXPrivate)));
     },
     async ed25519Sign(seed, message) {
       need(seed, 32, 'Ed25519 seed');
-      const key = await edPriv.get(seed, async () => createPrivateKey({ key: der(ED25519_PKCS8, seed), format: 'der', type: 'pkcs8' }));
-      return new Uint8Array(sign(null, message, key));
+      return new Uint8Array(sign(null, message, edPriv.get(seed, importEdPrivate)));
     },
     async ed25519Verify(publicKey, message, signature) {
       if (!(signature instanceof Uint8Array) || signature.length !== 64) return false;
-      if (!acceptable.get(publicKey) || !canonicalS(signature)) return false;
+      if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32 || !canonicalS(signature)) return false;
+      const key = edPub.get(publicKey, importEdVerifier);
+      if (key === null) return false;
       try {
-        const key = await edPub.get(publicKey, async () => jwkPublic('Ed25519', publicKey));
         return verify(null, message, key, signature);
       } catch {
         return false;
@@ -62,7 +96,7 @@ export function createNodeCrypto(): CryptoBackend {
       try {
         // Not cached: peers here are mostly HPKE ephemeral keys, seen once (static-static results
         // are cached by hpke.ts), and caching them would evict the keys worth keeping.
-        shared = diffieHellman({ privateKey: await importXPriv(privateKey), publicKey: jwkPublic('X25519', peerPublicKey) });
+        shared = diffieHellman({ privateKey: xPriv.get(privateKey, importXPrivate), publicKey: jwkPublic('X25519', peerPublicKey) });
       } catch {
         throw new CryptoError('low-order X25519 public key');
       }

@@ -2,7 +2,41 @@
 // strings, and in JSON text only as escapes that are not themselves escaped, on arbitrary JSON.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isStorableJsonText, isStorableText, jsonDepthWithin, isUnstorableValueError } from '../../src/server/services/storable.js';
+import {
+  isStorableJsonNumber,
+  isStorableJsonText,
+  isStorableText,
+  jsonDepthWithin,
+  jsonShapeRefusal,
+  isUnstorableValueError,
+} from '../../src/server/services/storable.js';
+
+/** The previous scanner (a regex token loop), kept as the reference the character loop must agree with. */
+function referenceShape(text: string, max: number): 'too_deep' | 'number_out_of_range' | undefined {
+  const token = /["[\]{}]|-?\d[\d.eE+-]*/g;
+  let depth = 0;
+  for (let m = token.exec(text); m !== null; m = token.exec(text)) {
+    const c = text.charCodeAt(m.index);
+    if (c === 0x22) {
+      let end = text.indexOf('"', m.index + 1);
+      for (;;) {
+        if (end < 0) return 'too_deep';
+        let slashes = 0;
+        while (text.charCodeAt(end - 1 - slashes) === 0x5c) slashes++;
+        if (slashes % 2 === 0) break;
+        end = text.indexOf('"', end + 1);
+      }
+      token.lastIndex = end + 1;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return 'too_deep';
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    } else if ((m[0].length > 15 || /[eE]/.test(m[0])) && !isStorableJsonNumber(m[0])) {
+      return 'number_out_of_range';
+    }
+  }
+  return undefined;
+}
 
 const unstorable = (v: unknown): boolean =>
   typeof v === 'string'
@@ -63,6 +97,32 @@ describe('storable', () => {
         if (d > 0) expect(jsonDepthWithin(JSON.stringify(v), d - 1)).toBe(false);
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('shape: depth and numbers as the reference scanner finds them, on arbitrary JSON with extreme numbers', () => {
+    const number = fc.oneof(
+      fc.double().filter(Number.isFinite).map(String),
+      fc.constantFrom('1e400', '-1e-400', '1E+1073741823', '0e99999999999', '-0.5e-3', '12345678901234567890', '1.000000000000000001'),
+      fc.tuple(fc.integer({ min: 1, max: 20000 }), fc.boolean()).map(([n, frac]) => (frac ? `0.${'0'.repeat(n)}1` : `1${'0'.repeat(n)}`)),
+    );
+    const value: fc.Arbitrary<string> = fc.letrec<{ v: string }>((tie) => ({
+      v: fc.oneof(
+        { depthSize: 'small' },
+        number,
+        fc.string({ unit: fc.constantFrom('"', '\\', '[', '{', '1', 'e', ']', 'x') }).map((x) => JSON.stringify(x)),
+        fc.array(tie('v'), { maxLength: 4 }).map((a) => `[${a.join(',')}]`),
+        fc
+          .array(fc.tuple(fc.string({ maxLength: 3 }), tie('v')), { maxLength: 3 })
+          .map((a) => `{${a.map(([k, x]) => `${JSON.stringify(k)}:${x}`).join(',')}}`),
+      ),
+    })).v;
+    fc.assert(
+      fc.property(value, fc.integer({ min: 0, max: 6 }), (text, max) => {
+        JSON.parse(text); // valid JSON, as the callers guarantee
+        expect(jsonShapeRefusal(text, max)).toBe(referenceShape(text, max));
+      }),
+      { numRuns: 1000 },
     );
   });
 

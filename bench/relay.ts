@@ -4,10 +4,10 @@
 //   - relays R (upstream: the server), S (upstream: R) and Q (upstream: the server, answering "queued"
 //     at once): bench/relay-process.ts, composed exactly as `latchkey relay serve` (src/relay/node.ts),
 //     each with its own spool on disk (fsync before acknowledging);
-//   - the load: bench/load.ts (autocannon), posting batches of 100 envelopes sealed beforehand (agents
-//     seal on their own machines), each sent once.
+//   - the load: bench/relay-load.ts, the agents: each envelope (sealed beforehand: agents seal on
+//     their own machines) POSTed on its own from its agent's own address, sent once.
 // Measured:
-//   - ingest side by side, in alternating rounds: relay-batched sealed ingest (batches posted to Q,
+//   - ingest side by side, in alternating rounds: relay-batched sealed ingest (envelopes posted to Q,
 //     timed from the first until Q's spool is empty: every envelope checked by Q, spooled, forwarded in
 //     relay batches, stored by the server, the batch receipt verified by Q) against the bare unsealed
 //     per-request baseline (bench/bare-baseline-server.ts, its own process and database); the ratio
@@ -21,6 +21,7 @@
 // under `node --cpu-prof`; their profiles are kept and summarised over the first round's window.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,14 +45,15 @@ import type { RelayReady } from './relay-process.js';
 
 const APP = fileURLToPath(new URL('./app-server.ts', import.meta.url));
 const RELAY = fileURLToPath(new URL('./relay-process.ts', import.meta.url));
-const LOAD = fileURLToPath(new URL('./load.ts', import.meta.url));
+const LOAD = fileURLToPath(new URL('./relay-load.ts', import.meta.url));
 const COUNT = fileURLToPath(new URL('./count-crypto.ts', import.meta.url));
 
 /** A fleet, as in bench/ingest.ts: each agent's credential comes back every AGENTS envelopes. */
 const AGENTS = 256;
-const BATCH = 100;
-/** Connections of the load generator posting batches to the relay (agents post one at a time; a batch is many agents' worth). */
-const BATCH_CONNECTIONS = 4;
+/** Agents sending to the relay at once (each one envelope per request, from its own address). */
+const AGENT_CONCURRENCY = 16;
+/** Agent i's address, as the relay hears it (all of 127.0.0.0/8 is loopback on Linux). */
+const agentAddress = (i: number) => `127.1.${(i >> 8) & 255}.${i & 255}`;
 const TICK_MS = 10; // USER_HZ
 
 interface Proc {
@@ -66,10 +68,20 @@ function spawnProc(script: string, args: string[], name: string, profiling: stri
   const dir = profiling ? join(profiling, name) : undefined;
   const child = spawn(
     process.execPath,
-    [...(dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : []), '--import', 'tsx', '--import', COUNT, script, ...args],
-    // Both log as in production (pino to stdout): the bench discards it.
-    { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
+    [
+      ...(dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : []),
+      '--import',
+      'tsx',
+      '--import',
+      COUNT,
+      ...(process.env.BENCH_STACKS ? ['--import', process.env.BENCH_STACKS] : []),
+      script,
+      ...args,
+    ],
+    // Both log as in production (pino to stdout): the bench discards it, or keeps it in BENCH_LOGS=DIR.
+    { stdio: ['ignore', process.env.BENCH_LOGS ? 'pipe' : 'ignore', 'inherit', 'ipc'] },
   );
+  if (process.env.BENCH_LOGS) child.stdout!.pipe(createWriteStream(join(process.env.BENCH_LOGS, `${name}.log`)));
   return {
     child,
     ...(dir ? { profileDir: dir } : {}),
@@ -134,9 +146,9 @@ async function spoolDepth(stateDir: string): Promise<number> {
   return (await readdir(join(stateDir, 'spool'))).filter((n) => !n.startsWith('.')).length;
 }
 
-/** bench/load.ts in its own process; resolves with its result and its own CPU ticks. */
-async function loadProc(url: string, path: string, file: string, connections: number) {
-  const child = spawn(process.execPath, ['--import', 'tsx', LOAD, url, path, file, String(connections)], {
+/** bench/relay-load.ts in its own process; resolves with its result and its own CPU ticks. */
+async function loadProc(url: string, file: string, concurrency: number) {
+  const child = spawn(process.execPath, ['--import', 'tsx', LOAD, url, file, String(concurrency)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
@@ -225,13 +237,9 @@ export async function benchRelay(
     const perRound: Record<string, number>[] = [];
     for (let round = 0; round < rounds; round++) {
       const lines: string[] = [];
-      for (let i = 0; i < total; i += BATCH) {
-        const batch: Envelope[] = [];
-        for (let j = i; j < Math.min(total, i + BATCH); j++) batch.push(await seal(j));
-        lines.push(JSON.stringify({ envelopes: batch }));
-      }
-      const batchFile = join(dir, `batches-${round}.jsonl`);
-      await writeFile(batchFile, lines.join('\n'));
+      for (let i = 0; i < total; i++) lines.push(`${agentAddress(i % AGENTS)}\t${JSON.stringify(await seal(i))}`);
+      const envelopeFile = join(dir, `envelopes-${round}.tsv`);
+      await writeFile(envelopeFile, lines.join('\n'));
 
       const serverCrypto0 = await server.ask<CryptoCounts>({ counts: true });
       const relayCrypto0 = await q.ask<CryptoCounts>({ counts: true });
@@ -239,8 +247,8 @@ export async function benchRelay(
       const relayTicks0 = pidTicks(q.child.pid!)!;
       const fromUs = nowUs();
       const start = performance.now();
-      const loaded = await loadProc(q.url, '/v1/messages', batchFile, BATCH_CONNECTIONS);
-      if (loaded.result.non2xx > 0 || !loaded.result.complete) throw new Error(`relay batches refused: ${JSON.stringify(loaded.result)}`);
+      const loaded = await loadProc(q.url, envelopeFile, AGENT_CONCURRENCY);
+      if (loaded.result.non2xx > 0 || !loaded.result.complete) throw new Error(`relay refused envelopes: ${JSON.stringify(loaded.result)}`);
       const acceptedSeconds = (performance.now() - start) / 1000;
       while ((await spoolDepth(q.dir)) > 0) await new Promise((resolve) => setTimeout(resolve, 10));
       const seconds = (performance.now() - start) / 1000;
@@ -284,7 +292,7 @@ export async function benchRelay(
         relayBatchedSealedPerSecond: mid.forwardedPerSecond,
         bareUnsealedPerRequestPerSecond: mid.barePerSecond,
         rounds: perRound,
-        note: 'relay-batched sealed ingest (4 connections posting batches of 100 envelopes to relay Q, which checks each (§11), spools it with fsync, answers queued with a signed relay-accept, forwards in batches of up to 100, and verifies the one batch receipt each; timed until its spool is empty) against the bare unsealed per-request baseline (its own process and database, no Latchkey code, 16 connections), alternating rounds, median round. Server, relay, load and PostgreSQL share the 2 cores.',
+        note: 'relay-batched sealed ingest (256 agents, 16 at a time, each envelope POSTed on its own from its own address to relay Q, which checks it (§11), spools it with fsync, answers queued with a signed relay-accept, forwards in batches of up to 100, and verifies the one batch receipt each; timed from the first envelope until the spool is empty) against the bare unsealed per-request baseline (its own process and database, no Latchkey code, 16 connections), alternating rounds, median round. Server, relay, load and PostgreSQL share the 2 cores.',
       },
       cpuMsPerEnvelope: {
         server: { median: med('serverCpuMsPerEnvelope'), range: rng('serverCpuMsPerEnvelope') },

@@ -172,7 +172,7 @@ const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 export async function benchRelay(
   opts: { envelopes?: number; latencySamples?: number; rounds?: number } = {},
 ): Promise<Record<string, unknown>> {
-  const total = opts.envelopes ?? 3000;
+  const total = opts.envelopes ?? 2000;
   const rounds = opts.rounds ?? 3;
   const samples = opts.latencySamples ?? 60;
   const profiling = profileDir();

@@ -5,14 +5,13 @@
 // naming the envelope's sender key), the current signed revocation list, the sender's signature,
 // and the freshness window. An envelope without `cred` cannot be checked: `credential_invalid`.
 import { fromB64uExact } from '../protocol/bytes.js';
-import { credentialKid, type CredentialClaims } from '../protocol/credential.js';
-import { verifiedCredential, type CredentialCache } from '../protocol/credential-cache.js';
+import { credentialKid, verifyCredential, type CredentialClaims } from '../protocol/credential.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { DEFAULT_FRESHNESS, parseEnvelope, verifyEnvelopeSignature, type ParsedEnvelope } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { HeldRevocations } from '../protocol/revocation-list.js';
-import { b64u } from '../protocol/bytes.js';
-import { envelopeDigest, isRelayed, MAX_RELAY_HOPS, parseRelayPath, verifyLayerSignature, type RelayLayer } from '../protocol/relay.js';
+import { envelopeBinding } from '../protocol/receipt.js';
+import { isRelayed, MAX_RELAY_HOPS, relayLayers, verifyLayerSignature, type RelayLayer } from '../protocol/relay.js';
 import type { RelayServerKeys } from './server-keys.js';
 import type { SpoolRecord } from './spool.js';
 
@@ -21,8 +20,6 @@ export interface AdmissionDeps {
   /** The server key sets this relay trusts: its pin, and the sets it left behind still accepted (§14). */
   keys: RelayServerKeys;
   revocations: () => HeldRevocations;
-  /** Credentials verified, by text and issuer (credential-cache.ts): expiry and revocation still judged at every use. */
-  credentials: CredentialCache;
 }
 
 /** Checks one received object and returns the spool record for it (the caller writes it). */
@@ -31,7 +28,7 @@ export async function admit(deps: AdmissionDeps, object: unknown, src: string | 
   const now = ctx.now();
   let layers: RelayLayer[] = [];
   let env: ParsedEnvelope;
-  if (isRelayed(object)) ({ layers, envelope: env } = parseRelayPath(object, ctx.crypto));
+  if (isRelayed(object)) ({ layers, envelope: env } = relayLayers(object));
   else env = parseEnvelope(object);
   // We add one more layer: a message that already has MAX_RELAY_HOPS can go no further.
   if (layers.length >= MAX_RELAY_HOPS) throw new ProtocolError('hop_limit_exceeded');
@@ -51,8 +48,7 @@ export async function admit(deps: AdmissionDeps, object: unknown, src: string | 
     rat: now,
     snd: env.header.snd,
     mid: env.header.mid,
-    // The receipt binding (§10), with the backend's SHA-256: the same bytes as envelopeBinding.
-    env: b64u(envelopeDigest(env, ctx.crypto)),
+    env: envelopeBinding(env),
     iat: env.header.iat,
     object,
   };
@@ -63,7 +59,7 @@ export async function admit(deps: AdmissionDeps, object: unknown, src: string | 
 async function checkCredential(deps: AdmissionDeps, jwt: string, role: 'agent' | 'relay', now: number): Promise<CredentialClaims> {
   const issuer = await deps.keys.resolve(credentialKid(jwt));
   if (!issuer) throw new ProtocolError('credential_invalid', 'the credential names a server key this relay does not trust');
-  const claims = await verifiedCredential(deps.credentials, jwt, issuer.signing, issuer.fingerprint, now);
+  const claims = await verifyCredential(jwt, issuer.signing, issuer.fingerprint, now);
   if (claims.role !== role)
     throw new ProtocolError('credential_invalid', `the credential is not a${role === 'agent' ? 'n agent' : ' relay'}'s`);
   const held = deps.revocations();

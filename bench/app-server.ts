@@ -27,6 +27,11 @@ const server = await startBenchServer(
 // The baseline stores under an agent row too (inventories.agent_id is a foreign key).
 await server.database.withSession((run) => run(`INSERT INTO agents (id, name, role) VALUES ('baseline', 'baseline', 'agent')`));
 process.send!({ url: server.url, adminToken: server.adminToken } satisfies AppServerReady);
+// Preloaded with bench/count-crypto.ts (bench/relay.ts): {counts} answers its Ed25519 counts so far.
+process.on('message', (m: { counts?: true }) => {
+  const counts = (globalThis as { __latchkeyBenchCrypto?: object }).__latchkeyBenchCrypto;
+  if (m.counts && counts) process.send!({ ...counts });
+});
 process.once('SIGTERM', () => {
   void server.close().finally(() => process.exit(0));
 });

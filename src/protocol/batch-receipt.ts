@@ -27,15 +27,19 @@ const MAX_SIGNERS = 8;
 
 const bad = 'envelope_malformed' as const;
 
+/** The backend's SHA-256 when it has one (node:crypto: a batch request is up to megabytes), else noble's. */
+type Hashing = Pick<CryptoBackend, 'sha256'> | undefined;
+const sha256Of = (c: Hashing, data: Uint8Array): Uint8Array => (c?.sha256 ?? sha256)(data);
+
 /** req (above): binds the results to the exact request they answer. */
-export const batchRequestDigest = (request: Uint8Array): Uint8Array => sha256(concatBytes(REQUEST_LABEL, request));
+export const batchRequestDigest = (request: Uint8Array, c?: Hashing): Uint8Array => sha256Of(c, concatBytes(REQUEST_LABEL, request));
 
 /** R_i (above): the index, then the receipt body's members (or refused's), in that order. */
 export const batchResultBytes = (i: number, result: JsonObject): Uint8Array => utf8(JSON.stringify({ i, ...result }));
 
 /** h_i's hash input and hash (above). */
 export const batchResultDigestInput = (r: Uint8Array): Uint8Array => concatBytes(RESULT_LABEL, lengthPrefixed(r));
-export const batchResultDigest = (r: Uint8Array): Uint8Array => sha256(batchResultDigestInput(r));
+export const batchResultDigest = (r: Uint8Array, c?: Hashing): Uint8Array => sha256Of(c, batchResultDigestInput(r));
 
 /** What a batch is answered with (§17). `error` is the unsigned, human-readable copy of a refusal. */
 export interface BatchAnswer {
@@ -56,9 +60,9 @@ export async function signBatchReceipts(
   batch: { request: Uint8Array; rat: number; results: Uint8Array[] },
 ): Promise<SignedObject[]> {
   const body = {
-    req: b64u(batchRequestDigest(batch.request)),
+    req: b64u(batchRequestDigest(batch.request, c)),
     rat: batch.rat,
-    results: batch.results.map((r) => b64u(batchResultDigest(r))),
+    results: batch.results.map((r) => b64u(batchResultDigest(r, c))),
   };
   return Promise.all(signers.map((s) => signObject(c, s, BATCH_RECEIPT_TYPE, body)));
 }
@@ -103,12 +107,12 @@ async function verifiedBatchBody(
 }
 
 /** R_i from its text, checked against h_i at its own index `i` of `hashes`. */
-function verifiedResult(text: unknown, hashes: string[], i?: number): VerifiedBatchResult {
+function verifiedResult(text: unknown, hashes: string[], i?: number, c?: Hashing): VerifiedBatchResult {
   if (typeof text !== 'string' || text.length > 1 << 20) throw new ProtocolError(bad, 'result must be a string');
   const bytes = fromB64u(text, bad);
   const body = parseJsonObject(bytes, bad);
   const at = uint(body, 'i', bad);
-  if ((i !== undefined && at !== i) || at >= hashes.length || hashes[at] !== b64u(batchResultDigest(bytes)))
+  if ((i !== undefined && at !== i) || at >= hashes.length || hashes[at] !== b64u(batchResultDigest(bytes, c)))
     throw new ProtocolError('signature_invalid', 'result not covered by the batch receipt');
   const status = body.status;
   if (status !== 'accepted' && status !== 'rejected' && status !== 'refused') throw new ProtocolError(bad, 'invalid result status');
@@ -130,13 +134,13 @@ export async function verifyBatchAnswer(
 ): Promise<VerifiedBatchResult[]> {
   const a = asObject(answer, bad);
   const b = await verifiedBatchBody(c, server, a.batchReceipts);
-  if (b.req !== b64u(batchRequestDigest(sent.request)))
+  if (b.req !== b64u(batchRequestDigest(sent.request, c)))
     throw new ProtocolError('signature_invalid', 'the batch receipt answers another request');
   const listed: unknown = a.results;
   if (b.results.length !== sent.items.length || !Array.isArray(listed) || listed.length !== sent.items.length)
     throw new ProtocolError('signature_invalid', 'the batch receipt does not answer every envelope sent');
   return sent.items.map((expect, i) => {
-    const r = verifiedResult(asObject(listed[i], bad).result, b.results, i);
+    const r = verifiedResult(asObject(listed[i], bad).result, b.results, i, c);
     if (r.status !== 'refused') checkBinding(r.body, expect);
     return r;
   });

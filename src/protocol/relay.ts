@@ -86,6 +86,12 @@ export interface WrapInput {
   rat: number;
   src?: string;
   cred: string;
+  /**
+   * D(inner) when `inner` is an envelope the caller already parsed and checked (a relay's spooled
+   * record: admitted, digest kept): it is then carried as given, not parsed again. A relayed `inner`
+   * is always parsed (its hop comes from it).
+   */
+  envelopeDigest?: Uint8Array;
 }
 
 /**
@@ -138,6 +144,11 @@ export async function wrapRelayed(ctx: Pick<ProtocolContext, 'crypto'>, input: W
     hop = path.layers[0]!.hop + 1;
     innerDigest = path.layers[0]!.digest;
     inner = path.relayed;
+  } else if (input.envelopeDigest !== undefined) {
+    if (input.envelopeDigest.length !== 32) throw new ProtocolError(bad, 'invalid envelope digest');
+    hop = 1;
+    innerDigest = input.envelopeDigest;
+    inner = input.inner as Envelope;
   } else {
     const env = parseEnvelope(input.inner);
     hop = 1;

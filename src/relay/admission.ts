@@ -5,7 +5,8 @@
 // naming the envelope's sender key), the current signed revocation list, the sender's signature,
 // and the freshness window. An envelope without `cred` cannot be checked: `credential_invalid`.
 import { fromB64uExact } from '../protocol/bytes.js';
-import { credentialKid, verifyCredential, type CredentialClaims } from '../protocol/credential.js';
+import { credentialKid, type CredentialClaims } from '../protocol/credential.js';
+import { verifiedCredential, type CredentialCache } from '../protocol/credential-cache.js';
 import type { ProtocolContext } from '../protocol/crypto/types.js';
 import { DEFAULT_FRESHNESS, parseEnvelope, verifyEnvelopeSignature, type ParsedEnvelope } from '../protocol/envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -20,6 +21,8 @@ export interface AdmissionDeps {
   /** The server key sets this relay trusts: its pin, and the sets it left behind still accepted (§14). */
   keys: RelayServerKeys;
   revocations: () => HeldRevocations;
+  /** Credentials verified, by text and issuer (credential-cache.ts): expiry and revocation still judged at every use. */
+  credentials: CredentialCache;
 }
 
 /** Checks one received object and returns the spool record for it (the caller writes it). */
@@ -59,7 +62,7 @@ export async function admit(deps: AdmissionDeps, object: unknown, src: string | 
 async function checkCredential(deps: AdmissionDeps, jwt: string, role: 'agent' | 'relay', now: number): Promise<CredentialClaims> {
   const issuer = await deps.keys.resolve(credentialKid(jwt));
   if (!issuer) throw new ProtocolError('credential_invalid', 'the credential names a server key this relay does not trust');
-  const claims = await verifyCredential(jwt, issuer.signing, issuer.fingerprint, now);
+  const claims = await verifiedCredential(deps.credentials, jwt, issuer.signing, issuer.fingerprint, now);
   if (claims.role !== role)
     throw new ProtocolError('credential_invalid', `the credential is not a${role === 'agent' ? 'n agent' : ' relay'}'s`);
   const held = deps.revocations();

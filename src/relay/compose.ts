@@ -18,6 +18,7 @@ import { sealEnvelope } from '../protocol/envelope.js';
 import { nextCounter } from '../agent/state.js';
 import type { Cidr } from '../server/services/cidr.js';
 import { createLegacyApp } from './legacy/listener.js';
+import { Lru } from '../protocol/lru.js';
 
 export interface RelayConfig {
   stateDir: string;
@@ -173,7 +174,7 @@ export async function composeRelay(
     },
   });
   const app = createRelayApp({
-    admission: { ctx, keys, revocations: () => revocations },
+    admission: { ctx, keys, revocations: () => revocations, credentials: new Lru(4096) },
     revocationAge,
     spool,
     forwarder,

@@ -8,7 +8,8 @@
 // Relay status is read from the database once per request and relay key (RelayMemo), never kept
 // across requests: a relay revocation takes effect on the relay's next request, on every instance.
 import { b64u } from '../../protocol/bytes.js';
-import { credentialKid, verifyCredential } from '../../protocol/credential.js';
+import { credentialKid } from '../../protocol/credential.js';
+import { verifiedCredential } from '../../protocol/credential-cache.js';
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
 import { verifyLayerSignature, type RelayLayer, type RelayPath } from '../../protocol/relay.js';
 import type { RelayHop } from '../../db/schema.js';
@@ -99,16 +100,12 @@ async function lookUpRelay(deps: RelayDeps, kid: string, source: string): Promis
 /**
  * The layer's `cred` (§7, §11): issued by this server under an accepted key set, unexpired, role
  * `relay`, naming the relay's identity and exactly its registered keys. A verified credential is
- * remembered (per process, by its text) until it expires; the binding to the key is checked each time.
+ * remembered (per process, by its text and issuer key, credential-cache.ts): expiry is judged at
+ * every use, the issuer must still be an accepted key set, and the binding to the key is checked each time.
  */
 async function checkRelayCredential(deps: RelayDeps, layer: RelayLayer, facts: RelayFacts): Promise<void> {
-  const now = deps.ctx.now();
-  let claims = deps.limits.relayCredentials.get(layer.cred);
-  if (!claims || claims.exp * 1000 <= now) {
-    const issuer = deps.keys.ring.bySigningKid(credentialKid(layer.cred)) ?? deps.identity;
-    claims = await verifyCredential(layer.cred, issuer.signing, issuer.fingerprint, now);
-    deps.limits.relayCredentials.set(layer.cred, claims);
-  }
+  const issuer = deps.keys.ring.bySigningKid(credentialKid(layer.cred)) ?? deps.identity;
+  const claims = await verifiedCredential(deps.limits.relayCredentials, layer.cred, issuer.signing, issuer.fingerprint, deps.ctx.now());
   const cnf = claims.cnf;
   if (
     claims.role !== 'relay' ||

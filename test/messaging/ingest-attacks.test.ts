@@ -212,6 +212,23 @@ describe.each(dbKinds)('ingest under attack on %s', { timeout: 120_000 }, (kind)
     expect(lookups()).toBe(11);
   });
 
+  it('item 4: honest senders this instance has not seen, more at once than the lookup budget, wait for it and are all stored', async () => {
+    const database = await createTestDatabase(kind);
+    databases.push(database);
+    const lookups = countStatements(database, SENDER_LOOKUP_SQL);
+    const server = await serve({ sourceLookupBurst: 10, sourceLookupsPerSecond: 0.001 }, database);
+    const inv = await fixture('format/printer_1.json');
+    // A relay's batch after a restart: 40 registered agents, none of them in this instance's memory.
+    const agents = await Promise.all(Array.from({ length: 40 }, () => newAgent(server)));
+    const batch = await Promise.all(agents.map((agent) => seal(agent, inv)));
+    expect(tally(codesOf(await post(server.url, { envelopes: batch }, ATTACKER)))).toEqual({ accepted: 40 });
+    expect(lookups()).toBe(40);
+    // Usable keys spent nothing: the budget still refuses unknown keys only after its 10.
+    const strangers = await Promise.all(Array.from({ length: 12 }, () => generateKeySet(ctx)));
+    const forged = await Promise.all(strangers.map((keys) => seal({ ...agents[0]!, keys }, inv)));
+    expect(tally(codesOf(await post(server.url, { envelopes: forged }, ATTACKER)))).toEqual({ key_unknown: 10, rate_limited: 2 });
+  });
+
   it('item 9: a number beyond PostgreSQL numeric range is refused before the database', async () => {
     const database = await createTestDatabase(kind);
     databases.push(database);

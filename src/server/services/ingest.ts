@@ -343,7 +343,7 @@ export async function ingestOne(deps: IngestDeps, input: unknown, source = 'unkn
  * Only a key in good standing is remembered among the senders. A key refused here is refused from
  * memory for a short while: an unknown key at once; a registered one (revoked, expired) once its
  * envelope's signature verifies, so that its refusal is signed. Lookups that find nothing usable
- * are budgeted per source (reserved before the query, given back when the key is usable), so a
+ * are budgeted per source (budgetedLookup: only a lookup that finds no usable key is spent), so a
  * flood of unknown keys costs the database a bounded number of queries.
  */
 async function lookUpSender(
@@ -361,12 +361,17 @@ async function lookUpSender(
     }
     deps.limits.refusedKeys.delete(kid);
   }
-  const row = await budgetedLookup(deps.limits.sourceLookups, source, async () => {
-    const found = (await deps.senderLookup([kid, now, hex(mid)]))[0];
-    // Nobody registered this key: the external key source may know it (§20.2), within this lookup's budget.
-    if (found || !deps.keyRequest || !(await deps.keyRequest(kid, source))) return found;
-    return (await deps.senderLookup([kid, now, hex(mid)]))[0];
-  });
+  const row = await budgetedLookup(
+    deps.limits.sourceLookups,
+    source,
+    async () => {
+      const found = (await deps.senderLookup([kid, now, hex(mid)]))[0];
+      // Nobody registered this key: the external key source may know it (§20.2), within this lookup's budget.
+      if (found || !deps.keyRequest || !(await deps.keyRequest(kid, source))) return found;
+      return (await deps.senderLookup([kid, now, hex(mid)]))[0];
+    },
+    (found) => found !== undefined && !found.refusal,
+  );
   if (!row) {
     deps.limits.refusedKeys.set(kid, { code: 'key_unknown', until: now + deps.policy.refusedKeyTtlMs });
     throw new ProtocolError('key_unknown');
@@ -386,7 +391,6 @@ async function lookUpSender(
     deps.limits.refusedKeys.set(kid, { code: refusal, until: now + deps.policy.refusedKeyTtlMs, facts });
     return { facts, refusal };
   }
-  deps.limits.sourceLookups.refund(source);
   if (row.seen === true) throw new ProtocolError('replay_detected');
   deps.senderKeys.set(kid, facts);
   return { facts };

@@ -169,20 +169,29 @@ export function createRefusalCoalescer(opts: { windowMs: number; maxKeys?: numbe
 }
 
 /**
- * Runs a key lookup on a source's lookup budget: reserved before the query, given back when the
- * query fails. The caller refunds once the key turns out usable, so only lookups that find nothing
- * usable are spent: a flood of unknown keys costs the database a bounded number of queries.
+ * Runs a key lookup on a source's lookup budget: a unit reserved before the query (rate-limiter's
+ * reserve), kept only when the lookup found nothing usable, given back otherwise and when the query
+ * itself failed. Only lookups that find nothing usable are spent, so a flood of unknown keys costs the
+ * database a bounded number of queries; honest lookups beyond the burst (a relay's batch of agents
+ * this instance has not seen yet, after a restart) wait for those in flight instead of being refused.
  */
-export async function budgetedLookup<T>(lookups: RateLimiter, source: string, query: () => Promise<T>): Promise<T> {
-  const reserved = lookups.take(source);
-  if (!reserved.ok)
+export async function budgetedLookup<T>(
+  lookups: RateLimiter,
+  source: string,
+  query: () => Promise<T>,
+  usable: (found: T) => boolean,
+): Promise<T> {
+  const seat = await lookups.reserve(source);
+  if (!seat.ok)
     throw new ProtocolError('rate_limited', 'too many lookups of unknown keys from this address', {
-      retryAfterSeconds: reserved.retryAfterSeconds,
+      retryAfterSeconds: seat.retryAfterSeconds,
     });
+  let charge = false;
   try {
-    return await query();
-  } catch (err) {
-    lookups.refund(source);
-    throw err;
+    const found = await query();
+    charge = !usable(found);
+    return found;
+  } finally {
+    seat.settle(charge);
   }
 }

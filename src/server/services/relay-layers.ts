@@ -79,10 +79,15 @@ function relayFacts(deps: RelayDeps, kid: string, source: string, memo: RelayMem
 
 /**
  * One query per relay key and request. Lookups that find no usable relay are budgeted per source
- * address like unknown sender keys (reserved first, given back when the relay is usable).
+ * address like unknown sender keys (budgetedLookup: spent only when no usable relay is found).
  */
 async function lookUpRelay(deps: RelayDeps, kid: string, source: string): Promise<RelayFacts> {
-  const rows = await budgetedLookup(deps.limits.sourceLookups, source, () => deps.relayLookup([kid, deps.ctx.now()]));
+  const rows = await budgetedLookup(
+    deps.limits.sourceLookups,
+    source,
+    () => deps.relayLookup([kid, deps.ctx.now()]),
+    ([found]) => found !== undefined && found.role === 'relay' && !found.refusal,
+  );
   const row = rows[0];
   if (!row) throw new ProtocolError('key_unknown', 'the relay key is not registered');
   const facts: RelayFacts = {
@@ -93,7 +98,6 @@ async function lookUpRelay(deps: RelayDeps, kid: string, source: string): Promis
   };
   if (row.role !== 'relay') facts.refusal = 'relay_not_authorized';
   else if (row.refusal) facts.refusal = row.refusal as ProtocolErrorCode;
-  if (!facts.refusal) deps.limits.sourceLookups.refund(source);
   return facts;
 }
 

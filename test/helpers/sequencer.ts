@@ -40,10 +40,6 @@ export default class SlowFirstSequencer extends BaseSequencer {
       return i === -1 ? SLOW_FILES.length : i;
     };
     if (!measured) sorted.sort((a, b) => rank(a) - rank(b)); // stable: the rest keep vitest's order
-    // The files with their own worker first, then the in-process ones (vitest.config.ts): a worker
-    // that runs in-process files is kept for the next file only while the next file queued is one of
-    // them too, so interleaving the two kinds would start a new worker (and PGlite) per file again.
-    const own = (f: TestSpecification) => (f.project.config.isolate === false ? 1 : 0);
-    return sorted.sort((a, b) => own(a) - own(b));
+    return sorted;
   }
 }

@@ -23,12 +23,17 @@ import { startServe } from '../helpers/process.js';
 const SLOW = 180_000;
 let dir: string;
 let manifest: SnapshotManifest;
+// Opening the embedded database makes this process's files private (umask 077), as it does for
+// `serve`; the test worker runs other files after this one, so the umask is put back.
+let umask: number;
 
 beforeAll(async () => {
+  umask = process.umask();
   dir = await mkdtemp(join(tmpdir(), 'latchkey-snapshot-'));
   manifest = JSON.parse(await readFile(SNAPSHOT_MANIFEST, 'utf8')) as SnapshotManifest;
 });
 afterAll(async () => {
+  process.umask(umask);
   await rm(dir, { recursive: true, force: true });
 });
 

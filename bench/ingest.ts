@@ -133,6 +133,33 @@ export async function enrollAgents(
   return Object.assign(out, { pinned });
 }
 
+/**
+ * `count` inventory envelopes sealed now, one JSON per line, round-robin over `agents`; `counter`
+ * gives each its next counter value.
+ */
+export async function sealInventoryLines(
+  ctx: ProtocolContext,
+  agents: Awaited<ReturnType<typeof enrollAgents>>,
+  inventory: string | Uint8Array,
+  count: number,
+  counter: () => number,
+): Promise<string[]> {
+  const lines: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const { envelope } = await sealEnvelope(ctx, {
+      sender: agents[i % agents.length]!.keys,
+      recipient: agents.pinned.agreement,
+      type: 'inventory',
+      contentType: 'application/json',
+      contentEncoding: 'gzip',
+      counter: counter(),
+      plaintext: new Uint8Array(gzipSync(inventory)),
+    });
+    lines.push(JSON.stringify(envelope));
+  }
+  return lines;
+}
+
 /** One load run from a separate process (bench/load.ts), with the server's CPU per request. */
 export async function load(url: string, path: string, file: string, repeatSeconds?: number, serverPid?: number) {
   const args = ['--import', 'tsx', LOAD, url, path, file, String(CONNECTIONS), ...(repeatSeconds ? [String(repeatSeconds)] : [])];
@@ -212,20 +239,7 @@ export async function benchIngest(opts: { envelopes?: Record<number, number>; ro
       }[] = [];
       for (let round = 0; round < rounds; round++) {
         const sealStart = performance.now();
-        const lines: string[] = [];
-        for (let i = 0; i < count; i++) {
-          const agent = agents[i % AGENTS]!;
-          const { envelope } = await sealEnvelope(ctx, {
-            sender: agent.keys,
-            recipient: agents.pinned.agreement,
-            type: 'inventory',
-            contentType: 'application/json',
-            contentEncoding: 'gzip',
-            counter: ++counter,
-            plaintext: new Uint8Array(gzipSync(inventory)),
-          });
-          lines.push(JSON.stringify(envelope));
-        }
+        const lines = await sealInventoryLines(ctx, agents, inventory, count, () => ++counter);
         sealSeconds += (performance.now() - sealStart) / 1000;
         envelopeBytes = lines[0]!.length;
         const sealedFile = join(dir, `sealed-${size}-${round}.jsonl`);

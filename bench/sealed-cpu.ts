@@ -7,11 +7,9 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
-import { sealEnvelope } from '../src/protocol/envelope.js';
 import type { ProtocolContext } from '../src/protocol/crypto/types.js';
 import { selectCrypto } from '../src/runtime/crypto.js';
-import { enrollAgents, load, mainThreadProfile, profileDir, startApp } from './ingest.js';
+import { enrollAgents, load, mainThreadProfile, profileDir, sealInventoryLines, startApp } from './ingest.js';
 import { inventoryOfSize, random } from './fixtures.js';
 import { summarise } from './profile-summary.js';
 
@@ -29,20 +27,7 @@ try {
   const inventory = inventoryOfSize(4096, 'bench-4096');
   let counter = 0;
   const seal = async (count: number) => {
-    const lines: string[] = [];
-    for (let i = 0; i < count; i++) {
-      const agent = agents[i % agents.length]!;
-      const { envelope } = await sealEnvelope(ctx, {
-        sender: agent.keys,
-        recipient: agents.pinned.agreement,
-        type: 'inventory',
-        contentType: 'application/json',
-        contentEncoding: 'gzip',
-        counter: ++counter,
-        plaintext: new Uint8Array(gzipSync(inventory)),
-      });
-      lines.push(JSON.stringify(envelope));
-    }
+    const lines = await sealInventoryLines(ctx, agents, inventory, count, () => ++counter);
     const file = join(dir, `sealed-${counter}.jsonl`);
     await writeFile(file, lines.join('\n'));
     return file;

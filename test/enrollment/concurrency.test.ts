@@ -2,13 +2,14 @@
 // exactly once each, a taken name spends exactly one use per attempt, and the audit chain (appended
 // by the enrollment statement itself, and by other writers at the same time) stays one verifiable,
 // gap-free chain with exactly one entry per enrollment.
-import { and, asc, eq, sql } from 'drizzle-orm';
+import { createHash } from 'node:crypto';
+import { and, asc, desc, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agents, auditHead, auditLog, enrollmentTokens, tokenUses } from '../../src/db/schema.js';
 import { sealEnrollRequest } from '../../src/protocol/enrollment.js';
 import { generateKeySet } from '../../src/protocol/keys.js';
 import { parseToken, type EnrollmentToken } from '../../src/protocol/token.js';
-import { verifyAuditChain } from '../../src/server/services/audit.js';
+import { canonicalJson, verifyAuditChain } from '../../src/server/services/audit.js';
 import { startTestServer, type TestServer } from '../helpers/app.js';
 import { dbKinds } from '../helpers/db.js';
 
@@ -117,6 +118,35 @@ describe.each(dbKinds)('concurrent enrollment on %s', (kind) => {
       .where(and(eq(auditLog.tokenId, id), eq(auditLog.code, 'name_taken')));
     expect(taken[0]!.n).toBe(attempts - 1);
     await chainIsWhole();
+  });
+
+  it('an entry appended the previous way (an old instance during a rolling upgrade) moves the head; later appends chain to it', async () => {
+    const before = await chainIsWhole();
+    // What the previous version did: advisory lock, last row, insert with the hash it computed itself.
+    await a.database.db.transaction(async (tx) => {
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(${0x6c6b_6175_6469_7400n})`);
+      const [last] = await tx.select({ seq: auditLog.seq, hash: auditLog.hash }).from(auditLog).orderBy(desc(auditLog.seq)).limit(1);
+      const at = new Date(Math.floor(Date.now()));
+      const row = {
+        seq: (last?.seq ?? 0) + 1,
+        at,
+        actor: 'admin',
+        action: 'token.create',
+        outcome: 'success' as const,
+        code: null,
+        sourceAddr: null,
+        tokenId: null,
+        agentId: null,
+        details: { by: 'old-version' },
+      };
+      const body = canonicalJson([row.seq, at.toISOString(), row.actor, row.action, row.outcome, null, null, null, null, row.details]);
+      const prevHash = last?.hash ?? new Uint8Array(32);
+      const hash = createHash('sha256').update(prevHash).update(body).digest();
+      await tx.insert(auditLog).values({ ...row, prevHash, hash });
+    });
+    const { token } = await newToken(a, { uses: 1 });
+    expect(await enroll(b, await sealed(b, token, `after-old-writer-${kind}`))).toBe('ok');
+    expect(await chainIsWhole()).toBe(before + 3); // the old entry, the token's, the enrollment's
   });
 
   it('without the chain head row, enrollment fails closed (503) and consumes nothing', async () => {

@@ -30,6 +30,11 @@ export interface Database extends SqlExecutor {
   close(): Promise<void>;
 }
 
+/** The rows of a raw `execute`, whichever driver ran it (postgres.js answers an array; PGlite { rows }). */
+export function rowsOf<T = Row>(result: unknown): T[] {
+  return Array.isArray(result) ? (result as T[]) : ((result as { rows?: T[] }).rows ?? []);
+}
+
 export class DatabaseConfigError extends Error {}
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -12,7 +12,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { asc, getTableColumns, sql, type SQL } from 'drizzle-orm';
 import { b64u, concatBytes, constantTimeEqual, utf8 } from '../../protocol/bytes.js';
-import type { Db, Tx } from '../../db/database.js';
+import { rowsOf, type Db, type Tx } from '../../db/database.js';
 import { auditLog } from '../../db/schema.js';
 import type { Logger } from '../logger.js';
 import type { RefusalCoalescer } from './rate-limiter.js';
@@ -124,12 +124,6 @@ export function advanceAuditHead(tail: SQL, from?: SQL): SQL {
     hash = sha256(audit_head.hash || convert_to('[' || (audit_head.seq + 1)::text || ',', 'UTF8') || ${tail})
     ${from ? sql`FROM ${from} ` : sql``}WHERE audit_head.id = 1
     RETURNING audit_head.seq AS seq, audit_head.prev_hash AS prev_hash, audit_head.hash AS hash`;
-}
-
-/** Rows of a raw statement, whichever driver ran it (postgres.js: an array; PGlite: { rows }). */
-export function rowsOf(result: unknown): Record<string, unknown>[] {
-  if (Array.isArray(result)) return result as Record<string, unknown>[];
-  return (result as { rows?: Record<string, unknown>[] }).rows ?? [];
 }
 
 /**

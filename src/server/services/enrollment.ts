@@ -18,7 +18,7 @@ import { openEnrollRequest, parseEnrollRequest, signEnrollResponse } from '../..
 import { CryptoError, ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.js';
 import type { SignedObject } from '../../protocol/signed.js';
 import { tokenSecretMatches } from '../../protocol/token.js';
-import type { Database, Db } from '../../db/database.js';
+import { rowsOf, type Database, type Db } from '../../db/database.js';
 import { uniqueViolation } from '../../db/pg-errors.js';
 import { auditHead, enrollmentTokens } from '../../db/schema.js';
 import { ApiError } from '../errors.js';
@@ -26,7 +26,7 @@ import type { ServerIdentity } from '../identity.js';
 import type { ServerKeys } from './server-keys.js';
 import type { Logger } from '../logger.js';
 import type { Telemetry } from '../telemetry.js';
-import { advanceAuditHead, appendAuditAlone, AUDIT_COLUMNS, auditEntrySql, noteRateLimited, rowsOf } from './audit.js';
+import { advanceAuditHead, appendAuditAlone, AUDIT_COLUMNS, auditEntrySql, noteRateLimited } from './audit.js';
 import { cidrContains, parseCidr } from './cidr.js';
 import { globMatches, isValidAgentName } from './name-rules.js';
 import { createRateLimiter, createRefusalCoalescer, type RateLimiter, type RefusalCoalescer } from './rate-limiter.js';

@@ -5,7 +5,7 @@
 // per (target, agent): only the agent's oldest undelivered row for a target can be claimed, and a
 // claim is a lease taken under FOR UPDATE SKIP LOCKED, so two instances never hold the same row.
 import { sql } from 'drizzle-orm';
-import type { Db } from '../../db/database.js';
+import { rowsOf, type Db } from '../../db/database.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 
@@ -207,9 +207,4 @@ const tsz = (ms: number) => sql`${new Date(ms).toISOString()}::timestamptz`;
 function arrayLiteral(items: readonly string[]): string {
   for (const i of items) if (!/^[A-Za-z0-9_-]+$/.test(i)) throw new RangeError('not a plain id');
   return `'{${items.join(',')}}'`;
-}
-
-function rowsOf(result: unknown): Record<string, unknown>[] {
-  if (Array.isArray(result)) return result as Record<string, unknown>[];
-  return ((result as { rows?: Record<string, unknown>[] }).rows ?? []) as Record<string, unknown>[];
 }

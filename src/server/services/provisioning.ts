@@ -10,7 +10,7 @@ import { acceptAgentPublicKeys, type AgentPublicKeys } from '../../protocol/agen
 import { fromB64uExact } from '../../protocol/bytes.js';
 import type { ProtocolContext } from '../../protocol/crypto/types.js';
 import type { Role } from '../../protocol/credential.js';
-import type { Database, Tx } from '../../db/database.js';
+import { rowsOf, type Database, type Tx } from '../../db/database.js';
 import { uniqueViolation } from '../../db/pg-errors.js';
 import { ApiError, type ErrorCode } from '../errors.js';
 import { appendAudit } from './audit.js';
@@ -121,11 +121,6 @@ async function firstClash(tx: Tx, list: readonly ProvisionedAgent[]): Promise<{ 
     if (takenKids.has(a.signingKey.kid) || takenKids.has(a.agreementKey.kid)) return { index: i, code: 'request_invalid' };
   }
   return undefined;
-}
-
-/** node-postgres answers { rows }, PGlite's drizzle driver too; be explicit about both shapes. */
-function rowsOf<T>(result: unknown): T[] {
-  return Array.isArray(result) ? (result as T[]) : ((result as { rows: T[] }).rows ?? []);
 }
 
 /** Duplicates inside one list (names, signing or agreement keys): the later index and the earlier. */

@@ -4,6 +4,7 @@
 // the others differ from the server's (202 queued with a relay-accept, 507 relay_full, cred required,
 // readiness = upstream answers), so they are declared here. The handlers stay plain Hono (app.ts).
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { openApiRoute } from '../server/routes/docs.js';
 import { route as enrollRoute } from '../server/routes/enroll.js';
 import { route as renewRoute } from '../server/routes/renew.js';
 import { route as revocationsRoute } from '../server/routes/revocations.js';
@@ -88,14 +89,7 @@ export const relayPaths = [
       ...errorResponses(),
     },
   }),
-  createRoute({
-    method: 'get',
-    path: '/openapi.json',
-    operationId: 'getOpenApi',
-    tags: ['documentation'],
-    summary: 'This document (OpenAPI 3.1)',
-    responses: { 200: { description: 'OpenAPI document', content: json(z.object({}).passthrough()) }, ...errorResponses() },
-  }),
+  openApiRoute,
   createRoute({
     method: 'get',
     path: '/.well-known/latchkey',

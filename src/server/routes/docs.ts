@@ -55,18 +55,21 @@ const file = (path: string, operationId: string, summary: string, type: string) 
     },
   });
 
+/** GET /openapi.json, on the server and on the relay (each serves its own document there). */
+export const openApiRoute = createRoute({
+  method: 'get',
+  path: '/openapi.json',
+  operationId: 'getOpenApi',
+  tags: ['documentation'],
+  summary: 'This document (OpenAPI 3.1)',
+  responses: {
+    200: { description: 'OpenAPI document', content: { 'application/json': { schema: z.object({}).passthrough() } } },
+    ...errorResponses(),
+  },
+});
+
 const docsPaths = [
-  createRoute({
-    method: 'get',
-    path: '/openapi.json',
-    operationId: 'getOpenApi',
-    tags: ['documentation'],
-    summary: 'This document (OpenAPI 3.1)',
-    responses: {
-      200: { description: 'OpenAPI document', content: { 'application/json': { schema: z.object({}).passthrough() } } },
-      ...errorResponses(),
-    },
-  }),
+  openApiRoute,
   file('/docs', 'getDocsPage', 'Swagger UI page for this document', 'text/html'),
   file('/docs/init.js', 'getDocsInit', "Swagger UI's start-up script", 'text/javascript'),
   file('/docs/swagger-ui-bundle.js', 'getDocsBundle', 'Swagger UI (swagger-ui-dist, from this package)', 'text/javascript'),

@@ -47,6 +47,13 @@ const be = (n: number | bigint, width: number) => {
 const lp = (b: Uint8Array) => cat(be(b.length, 4), b);
 const u64 = (n: number) => be(n, 8);
 const label = (s: string) => cat(utf8(s), new Uint8Array([0]));
+/** An envelope as it travels (§8). */
+type Wire = { header: string; enc: string; ct: string; sig: string; cred?: string };
+/** §8: the bytes the envelope's signature covers, from the wire form. */
+const envelopeSignatureInput = (w: Wire) =>
+  cat(label('latchkey/1 envelope-signature'), lp(unb64u(w.header)), lp(unb64u(w.enc)), lp(unb64u(w.ct)), lp(utf8(w.cred ?? '')));
+/** §10: D(envelope), the receipt binding: the signature input and the signature as they travelled. */
+const envelopeDigest = (w: Wire) => sha256(cat(label('latchkey/1 receipt-envelope'), lp(envelopeSignatureInput(w)), lp(unb64u(w.sig))));
 
 // §4 Identities.
 const kid = (alg: 1 | 2, pub: Uint8Array) => b64u(sha256(cat(label('latchkey/1 kid'), new Uint8Array([alg]), pub)).subarray(0, 16));
@@ -346,13 +353,7 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
       const w = JSON.parse(v.outputs.wire);
       const h = unb64u(w.header);
       const hdr = JSON.parse(text(h));
-      expect(
-        ed25519.verify(
-          unb64u(w.sig),
-          cat(label('latchkey/1 envelope-signature'), lp(h), lp(unb64u(w.enc)), lp(unb64u(w.ct)), lp(utf8(w.cred ?? ''))),
-          agent.sig,
-        ),
-      ).toBe(true);
+      expect(ed25519.verify(unb64u(w.sig), envelopeSignatureInput(w), agent.sig)).toBe(true);
       const pt = openAuth(unb64u(w.enc), server.kxPriv, utf8('latchkey/1 envelope'), h, unb64u(w.ct), agent.kx);
       expect(text(hdr.cen === 'gzip' ? new Uint8Array(gunzipSync(pt)) : pt)).toBe(i.plaintext);
     }
@@ -362,14 +363,7 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
     const i = receipt.inputs;
     // env: the hash of the answered envelope's signature input and signature, as they travelled.
     const w = JSON.parse(envelope.outputs.wire);
-    const m = cat(
-      label('latchkey/1 envelope-signature'),
-      lp(unb64u(w.header)),
-      lp(unb64u(w.enc)),
-      lp(unb64u(w.ct)),
-      lp(utf8(w.cred ?? '')),
-    );
-    const bound = b64u(sha256(cat(label('latchkey/1 receipt-envelope'), lp(m), lp(unb64u(w.sig)))));
+    const bound = b64u(envelopeDigest(w));
     expect(bound).toBe(receipt.outputs.env);
     const aad = cat(lp(utf8(i.mid)), lp(utf8(i.snd)));
     const { enc, ct, schedule } = sealBase(
@@ -440,14 +434,7 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
   it('§10.1: a batch receipt over the request and every result, byte for byte; a relay verifies the answer once, an agent its share', () => {
     const i = batch.inputs;
     const w = JSON.parse(envelope.outputs.wire);
-    const m = cat(
-      label('latchkey/1 envelope-signature'),
-      lp(unb64u(w.header)),
-      lp(unb64u(w.enc)),
-      lp(unb64u(w.ct)),
-      lp(utf8(w.cred ?? '')),
-    );
-    const bound = b64u(sha256(cat(label('latchkey/1 receipt-envelope'), lp(m), lp(unb64u(w.sig)))));
+    const bound = b64u(envelopeDigest(w));
     const h = JSON.parse(text(unb64u(w.header)));
     const aad = cat(lp(utf8(h.mid)), lp(utf8(h.snd)));
     const { enc, ct } = sealBase(
@@ -509,14 +496,7 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
   it('§11: relay layers, byte for byte; the server verifies them outside in', () => {
     // D(envelope) = the receipt binding of §10, over the envelope as it travels.
     const w = JSON.parse(envelope.outputs.wire);
-    const m = cat(
-      label('latchkey/1 envelope-signature'),
-      lp(unb64u(w.header)),
-      lp(unb64u(w.enc)),
-      lp(unb64u(w.ct)),
-      lp(utf8(w.cred ?? '')),
-    );
-    let digest = sha256(cat(label('latchkey/1 receipt-envelope'), lp(m), lp(unb64u(w.sig))));
+    let digest = envelopeDigest(w);
     let inner: unknown = w;
     const built: unknown[] = [];
     for (const [n, l] of (relay.inputs.layers as { relay: number; hop: number; rat: number; src?: string }[]).entries()) {
@@ -552,21 +532,7 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
       cur = cur.inner;
     }
     expect(layers.map((l) => l.body.hop)).toEqual([2, 1]);
-    let d = sha256(
-      cat(
-        label('latchkey/1 receipt-envelope'),
-        lp(
-          cat(
-            label('latchkey/1 envelope-signature'),
-            lp(unb64u(cur.header)),
-            lp(unb64u(cur.enc)),
-            lp(unb64u(cur.ct)),
-            lp(utf8(cur.cred ?? '')),
-          ),
-        ),
-        lp(unb64u(cur.sig)),
-      ),
-    );
+    let d = envelopeDigest(cur);
     const ok: boolean[] = [];
     for (const l of [...layers].reverse()) {
       const r = relay.inputs.relays.find((x: { sigKid: string }) => x.sigKid === l.body.relay);
@@ -582,12 +548,7 @@ describe('an implementation from spec/PROTOCOL.md alone reproduces the vectors',
   it("http.json's negative message vectors fail the spec's checks where it says they do", () => {
     const now = http.inputs.now as number;
     const step = (name: string) => JSON.parse(http.messages.steps.find((s: { name: string }) => s.name === name).body);
-    const signatureOk = (w: { header: string; enc: string; ct: string; sig: string; cred?: string }) =>
-      ed25519.verify(
-        unb64u(w.sig),
-        cat(label('latchkey/1 envelope-signature'), lp(unb64u(w.header)), lp(unb64u(w.enc)), lp(unb64u(w.ct)), lp(utf8(w.cred ?? ''))),
-        agent.sig,
-      );
+    const signatureOk = (w: Wire) => ed25519.verify(unb64u(w.sig), envelopeSignatureInput(w), agent.sig);
     const headerOf = (w: { header: string }) => JSON.parse(text(unb64u(w.header)));
     expect(signatureOk(step('tampered-ciphertext'))).toBe(false);
     expect(signatureOk(step('tampered-header'))).toBe(false);

@@ -14,7 +14,7 @@ import { loadState } from '../../src/agent/state.js';
 import { keyIdOf } from '../../src/protocol/keys.js';
 import { describeEachDbSideBySide } from '../helpers/db.js';
 import { createTempPostgresDatabase, type TempDatabase } from '../helpers/pg-database.js';
-import { CLI, cleanEnv, runCli, startServe, type ServeProcess } from '../helpers/process.js';
+import { CLI, cleanEnv, enrollWithCli, runCli, startServe, type ServeProcess } from '../helpers/process.js';
 import { testContext } from '../helpers/protocol.js';
 
 const ctx = testContext();
@@ -50,20 +50,7 @@ describeEachDbSideBySide('renewal killed at each step, restarted, on %s', (kind)
   async function enroll(): Promise<string> {
     const { token } = (await admin('POST', '/v1/admin/tokens', {})) as { token: string };
     const state = join(dir, `agent-${n++}`);
-    const r = await runCli([
-      'agent',
-      'enroll',
-      '--server',
-      server.url,
-      '--token',
-      token,
-      '--state-dir',
-      state,
-      '--name',
-      `crash-${n}`,
-      '--json',
-    ]);
-    expect(r.code, r.stderr).toBe(0);
+    await enrollWithCli(server.url, token, state, `crash-${n}`);
     return state;
   }
   const keyStatus = async (state: string) => {

@@ -6,7 +6,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { runCli, startServe, until } from '../helpers/process.js';
+import { enrollWithCli, runCli, startServe, until } from '../helpers/process.js';
 import { ensureGlpiAgentDeps, freePort, startGlpiReceiver, type GlpiReceiver } from '../helpers/glpi-receiver.js';
 
 const fixture = new URL('../fixtures/glpi/format/computer_1.json', import.meta.url).pathname;
@@ -30,19 +30,7 @@ describe('GLPI forwarding to the real GLPI-Agent proxy receiver', { timeout: 600
     const created = await runCli(['token', 'create', '--json'], env);
     expect(created.code, created.stderr).toBe(0);
     const state = join(dir, 'agent');
-    const enrolled = await runCli([
-      'agent',
-      'enroll',
-      '--server',
-      server.url,
-      '--token',
-      JSON.parse(created.stdout).token,
-      '--state-dir',
-      state,
-      '--json',
-    ]);
-    expect(enrolled.code, enrolled.stderr).toBe(0);
-    const agentId = (JSON.parse(enrolled.stdout) as { agentId: string }).agentId;
+    const agentId = await enrollWithCli(server.url, JSON.parse(created.stdout).token, state);
 
     const base = JSON.parse(await readFile(fixture, 'utf8')) as Record<string, unknown>;
     const send = async (i: number) => {

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
-import { CLI, cleanEnv, runCli, startServe, type ServeProcess } from '../helpers/process.js';
+import { CLI, cleanEnv, enrollWithCli, runCli, startServe, type ServeProcess } from '../helpers/process.js';
 import { startTcpFrontDoor } from '../helpers/tcp-front-door.js';
 
 const fixture = (name: string) => new URL(`../fixtures/glpi/${name}`, import.meta.url).pathname;
@@ -50,21 +50,7 @@ async function enrolledAgent(name: string, agentUrl: (server: ServeProcess) => s
   const created = await runCli(['token', 'create', '--json'], setup.env);
   expect(created.code, created.stderr).toBe(0);
   const { token } = JSON.parse(created.stdout) as { token: string };
-  const enrolled = await runCli([
-    'agent',
-    'enroll',
-    '--server',
-    agentUrl(setup.server),
-    '--token',
-    token,
-    '--state-dir',
-    setup.state,
-    '--name',
-    name,
-    '--json',
-  ]);
-  expect(enrolled.code, enrolled.stderr).toBe(0);
-  setup.agentId = (JSON.parse(enrolled.stdout) as { agentId: string }).agentId;
+  setup.agentId = await enrollWithCli(agentUrl(setup.server), token, setup.state, name);
   return setup;
 }
 

@@ -18,7 +18,7 @@ import { endorseServerKeys } from '../../src/protocol/server-key-endorsement.js'
 import { selectCrypto } from '../../src/runtime/crypto.js';
 import { deriveIdentity } from '../../src/server/identity.js';
 import { random } from '../helpers/app.js';
-import { CLI, cleanEnv, runCli, startServe, type ServeProcess } from '../helpers/process.js';
+import { CLI, cleanEnv, enrollWithCli, runCli, startServe, type ServeProcess } from '../helpers/process.js';
 
 const inventory = new URL('../fixtures/glpi/format/computer_1_partial_memory.json', import.meta.url).pathname;
 
@@ -31,22 +31,7 @@ describe('server key rotation across real processes (embedded database)', () => 
   const admin = () => ({ LATCHKEY_SERVER: serve!.url, LATCHKEY_DATA_DIR: data });
   const send = (state: string) => runCli(['agent', 'send', '--state-dir', state, '--file', inventory, '--json']);
   const token = async () => (JSON.parse((await runCli(['token', 'create', '--json'], admin())).stdout) as { token: string }).token;
-  const enroll = async (state: string, t: string) => {
-    const r = await runCli([
-      'agent',
-      'enroll',
-      '--server',
-      serve!.url,
-      '--token',
-      t,
-      '--state-dir',
-      state,
-      '--name',
-      basename(state),
-      '--json',
-    ]);
-    expect(r.code, r.stderr).toBe(0);
-  };
+  const enroll = (state: string, t: string) => enrollWithCli(serve!.url, t, state, basename(state));
   const accepted = async (state: string) => {
     const r = await send(state);
     expect(r.code, r.stderr).toBe(0);

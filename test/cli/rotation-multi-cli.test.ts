@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresUrl } from '../helpers/db.js';
 import { createTempPostgresDatabase, type TempDatabase } from '../helpers/pg-database.js';
-import { runCli, startServe, type ServeProcess } from '../helpers/process.js';
+import { enrollWithCli, runCli, startServe, type ServeProcess } from '../helpers/process.js';
 
 const inventory = new URL('../fixtures/glpi/format/computer_1_partial_memory.json', import.meta.url).pathname;
 
@@ -66,20 +66,7 @@ describe.skipIf(!postgresUrl)('server key rotation across two instances on one P
     const { token } = JSON.parse(
       (await runCli(['token', 'create', '--json'], { LATCHKEY_SERVER: x.url, LATCHKEY_DATA_DIR: join(dir, 'x') })).stdout,
     ) as { token: string };
-    const enrolled = await runCli([
-      'agent',
-      'enroll',
-      '--server',
-      x.url,
-      '--token',
-      token,
-      '--state-dir',
-      state(),
-      '--name',
-      `multi-${Math.random().toString(36).slice(2)}`,
-      '--json',
-    ]);
-    expect(enrolled.code, enrolled.stderr).toBe(0);
+    await enrollWithCli(x.url, token, state(), `multi-${Math.random().toString(36).slice(2)}`);
     await send('x');
     await send('y');
 

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
@@ -50,6 +51,27 @@ export async function runCli(
   child.stdin.end(input ?? '');
   const [code] = (await once(child, 'close')) as [number | null];
   return { code, stdout, stderr };
+}
+
+/**
+ * `latchkey agent enroll --json` as a real process, with `--name` when given: the test fails unless it
+ * exits 0. Returns the agent's id.
+ */
+export async function enrollWithCli(serverUrl: string, token: string, stateDir: string, name?: string): Promise<string> {
+  const r = await runCli([
+    'agent',
+    'enroll',
+    '--server',
+    serverUrl,
+    '--token',
+    token,
+    '--state-dir',
+    stateDir,
+    ...(name === undefined ? [] : ['--name', name]),
+    '--json',
+  ]);
+  expect(r.code, r.stderr).toBe(0);
+  return (JSON.parse(r.stdout) as { agentId: string }).agentId;
 }
 
 export interface ServeProcess {

@@ -18,7 +18,7 @@ import { sealEnvelope } from '../../src/protocol/envelope.js';
 import { LEGACY_CONTENT_TYPE, legacyAgentId, serializeLegacyOrigin } from '../../src/protocol/legacy.js';
 import { selectCrypto } from '../../src/runtime/crypto.js';
 import { randomBytes } from 'node:crypto';
-import { CLI, cleanEnv, runCli, startServe, until, type ServeProcess } from '../helpers/process.js';
+import { CLI, cleanEnv, enrollWithCli, runCli, startServe, until, type ServeProcess } from '../helpers/process.js';
 import { ensureGlpiAgentDeps, freePort, GLPI_AGENT_DIR, startGlpiReceiver, type GlpiReceiver } from '../helpers/glpi-receiver.js';
 
 /** This file's waits: real processes, the legacy agents among them, take their time. */
@@ -222,18 +222,7 @@ describe('the legacy bridge, with real GLPI-Agent and FusionInventory-Agent runs
   it('refuses legacy-origin content from an enrolled agent that is not a relay (relay_not_authorized, signed)', async () => {
     const created = await runCli(['token', 'create', '--json'], env);
     const state = join(dir, 'agent');
-    const enrolled = await runCli([
-      'agent',
-      'enroll',
-      '--server',
-      server.url,
-      '--token',
-      JSON.parse(created.stdout).token,
-      '--state-dir',
-      state,
-      '--json',
-    ]);
-    expect(enrolled.code, enrolled.stderr).toBe(0);
+    await enrollWithCli(server.url, JSON.parse(created.stdout).token, state);
     const crypto = await selectCrypto();
     const ctx = { crypto, random: (n: number) => new Uint8Array(randomBytes(n)), now: () => Date.now() };
     const s = await loadState(crypto, state);

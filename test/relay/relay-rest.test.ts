@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentialKid } from '../../src/protocol/credential.js';
 import { b64u, fromB64u } from '../../src/protocol/bytes.js';
 import { ensureTinyproxy, startTamperingProxy, startTinyproxy } from '../helpers/forward-proxy.js';
-import { CLI, cleanEnv, runCli, startServe, until, type ServeProcess } from '../helpers/process.js';
+import { CLI, cleanEnv, enrollWithCli, runCli, startServe, until, type ServeProcess } from '../helpers/process.js';
 
 const inventory = new URL('../fixtures/glpi/format/computer_1_partial_memory.json', import.meta.url).pathname;
 const hasTinyproxy = ensureTinyproxy();
@@ -85,21 +85,7 @@ describe('the relay across restarts, server key rotation and forward proxies (re
   };
   const enroll = async (name: string) => {
     const state = join(dir, name);
-    const r = await runCli([
-      'agent',
-      'enroll',
-      '--server',
-      server.url,
-      '--token',
-      await token('agent'),
-      '--state-dir',
-      state,
-      '--name',
-      name,
-      '--json',
-    ]);
-    expect(r.code, r.stderr).toBe(0);
-    return { state, agentId: (JSON.parse(r.stdout) as { agentId: string }).agentId };
+    return { state, agentId: await enrollWithCli(server.url, await token('agent'), state, name) };
   };
   const send = (state: string, via: string) => runCli(['agent', 'send', '--state-dir', state, '--via', via, '--file', inventory, '--json']);
   const sent = async (state: string, via: string, log: () => string) => {
